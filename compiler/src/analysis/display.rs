@@ -1,0 +1,65 @@
+//! Human-readable dump of an analysis, used by `--emit analysis` and snapshots.
+
+use super::{Analysis, JumpTarget, Terminator};
+use crate::revm_api::opcode_name;
+use std::fmt;
+
+impl fmt::Display for Analysis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "code_len={} blocks={} dynamic_jumps={}",
+            self.code_len,
+            self.blocks.len(),
+            self.has_dynamic_jumps
+        )?;
+        for (i, b) in self.blocks.iter().enumerate() {
+            let flags = [
+                (b.is_jumpdest, "jumpdest"),
+                (b.is_resume, "resume"),
+                (!b.reachable, "unreachable"),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, s)| *s)
+            .collect::<Vec<_>>()
+            .join(",");
+            writeln!(
+                f,
+                "block {i} @{:#x} in={} growth={} delta={} [{flags}]",
+                b.start_pc, b.min_in, b.max_growth, b.delta
+            )?;
+            for inst in b.insts(self) {
+                if inst.push_size() > 0 || inst.op == 0x5f {
+                    writeln!(
+                        f,
+                        "  {:#06x} {} {:#x}",
+                        inst.pc,
+                        opcode_name(inst.op),
+                        inst.imm
+                    )?;
+                } else {
+                    writeln!(f, "  {:#06x} {}", inst.pc, opcode_name(inst.op))?;
+                }
+            }
+            let term = match b.term {
+                Terminator::Fallthrough => "fallthrough".to_string(),
+                Terminator::Jump(t) => format!("jump {}", target(t)),
+                Terminator::JumpI(t) => format!("jumpi {}", target(t)),
+                Terminator::Stop => "stop".into(),
+                Terminator::Exit => "exit".into(),
+                Terminator::Suspend => "suspend".into(),
+            };
+            writeln!(f, "  -> {term}")?;
+        }
+        Ok(())
+    }
+}
+
+fn target(t: JumpTarget) -> String {
+    match t {
+        JumpTarget::Static(pc) => format!("{pc:#x}"),
+        JumpTarget::Invalid => "invalid".into(),
+        JumpTarget::Dynamic => "dynamic".into(),
+    }
+}

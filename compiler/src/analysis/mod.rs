@@ -1,0 +1,277 @@
+//! Bytecode analysis: decoding, JUMPDESTs, basic blocks, statically resolved
+//! jumps, per-block stack bounds and reachability.
+//!
+//! The JUMPDEST set is exactly the interpreter's: a `0x5b` byte is a
+//! destination unless it lies inside PUSH immediate data. Code that ends in the
+//! middle of PUSH data reads zeros for the missing bytes and then stops, as the
+//! interpreter does on its zero-padded copy of the code.
+
+mod decode;
+mod display;
+
+pub use decode::{decode, Inst};
+
+use crate::revm_api::{stack_io, U256};
+use revm::bytecode::opcode as op;
+use std::collections::{BTreeMap, VecDeque};
+
+/// How control leaves a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Terminator {
+    /// Falls into the next block (which starts at a JUMPDEST).
+    Fallthrough,
+    /// JUMP.
+    Jump(JumpTarget),
+    /// JUMPI; falls through when the condition is zero.
+    JumpI(JumpTarget),
+    /// STOP, or the end of the code.
+    Stop,
+    /// An instruction after which this frame never continues here: RETURN,
+    /// REVERT, INVALID, SELFDESTRUCT, undefined opcodes.
+    Exit,
+    /// CALL/CREATE family: the frame suspends and resumes at the next block.
+    Suspend,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JumpTarget {
+    /// A constant target that is a valid JUMPDEST (its pc).
+    Static(u32),
+    /// A constant target that is not a JUMPDEST: the jump always fails.
+    Invalid,
+    /// Known only at run time: goes through the JUMPDEST dispatch.
+    Dynamic,
+}
+
+#[derive(Clone, Debug)]
+pub struct Block {
+    pub start_pc: u32,
+    /// Index range into [`Analysis::insts`].
+    pub first: usize,
+    pub end: usize,
+    pub term: Terminator,
+    pub is_jumpdest: bool,
+    /// Starts right after a CALL/CREATE: generated code may be entered here.
+    pub is_resume: bool,
+    pub reachable: bool,
+    /// Stack items the block reads below its entry height.
+    pub min_in: u16,
+    /// Highest stack height reached above the entry height.
+    pub max_growth: u16,
+    /// Net stack height change over the block.
+    pub delta: i16,
+}
+
+impl Block {
+    pub fn insts<'a>(&self, a: &'a Analysis) -> &'a [Inst] {
+        &a.insts[self.first..self.end]
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    pub code_len: usize,
+    pub insts: Vec<Inst>,
+    pub blocks: Vec<Block>,
+    /// JUMPDEST pc -> block index.
+    pub jumpdests: BTreeMap<u32, usize>,
+    /// Whether any reachable block jumps dynamically.
+    pub has_dynamic_jumps: bool,
+}
+
+fn is_suspending(opcode: u8) -> bool {
+    matches!(
+        opcode,
+        op::CALL | op::CALLCODE | op::DELEGATECALL | op::STATICCALL | op::CREATE | op::CREATE2
+    )
+}
+
+fn is_exit(opcode: u8) -> bool {
+    matches!(
+        opcode,
+        op::RETURN | op::REVERT | op::INVALID | op::SELFDESTRUCT
+    ) || stack_io(opcode).is_none()
+}
+
+/// Ends a block after this instruction.
+fn ends_block(opcode: u8) -> bool {
+    matches!(opcode, op::JUMP | op::JUMPI | op::STOP) || is_exit(opcode) || is_suspending(opcode)
+}
+
+impl Analysis {
+    pub fn new(code: &[u8]) -> Self {
+        let insts = decode(code);
+        let mut blocks: Vec<Block> = Vec::new();
+        let mut jumpdests = BTreeMap::new();
+        let mut start = 0usize;
+        let mut prev_suspends = false;
+        for i in 0..insts.len() {
+            let inst = &insts[i];
+            let starts_here = i == start;
+            if inst.op == op::JUMPDEST && !starts_here {
+                blocks.push(Self::make_block(&insts, start, i, prev_suspends));
+                start = i;
+                prev_suspends = false;
+            }
+            if ends_block(inst.op) || i + 1 == insts.len() {
+                let b = Self::make_block(&insts, start, i + 1, prev_suspends);
+                prev_suspends = is_suspending(inst.op);
+                blocks.push(b);
+                start = i + 1;
+            }
+        }
+        for (idx, b) in blocks.iter().enumerate() {
+            if b.is_jumpdest {
+                jumpdests.insert(b.start_pc, idx);
+            }
+        }
+        let mut a = Analysis {
+            code_len: code.len(),
+            insts,
+            blocks,
+            jumpdests,
+            has_dynamic_jumps: false,
+        };
+        a.resolve_jumps();
+        a.mark_reachable();
+        a
+    }
+
+    fn make_block(insts: &[Inst], first: usize, end: usize, is_resume: bool) -> Block {
+        let (mut h, mut min_in, mut max_growth) = (0i32, 0i32, 0i32);
+        for inst in &insts[first..end] {
+            let (inp, out) = stack_io(inst.op).unwrap_or((0, 0));
+            min_in = min_in.max(inp as i32 - h);
+            h += out as i32 - inp as i32;
+            max_growth = max_growth.max(h);
+        }
+        let last = insts[end - 1].op;
+        let term = match last {
+            op::JUMP => Terminator::Jump(JumpTarget::Dynamic),
+            op::JUMPI => Terminator::JumpI(JumpTarget::Dynamic),
+            op::STOP => Terminator::Stop,
+            o if is_exit(o) => Terminator::Exit,
+            o if is_suspending(o) => Terminator::Suspend,
+            _ => Terminator::Fallthrough,
+        };
+        Block {
+            start_pc: insts[first].pc,
+            first,
+            end,
+            term,
+            is_jumpdest: insts[first].op == op::JUMPDEST,
+            is_resume,
+            reachable: false,
+            min_in: min_in as u16,
+            max_growth: max_growth as u16,
+            delta: h as i16,
+        }
+    }
+
+    /// Follows constants through PUSH, DUP and SWAP inside each block to find
+    /// jump targets known at compile time.
+    fn resolve_jumps(&mut self) {
+        for bi in 0..self.blocks.len() {
+            let b = &self.blocks[bi];
+            let kind = match b.term {
+                Terminator::Jump(_) | Terminator::JumpI(_) => b.term,
+                _ => continue,
+            };
+            let mut st: VecDeque<Option<U256>> = VecDeque::new();
+            let body = &self.insts[b.first..b.end - 1];
+            for inst in body {
+                simulate_const(&mut st, inst);
+            }
+            let target = st.back().copied().flatten();
+            let resolved = match target {
+                None => JumpTarget::Dynamic,
+                Some(t) => match u32::try_from(t)
+                    .ok()
+                    .filter(|pc| self.jumpdests.contains_key(pc))
+                {
+                    Some(pc) => JumpTarget::Static(pc),
+                    None => JumpTarget::Invalid,
+                },
+            };
+            self.blocks[bi].term = match kind {
+                Terminator::Jump(_) => Terminator::Jump(resolved),
+                _ => Terminator::JumpI(resolved),
+            };
+        }
+    }
+
+    fn mark_reachable(&mut self) {
+        let mut work = vec![0usize];
+        let mut dynamic_done = false;
+        while let Some(bi) = work.pop() {
+            if self.blocks[bi].reachable {
+                continue;
+            }
+            self.blocks[bi].reachable = true;
+            let next = (bi + 1 < self.blocks.len()).then_some(bi + 1);
+            let mut targets: Vec<usize> = Vec::new();
+            let mut dynamic = false;
+            match self.blocks[bi].term {
+                Terminator::Fallthrough | Terminator::Suspend => targets.extend(next),
+                Terminator::Jump(t) | Terminator::JumpI(t) => {
+                    if matches!(self.blocks[bi].term, Terminator::JumpI(_)) {
+                        targets.extend(next);
+                    }
+                    match t {
+                        JumpTarget::Static(pc) => targets.push(self.jumpdests[&pc]),
+                        JumpTarget::Dynamic => dynamic = true,
+                        JumpTarget::Invalid => {}
+                    }
+                }
+                Terminator::Stop | Terminator::Exit => {}
+            }
+            if dynamic && !dynamic_done {
+                dynamic_done = true;
+                self.has_dynamic_jumps = true;
+                targets.extend(self.jumpdests.values().copied());
+            }
+            work.extend(targets);
+        }
+    }
+
+    pub fn block_at_pc(&self, pc: u32) -> Option<usize> {
+        self.blocks.binary_search_by_key(&pc, |b| b.start_pc).ok()
+    }
+}
+
+/// Constant propagation over one instruction; unknown values are `None`.
+fn simulate_const(st: &mut VecDeque<Option<U256>>, inst: &Inst) {
+    let ensure = |st: &mut VecDeque<Option<U256>>, n: usize| {
+        while st.len() < n {
+            st.push_front(None);
+        }
+    };
+    match inst.op {
+        op::PUSH0..=op::PUSH32 => st.push_back(Some(inst.imm)),
+        op::DUP1..=op::DUP16 => {
+            let n = (inst.op - op::DUP1 + 1) as usize;
+            ensure(st, n);
+            let v = st[st.len() - n];
+            st.push_back(v);
+        }
+        op::SWAP1..=op::SWAP16 => {
+            let n = (inst.op - op::SWAP1 + 1) as usize;
+            ensure(st, n + 1);
+            let top = st.len() - 1;
+            st.swap(top, top - n);
+        }
+        _ => {
+            let (inp, out) = stack_io(inst.op).unwrap_or((0, 0));
+            ensure(st, inp as usize);
+            for _ in 0..inp {
+                st.pop_back();
+            }
+            for _ in 0..out {
+                st.push_back(None);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+//! Target machine set-up and object/assembly emission.
+
+use crate::CompileError;
+use inkwell::module::Module;
+use inkwell::passes::PassBuilderOptions;
+use inkwell::targets::{
+    CodeModel, FileType, InitializationConfig, RelocMode, Target, TargetMachine,
+};
+use inkwell::OptimizationLevel;
+use std::sync::Once;
+
+/// What to generate code for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetSpec {
+    pub triple: String,
+    pub cpu: String,
+    /// LLVM feature string (`+avx2,-avx512f,...`).
+    pub features: String,
+}
+
+impl TargetSpec {
+    /// Only the enabled features, which is what a loading machine must have.
+    pub fn required_features(&self) -> String {
+        self.features
+            .split(',')
+            .filter(|f| f.starts_with('+'))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Baseline x86-64, loadable on any x86-64 machine.
+    pub fn generic() -> Self {
+        init();
+        Self {
+            triple: TargetMachine::get_default_triple()
+                .as_str()
+                .to_string_lossy()
+                .into_owned(),
+            cpu: "x86-64".into(),
+            features: String::new(),
+        }
+    }
+}
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        Target::initialize_x86(&InitializationConfig::default());
+    });
+}
+
+/// The machine this process runs on.
+pub fn host_target() -> TargetSpec {
+    init();
+    TargetSpec {
+        triple: TargetMachine::get_default_triple()
+            .as_str()
+            .to_string_lossy()
+            .into_owned(),
+        cpu: TargetMachine::get_host_cpu_name().to_string(),
+        features: TargetMachine::get_host_cpu_features().to_string(),
+    }
+}
+
+pub(crate) fn machine(spec: &TargetSpec, opt: u8) -> Result<TargetMachine, CompileError> {
+    init();
+    let triple = inkwell::targets::TargetTriple::create(&spec.triple);
+    let target = Target::from_triple(&triple).map_err(|e| CompileError::Llvm(e.to_string()))?;
+    let level = match opt {
+        0 => OptimizationLevel::None,
+        1 => OptimizationLevel::Less,
+        2 => OptimizationLevel::Default,
+        _ => OptimizationLevel::Aggressive,
+    };
+    target
+        .create_target_machine(
+            &triple,
+            &spec.cpu,
+            &spec.features,
+            level,
+            RelocMode::PIC,
+            CodeModel::Default,
+        )
+        .ok_or_else(|| {
+            CompileError::Llvm(format!(
+                "cannot create a target machine for {} ({})",
+                spec.triple, spec.cpu
+            ))
+        })
+}
+
+pub(crate) fn optimize(
+    module: &Module<'_>,
+    tm: &TargetMachine,
+    opt: u8,
+) -> Result<(), CompileError> {
+    let passes = format!("default<O{}>", opt.min(3));
+    module
+        .run_passes(&passes, tm, PassBuilderOptions::create())
+        .map_err(|e| CompileError::Llvm(e.to_string()))
+}
+
+pub(crate) fn emit(
+    module: &Module<'_>,
+    tm: &TargetMachine,
+    kind: FileType,
+) -> Result<Vec<u8>, CompileError> {
+    let buf = tm
+        .write_to_memory_buffer(module, kind)
+        .map_err(|e| CompileError::Llvm(e.to_string()))?;
+    Ok(buf.as_slice().to_vec())
+}

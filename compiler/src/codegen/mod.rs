@@ -1,0 +1,635 @@
+//! Lowering of an analysed contract to one LLVM function.
+//!
+//! Shape of the generated function `u32 evmc_entry(ExecCtx*)`:
+//! - the entry block loads gas and stack length into locals and dispatches on
+//!   `ctx.resume_pc` (0 for a fresh frame, the pc after a CALL/CREATE when
+//!   resuming); an unknown resume pc deoptimises to the interpreter;
+//! - each reachable basic block checks its stack bounds once, then runs in gas
+//!   *segments*: the static gas of all instructions up to and including the
+//!   next one with dynamic gas is charged with a single check;
+//! - inside a block, stack values live in SSA registers ([`VStack`]) and are
+//!   written back only at block ends, builtin calls and exits;
+//! - a failed bounds or gas check never decides the outcome itself: it hands
+//!   the frame, in exactly the interpreter's state at that pc, to the
+//!   interpreter (`exit::DEOPT`), which then reports the same halt reason and
+//!   gas it always would. The check is a proof obligation, not a semantics.
+
+mod ops;
+mod vstack;
+
+use crate::analysis::{Analysis, Block, JumpTarget, Terminator};
+use crate::revm_api::{static_gas_table, SpecId};
+use evmc_interface::{
+    builtin_offsets, ctx_offsets, exit, ArtifactMetadata, ENTRY_SYMBOL, METADATA_SYMBOL,
+    STACK_LIMIT,
+};
+use inkwell::attributes::{Attribute, AttributeLoc};
+use inkwell::basic_block::BasicBlock;
+use inkwell::builder::{Builder, BuilderError};
+use inkwell::context::Context;
+use inkwell::intrinsics::Intrinsic;
+use inkwell::module::{Linkage, Module};
+use inkwell::types::{IntType, PointerType};
+use inkwell::values::{FunctionValue, IntValue, PointerValue};
+use inkwell::AddressSpace;
+use inkwell::IntPredicate;
+use revm::bytecode::opcode as op;
+use vstack::VStack;
+
+pub(crate) type R<T> = Result<T, BuilderError>;
+
+/// How an opcode is lowered.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Lowering {
+    /// Straight-line code, static gas only.
+    Inline,
+    /// Inline fast path with a memory-expansion cold path (dynamic gas).
+    InlineMemory,
+    /// Executed by the runtime with the interpreter's own instruction function.
+    Builtin,
+    /// Block terminators handled by the block epilogue (JUMP, JUMPI, STOP).
+    Control,
+}
+
+pub(crate) fn lowering(opcode: u8, spec: SpecId) -> Lowering {
+    use Lowering::*;
+    match opcode {
+        op::JUMP | op::JUMPI | op::STOP => Control,
+        op::MLOAD | op::MSTORE | op::MSTORE8 => InlineMemory,
+        op::ADD
+        | op::MUL
+        | op::SUB
+        | op::LT
+        | op::GT
+        | op::SLT
+        | op::SGT
+        | op::EQ
+        | op::ISZERO
+        | op::AND
+        | op::OR
+        | op::XOR
+        | op::NOT
+        | op::BYTE
+        | op::SIGNEXTEND
+        | op::POP
+        | op::JUMPDEST
+        | op::PC
+        | op::GAS
+        | op::MSIZE
+        | op::CALLDATASIZE => Inline,
+        op::PUSH1..=op::PUSH32 | op::DUP1..=op::DUP16 | op::SWAP1..=op::SWAP16 => Inline,
+        op::SHL | op::SHR | op::SAR if spec.is_enabled_in(SpecId::PETERSBURG) => Inline,
+        op::PUSH0 if spec.is_enabled_in(SpecId::SHANGHAI) => Inline,
+        op::CLZ if spec.is_enabled_in(SpecId::OSAKA) => Inline,
+        _ => Builtin,
+    }
+}
+
+pub(crate) struct Gen<'a, 'ctx> {
+    pub cx: &'ctx Context,
+    pub m: Module<'ctx>,
+    pub b: Builder<'ctx>,
+    pub f: FunctionValue<'ctx>,
+    pub i1: IntType<'ctx>,
+    pub i8: IntType<'ctx>,
+    pub i32: IntType<'ctx>,
+    pub i64: IntType<'ctx>,
+    pub i256: IntType<'ctx>,
+    pub ptr: PointerType<'ctx>,
+    pub ctx_ptr: PointerValue<'ctx>,
+    pub stack_base: PointerValue<'ctx>,
+    pub gas_var: PointerValue<'ctx>,
+    pub len_var: PointerValue<'ctx>,
+    pub jt_var: PointerValue<'ctx>,
+    pub a: &'a Analysis,
+    pub spec: SpecId,
+    pub gas_table: [u16; 256],
+    block_bbs: Vec<Option<BasicBlock<'ctx>>>,
+    dispatch_bb: Option<BasicBlock<'ctx>>,
+}
+
+/// Builds the LLVM module for one contract.
+pub fn build_module<'ctx>(
+    cx: &'ctx Context,
+    analysis: &Analysis,
+    spec: SpecId,
+    meta: &ArtifactMetadata,
+) -> R<Module<'ctx>> {
+    let m = cx.create_module("evmc_contract");
+    let b = cx.create_builder();
+    let ptr = cx.ptr_type(AddressSpace::default());
+    let i32t = cx.i32_type();
+    let fn_ty = i32t.fn_type(&[ptr.into()], false);
+    let f = m.add_function(ENTRY_SYMBOL, fn_ty, Some(Linkage::External));
+    let noalias = cx.create_enum_attribute(Attribute::get_named_enum_kind_id("noalias"), 0);
+    f.add_attribute(AttributeLoc::Param(0), noalias);
+    let nounwind = cx.create_enum_attribute(Attribute::get_named_enum_kind_id("nounwind"), 0);
+    f.add_attribute(AttributeLoc::Function, nounwind);
+
+    // Metadata record, readable from the file without loading it.
+    let bytes = meta.as_bytes();
+    let init = cx.const_string(bytes, false);
+    let g = m.add_global(init.get_type(), None, METADATA_SYMBOL);
+    g.set_initializer(&init);
+    g.set_constant(true);
+    g.set_linkage(Linkage::External);
+
+    let entry = cx.append_basic_block(f, "entry");
+    b.position_at_end(entry);
+    let ctx_ptr = f.get_nth_param(0).unwrap().into_pointer_value();
+    let i64t = cx.i64_type();
+    let gas_var = b.build_alloca(i64t, "gas")?;
+    let len_var = b.build_alloca(i64t, "len")?;
+    let jt_var = b.build_alloca(
+        cx.custom_width_int_type(std::num::NonZeroU32::new(256).unwrap())
+            .unwrap(),
+        "jump_target",
+    )?;
+
+    let mut g = Gen {
+        cx,
+        b,
+        f,
+        i1: cx.bool_type(),
+        i8: cx.i8_type(),
+        i32: i32t,
+        i64: i64t,
+        i256: cx
+            .custom_width_int_type(std::num::NonZeroU32::new(256).unwrap())
+            .unwrap(),
+        ptr,
+        ctx_ptr,
+        stack_base: ptr.const_null(),
+        gas_var,
+        len_var,
+        jt_var,
+        a: analysis,
+        spec,
+        gas_table: static_gas_table(spec),
+        block_bbs: vec![None; analysis.blocks.len()],
+        dispatch_bb: None,
+        m,
+    };
+    g.stack_base = g.load_ctx_ptr(ctx_offsets::STACK)?;
+    let gas0 = g.load_ctx_i64(ctx_offsets::GAS)?;
+    g.b.build_store(gas_var, gas0)?;
+    let len0 = g.load_ctx_i64(ctx_offsets::STACK_LEN)?;
+    g.b.build_store(len_var, len0)?;
+    let resume = g.load_ctx_i64(ctx_offsets::RESUME_PC)?;
+
+    for (i, blk) in analysis.blocks.iter().enumerate() {
+        if blk.reachable {
+            g.block_bbs[i] = Some(cx.append_basic_block(f, &format!("b{}_pc{}", i, blk.start_pc)));
+        }
+    }
+    if analysis.has_dynamic_jumps {
+        g.dispatch_bb = Some(cx.append_basic_block(f, "dispatch"));
+    }
+
+    // Entry dispatch on the resume pc.
+    let unknown_resume = cx.append_basic_block(f, "unknown_resume");
+    let mut cases = vec![(i64t.const_zero(), g.block_bbs[0].unwrap())];
+    for (i, blk) in analysis.blocks.iter().enumerate() {
+        if blk.is_resume && blk.reachable && blk.start_pc != 0 {
+            cases.push((
+                i64t.const_int(blk.start_pc as u64, false),
+                g.block_bbs[i].unwrap(),
+            ));
+        }
+    }
+    g.b.build_switch(resume, unknown_resume, &cases)?;
+    g.b.position_at_end(unknown_resume);
+    // ctx already holds the resume pc, gas and stack length unchanged.
+    g.b.build_return(Some(&i32t.const_int(exit::DEOPT as u64, false)))?;
+
+    for i in 0..analysis.blocks.len() {
+        if analysis.blocks[i].reachable {
+            g.gen_block(i)?;
+        }
+    }
+    if let Some(d) = g.dispatch_bb {
+        g.gen_dispatch(d)?;
+    }
+    Ok(g.m)
+}
+
+impl<'a, 'ctx> Gen<'a, 'ctx> {
+    // ---- ctx field access -------------------------------------------------
+
+    pub fn ctx_field(&self, off: u32) -> R<PointerValue<'ctx>> {
+        unsafe {
+            self.b.build_gep(
+                self.i8,
+                self.ctx_ptr,
+                &[self.i64.const_int(off as u64, false)],
+                "",
+            )
+        }
+    }
+    pub fn load_ctx_i64(&self, off: u32) -> R<IntValue<'ctx>> {
+        let p = self.ctx_field(off)?;
+        Ok(self.b.build_load(self.i64, p, "")?.into_int_value())
+    }
+    pub fn load_ctx_ptr(&self, off: u32) -> R<PointerValue<'ctx>> {
+        let p = self.ctx_field(off)?;
+        Ok(self.b.build_load(self.ptr, p, "")?.into_pointer_value())
+    }
+    pub fn store_ctx_i64(&self, off: u32, v: IntValue<'ctx>) -> R<()> {
+        let p = self.ctx_field(off)?;
+        self.b.build_store(p, v)?;
+        Ok(())
+    }
+
+    pub fn const_i64(&self, v: u64) -> IntValue<'ctx> {
+        self.i64.const_int(v, false)
+    }
+
+    pub fn new_bb(&self, name: &str) -> BasicBlock<'ctx> {
+        self.cx.append_basic_block(self.f, name)
+    }
+
+    /// Hints that `c` is almost always true.
+    pub fn likely(&self, c: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        let expect = Intrinsic::find("llvm.expect").unwrap();
+        let decl = expect.get_declaration(&self.m, &[self.i1.into()]).unwrap();
+        let r = self
+            .b
+            .build_call(decl, &[c.into(), self.i1.const_int(1, false).into()], "")?;
+        Ok(r.try_as_basic_value().basic().unwrap().into_int_value())
+    }
+
+    // ---- exits ------------------------------------------------------------
+
+    /// Returns `status` after writing gas, stack length and resume pc to ctx.
+    fn exit_with(
+        &self,
+        status: u32,
+        resume_pc: u64,
+        gas: IntValue<'ctx>,
+        len: IntValue<'ctx>,
+    ) -> R<()> {
+        self.store_ctx_i64(ctx_offsets::GAS, gas)?;
+        self.store_ctx_i64(ctx_offsets::STACK_LEN, len)?;
+        self.store_ctx_i64(ctx_offsets::RESUME_PC, self.const_i64(resume_pc))?;
+        self.b
+            .build_return(Some(&self.i32.const_int(status as u64, false)))?;
+        Ok(())
+    }
+
+    /// Exit after a builtin reported the end of the frame: the runtime
+    /// already holds the exact gas and stack; only the resume pc is ours.
+    pub fn exit_builtin(&self, resume_pc: u64) -> R<()> {
+        self.store_ctx_i64(ctx_offsets::RESUME_PC, self.const_i64(resume_pc))?;
+        self.b
+            .build_return(Some(&self.i32.const_int(exit::BUILTIN as u64, false)))?;
+        Ok(())
+    }
+
+    /// Writes back `vs` and leaves for the interpreter at `pc`.
+    fn exit_deopt(&self, vs: &VStack<'ctx>, pc: u64) -> R<()> {
+        let len = vs.flush(self)?;
+        let gas = self.load_gas()?;
+        self.exit_with(exit::DEOPT, pc, gas, len)
+    }
+
+    pub fn load_gas(&self) -> R<IntValue<'ctx>> {
+        Ok(self
+            .b
+            .build_load(self.i64, self.gas_var, "gas")?
+            .into_int_value())
+    }
+
+    // ---- builtins ---------------------------------------------------------
+
+    fn builtin_fn(&self, off: u32) -> R<PointerValue<'ctx>> {
+        let table = self.load_ctx_ptr(ctx_offsets::BUILTINS)?;
+        let p = unsafe {
+            self.b
+                .build_gep(self.i8, table, &[self.const_i64(off as u64)], "")?
+        };
+        Ok(self
+            .b
+            .build_load(self.ptr, p, "builtin")?
+            .into_pointer_value())
+    }
+
+    /// Runs `opcode` through the interpreter's instruction function. The
+    /// virtual stack is written back first and is empty afterwards.
+    pub fn call_exec_op(&self, vs: &mut VStack<'ctx>, opcode: u8, pc: u32, next_pc: u32) -> R<()> {
+        let len = vs.flush(self)?;
+        self.store_ctx_i64(ctx_offsets::STACK_LEN, len)?;
+        let gas = self.load_gas()?;
+        self.store_ctx_i64(ctx_offsets::GAS, gas)?;
+        let fptr = self.builtin_fn(builtin_offsets::EXEC_OP)?;
+        let fty = self
+            .i32
+            .fn_type(&[self.ptr.into(), self.i32.into(), self.i32.into()], false);
+        let r = self
+            .b
+            .build_indirect_call(
+                fty,
+                fptr,
+                &[
+                    self.ctx_ptr.into(),
+                    self.i32.const_int(opcode as u64, false).into(),
+                    self.i32.const_int(pc as u64, false).into(),
+                ],
+                "r",
+            )?
+            .try_as_basic_value()
+            .basic()
+            .unwrap()
+            .into_int_value();
+        let ok = self
+            .b
+            .build_int_compare(IntPredicate::EQ, r, self.i32.const_zero(), "")?;
+        let cont = self.new_bb("op_ok");
+        let stop = self.new_bb("op_exit");
+        self.b.build_conditional_branch(ok, cont, stop)?;
+        self.b.position_at_end(stop);
+        self.exit_builtin(next_pc as u64)?;
+        self.b.position_at_end(cont);
+        let gas = self.load_ctx_i64(ctx_offsets::GAS)?;
+        self.b.build_store(self.gas_var, gas)?;
+        let len = self.load_ctx_i64(ctx_offsets::STACK_LEN)?;
+        *vs = VStack::new(len);
+        Ok(())
+    }
+
+    /// Calls the memory-expansion builtin for `[offset, offset + size)`;
+    /// on failure writes back `vs` and exits.
+    pub fn call_mem_expand(
+        &self,
+        vs: &VStack<'ctx>,
+        offset: IntValue<'ctx>,
+        size: u64,
+        next_pc: u32,
+    ) -> R<()> {
+        let gas = self.load_gas()?;
+        self.store_ctx_i64(ctx_offsets::GAS, gas)?;
+        let fptr = self.builtin_fn(builtin_offsets::MEM_EXPAND)?;
+        let fty = self
+            .i32
+            .fn_type(&[self.ptr.into(), self.i64.into(), self.i64.into()], false);
+        let r = self
+            .b
+            .build_indirect_call(
+                fty,
+                fptr,
+                &[
+                    self.ctx_ptr.into(),
+                    offset.into(),
+                    self.const_i64(size).into(),
+                ],
+                "r",
+            )?
+            .try_as_basic_value()
+            .basic()
+            .unwrap()
+            .into_int_value();
+        let ok = self
+            .b
+            .build_int_compare(IntPredicate::EQ, r, self.i32.const_zero(), "")?;
+        let cont = self.new_bb("mem_ok");
+        let fail = self.new_bb("mem_fail");
+        self.b.build_conditional_branch(ok, cont, fail)?;
+        self.b.position_at_end(fail);
+        let len = vs.flush(self)?;
+        self.store_ctx_i64(ctx_offsets::STACK_LEN, len)?;
+        self.exit_builtin(next_pc as u64)?;
+        self.b.position_at_end(cont);
+        let gas = self.load_ctx_i64(ctx_offsets::GAS)?;
+        self.b.build_store(self.gas_var, gas)?;
+        Ok(())
+    }
+
+    // ---- blocks -----------------------------------------------------------
+
+    fn bb_of_pc(&self, pc: u32) -> BasicBlock<'ctx> {
+        let idx = self.a.jumpdests[&pc];
+        self.block_bbs[idx].expect("jump target must be reachable")
+    }
+
+    fn gen_block(&mut self, bi: usize) -> R<()> {
+        let blk: &Block = &self.a.blocks[bi];
+        let bb = self.block_bbs[bi].unwrap();
+        self.b.position_at_end(bb);
+        let len = self
+            .b
+            .build_load(self.i64, self.len_var, "len")?
+            .into_int_value();
+        let mut vs = VStack::new(len);
+
+        // Stack bounds for the whole block, checked once.
+        let mut conds = Vec::new();
+        if blk.min_in > 0 {
+            conds.push(self.b.build_int_compare(
+                IntPredicate::UGE,
+                len,
+                self.const_i64(blk.min_in as u64),
+                "",
+            )?);
+        }
+        if blk.max_growth > 0 {
+            let max = STACK_LIMIT.saturating_sub(blk.max_growth as u64);
+            conds.push(self.b.build_int_compare(
+                IntPredicate::ULE,
+                len,
+                self.const_i64(max),
+                "",
+            )?);
+        }
+        if let Some(mut c) = conds.pop() {
+            for o in conds {
+                c = self.b.build_and(c, o, "")?;
+            }
+            let c = self.likely(c)?;
+            let ok = self.new_bb("stack_ok");
+            let bad = self.new_bb("stack_bad");
+            self.b.build_conditional_branch(c, ok, bad)?;
+            self.b.position_at_end(bad);
+            self.exit_deopt(&vs, blk.start_pc as u64)?;
+            self.b.position_at_end(ok);
+        }
+
+        let insts = blk.insts(self.a);
+        let n = insts.len();
+        let mut need_gas_check = true;
+        let mut after = vec![0u64; n];
+        for (i, inst) in insts.iter().enumerate() {
+            if need_gas_check {
+                // Charge this segment: up to and including the next instruction
+                // whose gas is dynamic, or the end of the block.
+                let mut end = i;
+                while end + 1 < n && !self.is_dynamic(insts[end].op) {
+                    end += 1;
+                }
+                let costs: Vec<u64> = insts[i..=end]
+                    .iter()
+                    .map(|x| self.gas_table[x.op as usize] as u64)
+                    .collect();
+                let total: u64 = costs.iter().sum();
+                let mut acc = total;
+                for (k, c) in costs.iter().enumerate() {
+                    acc -= c;
+                    after[i + k] = acc;
+                }
+                if total > 0 {
+                    self.charge_segment(&vs, total, inst.pc)?;
+                }
+                need_gas_check = false;
+            }
+            let is_last = i + 1 == n;
+            if is_last && matches!(inst.op, op::JUMP | op::JUMPI | op::STOP) {
+                break;
+            }
+            self.gen_inst(&mut vs, inst, after[i])?;
+            if self.is_dynamic(inst.op) {
+                need_gas_check = true;
+            }
+        }
+        self.gen_terminator(bi, vs)
+    }
+
+    fn is_dynamic(&self, opcode: u8) -> bool {
+        matches!(
+            lowering(opcode, self.spec),
+            Lowering::Builtin | Lowering::InlineMemory
+        )
+    }
+
+    fn charge_segment(&self, vs: &VStack<'ctx>, cost: u64, pc: u32) -> R<()> {
+        let gas = self.load_gas()?;
+        let c = self.const_i64(cost);
+        let enough = self.b.build_int_compare(IntPredicate::UGE, gas, c, "")?;
+        let enough = self.likely(enough)?;
+        let ok = self.new_bb("gas_ok");
+        let oog = self.new_bb("gas_short");
+        self.b.build_conditional_branch(enough, ok, oog)?;
+        self.b.position_at_end(oog);
+        self.exit_deopt(vs, pc as u64)?;
+        self.b.position_at_end(ok);
+        let rest = self.b.build_int_sub(gas, c, "")?;
+        self.b.build_store(self.gas_var, rest)?;
+        Ok(())
+    }
+
+    fn gen_terminator(&mut self, bi: usize, mut vs: VStack<'ctx>) -> R<()> {
+        let blk = &self.a.blocks[bi];
+        let last = blk.insts(self.a).last().unwrap();
+        let next_bb = || self.block_bbs.get(bi + 1).copied().flatten();
+        match blk.term {
+            Terminator::Fallthrough | Terminator::Suspend => {
+                vs.commit(self)?;
+                match next_bb() {
+                    Some(nb) => {
+                        self.b.build_unconditional_branch(nb)?;
+                    }
+                    None => {
+                        // Only reachable if a builtin continued where it should
+                        // not have; the interpreter knows what to do there.
+                        let len = self
+                            .b
+                            .build_load(self.i64, self.len_var, "")?
+                            .into_int_value();
+                        let gas = self.load_gas()?;
+                        self.exit_with(exit::DEOPT, last.next_pc() as u64, gas, len)?;
+                    }
+                }
+            }
+            Terminator::Exit => {
+                // The builtin always ends the frame; should it not, resume in
+                // the interpreter right after it.
+                let len = vs.commit(self)?;
+                let gas = self.load_gas()?;
+                self.exit_with(exit::DEOPT, last.next_pc() as u64, gas, len)?;
+            }
+            Terminator::Stop => {
+                let len = vs.commit(self)?;
+                let gas = self.load_gas()?;
+                self.exit_with(exit::STOP, last.pc as u64, gas, len)?;
+            }
+            Terminator::Jump(t) => {
+                let target = vs.pop(self)?;
+                let len = vs.commit(self)?;
+                self.jump_to(t, target, len, last.pc)?;
+            }
+            Terminator::JumpI(t) => {
+                let target = vs.pop(self)?;
+                let cond = vs.pop(self)?;
+                let len = vs.commit(self)?;
+                let taken = self.new_bb("jumpi_taken");
+                let nb = next_bb().expect("fallthrough of a reachable JUMPI is reachable");
+                let c =
+                    self.b
+                        .build_int_compare(IntPredicate::NE, cond, self.i256.const_zero(), "")?;
+                self.b.build_conditional_branch(c, taken, nb)?;
+                self.b.position_at_end(taken);
+                self.jump_to(t, target, len, last.pc)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn jump_to(
+        &self,
+        t: JumpTarget,
+        target: IntValue<'ctx>,
+        len: IntValue<'ctx>,
+        pc: u32,
+    ) -> R<()> {
+        match t {
+            JumpTarget::Static(dest) => {
+                self.b.build_unconditional_branch(self.bb_of_pc(dest))?;
+            }
+            JumpTarget::Invalid => {
+                let gas = self.load_gas()?;
+                self.exit_with(exit::INVALID_JUMP, pc as u64, gas, len)?;
+            }
+            JumpTarget::Dynamic => {
+                self.b.build_store(self.jt_var, target)?;
+                self.b
+                    .build_unconditional_branch(self.dispatch_bb.unwrap())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One switch over every JUMPDEST; anything else is an invalid jump.
+    fn gen_dispatch(&self, d: BasicBlock<'ctx>) -> R<()> {
+        self.b.position_at_end(d);
+        let t = self
+            .b
+            .build_load(self.i256, self.jt_var, "target")?
+            .into_int_value();
+        let invalid = self.new_bb("invalid_jump");
+        let small = self.b.build_int_compare(
+            IntPredicate::ULT,
+            t,
+            self.i256.const_int(u32::MAX as u64, false),
+            "",
+        )?;
+        let sw = self.new_bb("dispatch_switch");
+        self.b.build_conditional_branch(small, sw, invalid)?;
+        self.b.position_at_end(sw);
+        let t32 = self.b.build_int_truncate(t, self.i32, "")?;
+        let cases: Vec<_> = self
+            .a
+            .jumpdests
+            .iter()
+            .filter_map(|(&pc, &bi)| {
+                self.block_bbs[bi].map(|bb| (self.i32.const_int(pc as u64, false), bb))
+            })
+            .collect();
+        self.b.build_switch(t32, invalid, &cases)?;
+        self.b.position_at_end(invalid);
+        let len = self
+            .b
+            .build_load(self.i64, self.len_var, "")?
+            .into_int_value();
+        let gas = self.load_gas()?;
+        // The pc is irrelevant for a halt; 0 keeps the exit shape uniform.
+        self.exit_with(exit::INVALID_JUMP, 0, gas, len)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,258 @@
+//! Lowering of single instructions.
+
+use super::vstack::VStack;
+use super::{Gen, Lowering, R};
+use crate::analysis::Inst;
+use evmc_interface::ctx_offsets;
+use inkwell::intrinsics::Intrinsic;
+use inkwell::values::IntValue;
+use inkwell::IntPredicate;
+use revm::bytecode::opcode as op;
+
+impl<'a, 'ctx> Gen<'a, 'ctx> {
+    pub(super) fn gen_inst(&self, vs: &mut VStack<'ctx>, inst: &Inst, gas_after: u64) -> R<()> {
+        let opc = inst.op;
+        match super::lowering(opc, self.spec) {
+            Lowering::Builtin => return self.call_exec_op(vs, opc, inst.pc, inst.next_pc()),
+            Lowering::InlineMemory => return self.gen_memory(vs, inst),
+            Lowering::Control => unreachable!("control flow is lowered by the block epilogue"),
+            Lowering::Inline => {}
+        }
+        match opc {
+            op::PUSH0..=op::PUSH32 => vs.push(self.const_u256(inst)),
+            op::POP => {
+                vs.pop(self)?;
+            }
+            op::DUP1..=op::DUP16 => vs.dup(self, (opc - op::DUP1 + 1) as usize)?,
+            op::SWAP1..=op::SWAP16 => vs.swap(self, (opc - op::SWAP1 + 1) as usize)?,
+            op::JUMPDEST => {}
+            op::PC => vs.push(self.i256.const_int(inst.pc as u64, false)),
+            op::GAS => {
+                let gas = self.load_gas()?;
+                let g = self.b.build_int_add(gas, self.const_i64(gas_after), "")?;
+                vs.push(self.b.build_int_z_extend(g, self.i256, "")?);
+            }
+            op::MSIZE => {
+                let l = self.load_ctx_i64(ctx_offsets::MEM_LEN)?;
+                vs.push(self.b.build_int_z_extend(l, self.i256, "")?);
+            }
+            op::CALLDATASIZE => {
+                let l = self.load_ctx_i64(ctx_offsets::INPUT_LEN)?;
+                vs.push(self.b.build_int_z_extend(l, self.i256, "")?);
+            }
+            op::ISZERO => {
+                let a = vs.pop(self)?;
+                let c =
+                    self.b
+                        .build_int_compare(IntPredicate::EQ, a, self.i256.const_zero(), "")?;
+                vs.push(self.bool_to_word(c)?);
+            }
+            op::NOT => {
+                let a = vs.pop(self)?;
+                vs.push(self.b.build_not(a, "")?);
+            }
+            op::CLZ => {
+                let a = vs.pop(self)?;
+                let ctlz = Intrinsic::find("llvm.ctlz").unwrap();
+                let f = ctlz.get_declaration(&self.m, &[self.i256.into()]).unwrap();
+                let r = self
+                    .b
+                    .build_call(f, &[a.into(), self.i1.const_zero().into()], "")?;
+                vs.push(r.try_as_basic_value().basic().unwrap().into_int_value());
+            }
+            _ => {
+                let a = vs.pop(self)?;
+                let b = vs.pop(self)?;
+                let r = self.binary(opc, a, b)?;
+                vs.push(r);
+            }
+        }
+        Ok(())
+    }
+
+    fn const_u256(&self, inst: &Inst) -> IntValue<'ctx> {
+        let limbs = inst.imm.as_limbs();
+        self.i256.const_int_arbitrary_precision(limbs)
+    }
+
+    fn bool_to_word(&self, c: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        self.b.build_int_z_extend(c, self.i256, "")
+    }
+
+    /// `a` is the top of the stack, `b` the word below it.
+    fn binary(&self, opc: u8, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        let bld = &self.b;
+        let zero = self.i256.const_zero();
+        let c256 = self.i256.const_int(256, false);
+        Ok(match opc {
+            op::ADD => bld.build_int_add(a, b, "")?,
+            op::SUB => bld.build_int_sub(a, b, "")?,
+            op::MUL => bld.build_int_mul(a, b, "")?,
+            op::AND => bld.build_and(a, b, "")?,
+            op::OR => bld.build_or(a, b, "")?,
+            op::XOR => bld.build_xor(a, b, "")?,
+            op::LT => self.bool_to_word(bld.build_int_compare(IntPredicate::ULT, a, b, "")?)?,
+            op::GT => self.bool_to_word(bld.build_int_compare(IntPredicate::UGT, a, b, "")?)?,
+            op::SLT => self.bool_to_word(bld.build_int_compare(IntPredicate::SLT, a, b, "")?)?,
+            op::SGT => self.bool_to_word(bld.build_int_compare(IntPredicate::SGT, a, b, "")?)?,
+            op::EQ => self.bool_to_word(bld.build_int_compare(IntPredicate::EQ, a, b, "")?)?,
+            op::SHL | op::SHR | op::SAR => {
+                // a = shift, b = value; shifts of 256 or more are not poison here.
+                let big = bld.build_int_compare(IntPredicate::UGE, a, c256, "")?;
+                let safe = bld.build_select(big, zero, a, "")?.into_int_value();
+                let (shifted, overflow) = match opc {
+                    op::SHL => (bld.build_left_shift(b, safe, "")?, zero),
+                    op::SHR => (bld.build_right_shift(b, safe, false, "")?, zero),
+                    _ => (
+                        bld.build_right_shift(b, safe, true, "")?,
+                        bld.build_right_shift(b, self.i256.const_int(255, false), true, "")?,
+                    ),
+                };
+                bld.build_select(big, overflow, shifted, "")?
+                    .into_int_value()
+            }
+            op::BYTE => {
+                // a = index (0 = most significant), b = word.
+                let big = bld.build_int_compare(
+                    IntPredicate::UGE,
+                    a,
+                    self.i256.const_int(32, false),
+                    "",
+                )?;
+                let idx = bld.build_select(big, zero, a, "")?.into_int_value();
+                let bits = bld.build_int_mul(
+                    bld.build_int_sub(self.i256.const_int(31, false), idx, "")?,
+                    self.i256.const_int(8, false),
+                    "",
+                )?;
+                let v = bld.build_right_shift(b, bits, false, "")?;
+                let v = bld.build_and(v, self.i256.const_int(0xff, false), "")?;
+                bld.build_select(big, zero, v, "")?.into_int_value()
+            }
+            op::SIGNEXTEND => {
+                // a = byte index of the sign bit, b = value.
+                let big = bld.build_int_compare(
+                    IntPredicate::UGE,
+                    a,
+                    self.i256.const_int(31, false),
+                    "",
+                )?;
+                let idx = bld.build_select(big, zero, a, "")?.into_int_value();
+                let sh = bld.build_int_sub(
+                    self.i256.const_int(248, false),
+                    bld.build_int_mul(idx, self.i256.const_int(8, false), "")?,
+                    "",
+                )?;
+                let up = bld.build_left_shift(b, sh, "")?;
+                let ext = bld.build_right_shift(up, sh, true, "")?;
+                bld.build_select(big, b, ext, "")?.into_int_value()
+            }
+            _ => unreachable!("opcode {opc:#x} is not an inline binary op"),
+        })
+    }
+
+    /// MLOAD / MSTORE / MSTORE8: inline access when the range is inside the
+    /// current memory, otherwise grow it through the runtime first.
+    fn gen_memory(&self, vs: &mut VStack<'ctx>, inst: &Inst) -> R<()> {
+        let bld = &self.b;
+        let opc = inst.op;
+        let offset = vs.pop(self)?;
+        let value = if opc == op::MLOAD {
+            None
+        } else {
+            Some(vs.pop(self)?)
+        };
+        let size: u64 = if opc == op::MSTORE8 { 1 } else { 32 };
+
+        // Offsets that fit in 32 bits cannot overflow the 64-bit add below.
+        let small = bld.build_int_compare(
+            IntPredicate::ULT,
+            offset,
+            self.i256.const_int(1 << 32, false),
+            "",
+        )?;
+        let off64 = bld.build_int_truncate(offset, self.i64, "off")?;
+        let end = bld.build_int_add(off64, self.const_i64(size), "")?;
+        let mem_len = self.load_ctx_i64(ctx_offsets::MEM_LEN)?;
+        let fits = bld.build_int_compare(IntPredicate::ULE, end, mem_len, "")?;
+        let fast_ok = bld.build_and(small, fits, "")?;
+        let fast_ok = self.likely(fast_ok)?;
+
+        let fast = self.new_bb("mem_fast");
+        let slow = self.new_bb("mem_grow");
+        let huge = self.new_bb("mem_huge");
+        let grow = self.new_bb("mem_expand");
+        bld.build_conditional_branch(fast_ok, fast, slow)?;
+
+        // Offsets of 2^64 and above halt in the interpreter with its own
+        // reason; let the interpreter's instruction do exactly that.
+        bld.position_at_end(slow);
+        let fits64 = bld.build_int_compare(
+            IntPredicate::ULT,
+            offset,
+            self.i256.const_int(u64::MAX, false),
+            "",
+        )?;
+        bld.build_conditional_branch(fits64, grow, huge)?;
+
+        bld.position_at_end(huge);
+        let mut side = vs.clone();
+        if let Some(v) = value {
+            side.push(v);
+        }
+        side.push(offset);
+        self.call_exec_op(&mut side, opc, inst.pc, inst.next_pc())?;
+        // The instruction cannot succeed with such an offset; if it somehow
+        // does, the interpreter continues from the next instruction.
+        let len = side.flush(self)?;
+        let gas = self.load_gas()?;
+        self.store_ctx_i64(ctx_offsets::GAS, gas)?;
+        self.store_ctx_i64(ctx_offsets::STACK_LEN, len)?;
+        self.store_ctx_i64(
+            ctx_offsets::RESUME_PC,
+            self.const_i64(inst.next_pc() as u64),
+        )?;
+        bld.build_return(Some(
+            &self
+                .i32
+                .const_int(evmc_interface::exit::DEOPT as u64, false),
+        ))?;
+
+        bld.position_at_end(grow);
+        self.call_mem_expand(vs, off64, size, inst.next_pc())?;
+        bld.build_unconditional_branch(fast)?;
+
+        bld.position_at_end(fast);
+        let base = self.load_ctx_ptr(ctx_offsets::MEM_PTR)?;
+        let p = unsafe { bld.build_gep(self.i8, base, &[off64], "mp")? };
+        match opc {
+            op::MLOAD => {
+                let raw = bld.build_load(self.i256, p, "")?;
+                raw.into_int_value()
+                    .as_instruction()
+                    .unwrap()
+                    .set_alignment(1)
+                    .unwrap();
+                vs.push(self.bswap(raw.into_int_value())?);
+            }
+            op::MSTORE => {
+                let v = self.bswap(value.unwrap())?;
+                bld.build_store(p, v)?.set_alignment(1).unwrap();
+            }
+            _ => {
+                let v = bld.build_int_truncate(value.unwrap(), self.i8, "")?;
+                bld.build_store(p, v)?.set_alignment(1).unwrap();
+            }
+        }
+        Ok(())
+    }
+
+    fn bswap(&self, v: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        let f = Intrinsic::find("llvm.bswap")
+            .unwrap()
+            .get_declaration(&self.m, &[self.i256.into()])
+            .unwrap();
+        let r = self.b.build_call(f, &[v.into()], "")?;
+        Ok(r.try_as_basic_value().basic().unwrap().into_int_value())
+    }
+}

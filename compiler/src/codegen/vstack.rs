@@ -1,0 +1,118 @@
+//! The EVM stack as SSA values inside a block.
+//!
+//! The in-memory stack holds `base` words when the block (or the last builtin
+//! call) started. Words consumed from it are loaded lazily (`popped` counts
+//! them); words produced in the block sit in `vals` until written back. A
+//! word whose value was loaded from memory and that ends up back in the same
+//! slot is not stored again.
+
+use super::{Gen, R};
+use inkwell::values::IntValue;
+
+#[derive(Clone, Copy)]
+pub(crate) struct Slot<'ctx> {
+    pub v: IntValue<'ctx>,
+    /// Stack slot (relative to `base`) this value was loaded from, if any.
+    pub origin: Option<i64>,
+}
+
+#[derive(Clone)]
+pub(crate) struct VStack<'ctx> {
+    pub base: IntValue<'ctx>,
+    pub popped: i64,
+    pub vals: Vec<Slot<'ctx>>,
+}
+
+impl<'ctx> VStack<'ctx> {
+    pub fn new(base: IntValue<'ctx>) -> Self {
+        Self {
+            base,
+            popped: 0,
+            vals: Vec::new(),
+        }
+    }
+
+    fn slot_ptr(&self, g: &Gen<'_, 'ctx>, rel: i64) -> R<inkwell::values::PointerValue<'ctx>> {
+        // byte offset = (base + rel) * 32; the block's stack check proves it in range.
+        let idx =
+            g.b.build_int_add(self.base, g.i64.const_int(rel as u64, true), "")?;
+        let off = g.b.build_int_mul(idx, g.const_i64(32), "")?;
+        unsafe { g.b.build_gep(g.i8, g.stack_base, &[off], "slot") }
+    }
+
+    /// Makes sure the top `n` words are in `vals`.
+    pub fn ensure(&mut self, g: &Gen<'_, 'ctx>, n: usize) -> R<()> {
+        while self.vals.len() < n {
+            self.popped += 1;
+            let rel = -self.popped;
+            let p = self.slot_ptr(g, rel)?;
+            let v = g.b.build_load(g.i256, p, "s")?;
+            v.into_int_value()
+                .as_instruction()
+                .unwrap()
+                .set_alignment(8)
+                .unwrap();
+            self.vals.insert(
+                0,
+                Slot {
+                    v: v.into_int_value(),
+                    origin: Some(rel),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub fn pop(&mut self, g: &Gen<'_, 'ctx>) -> R<IntValue<'ctx>> {
+        self.ensure(g, 1)?;
+        Ok(self.vals.pop().unwrap().v)
+    }
+
+    pub fn push(&mut self, v: IntValue<'ctx>) {
+        self.vals.push(Slot { v, origin: None });
+    }
+
+    pub fn dup(&mut self, g: &Gen<'_, 'ctx>, n: usize) -> R<()> {
+        self.ensure(g, n)?;
+        let s = self.vals[self.vals.len() - n];
+        self.vals.push(s);
+        Ok(())
+    }
+
+    pub fn swap(&mut self, g: &Gen<'_, 'ctx>, n: usize) -> R<()> {
+        self.ensure(g, n + 1)?;
+        let top = self.vals.len() - 1;
+        self.vals.swap(top, top - n);
+        Ok(())
+    }
+
+    /// Emits the stores that make memory match this state; returns the
+    /// stack length. Does not change `self` (usable on side exits).
+    pub fn flush(&self, g: &Gen<'_, 'ctx>) -> R<IntValue<'ctx>> {
+        for (i, s) in self.vals.iter().enumerate() {
+            let rel = i as i64 - self.popped;
+            if s.origin == Some(rel) {
+                continue;
+            }
+            let p = self.slot_ptr(g, rel)?;
+            let st = g.b.build_store(p, s.v)?;
+            st.set_alignment(8).unwrap();
+        }
+        let delta = self.vals.len() as i64 - self.popped;
+        if delta == 0 {
+            Ok(self.base)
+        } else {
+            g.b.build_int_add(self.base, g.i64.const_int(delta as u64, true), "len")
+        }
+    }
+
+    /// Flushes on the main path: memory becomes authoritative, the state
+    /// restarts empty at the new length, which is also stored to the length
+    /// local for the next block. Returns the length.
+    pub fn commit(&mut self, g: &Gen<'_, 'ctx>) -> R<IntValue<'ctx>> {
+        let len = self.flush(g)?;
+        g.b.build_store(g.len_var, len)?;
+        *self = VStack::new(len);
+        Ok(len)
+    }
+}

@@ -1,0 +1,244 @@
+//! evmc-compiler: EVM bytecode → LLVM IR → object file → shared object.
+//!
+//! The pipeline, one module per stage:
+//! [`analysis`] (decode, JUMPDESTs, blocks, static jumps, stack bounds) →
+//! [`codegen`] (LLVM IR against the `evmc-interface` ABI) →
+//! [`backend`] (optimise, emit object/assembly, link the `.so`).
+
+pub mod analysis;
+pub mod backend;
+pub mod codegen;
+pub mod revm_api;
+
+use analysis::Analysis;
+use backend::target::{emit, machine, optimize};
+pub use backend::{host_target, TargetSpec};
+use evmc_interface::ArtifactMetadata;
+use inkwell::context::Context;
+use inkwell::targets::FileType;
+pub use revm_api::{parse_spec, spec_name, SpecId, B256};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const COMPILER_VERSION: &str = concat!("evmc-compiler ", env!("CARGO_PKG_VERSION"));
+
+/// Contracts above this size are not compiled by default (EIP-170's limit);
+/// they stay interpreted.
+pub const DEFAULT_MAX_CODE_SIZE: usize = 24 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("spec {0} is not supported by the compiler (supported: FRONTIER..=OSAKA)")]
+    UnsupportedSpec(String),
+    #[error("bytecode is {size} bytes, above the compile limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("LLVM: {0}")]
+    Llvm(String),
+    #[error("link: {0}")]
+    Link(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    pub spec: SpecId,
+    pub opt_level: u8,
+    pub target: TargetSpec,
+    pub max_code_size: usize,
+}
+
+impl CompileOptions {
+    pub fn new(spec: SpecId) -> Self {
+        Self {
+            spec,
+            opt_level: 2,
+            target: host_target(),
+            max_code_size: DEFAULT_MAX_CODE_SIZE,
+        }
+    }
+}
+
+/// Wall time of each stage.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    pub analysis: Duration,
+    pub ir: Duration,
+    pub optimize: Duration,
+    pub codegen: Duration,
+    pub link: Duration,
+}
+
+impl Timings {
+    pub fn total(&self) -> Duration {
+        self.analysis + self.ir + self.optimize + self.codegen + self.link
+    }
+}
+
+/// An object file for one contract, not yet linked.
+pub struct CompiledObject {
+    pub code_hash: B256,
+    pub metadata: ArtifactMetadata,
+    pub object: Vec<u8>,
+    pub timings: Timings,
+}
+
+/// What to produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emit {
+    /// Unoptimised LLVM IR as generated.
+    LlvmIr,
+    /// LLVM IR after optimisation.
+    OptimizedIr,
+    Assembly,
+    Object,
+}
+
+pub fn code_hash(code: &[u8]) -> B256 {
+    revm_api::keccak256(code)
+}
+
+/// Builds the metadata record an artifact for `code` carries.
+pub fn metadata_for(code: &[u8], opts: &CompileOptions) -> ArtifactMetadata {
+    let mut m = ArtifactMetadata::empty();
+    m.opt_level = opts.opt_level as u32;
+    m.code_hash = code_hash(code).0;
+    m.code_len = code.len() as u64;
+    ArtifactMetadata::set_str(&mut m.spec, spec_name(opts.spec));
+    ArtifactMetadata::set_str(&mut m.target_triple, &opts.target.triple);
+    ArtifactMetadata::set_str(&mut m.target_cpu, &opts.target.cpu);
+    ArtifactMetadata::set_str(&mut m.cpu_features, &opts.target.required_features());
+    ArtifactMetadata::set_str(&mut m.compiler_version, COMPILER_VERSION);
+    m
+}
+
+fn check(code: &[u8], opts: &CompileOptions) -> Result<(), CompileError> {
+    if !revm_api::is_supported_spec(opts.spec) {
+        return Err(CompileError::UnsupportedSpec(
+            spec_name(opts.spec).to_string(),
+        ));
+    }
+    if code.len() > opts.max_code_size {
+        return Err(CompileError::TooLarge {
+            size: code.len(),
+            limit: opts.max_code_size,
+        });
+    }
+    Ok(())
+}
+
+/// Produces textual IR/assembly or an object file for `code`.
+pub fn compile_emit(
+    code: &[u8],
+    opts: &CompileOptions,
+    what: Emit,
+) -> Result<(Vec<u8>, Timings), CompileError> {
+    check(code, opts)?;
+    let mut t = Timings::default();
+    let start = Instant::now();
+    let analysis = Analysis::new(code);
+    t.analysis = start.elapsed();
+
+    let cx = Context::create();
+    let meta = metadata_for(code, opts);
+    let start = Instant::now();
+    let module = codegen::build_module(&cx, &analysis, opts.spec, &meta)
+        .map_err(|e| CompileError::Llvm(e.to_string()))?;
+    let tm = machine(&opts.target, opts.opt_level)?;
+    module.set_triple(&tm.get_triple());
+    module.set_data_layout(&tm.get_target_data().get_data_layout());
+    if let Err(e) = module.verify() {
+        return Err(CompileError::Llvm(format!(
+            "generated IR does not verify: {}",
+            e.to_string()
+        )));
+    }
+    t.ir = start.elapsed();
+    if what == Emit::LlvmIr {
+        return Ok((module.print_to_string().to_bytes().to_vec(), t));
+    }
+    let start = Instant::now();
+    optimize(&module, &tm, opts.opt_level)?;
+    t.optimize = start.elapsed();
+    if what == Emit::OptimizedIr {
+        return Ok((module.print_to_string().to_bytes().to_vec(), t));
+    }
+    let start = Instant::now();
+    let kind = if what == Emit::Assembly {
+        FileType::Assembly
+    } else {
+        FileType::Object
+    };
+    let out = emit(&module, &tm, kind)?;
+    t.codegen = start.elapsed();
+    Ok((out, t))
+}
+
+pub fn compile_object(code: &[u8], opts: &CompileOptions) -> Result<CompiledObject, CompileError> {
+    let (object, timings) = compile_emit(code, opts, Emit::Object)?;
+    Ok(CompiledObject {
+        code_hash: code_hash(code),
+        metadata: metadata_for(code, opts),
+        object,
+        timings,
+    })
+}
+
+/// A shared object written to disk.
+#[derive(Clone, Debug)]
+pub struct Artifact {
+    pub path: PathBuf,
+    pub code_hash: B256,
+    pub size: u64,
+    pub timings: Timings,
+}
+
+/// Compiles `code` into the shared object `out`. The file appears atomically:
+/// it is linked under a temporary name in the same directory and renamed.
+pub fn compile_to_file(
+    code: &[u8],
+    opts: &CompileOptions,
+    out: &Path,
+) -> Result<Artifact, CompileError> {
+    let obj = compile_object(code, opts)?;
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CompileError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let start = Instant::now();
+    let obj_file = tempfile::Builder::new()
+        .prefix(".evmc-obj-")
+        .suffix(".o")
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    std::fs::write(obj_file.path(), &obj.object).map_err(io(obj_file.path()))?;
+    let so_tmp = tempfile::Builder::new()
+        .prefix(".evmc-so-")
+        .suffix(".so")
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    backend::link_shared_object(obj_file.path(), so_tmp.path())?;
+    let size = std::fs::metadata(so_tmp.path())
+        .map_err(io(so_tmp.path()))?
+        .len();
+    so_tmp.persist(out).map_err(|e| CompileError::Io {
+        path: out.to_path_buf(),
+        source: e.error,
+    })?;
+    let mut timings = obj.timings;
+    timings.link = start.elapsed();
+    Ok(Artifact {
+        path: out.to_path_buf(),
+        code_hash: obj.code_hash,
+        size,
+        timings,
+    })
+}

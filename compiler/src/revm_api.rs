@@ -1,0 +1,60 @@
+//! Everything the compiler takes from revm: spec ids, static gas, opcode
+//! stack effects and keccak. Kept in one module because revm's API moves with
+//! every major version.
+
+pub use revm::primitives::hardfork::SpecId;
+pub use revm::primitives::{keccak256, B256, U256};
+
+use revm::bytecode::opcode::OpCode;
+use revm::interpreter::instructions::gas_table_spec;
+
+/// Oldest and newest spec this compiler generates code for. Newer specs add
+/// opcodes with immediates (EIP-8024) and state gas (EIP-8037) that the code
+/// generator does not model; such contracts stay interpreted.
+pub const MIN_SPEC: SpecId = SpecId::FRONTIER;
+pub const MAX_SPEC: SpecId = SpecId::OSAKA;
+
+pub fn is_supported_spec(spec: SpecId) -> bool {
+    (spec as u8) >= (MIN_SPEC as u8) && (spec as u8) <= (MAX_SPEC as u8)
+}
+
+/// Parses a spec name as revm spells it (`CANCUN`, `Cancun`, `cancun`, ...).
+pub fn parse_spec(name: &str) -> Option<SpecId> {
+    let upper = name.trim().to_ascii_uppercase();
+    let alias = match upper.as_str() {
+        "CONSTANTINOPLE" | "CONSTANTINOPLEFIX" => "PETERSBURG",
+        "SPURIOUSDRAGON" | "EIP158" => "SPURIOUS_DRAGON",
+        "TANGERINEWHISTLE" | "EIP150" => "TANGERINE",
+        "PARIS" | "MERGE" => "MERGE",
+        other => other,
+    };
+    alias
+        .parse::<SpecId>()
+        .ok()
+        .or_else(|| name.parse::<SpecId>().ok())
+}
+
+pub fn spec_name(spec: SpecId) -> &'static str {
+    spec.into()
+}
+
+/// Static gas charged by the interpreter before each opcode runs, for `spec`.
+pub fn static_gas_table(spec: SpecId) -> [u16; 256] {
+    gas_table_spec(spec)
+}
+
+/// Stack inputs and outputs of an opcode, `None` for undefined opcodes.
+pub fn stack_io(op: u8) -> Option<(u8, u8)> {
+    OpCode::new(op).map(|o| (o.inputs(), o.outputs()))
+}
+
+pub fn opcode_name(op: u8) -> &'static str {
+    match OpCode::new(op) {
+        Some(o) => o.as_str(),
+        None => "UNKNOWN",
+    }
+}
+
+pub fn is_enabled(spec: SpecId, since: SpecId) -> bool {
+    spec.is_enabled_in(since)
+}

@@ -1,0 +1,225 @@
+//! [`NativeEvm`]: revm's mainnet EVM with compiled frames.
+//!
+//! It wraps revm's own `Evm` and changes one thing, `frame_run`: when the
+//! frame's code hash has an artifact for the frame's spec, the compiled
+//! function runs instead of the interpreter loop. Frame creation, result
+//! insertion, precompiles, journaling and the handler are revm's, so CALL and
+//! CREATE from compiled code go through the same frame stack as interpreted
+//! ones, without recursion on the native stack.
+
+use super::executor::run_native;
+use crate::registry::{ArtifactMap, Registry};
+use revm::context::{ContextSetters, ContextTr, Evm, FrameStack, JournalTr};
+use revm::context_interface::result::{
+    EVMError, ExecutionResult, HaltReason, InvalidTransaction, ResultAndState,
+};
+use revm::database_interface::{Database, DatabaseCommit};
+use revm::handler::evm::{ContextDbError, FrameInitResult};
+use revm::handler::instructions::{EthInstructions, InstructionProvider};
+use revm::handler::{
+    EthFrame, EthPrecompiles, EvmTr, ExecuteCommitEvm, ExecuteEvm, FrameInitOrResult, FrameTr,
+    Handler, MainnetHandler, PrecompileProvider, SystemCallCommitEvm, SystemCallEvm, SystemCallTx,
+};
+use revm::interpreter::interpreter::EthInterpreter;
+use revm::interpreter::InterpreterResult;
+use revm::primitives::{Address, Bytes};
+use revm::state::EvmState;
+use std::sync::Arc;
+
+/// revm's mainnet EVM, with compiled contracts executed natively.
+pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P = EthPrecompiles> {
+    pub inner: Evm<CTX, INSP, I, P, EthFrame<EthInterpreter>>,
+    registry: Arc<Registry>,
+    /// Snapshot of the registry, refreshed at each transaction boundary.
+    artifacts: Arc<ArtifactMap>,
+    /// Frames run natively since construction (for tests and statistics).
+    pub native_frames: u64,
+}
+
+impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
+    pub fn new(
+        inner: Evm<CTX, INSP, I, P, EthFrame<EthInterpreter>>,
+        registry: Arc<Registry>,
+    ) -> Self {
+        let artifacts = registry.snapshot();
+        Self {
+            inner,
+            registry,
+            artifacts,
+            native_frames: 0,
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Picks up artifacts registered since the last transaction.
+    pub fn refresh(&mut self) {
+        self.artifacts = self.registry.snapshot();
+    }
+}
+
+impl<CTX, INSP, I, P> EvmTr for NativeEvm<CTX, INSP, I, P>
+where
+    CTX: ContextTr,
+    I: InstructionProvider<Context = CTX, InterpreterTypes = EthInterpreter>,
+    P: PrecompileProvider<CTX, Output = InterpreterResult>,
+{
+    type Context = CTX;
+    type Instructions = I;
+    type Precompiles = P;
+    type Frame = EthFrame<EthInterpreter>;
+
+    fn all(&self) -> (&CTX, &I, &P, &FrameStack<Self::Frame>) {
+        self.inner.all()
+    }
+
+    fn all_mut(&mut self) -> (&mut CTX, &mut I, &mut P, &mut FrameStack<Self::Frame>) {
+        self.inner.all_mut()
+    }
+
+    fn frame_init(
+        &mut self,
+        frame_input: <Self::Frame as FrameTr>::FrameInit,
+    ) -> Result<FrameInitResult<'_, Self::Frame>, ContextDbError<CTX>> {
+        self.inner.frame_init(frame_input)
+    }
+
+    fn frame_run(&mut self) -> Result<FrameInitOrResult<Self::Frame>, ContextDbError<CTX>> {
+        let frame = self.inner.frame_stack.get();
+        let context = &mut self.inner.ctx;
+        let instructions = &mut self.inner.instruction;
+        let spec = frame.interpreter.runtime_flag.spec_id;
+        let artifact = match frame.interpreter.bytecode.hash() {
+            Some(hash) if !self.artifacts.is_empty() => self.artifacts.get(&(hash, spec)),
+            _ => None,
+        };
+        let action = match artifact {
+            Some(art) => {
+                self.native_frames += 1;
+                // SAFETY: the artifact was validated for this code hash and spec.
+                unsafe {
+                    run_native(
+                        art.entry(),
+                        &mut frame.interpreter,
+                        instructions.instruction_table(),
+                        instructions.gas_table(),
+                        context,
+                    )
+                }
+            }
+            None => frame.interpreter.run_plain(
+                instructions.instruction_table(),
+                instructions.gas_table(),
+                context,
+            ),
+        };
+        frame.process_next_action(context, action).inspect(|i| {
+            if i.is_result() {
+                frame.set_finished(true);
+            }
+        })
+    }
+
+    fn frame_return_result(
+        &mut self,
+        result: <Self::Frame as FrameTr>::FrameResult,
+    ) -> Result<Option<<Self::Frame as FrameTr>::FrameResult>, ContextDbError<CTX>> {
+        self.inner.frame_return_result(result)
+    }
+}
+
+impl<CTX, INSP, I, P> ExecuteEvm for NativeEvm<CTX, INSP, I, P>
+where
+    CTX: ContextTr<Journal: JournalTr<State = EvmState>> + ContextSetters,
+    I: InstructionProvider<Context = CTX, InterpreterTypes = EthInterpreter>,
+    P: PrecompileProvider<CTX, Output = InterpreterResult>,
+{
+    type ExecutionResult = ExecutionResult<HaltReason>;
+    type State = EvmState;
+    type Error = EVMError<<CTX::Db as Database>::Error, InvalidTransaction>;
+    type Tx = <CTX as ContextTr>::Tx;
+    type Block = <CTX as ContextTr>::Block;
+
+    fn transact_one(&mut self, tx: Self::Tx) -> Result<Self::ExecutionResult, Self::Error> {
+        self.refresh();
+        self.inner.ctx.set_tx(tx);
+        MainnetHandler::default().run(self)
+    }
+
+    fn finalize(&mut self) -> Self::State {
+        self.inner.ctx.journal_mut().finalize()
+    }
+
+    fn set_block(&mut self, block: Self::Block) {
+        self.inner.ctx.set_block(block);
+    }
+
+    fn replay(&mut self) -> Result<ResultAndState<HaltReason>, Self::Error> {
+        self.refresh();
+        MainnetHandler::default()
+            .run(self)
+            .inspect_err(|_| {
+                let _ = self.finalize();
+            })
+            .map(|result| {
+                let state = self.finalize();
+                ResultAndState::new(result, state)
+            })
+    }
+}
+
+impl<CTX, INSP, I, P> ExecuteCommitEvm for NativeEvm<CTX, INSP, I, P>
+where
+    CTX: ContextTr<Journal: JournalTr<State = EvmState>, Db: DatabaseCommit> + ContextSetters,
+    I: InstructionProvider<Context = CTX, InterpreterTypes = EthInterpreter>,
+    P: PrecompileProvider<CTX, Output = InterpreterResult>,
+{
+    fn commit(&mut self, state: Self::State) {
+        self.inner.ctx.db_mut().commit(state);
+    }
+}
+
+impl<CTX, INSP, I, P> SystemCallEvm for NativeEvm<CTX, INSP, I, P>
+where
+    CTX: ContextTr<Journal: JournalTr<State = EvmState>, Tx: SystemCallTx> + ContextSetters,
+    I: InstructionProvider<Context = CTX, InterpreterTypes = EthInterpreter>,
+    P: PrecompileProvider<CTX, Output = InterpreterResult>,
+{
+    fn system_call_one_with_caller(
+        &mut self,
+        caller: Address,
+        system_contract_address: Address,
+        data: Bytes,
+    ) -> Result<Self::ExecutionResult, Self::Error> {
+        self.refresh();
+        self.inner.ctx.set_tx(CTX::Tx::new_system_tx_with_caller(
+            caller,
+            system_contract_address,
+            data,
+        ));
+        MainnetHandler::default().run_system_call(self)
+    }
+}
+
+impl<CTX, INSP, I, P> SystemCallCommitEvm for NativeEvm<CTX, INSP, I, P>
+where
+    CTX: ContextTr<Journal: JournalTr<State = EvmState>, Db: DatabaseCommit, Tx: SystemCallTx>
+        + ContextSetters,
+    I: InstructionProvider<Context = CTX, InterpreterTypes = EthInterpreter>,
+    P: PrecompileProvider<CTX, Output = InterpreterResult>,
+{
+    fn system_call_with_caller_commit(
+        &mut self,
+        caller: Address,
+        system_contract_address: Address,
+        data: Bytes,
+    ) -> Result<Self::ExecutionResult, Self::Error> {
+        self.system_call_with_caller(caller, system_contract_address, data)
+            .map(|output| {
+                self.inner.ctx.db_mut().commit(output.state);
+                output.result
+            })
+    }
+}

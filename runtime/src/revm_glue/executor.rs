@@ -1,0 +1,168 @@
+//! Runs a compiled contract for one frame on revm's interpreter state.
+//!
+//! The interpreter struct stays the single source of truth between runs: the
+//! stack buffer, shared memory, gas and return data are revm's own, and
+//! generated code works on them in place through [`ExecCtx`]. That is what
+//! makes suspension trivial (a CALL leaves everything in the interpreter,
+//! revm's frame loop inserts the child's result there as usual, and the
+//! compiled function resumes at the pc after the CALL) and what makes
+//! deoptimisation exact (the interpreter continues from the same state).
+
+use evmc_interface::{exit, Builtins, EntryFn, ExecCtx, STACK_LIMIT};
+use revm::interpreter::interpreter_types::{InputsTr, Jumps, LoopControl};
+use revm::interpreter::{
+    interpreter::EthInterpreter, GasTable, Host, InstructionContext, InstructionResult,
+    InstructionTable, Interpreter, InterpreterAction,
+};
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// The runtime side of one native run, reached through `ExecCtx::frame`.
+struct FrameState<H: Host> {
+    interp: *mut Interpreter<EthInterpreter>,
+    host: *mut H,
+    table: *const InstructionTable<EthInterpreter, H>,
+    /// Why the frame ended, when a builtin ended it.
+    result: InstructionResult,
+}
+
+/// Runs `entry` on `interp` until the frame returns, halts or suspends for a
+/// CALL/CREATE, and returns the action the interpreter would have produced.
+///
+/// # Safety
+/// `entry` must be the entry point of an artifact validated for this
+/// bytecode and spec (see [`crate::loader`]).
+pub unsafe fn run_native<H: Host>(
+    entry: EntryFn,
+    interp: &mut Interpreter<EthInterpreter>,
+    table: &InstructionTable<EthInterpreter, H>,
+    gas_table: &GasTable,
+    host: &mut H,
+) -> InterpreterAction {
+    interp.bytecode.reset_action();
+    let data = interp.stack.data_mut();
+    if data.capacity() < STACK_LIMIT as usize {
+        // Generated code relies on room for the full stack: never reallocated.
+        data.reserve_exact(STACK_LIMIT as usize - data.len());
+    }
+    let stack_ptr = data.as_mut_ptr() as *mut u8;
+    let stack_len = data.len() as u64;
+    let (mem_ptr, mem_len) = memory_view(interp);
+    let builtins = Builtins {
+        exec_op: exec_op::<H>,
+        mem_expand: mem_expand::<H>,
+    };
+    let mut state = FrameState::<H> {
+        interp: interp as *mut _,
+        host: host as *mut H,
+        table: table as *const _,
+        result: InstructionResult::Stop,
+    };
+    let mut ctx = ExecCtx {
+        gas: interp.gas.remaining(),
+        stack: stack_ptr,
+        stack_len,
+        mem_ptr,
+        mem_len,
+        input_ptr: std::ptr::null(),
+        input_len: interp.input.input().len() as u64,
+        resume_pc: interp.bytecode.pc() as u64,
+        builtins: &builtins,
+        frame: &mut state as *mut FrameState<H> as *mut c_void,
+    };
+    let status = entry(&mut ctx);
+
+    interp.stack.data_mut().set_len(ctx.stack_len as usize);
+    interp.gas.set_remaining(ctx.gas);
+    match status {
+        exit::STOP => finish(interp, InstructionResult::Stop),
+        exit::INVALID_JUMP => finish(interp, InstructionResult::InvalidJump),
+        exit::BUILTIN => {
+            interp.bytecode.absolute_jump(ctx.resume_pc as usize);
+            finish(interp, state.result)
+        }
+        exit::DEOPT => {
+            interp.bytecode.absolute_jump(ctx.resume_pc as usize);
+            interp.run_plain(table, gas_table, host)
+        }
+        other => {
+            // An artifact from a newer interface would have been refused by
+            // the loader; treat anything else as a fatal error of the frame.
+            debug_assert!(false, "unknown exit status {other}");
+            finish(interp, InstructionResult::FatalExternalError)
+        }
+    }
+}
+
+/// The tail of the interpreter's own run loop.
+fn finish(
+    interp: &mut Interpreter<EthInterpreter>,
+    result: InstructionResult,
+) -> InterpreterAction {
+    if interp.bytecode.action().is_none() {
+        interp.halt(result);
+    }
+    interp.take_next_action()
+}
+
+fn memory_view(interp: &mut Interpreter<EthInterpreter>) -> (*mut u8, u64) {
+    let mut mem = interp.memory.context_memory_mut();
+    (mem.as_mut_ptr(), mem.len() as u64)
+}
+
+unsafe fn sync_in(ctx: &ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
+    interp.stack.data_mut().set_len(ctx.stack_len as usize);
+    interp.gas.set_remaining(ctx.gas);
+}
+
+fn sync_out(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
+    ctx.stack_len = interp.stack.len() as u64;
+    ctx.gas = interp.gas.remaining();
+    let (p, l) = memory_view(interp);
+    ctx.mem_ptr = p;
+    ctx.mem_len = l;
+}
+
+unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, _pc: u32) -> u32 {
+    let ctx = &mut *ctx;
+    let st = &mut *(ctx.frame as *mut FrameState<H>);
+    let interp = &mut *st.interp;
+    sync_in(ctx, interp);
+    let instruction = (*st.table)[opcode as usize & 0xff];
+    let host = &mut *st.host;
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        instruction.execute(InstructionContext {
+            interpreter: &mut *interp,
+            host,
+        })
+    }))
+    .unwrap_or(Err(InstructionResult::FatalExternalError));
+    sync_out(ctx, interp);
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            st.result = e;
+            1
+        }
+    }
+}
+
+unsafe extern "C" fn mem_expand<H: Host>(ctx: *mut ExecCtx, offset: u64, len: u64) -> u32 {
+    let ctx = &mut *ctx;
+    let st = &mut *(ctx.frame as *mut FrameState<H>);
+    let interp = &mut *st.interp;
+    interp.gas.set_remaining(ctx.gas);
+    let host = &mut *st.host;
+    let r = interp.resize_memory(host.gas_params(), offset as usize, len as usize);
+    ctx.gas = interp.gas.remaining();
+    let (p, l) = memory_view(interp);
+    ctx.mem_ptr = p;
+    ctx.mem_len = l;
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            st.result = e;
+            1
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Everything in the runtime that touches revm's API.
+
+pub mod evm;
+pub mod executor;
