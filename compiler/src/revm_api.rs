@@ -18,20 +18,27 @@ pub fn is_supported_spec(spec: SpecId) -> bool {
     (spec as u8) >= (MIN_SPEC as u8) && (spec as u8) <= (MAX_SPEC as u8)
 }
 
-/// Parses a spec name as revm spells it (`CANCUN`, `Cancun`, `cancun`, ...).
+/// Parses a spec name in any common spelling (`CANCUN`, `Cancun`,
+/// `SpuriousDragon`, `EIP158`, `Paris`, ...).
 pub fn parse_spec(name: &str) -> Option<SpecId> {
-    let upper = name.trim().to_ascii_uppercase();
-    let alias = match upper.as_str() {
-        "CONSTANTINOPLE" | "CONSTANTINOPLEFIX" => "PETERSBURG",
-        "SPURIOUSDRAGON" | "EIP158" => "SPURIOUS_DRAGON",
-        "TANGERINEWHISTLE" | "EIP150" => "TANGERINE",
-        "PARIS" | "MERGE" => "MERGE",
-        other => other,
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_uppercase()
     };
-    alias
-        .parse::<SpecId>()
-        .ok()
-        .or_else(|| name.parse::<SpecId>().ok())
+    let wanted = norm(name);
+    let wanted = match wanted.as_str() {
+        "CONSTANTINOPLE" | "CONSTANTINOPLEFIX" => "PETERSBURG".to_string(),
+        "SPURIOUSDRAGON" | "EIP158" => "SPURIOUS".to_string(),
+        "TANGERINEWHISTLE" | "EIP150" => "TANGERINE".to_string(),
+        "PARIS" => "MERGE".to_string(),
+        "PRAGUEEOF" => "PRAGUE".to_string(),
+        _ => wanted,
+    };
+    (0..=u8::MAX)
+        .map_while(SpecId::try_from_u8)
+        .find(|s| norm(spec_name(*s)) == wanted)
 }
 
 pub fn spec_name(spec: SpecId) -> &'static str {

@@ -96,10 +96,12 @@ pub mod ctx_offsets {
 pub type ExecOpFn = unsafe extern "C" fn(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32;
 
 /// Grows this frame's memory to cover `offset..offset + len` and charges the
-/// expansion gas, exactly as the interpreter does before a memory access.
-/// `ctx.gas`, `ctx.mem_ptr` and `ctx.mem_len` are updated. Returns 0 on
-/// success, non-zero when the frame halts (the runtime keeps the reason).
-pub type MemExpandFn = unsafe extern "C" fn(ctx: *mut ExecCtx, offset: u64, len: u64) -> u32;
+/// expansion gas as the interpreter does before a memory access, provided at
+/// least `reserve` gas is left afterwards; then returns 0 with `ctx.gas`,
+/// `ctx.mem_ptr` and `ctx.mem_len` updated. Otherwise it changes nothing and
+/// returns 1: generated code then hands the instruction to the interpreter.
+pub type MemExpandFn =
+    unsafe extern "C" fn(ctx: *mut ExecCtx, offset: u64, len: u64, reserve: u64) -> u32;
 
 /// Table of runtime functions passed to generated code; the `.so` imports
 /// nothing from the host process.

@@ -12,6 +12,7 @@ pub use loader::{load, Expect, LoadError, LoadedArtifact};
 pub use registry::Registry;
 pub use revm_glue::evm::NativeEvm;
 pub use revm_glue::executor::run_native;
+pub use revm_glue::single_call::{run_call, CallLog, CallOutcome, CallSetup};
 
 use evmc_compiler::{CompileOptions, SpecId};
 use std::path::Path;

@@ -33,7 +33,7 @@ fn static_jump_through_dup_and_swap() {
     // PUSH1 7, PUSH1 1, SWAP1, DUP1, POP, JUMP, INVALID, JUMPDEST, STOP
     let a = analyze("600760019080505600fe5b00");
     assert_eq!(a.blocks[0].term, Terminator::Jump(JumpTarget::Invalid));
-    let a = analyze("6008600190805056fe5b00");
+    let a = analyze("6009600190805056fe5b00");
     assert_eq!(a.blocks[0].term, Terminator::Jump(JumpTarget::Static(9)));
     assert!(!a.blocks[1].reachable);
     assert!(a.blocks[2].reachable);
@@ -41,12 +41,12 @@ fn static_jump_through_dup_and_swap() {
 
 #[test]
 fn stack_bounds_per_block() {
-    // ADD ADD PUSH1 1 PUSH1 1 STOP: needs 3, grows to 1 above entry... relative
-    let a = analyze("010160016001");
+    // ADD ADD then five PUSH1: needs 3 on entry, ends 3 above it.
+    let a = analyze("010160016001600160016001");
     let b = &a.blocks[0];
     assert_eq!(b.min_in, 3);
-    assert_eq!(b.delta, 1);
-    assert_eq!(b.max_growth, 1);
+    assert_eq!(b.delta, 3);
+    assert_eq!(b.max_growth, 3);
 }
 
 #[test]
@@ -62,7 +62,7 @@ fn dynamic_jump_reaches_every_jumpdest() {
     // CALLDATALOAD(0) JUMP ; JUMPDEST STOP ; JUMPDEST STOP
     let a = analyze("5f35565b005b00");
     assert!(a.has_dynamic_jumps);
-    assert!(a.blocks.iter().all(|b| b.reachable));
+    assert!(a.jumpdests.values().all(|&b| a.blocks[b].reachable));
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //!   interpreter (`exit::DEOPT`), which then reports the same halt reason and
 //!   gas it always would. The check is a proof obligation, not a semantics.
 
+mod memory;
 mod ops;
 mod vstack;
 
@@ -286,7 +287,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     }
 
     /// Writes back `vs` and leaves for the interpreter at `pc`.
-    fn exit_deopt(&self, vs: &VStack<'ctx>, pc: u64) -> R<()> {
+    pub(crate) fn exit_deopt(&self, vs: &VStack<'ctx>, pc: u64) -> R<()> {
         let len = vs.flush(self)?;
         let gas = self.load_gas()?;
         self.exit_with(exit::DEOPT, pc, gas, len)
@@ -301,7 +302,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
 
     // ---- builtins ---------------------------------------------------------
 
-    fn builtin_fn(&self, off: u32) -> R<PointerValue<'ctx>> {
+    pub(crate) fn builtin_fn(&self, off: u32) -> R<PointerValue<'ctx>> {
         let table = self.load_ctx_ptr(ctx_offsets::BUILTINS)?;
         let p = unsafe {
             self.b
@@ -353,53 +354,6 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         self.b.build_store(self.gas_var, gas)?;
         let len = self.load_ctx_i64(ctx_offsets::STACK_LEN)?;
         *vs = VStack::new(len);
-        Ok(())
-    }
-
-    /// Calls the memory-expansion builtin for `[offset, offset + size)`;
-    /// on failure writes back `vs` and exits.
-    pub fn call_mem_expand(
-        &self,
-        vs: &VStack<'ctx>,
-        offset: IntValue<'ctx>,
-        size: u64,
-        next_pc: u32,
-    ) -> R<()> {
-        let gas = self.load_gas()?;
-        self.store_ctx_i64(ctx_offsets::GAS, gas)?;
-        let fptr = self.builtin_fn(builtin_offsets::MEM_EXPAND)?;
-        let fty = self
-            .i32
-            .fn_type(&[self.ptr.into(), self.i64.into(), self.i64.into()], false);
-        let r = self
-            .b
-            .build_indirect_call(
-                fty,
-                fptr,
-                &[
-                    self.ctx_ptr.into(),
-                    offset.into(),
-                    self.const_i64(size).into(),
-                ],
-                "r",
-            )?
-            .try_as_basic_value()
-            .basic()
-            .unwrap()
-            .into_int_value();
-        let ok = self
-            .b
-            .build_int_compare(IntPredicate::EQ, r, self.i32.const_zero(), "")?;
-        let cont = self.new_bb("mem_ok");
-        let fail = self.new_bb("mem_fail");
-        self.b.build_conditional_branch(ok, cont, fail)?;
-        self.b.position_at_end(fail);
-        let len = vs.flush(self)?;
-        self.store_ctx_i64(ctx_offsets::STACK_LEN, len)?;
-        self.exit_builtin(next_pc as u64)?;
-        self.b.position_at_end(cont);
-        let gas = self.load_ctx_i64(ctx_offsets::GAS)?;
-        self.b.build_store(self.gas_var, gas)?;
         Ok(())
     }
 

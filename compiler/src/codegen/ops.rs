@@ -14,7 +14,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let opc = inst.op;
         match super::lowering(opc, self.spec) {
             Lowering::Builtin => return self.call_exec_op(vs, opc, inst.pc, inst.next_pc()),
-            Lowering::InlineMemory => return self.gen_memory(vs, inst),
+            Lowering::InlineMemory => return self.gen_memory(vs, inst, gas_after),
             Lowering::Control => unreachable!("control flow is lowered by the block epilogue"),
             Lowering::Inline => {}
         }
@@ -151,103 +151,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         })
     }
 
-    /// MLOAD / MSTORE / MSTORE8: inline access when the range is inside the
-    /// current memory, otherwise grow it through the runtime first.
-    fn gen_memory(&self, vs: &mut VStack<'ctx>, inst: &Inst) -> R<()> {
-        let bld = &self.b;
-        let opc = inst.op;
-        let offset = vs.pop(self)?;
-        let value = if opc == op::MLOAD {
-            None
-        } else {
-            Some(vs.pop(self)?)
-        };
-        let size: u64 = if opc == op::MSTORE8 { 1 } else { 32 };
-
-        // Offsets that fit in 32 bits cannot overflow the 64-bit add below.
-        let small = bld.build_int_compare(
-            IntPredicate::ULT,
-            offset,
-            self.i256.const_int(1 << 32, false),
-            "",
-        )?;
-        let off64 = bld.build_int_truncate(offset, self.i64, "off")?;
-        let end = bld.build_int_add(off64, self.const_i64(size), "")?;
-        let mem_len = self.load_ctx_i64(ctx_offsets::MEM_LEN)?;
-        let fits = bld.build_int_compare(IntPredicate::ULE, end, mem_len, "")?;
-        let fast_ok = bld.build_and(small, fits, "")?;
-        let fast_ok = self.likely(fast_ok)?;
-
-        let fast = self.new_bb("mem_fast");
-        let slow = self.new_bb("mem_grow");
-        let huge = self.new_bb("mem_huge");
-        let grow = self.new_bb("mem_expand");
-        bld.build_conditional_branch(fast_ok, fast, slow)?;
-
-        // Offsets of 2^64 and above halt in the interpreter with its own
-        // reason; let the interpreter's instruction do exactly that.
-        bld.position_at_end(slow);
-        let fits64 = bld.build_int_compare(
-            IntPredicate::ULT,
-            offset,
-            self.i256.const_int(u64::MAX, false),
-            "",
-        )?;
-        bld.build_conditional_branch(fits64, grow, huge)?;
-
-        bld.position_at_end(huge);
-        let mut side = vs.clone();
-        if let Some(v) = value {
-            side.push(v);
-        }
-        side.push(offset);
-        self.call_exec_op(&mut side, opc, inst.pc, inst.next_pc())?;
-        // The instruction cannot succeed with such an offset; if it somehow
-        // does, the interpreter continues from the next instruction.
-        let len = side.flush(self)?;
-        let gas = self.load_gas()?;
-        self.store_ctx_i64(ctx_offsets::GAS, gas)?;
-        self.store_ctx_i64(ctx_offsets::STACK_LEN, len)?;
-        self.store_ctx_i64(
-            ctx_offsets::RESUME_PC,
-            self.const_i64(inst.next_pc() as u64),
-        )?;
-        bld.build_return(Some(
-            &self
-                .i32
-                .const_int(evmc_interface::exit::DEOPT as u64, false),
-        ))?;
-
-        bld.position_at_end(grow);
-        self.call_mem_expand(vs, off64, size, inst.next_pc())?;
-        bld.build_unconditional_branch(fast)?;
-
-        bld.position_at_end(fast);
-        let base = self.load_ctx_ptr(ctx_offsets::MEM_PTR)?;
-        let p = unsafe { bld.build_gep(self.i8, base, &[off64], "mp")? };
-        match opc {
-            op::MLOAD => {
-                let raw = bld.build_load(self.i256, p, "")?;
-                raw.into_int_value()
-                    .as_instruction()
-                    .unwrap()
-                    .set_alignment(1)
-                    .unwrap();
-                vs.push(self.bswap(raw.into_int_value())?);
-            }
-            op::MSTORE => {
-                let v = self.bswap(value.unwrap())?;
-                bld.build_store(p, v)?.set_alignment(1).unwrap();
-            }
-            _ => {
-                let v = bld.build_int_truncate(value.unwrap(), self.i8, "")?;
-                bld.build_store(p, v)?.set_alignment(1).unwrap();
-            }
-        }
-        Ok(())
-    }
-
-    fn bswap(&self, v: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+    pub(super) fn bswap(&self, v: IntValue<'ctx>) -> R<IntValue<'ctx>> {
         let f = Intrinsic::find("llvm.bswap")
             .unwrap()
             .get_declaration(&self.m, &[self.i256.into()])

@@ -147,22 +147,30 @@ unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, _pc: u32) 
     }
 }
 
-unsafe extern "C" fn mem_expand<H: Host>(ctx: *mut ExecCtx, offset: u64, len: u64) -> u32 {
+unsafe extern "C" fn mem_expand<H: Host>(
+    ctx: *mut ExecCtx,
+    offset: u64,
+    len: u64,
+    reserve: u64,
+) -> u32 {
     let ctx = &mut *ctx;
     let st = &mut *(ctx.frame as *mut FrameState<H>);
     let interp = &mut *st.interp;
     interp.gas.set_remaining(ctx.gas);
+    let saved_gas = interp.gas;
+    let saved_len = interp.memory.len();
     let host = &mut *st.host;
     let r = interp.resize_memory(host.gas_params(), offset as usize, len as usize);
+    if r.is_err() || interp.gas.remaining() < reserve {
+        // Leave everything as it was; the interpreter will run this
+        // instruction itself and halt the way it does.
+        interp.gas = saved_gas;
+        interp.memory.resize(saved_len);
+        return 1;
+    }
     ctx.gas = interp.gas.remaining();
     let (p, l) = memory_view(interp);
     ctx.mem_ptr = p;
     ctx.mem_len = l;
-    match r {
-        Ok(()) => 0,
-        Err(e) => {
-            st.result = e;
-            1
-        }
-    }
+    0
 }

@@ -2,3 +2,4 @@
 
 pub mod evm;
 pub mod executor;
+pub mod single_call;
