@@ -5,9 +5,9 @@
 //! shared object that exports exactly our two symbols, imports nothing beyond a
 //! few libc memory functions, has no initialisers, and carries metadata that
 //! matches the bytecode, spec, interface version and this machine's CPU.
-//! The checked bytes are what gets loaded: they are copied into a sealed
-//! anonymous file and loaded from there, so the file on disk can change
-//! under us without effect.
+//! The checked bytes are what gets loaded: they are copied to a private
+//! file with a fresh name (mode 0600, removed right after loading) and
+//! loaded from there, so the file on disk can change under us without effect.
 
 use evmc_compiler::{host_target, B256};
 use evmc_interface::{
@@ -338,44 +338,25 @@ pub fn load_bytes(path: &Path, bytes: &[u8], expect: &Expect) -> Result<LoadedAr
     })
 }
 
-/// An anonymous in-memory file holding the validated bytes, loadable by path.
+/// A private copy of the validated bytes under a fresh random name. The
+/// name must never repeat while a library is loaded: the dynamic loader
+/// returns an already loaded object when asked for a path it has seen.
 struct SealedCopy {
     path: PathBuf,
-    _fd: std::os::fd::OwnedFd,
+    _file: tempfile::TempPath,
 }
 
 fn sealed_copy(bytes: &[u8]) -> std::io::Result<SealedCopy> {
     use std::io::Write;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let name = c"evmc-artifact";
-    // SAFETY: plain syscall wrappers; the fd is owned right away.
-    let fd = unsafe { libc_memfd_create(name.as_ptr(), MFD_CLOEXEC | MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut file = std::fs::File::from(fd.try_clone()?);
+    let mut file = tempfile::Builder::new()
+        .prefix(".evmc-load-")
+        .suffix(".so")
+        .tempfile()?;
     file.write_all(bytes)?;
-    let seals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
-    // Sealing is best effort: the fd is private to this process anyway.
-    unsafe { libc_fcntl(fd.as_raw_fd(), F_ADD_SEALS, seals) };
+    file.flush()?;
+    let tmp = file.into_temp_path();
     Ok(SealedCopy {
-        path: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
-        _fd: fd,
+        path: tmp.to_path_buf(),
+        _file: tmp,
     })
-}
-
-const MFD_CLOEXEC: u32 = 1;
-const MFD_ALLOW_SEALING: u32 = 2;
-const F_ADD_SEALS: i32 = 1033;
-const F_SEAL_SEAL: i32 = 1;
-const F_SEAL_SHRINK: i32 = 2;
-const F_SEAL_GROW: i32 = 4;
-const F_SEAL_WRITE: i32 = 8;
-
-extern "C" {
-    #[link_name = "memfd_create"]
-    fn libc_memfd_create(name: *const std::ffi::c_char, flags: u32) -> i32;
-    #[link_name = "fcntl"]
-    fn libc_fcntl(fd: i32, cmd: i32, ...) -> i32;
 }

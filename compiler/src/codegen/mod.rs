@@ -384,8 +384,12 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 "",
             )?);
         }
-        if blk.max_growth > 0 {
-            let max = STACK_LIMIT.saturating_sub(blk.max_growth as u64);
+        if blk.max_growth as u64 > STACK_LIMIT {
+            // No entry height fits: the block always overflows (the
+            // interpreter decides where and how).
+            conds.push(self.i1.const_zero());
+        } else if blk.max_growth > 0 {
+            let max = STACK_LIMIT - blk.max_growth as u64;
             conds.push(self.b.build_int_compare(
                 IntPredicate::ULE,
                 len,

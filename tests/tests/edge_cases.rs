@@ -1,0 +1,1027 @@
+//! Differential edge cases: stack underflow and overflow, invalid jumps,
+//! truncated code, unknown and not-yet-active opcodes, and large random
+//! programs, each run in revm's interpreter and natively.
+
+use evmc_compiler::SpecId;
+use evmc_tests::revm::bytecode::opcode::{self as op, OpCode};
+use evmc_tests::revm::primitives::U256;
+use evmc_tests::run_frame_with;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const BIG_GAS: u64 = 10_000_000;
+
+// ---------------------------------------------------------------------------
+// Artifacts (see opcodes.rs: works around the loader's fd-path reuse)
+// ---------------------------------------------------------------------------
+
+mod artifacts {
+    use evmc_compiler::{CompileOptions, SpecId, B256};
+    use evmc_tests::evmc_runtime::{load, Expect, LoadedArtifact};
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    pub struct Prog {
+        pub code: Vec<u8>,
+        pub art: Arc<LoadedArtifact>,
+    }
+
+    fn pin_fd() {
+        std::mem::forget(std::fs::File::open("/dev/null").expect("open /dev/null"));
+    }
+
+    /// Compiles and loads `code`, making sure the library is not one loaded
+    /// before under a reused `/proc/self/fd/<n>` name.
+    pub fn artifact(code: &[u8], spec: SpecId) -> Arc<LoadedArtifact> {
+        type Cache = Mutex<HashMap<(B256, SpecId), Arc<LoadedArtifact>>>;
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        static LOADED: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
+        static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+        let key = (evmc_compiler::code_hash(code), spec);
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(a) = cache.lock().unwrap().get(&key) {
+            return a.clone();
+        }
+        let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+        let name = evmc_compiler::spec_name(spec);
+        let path = dir.path().join(format!("{:x}-{name}.so", key.0));
+        let t = std::time::Instant::now();
+        evmc_compiler::compile_to_file(code, &CompileOptions::new(spec), &path)
+            .unwrap_or_else(|e| panic!("compiling {} for {spec:?}: {e}", hex::encode(code)));
+        if t.elapsed().as_secs() >= 2 {
+            eprintln!(
+                "slow compile: {:?} for {} bytes ({spec:?})",
+                t.elapsed(),
+                code.len()
+            );
+        }
+        let expect = Expect {
+            code_hash: key.0,
+            spec: name.to_string(),
+        };
+        let mut loaded = LOADED.lock().unwrap();
+        let seen = loaded.get_or_insert_with(HashSet::new);
+        let art = loop {
+            let a = load(&path, &expect).unwrap_or_else(|e| panic!("loading: {e}"));
+            if seen.insert(a.entry() as usize) {
+                break Arc::new(a);
+            }
+            drop(a);
+            pin_fd();
+        };
+        pin_fd();
+        drop(loaded);
+        cache.lock().unwrap().insert(key, art.clone());
+        art
+    }
+
+    pub fn prog(code: Vec<u8>, spec: SpecId) -> Prog {
+        let art = artifact(&code, spec);
+        Prog { code, art }
+    }
+}
+
+use artifacts::prog;
+
+// ---------------------------------------------------------------------------
+// Differential driver
+// ---------------------------------------------------------------------------
+
+struct Checker {
+    name: &'static str,
+    cases: AtomicUsize,
+    failures: std::sync::Mutex<Vec<String>>,
+}
+
+impl Checker {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            cases: AtomicUsize::new(0),
+            failures: Default::default(),
+        }
+    }
+
+    /// Compares one run of `code`; returns the gas the interpreter used.
+    fn run(&self, what: &str, code: &[u8], spec: SpecId, input: &[u8], gas: u64) -> u64 {
+        if std::env::var_os("EVMC_TEST_TRACE").is_some() {
+            eprintln!(
+                "[{what}] {spec:?} gas {gas} len {} code {}",
+                code.len(),
+                hex::encode(&code[code.len().saturating_sub(8)..])
+            );
+        }
+        let p = prog(code.to_vec(), spec);
+        let want = run_frame_with(&p.code, input, gas, spec, None);
+        let got = run_frame_with(&p.code, input, gas, spec, Some(&p.art));
+        self.cases.fetch_add(1, Ordering::Relaxed);
+        if want != got {
+            let mut f = self.failures.lock().unwrap();
+            if f.len() < 12 {
+                f.push(format!(
+                    "[{what}] spec {spec:?} gas {gas}\n code: {}\n input: {}\n interpreter: {want:?}\n native:      {got:?}",
+                    if code.len() > 300 {
+                        format!("({} bytes) {}...", code.len(), hex::encode(&code[..64]))
+                    } else {
+                        hex::encode(code)
+                    },
+                    hex::encode(input)
+                ));
+            } else {
+                f.push(String::new());
+            }
+        }
+        gas - want.gas_remaining.min(gas)
+    }
+
+    /// A generous limit, the exact amount used, one below, and the extras.
+    fn gases(&self, what: &str, code: &[u8], spec: SpecId, input: &[u8], extra: &[u64]) -> u64 {
+        let used = self.run(what, code, spec, input, BIG_GAS);
+        let mut gs = vec![used, used.saturating_sub(1), used / 2];
+        gs.extend_from_slice(extra);
+        gs.sort();
+        gs.dedup();
+        for g in gs {
+            if g != BIG_GAS {
+                self.run(what, code, spec, input, g);
+            }
+        }
+        used
+    }
+
+    fn finish(&self, min_cases: usize) {
+        let n = self.cases.load(Ordering::Relaxed);
+        eprintln!("{}: {n} differential cases", self.name);
+        let f = self.failures.lock().unwrap();
+        if !f.is_empty() {
+            let shown: Vec<&str> = f
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.as_str())
+                .collect();
+            panic!(
+                "{}: {} of {n} cases differ; first ones:\n{}",
+                self.name,
+                f.len(),
+                shown.join("\n\n")
+            );
+        }
+        assert!(n >= min_cases, "{}: only {n} cases ran", self.name);
+    }
+}
+
+fn h(s: &str) -> Vec<u8> {
+    hex::decode(s.replace(' ', "")).unwrap()
+}
+
+fn word(v: U256) -> Vec<u8> {
+    v.to_be_bytes::<32>().to_vec()
+}
+
+fn u(v: u64) -> U256 {
+    U256::from(v)
+}
+
+fn pow2(k: usize) -> U256 {
+    U256::from(1u64) << k
+}
+
+fn push(code: &mut Vec<u8>, v: U256) {
+    let bytes = v.to_be_bytes::<32>();
+    let skip = bytes.iter().take_while(|b| **b == 0).count().min(31);
+    code.push(op::PUSH1 + (31 - skip) as u8);
+    code.extend_from_slice(&bytes[skip..]);
+}
+
+/// `n` times `PUSH1 0` (works in every spec).
+fn pushes(n: usize) -> Vec<u8> {
+    [op::PUSH1, 0].repeat(n)
+}
+
+/// A loop that leaves `n` items (`n <= 1022`: the loop needs two words of
+/// headroom) on the stack, then `tail`. The counter lives in memory at 0x2000.
+fn fill_then(n: u16, tail: &[u8]) -> Vec<u8> {
+    assert!(n <= 1022);
+    let mut c = vec![op::PUSH2];
+    c.extend_from_slice(&n.to_be_bytes());
+    c.extend_from_slice(&h("612000 52"));
+    let lp = c.len() as u16;
+    c.extend_from_slice(&h("5b 612000 51 15 61"));
+    let done_at = c.len();
+    c.extend_from_slice(&h("0000 57 612000 51 6001 90 03 612000 52 6001 61"));
+    c.extend_from_slice(&lp.to_be_bytes());
+    c.push(op::JUMP);
+    let done = c.len() as u16;
+    c[done_at..done_at + 2].copy_from_slice(&done.to_be_bytes());
+    c.push(op::JUMPDEST);
+    c.extend_from_slice(tail);
+    c
+}
+
+const SPECS_SMALL: &[SpecId] = &[
+    SpecId::FRONTIER,
+    SpecId::BYZANTIUM,
+    SpecId::PETERSBURG,
+    SpecId::BERLIN,
+    SpecId::SHANGHAI,
+    SpecId::CANCUN,
+    SpecId::OSAKA,
+];
+
+// ---------------------------------------------------------------------------
+// The loader
+// ---------------------------------------------------------------------------
+
+/// Two different programs loaded one after the other through the harness's
+/// `native()` must be two different libraries.
+#[test]
+fn loader_distinct_programs() {
+    let spec = SpecId::CANCUN;
+    let a = evmc_tests::native(&h("600100"), spec);
+    let b = evmc_tests::native(&h("600200"), spec);
+    assert_ne!(a.entry() as usize, b.entry() as usize, "same library twice");
+    // Observable: PUSH1 2 STOP leaves [1] natively.
+    let o = evmc_tests::assert_frame_eq(&h("600200"), &[], 100, spec);
+    assert_eq!(o.stack, vec![u(2)]);
+}
+
+// ---------------------------------------------------------------------------
+// Stack underflow
+// ---------------------------------------------------------------------------
+
+#[test]
+fn stack_underflow() {
+    let chk = Checker::new("stack underflow");
+    let cases: &[&str] = &[
+        "01",                   // at block start, empty stack
+        "50",                   // POP on empty
+        "80",                   // DUP1 on empty
+        "90",                   // SWAP1 on empty
+        "6001 90",              // SWAP1 with one item
+        "6001 6002 01 01",      // mid-block
+        "6001 6002 6003 08 08", // ADDMOD mid-block
+        "6001 33 01 01",        // after a builtin (CALLER) in the block
+        "6001 33 01 01 01",
+        "6001 6000 52 01", // after a memory op
+        "6001 6000 52 6001 01 01",
+        "6004 56 00 5b 01", // in a block reached by a static jump
+        "6005 6001 57 00 5b 01 01",
+        "600060005b 01 600456", // a loop that consumes one item per turn
+        "6001 6001 6001 5b 50 600656", // a loop of POPs
+        "6001 8f",              // DUP16 with one item
+        "6001 6001 6001 6001 6001 6001 6001 6001 6001 6001 6001 6001 6001 6001 6001 6001 9f", // SWAP16 with 16
+        "6001 6001 a2",                     // LOG2 with two items
+        "6001 6001 6001 6001 6001 6001 f1", // CALL with six items
+        "6001 6001 f3",                     // RETURN is fine; then nothing
+        "6001 fd",                          // REVERT with one
+        "6001 6001 6001 f0",                // CREATE fine
+        "6001 6001 6001 f5",                // CREATE2 one short
+        "ff",                               // SELFDESTRUCT on empty
+        "56",                               // JUMP on empty
+        "6001 57",                          // JUMPI with one
+    ];
+    for &c in cases {
+        let code = h(c);
+        for &spec in SPECS_SMALL {
+            chk.gases(c, &code, spec, &[], &[0, 1, 2, 3, 5, 8]);
+        }
+    }
+    // Underflow in a block entered by a dynamic jump, with different depths.
+    let code = h("6000 35 56 5b 01 01 01 00");
+    for depth in 0..4u64 {
+        let mut pre = pushes(depth as usize);
+        pre.extend_from_slice(&code);
+        // The JUMPDEST moves with the prefix.
+        let target = 2 * depth + 4;
+        for spec in [SpecId::FRONTIER, SpecId::CANCUN] {
+            chk.gases("dynamic", &pre, spec, &word(u(target)), &[]);
+        }
+    }
+    chk.finish(500);
+}
+
+// ---------------------------------------------------------------------------
+// Stack overflow
+// ---------------------------------------------------------------------------
+
+#[test]
+#[ignore = "slow tier (many 1024-deep programs x specs x gas limits); run with --include-ignored"]
+fn stack_overflow() {
+    let chk = Checker::new("stack overflow");
+    // A loop that grows the stack by one per turn until it overflows.
+    let lp = h("5b 6001 6000 56");
+    // Same, with a builtin and a memory op in the loop body.
+    let lp2 = h("5b 33 6001 6000 52 6000 56");
+    // Growing by two with DUPs, in a JUMPI loop.
+    let lp3 = h("6001 5b 80 80 50 6001 6002 57");
+    for &spec in SPECS_SMALL {
+        for (name, c) in [("loop", &lp), ("loop builtin", &lp2), ("loop dup", &lp3)] {
+            chk.gases(name, c, spec, &[], &[1000, 5000, 10_000]);
+        }
+        // Exactly full, in one block (PUSH1 only: every spec).
+        let c = pushes(1024);
+        chk.gases("1024 pushes", &c, spec, &[], &[]);
+        for tail in ["33", "80", "6000 52", "9f", "8f", "50 6001", "01 6001"] {
+            let mut c = pushes(1023);
+            c.extend_from_slice(&h(tail));
+            chk.gases("1023 pushes + tail", &c, spec, &[], &[]);
+        }
+        // Full stack reached across blocks.
+        let mut c = pushes(600);
+        c.push(op::JUMPDEST);
+        c.extend_from_slice(&pushes(424));
+        chk.gases("two blocks 1024", &c, spec, &[], &[]);
+        c.extend_from_slice(&h("5b 6000"));
+        chk.gases("three blocks 1025", &c, spec, &[], &[]);
+        // After a fill loop: pushes, builtins and DUPs at the top, in the
+        // block of the loop exit and behind one more JUMPDEST.
+        for (n, tail) in [
+            (1022, "6000 6000"),
+            (1022, "6000 6000 6000"),
+            (1022, "33 33"),
+            (1022, "33 33 33"),
+            (1022, "6000 33 6000"),
+            (1022, "80 80"),
+            (1022, "80 80 80"),
+            (1022, "5b 80 80"),
+            (1022, "5b 80 80 80"),
+            (1022, "6000 5b 33 33"),
+            (1022, "6000 6000 6000 52 6000"),
+            (1008, "8f 8f 8f 8f 8f 8f 8f 8f 8f 8f 8f 8f 8f 8f 8f 8f 8f"),
+            (1020, "6000 6000 9f"),
+        ] {
+            let c = fill_then(n, &h(tail));
+            chk.gases(tail, &c, spec, &[], &[]);
+        }
+    }
+    // PUSH0 (Shanghai+): 1024 fit, the 1025th overflows.
+    for spec in [SpecId::SHANGHAI, SpecId::CANCUN, SpecId::OSAKA] {
+        for n in [1023, 1024] {
+            let c = vec![op::PUSH0; n];
+            chk.gases("PUSH0s", &c, spec, &[], &[]);
+        }
+        // 1025 PUSH0 split across two blocks: the second one's check fails.
+        let mut c = vec![op::PUSH0; 1000];
+        c.push(op::JUMPDEST);
+        c.extend_from_slice(&[op::PUSH0; 25]);
+        chk.gases("PUSH0 two blocks", &c, spec, &[], &[]);
+        let c = fill_then(1022, &h("5f 5f 5f"));
+        chk.gases("PUSH0 after fill", &c, spec, &[], &[]);
+    }
+    chk.finish(500);
+}
+
+/// A single block that grows the stack by more than 1024: its bound check
+/// must still fail on an empty stack. (Native writes past the 1024-word
+/// stack buffer; in a debug build `Vec::set_len`'s precondition check aborts
+/// the test process.)
+#[test]
+fn stack_overflow_single_huge_block() {
+    let chk = Checker::new("stack overflow, one huge block");
+    for n in [1025, 2000] {
+        let c = vec![op::PUSH0; n];
+        chk.gases("PUSH0s", &c, SpecId::SHANGHAI, &[], &[]);
+    }
+    for tail in ["6000", "80", "33"] {
+        let mut c = pushes(1024);
+        c.extend_from_slice(&h(tail));
+        chk.gases("1024 pushes + tail", &c, SpecId::FRONTIER, &[], &[]);
+    }
+    chk.finish(10);
+}
+
+// ---------------------------------------------------------------------------
+// Jumps
+// ---------------------------------------------------------------------------
+
+/// `[PUSH1 cond] PUSH32 target JUMP(I)`, then the tail
+/// `STOP JUMPDEST PUSH1 0x5b STOP JUMPDEST PC STOP`. Returns the code and
+/// the pcs of: the first JUMPDEST, the 0x5b inside PUSH data, the second
+/// JUMPDEST.
+fn jump_layout(target: U256, jumpi_cond: Option<u64>) -> (Vec<u8>, [u64; 3]) {
+    let mut c = Vec::new();
+    if let Some(cond) = jumpi_cond {
+        c.extend_from_slice(&[op::PUSH1, cond as u8]);
+    }
+    c.push(op::PUSH32);
+    c.extend_from_slice(&target.to_be_bytes::<32>());
+    c.push(if jumpi_cond.is_some() {
+        op::JUMPI
+    } else {
+        op::JUMP
+    });
+    let base = c.len() as u64;
+    c.extend_from_slice(&h("00 5b 605b 00 5b 58 00"));
+    (c, [base + 1, base + 3, base + 5])
+}
+
+/// Jump targets around a valid destination `dest`.
+fn jump_targets(code_len: u64, dest: u64, in_push: u64) -> Vec<U256> {
+    vec![
+        u(dest),
+        u(in_push),
+        u(dest - 1),
+        u(0),
+        u(code_len),
+        u(code_len + 1),
+        u(0xffff),
+        u((1 << 32) + dest),
+        u(u32::MAX as u64),
+        u(u64::MAX),
+        pow2(64) + u(dest),
+        pow2(128) + u(dest),
+        pow2(255) + u(dest),
+        U256::MAX,
+    ]
+}
+
+#[test]
+fn invalid_jumps_static() {
+    let chk = Checker::new("static jumps");
+    for spec in [SpecId::FRONTIER, SpecId::CANCUN] {
+        for jumpi in [None, Some(0), Some(1), Some(2)] {
+            let (probe, [dest, in_push, dest2]) = jump_layout(u(0), jumpi);
+            let mut targets = jump_targets(probe.len() as u64, dest, in_push);
+            targets.push(u(dest2));
+            for t in targets {
+                let (c, _) = jump_layout(t, jumpi);
+                chk.gases("static", &c, spec, &[], &[0, 3, 8]);
+            }
+        }
+        // Targets resolved through DUP/SWAP, and ones that are computed.
+        for c in [
+            "6007 80 56 00 00 00 00 5b 00",         // target through DUP1
+            "6009 6001 90 56 00 00 00 00 00 5b 00", // target through SWAP1
+            "6004 6003 01 56 00 00 00 5b 00",       // computed target (dynamic)
+            "6003 56 5b 00",                        // to a JUMPDEST
+            "6002 56 5b",                           // to a JUMPDEST that is the last byte
+            "6001 56",                              // into PUSH data
+            "6000 56",                              // to the PUSH itself
+            "6004 56 00 605b 00",                   // 0x5b in PUSH data
+            "6006 6001 57 00 00 00 5b 00",          // JUMPI taken
+            "6001 6006 57 00 00 00 5b 00",          // JUMPI: operands swapped, invalid
+            "6000 6006 57 00 00 00 5b 00",          // JUMPI: zero condition, invalid target
+            "6001 6000 57 00",                      // JUMPI to 0 (not a JUMPDEST)
+            "5b 6000 6000 57 00",                   // JUMPI to a JUMPDEST, zero condition
+            "5b 6001 6000 57 00",                   // JUMPI back to itself: loops until OOG
+            "5b 6000 56",                           // JUMP back to itself: loops until OOG
+        ] {
+            chk.gases(c, &h(c), spec, &[], &[0, 10]);
+        }
+    }
+    chk.finish(200);
+}
+
+#[test]
+fn invalid_jumps_dynamic() {
+    let chk = Checker::new("dynamic jumps");
+    // Word 0: target; word 1: JUMPI condition.
+    // 0: PUSH1 32 CALLDATALOAD PUSH1 0 CALLDATALOAD JUMPI(6) STOP(7)
+    // 8: JUMPDEST PC STOP PUSH2 5b5b (12, 13 are PUSH data) STOP JUMPDEST(15) PC STOP
+    let jumpi = h("6020 35 6000 35 57 00 5b 58 00 615b5b 00 5b 58 00");
+    // 0: PUSH1 0 CALLDATALOAD JUMP(3), then JUMPDEST(4) PC STOP PUSH2 5b5b
+    // (8, 9) STOP JUMPDEST(11) PC STOP
+    let jump = h("6000 35 56 5b 58 00 615b5b 00 5b 58 00");
+    for spec in [SpecId::FRONTIER, SpecId::PETERSBURG, SpecId::CANCUN] {
+        for t in jump_targets(jump.len() as u64, 4, 8) {
+            chk.gases("jump", &jump, spec, &word(t), &[]);
+        }
+        for t in jump_targets(jump.len() as u64, 11, 9) {
+            chk.gases("jump", &jump, spec, &word(t), &[]);
+        }
+        let mut targets = jump_targets(jumpi.len() as u64, 8, 12);
+        targets.extend([u(15), u(13)]);
+        for t in targets {
+            for cond in [u(0), u(1), pow2(255), pow2(64), U256::MAX] {
+                let mut input = word(t);
+                input.extend_from_slice(&word(cond));
+                chk.gases("jumpi", &jumpi, spec, &input, &[]);
+            }
+        }
+        // Short calldata: the missing bytes read as zero.
+        for input in [
+            vec![],
+            vec![0],
+            vec![0; 31],
+            h("000000000000000000000000000000000000000000000000000000000000000900"),
+        ] {
+            chk.gases("jumpi short", &jumpi, spec, &input, &[]);
+            chk.gases("jump short", &jump, spec, &input, &[]);
+        }
+    }
+    chk.finish(1000);
+}
+
+// ---------------------------------------------------------------------------
+// Code shape
+// ---------------------------------------------------------------------------
+
+#[test]
+fn code_shapes() {
+    let chk = Checker::new("code shapes");
+    let cases: &[&str] = &[
+        "", // empty code
+        "00",
+        "5b",
+        "6001 6002 01",              // runs off the end
+        "6001 6002 01 5b",           // off the end after a JUMPDEST
+        "7f aabbcc",                 // PUSH32 with 3 bytes left
+        "61 aa",                     // PUSH2 with 1 byte left
+        "60",                        // PUSH1 with nothing
+        "6001 7f",                   // PUSH32 with nothing
+        "6004 56 00 7f 5b5b",        // jump into truncated PUSH data
+        "6003 56 00 5b 7f",          // a JUMPDEST just before a truncated PUSH
+        "6005 56 00 00 00 5b",       // JUMPDEST as the last byte
+        "6003 57",                   // JUMPI on one item
+        "6001 6005 57 00 00 5b",     // JUMPI taken to the last byte
+        "6000 6005 57 5b",           // JUMPI not taken, off the end
+        "58 58 58 5a 59 36",         // PC GAS MSIZE CALLDATASIZE
+        "6001 600052 59 6020 51 59", // MSIZE around memory growth
+        "5a 5a 5a 03",               // GAS differences
+        "5b5b5b5b 5a",               // GAS after several JUMPDEST blocks
+        "fe",                        // INVALID
+        "6001 fe 00",
+        "f3", // RETURN on empty
+        "6000 6000 f3 6001",
+        "6020 6000 f3",              // RETURN 32 zero bytes
+        "6001 6000 52 6020 6000 fd", // REVERT with data
+    ];
+    for &c in cases {
+        for &spec in SPECS_SMALL {
+            chk.gases(c, &h(c), spec, &[], &[0, 1, 2, 3, 10]);
+        }
+    }
+    chk.finish(300);
+}
+
+// ---------------------------------------------------------------------------
+// Unknown and not-yet-active opcodes
+// ---------------------------------------------------------------------------
+
+#[test]
+fn unknown_opcodes() {
+    let chk = Checker::new("unknown opcodes");
+    let unknown: Vec<u8> = (0..=255u8).filter(|&o| OpCode::new(o).is_none()).collect();
+    assert!(unknown.len() > 20);
+    // All unknown opcodes in one program, each behind its own JUMPDEST,
+    // selected by calldata, with 0, 5 and a full stack below.
+    for spec in [SpecId::FRONTIER, SpecId::CANCUN, SpecId::OSAKA] {
+        let mut code = h("6000 35 56");
+        let mut entries = Vec::new();
+        for &o in &unknown {
+            entries.push(code.len() as u64);
+            code.extend_from_slice(&[op::JUMPDEST, o, op::STOP]);
+        }
+        for (i, &e) in entries.iter().enumerate() {
+            chk.gases(
+                &format!("{:#x}", unknown[i]),
+                &code,
+                spec,
+                &word(u(e)),
+                &[0, 14, 15],
+            );
+        }
+        // Standalone: first byte, last byte, after pushes, on a full stack.
+        for &o in unknown.iter().step_by(3) {
+            chk.gases("first", &[o], spec, &[], &[0]);
+            chk.gases(
+                "after pushes",
+                &[0x60, 1, 0x60, 2, o, 0x01],
+                spec,
+                &[],
+                &[3, 6],
+            );
+            let c = fill_then(1022, &[0x60, 0, 0x60, 0, o]);
+            chk.gases("full stack", &c, spec, &[], &[]);
+        }
+    }
+    chk.finish(300);
+}
+
+#[test]
+fn not_yet_active_opcodes() {
+    let chk = Checker::new("not yet active");
+    // (opcode, last spec where it is not active)
+    let cases: &[(u8, SpecId)] = &[
+        (op::DELEGATECALL, SpecId::FRONTIER),
+        (op::REVERT, SpecId::SPURIOUS_DRAGON),
+        (op::RETURNDATASIZE, SpecId::SPURIOUS_DRAGON),
+        (op::RETURNDATACOPY, SpecId::SPURIOUS_DRAGON),
+        (op::STATICCALL, SpecId::SPURIOUS_DRAGON),
+        (op::SHL, SpecId::BYZANTIUM),
+        (op::SHR, SpecId::BYZANTIUM),
+        (op::SAR, SpecId::BYZANTIUM),
+        (op::CREATE2, SpecId::BYZANTIUM),
+        (op::EXTCODEHASH, SpecId::BYZANTIUM),
+        (op::CHAINID, SpecId::PETERSBURG),
+        (op::SELFBALANCE, SpecId::PETERSBURG),
+        (op::BASEFEE, SpecId::BERLIN),
+        (op::PUSH0, SpecId::LONDON),
+        (op::PUSH0, SpecId::MERGE),
+        (op::TLOAD, SpecId::SHANGHAI),
+        (op::TSTORE, SpecId::SHANGHAI),
+        (op::MCOPY, SpecId::SHANGHAI),
+        (op::BLOBHASH, SpecId::SHANGHAI),
+        (op::BLOBBASEFEE, SpecId::SHANGHAI),
+        (op::CLZ, SpecId::PRAGUE),
+    ];
+    for &(o, spec) in cases {
+        let n = OpCode::new(o).unwrap().inputs() as usize;
+        let name = format!("{} in {spec:?}", evmc_compiler::revm_api::opcode_name(o));
+        // Empty stack, exactly enough operands, one more than enough.
+        for have in [0, n, n + 1] {
+            let mut c = pushes(have);
+            c.push(o);
+            c.extend_from_slice(&h("6001 00"));
+            chk.gases(&name, &c, spec, &[], &[0]);
+        }
+        // Full stack (1024 items, or 1023), in the same block as the last
+        // pushes and behind a JUMPDEST.
+        for tail in [
+            vec![0x60, 0, 0x60, 0, o],
+            vec![0x60, 0, 0x60, 0, 0x5b, o],
+            vec![0x60, 0, o],
+        ] {
+            let c = fill_then(1022, &tail);
+            chk.gases(&name, &c, spec, &[], &[]);
+        }
+    }
+    chk.finish(100);
+}
+
+// ---------------------------------------------------------------------------
+// Random programs
+// ---------------------------------------------------------------------------
+
+/// xorshift64*: deterministic, no dependencies.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+const PURE: &[u8] = &[
+    op::ADD,
+    op::MUL,
+    op::SUB,
+    op::DIV,
+    op::SDIV,
+    op::MOD,
+    op::SMOD,
+    op::ADDMOD,
+    op::MULMOD,
+    op::EXP,
+    op::SIGNEXTEND,
+    op::LT,
+    op::GT,
+    op::SLT,
+    op::SGT,
+    op::EQ,
+    op::ISZERO,
+    op::AND,
+    op::OR,
+    op::XOR,
+    op::NOT,
+    op::BYTE,
+    op::SHL,
+    op::SHR,
+    op::SAR,
+];
+
+const ENV: &[u8] = &[
+    op::ADDRESS,
+    op::ORIGIN,
+    op::CALLER,
+    op::CALLVALUE,
+    op::CALLDATASIZE,
+    op::CODESIZE,
+    op::GASPRICE,
+    op::RETURNDATASIZE,
+    op::COINBASE,
+    op::TIMESTAMP,
+    op::NUMBER,
+    op::DIFFICULTY,
+    op::GASLIMIT,
+    op::CHAINID,
+    op::SELFBALANCE,
+    op::BASEFEE,
+    op::PC,
+    op::MSIZE,
+    op::GAS,
+];
+
+/// Random code that is well formed and mostly keeps its stack discipline, so
+/// that it runs long: the height is tracked, every JUMPDEST and every jump
+/// sits at height `H0`, jumps go forward (JUMPI to patched JUMPDESTs, or
+/// dynamic through calldata-independent constants) or backward a bounded
+/// number of times (counter in memory), memory offsets are small.
+fn random_program(seed: u64, size: usize, spec: SpecId) -> Vec<u8> {
+    const H0: usize = 3;
+    const MAX_H: usize = 24;
+    let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut c: Vec<u8> = Vec::new();
+    let mut hgt = 0usize;
+    let mut jumpdests: Vec<usize> = Vec::new();
+    // (position of a PUSH2 immediate, minimum target pc) to patch.
+    let mut forward: Vec<(usize, usize)> = Vec::new();
+    let mut loops = 0u16;
+    let has_clz = spec.is_enabled_in(SpecId::OSAKA);
+    let edge_vals = [
+        u(0),
+        u(1),
+        u(31),
+        u(32),
+        u(255),
+        u(256),
+        u(u64::MAX),
+        pow2(64),
+        pow2(128),
+        pow2(255),
+        pow2(255) - u(1),
+        U256::MAX,
+    ];
+    let normalize = |c: &mut Vec<u8>, hgt: &mut usize| {
+        while *hgt > H0 {
+            c.push(op::POP);
+            *hgt -= 1;
+        }
+        while *hgt < H0 {
+            c.extend_from_slice(&[op::PUSH1, 7]);
+            *hgt += 1;
+        }
+    };
+    while c.len() + 80 < size {
+        let choice = r.below(100);
+        match choice {
+            // Push a value.
+            0..=24 if hgt < MAX_H => {
+                if r.chance(30) {
+                    push(&mut c, r.pick(&edge_vals));
+                } else {
+                    let n = 1 + r.below(32) as usize;
+                    c.push(op::PUSH1 + n as u8 - 1);
+                    for _ in 0..n {
+                        c.push(r.next() as u8);
+                    }
+                }
+                hgt += 1;
+            }
+            // Pure arithmetic.
+            25..=49 => {
+                let o = if has_clz && r.chance(5) {
+                    op::CLZ
+                } else {
+                    r.pick(PURE)
+                };
+                let info = OpCode::new(o).unwrap();
+                if hgt >= info.inputs() as usize {
+                    c.push(o);
+                    hgt = hgt - info.inputs() as usize + 1;
+                }
+            }
+            // DUP / SWAP / POP.
+            50..=59 => {
+                if hgt >= 1 && hgt < MAX_H && r.chance(50) {
+                    let n = 1 + r.below(hgt.min(16) as u64) as u8;
+                    c.push(op::DUP1 + n - 1);
+                    hgt += 1;
+                } else if hgt >= 2 && r.chance(70) {
+                    let n = 1 + r.below((hgt - 1).min(16) as u64) as u8;
+                    c.push(op::SWAP1 + n - 1);
+                } else if hgt >= 1 {
+                    c.push(op::POP);
+                    hgt -= 1;
+                }
+            }
+            // Environment.
+            60..=66 if hgt < MAX_H => {
+                c.push(r.pick(ENV));
+                hgt += 1;
+            }
+            // Memory: small offsets, values from the stack.
+            67..=74 if hgt >= 1 => {
+                let off = r.below(2048);
+                match r.below(4) {
+                    0 => {
+                        push(&mut c, u(off));
+                        c.push(op::MSTORE);
+                        hgt -= 1;
+                    }
+                    1 => {
+                        push(&mut c, u(off));
+                        c.push(op::MSTORE8);
+                        hgt -= 1;
+                    }
+                    2 => {
+                        c.push(op::POP);
+                        push(&mut c, u(off));
+                        c.push(op::MLOAD);
+                    }
+                    _ => {
+                        // KECCAK256 over a small range.
+                        c.push(op::POP);
+                        push(&mut c, u(r.below(100)));
+                        push(&mut c, u(off));
+                        c.push(op::KECCAK256);
+                    }
+                }
+            }
+            // Calldata / code copies and loads.
+            75..=78 if hgt < MAX_H => match r.below(3) {
+                0 => {
+                    push(&mut c, u(r.below(80)));
+                    c.push(op::CALLDATALOAD);
+                    hgt += 1;
+                }
+                1 => {
+                    push(&mut c, u(r.below(64)));
+                    push(&mut c, u(r.below(100)));
+                    push(&mut c, u(r.below(1024)));
+                    c.push(op::CALLDATACOPY);
+                }
+                _ => {
+                    push(&mut c, u(r.below(64)));
+                    let off = r.below(c.len() as u64 + 10);
+                    push(&mut c, u(off));
+                    push(&mut c, u(r.below(1024)));
+                    c.push(op::CODECOPY);
+                }
+            },
+            // Storage (small keys), transient storage, logs.
+            79..=82 if hgt >= 1 && hgt < MAX_H => match r.below(4) {
+                0 => {
+                    push(&mut c, u(r.below(4)));
+                    c.push(op::SSTORE);
+                    hgt -= 1;
+                }
+                1 => {
+                    push(&mut c, u(r.below(4)));
+                    c.push(op::SLOAD);
+                    hgt += 1;
+                }
+                2 if spec.is_enabled_in(SpecId::CANCUN) => {
+                    push(&mut c, u(r.below(4)));
+                    c.push(op::TSTORE);
+                    hgt -= 1;
+                }
+                _ => {
+                    let k = r.below(3) as usize;
+                    if hgt >= k {
+                        push(&mut c, u(r.below(40)));
+                        push(&mut c, u(r.below(256)));
+                        c.push(op::LOG0 + k as u8);
+                        hgt -= k;
+                    }
+                }
+            },
+            // A JUMPDEST (block boundary).
+            83..=87 => {
+                normalize(&mut c, &mut hgt);
+                jumpdests.push(c.len());
+                c.push(op::JUMPDEST);
+            }
+            // A forward JUMPI on a data-dependent condition.
+            88..=92 => {
+                normalize(&mut c, &mut hgt);
+                c.extend_from_slice(&[op::DUP1, op::PUSH1, 1, op::AND]);
+                c.push(op::PUSH2);
+                forward.push((c.len(), c.len() + 3 + r.below(300) as usize));
+                c.extend_from_slice(&[0, 0, op::JUMPI]);
+            }
+            // A bounded backward jump (counter in memory word 0x1000 + 32 * k).
+            93..=94 if loops < 16 && !jumpdests.is_empty() => {
+                let back = *jumpdests.last().unwrap();
+                if c.len() - back < 400 {
+                    normalize(&mut c, &mut hgt);
+                    let slot = 0x1000 + 32 * loops;
+                    loops += 1;
+                    // mem[slot] += 1; jump back while mem[slot] < 3
+                    c.push(op::PUSH2);
+                    c.extend_from_slice(&slot.to_be_bytes());
+                    c.extend_from_slice(&[op::MLOAD, op::PUSH1, 1, op::ADD, op::DUP1, op::PUSH2]);
+                    c.extend_from_slice(&slot.to_be_bytes());
+                    c.extend_from_slice(&[op::MSTORE, op::PUSH1, 3, op::GT, op::PUSH2]);
+                    c.extend_from_slice(&(back as u16).to_be_bytes());
+                    c.push(op::JUMPI);
+                }
+            }
+            // A dynamic jump: the target is computed, not a plain constant.
+            95..=96 => {
+                normalize(&mut c, &mut hgt);
+                let dest = c.len() + 10;
+                // PUSH2 dest-1, PUSH1 1, ADD, JUMP, <3 junk bytes>, JUMPDEST
+                c.push(op::PUSH2);
+                c.extend_from_slice(&((dest - 1) as u16).to_be_bytes());
+                c.extend_from_slice(&[op::PUSH1, 1, op::ADD, op::JUMP, 0xfe, 0x60]);
+                c.push(op::JUMPDEST); // PUSH data: not a destination
+                jumpdests.push(c.len());
+                c.push(op::JUMPDEST);
+                assert_eq!(c.len() - 1, dest);
+            }
+            _ => {}
+        }
+    }
+    // End: a JUMPDEST every forward jump can land on, then return memory.
+    normalize(&mut c, &mut hgt);
+    let end = c.len();
+    c.push(op::JUMPDEST);
+    c.extend_from_slice(&h("6040 6000 f3"));
+    for (at, min) in forward {
+        let target = jumpdests.iter().copied().find(|&d| d >= min).unwrap_or(end);
+        c[at..at + 2].copy_from_slice(&(target as u16).to_be_bytes());
+    }
+    c
+}
+
+fn random_inputs(r: &mut Rng) -> Vec<Vec<u8>> {
+    vec![
+        vec![],
+        (0..64).map(|_| r.next() as u8).collect(),
+        vec![0xff; 100],
+    ]
+}
+
+/// 24 KiB of random well-formed code must compile and behave exactly like
+/// the interpreter, at any gas limit.
+#[test]
+fn random_code_24k() {
+    let chk = Checker::new("random 24 KiB");
+    let spec = SpecId::CANCUN;
+    let code = random_program(1, 24 * 1024, spec);
+    assert!(
+        code.len() <= 24 * 1024 && code.len() > 23 * 1024,
+        "{}",
+        code.len()
+    );
+    let mut r = Rng(99);
+    for input in random_inputs(&mut r) {
+        let used = chk.gases("24k", &code, spec, &input, &[0, 100, 1000]);
+        assert!(
+            used > 10_000,
+            "the random program ends too early ({used} gas)"
+        );
+        for _ in 0..20 {
+            let g = r.below(used + 1);
+            chk.run("24k", &code, spec, &input, g);
+        }
+    }
+    chk.finish(50);
+}
+
+/// Many smaller random programs over several specs.
+#[test]
+fn random_code_small() {
+    let chk = Checker::new("random small programs");
+    let mut r = Rng(7);
+    for seed in 0..24u64 {
+        let spec = [SpecId::LONDON, SpecId::CANCUN, SpecId::OSAKA][seed as usize % 3];
+        let code = random_program(1000 + seed, 1500, spec);
+        for input in random_inputs(&mut r) {
+            let used = chk.gases("small", &code, spec, &input, &[]);
+            for _ in 0..10 {
+                let g = r.below(used + 1);
+                chk.run("small", &code, spec, &input, g);
+            }
+        }
+    }
+    chk.finish(500);
+}
+
+/// Entirely random bytes: anything may happen, the same thing on both sides.
+#[test]
+fn random_bytes() {
+    let chk = Checker::new("random bytes");
+    let mut r = Rng(12345);
+    for i in 0..40u64 {
+        let len = 1 + r.below(600) as usize;
+        let mut code: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
+        // Make some of them jumpier: sprinkle JUMPDESTs and small pushes.
+        if i % 2 == 0 {
+            for b in code.iter_mut() {
+                if r.chance(8) {
+                    *b = op::JUMPDEST;
+                } else if r.chance(10) {
+                    *b = op::PUSH1;
+                }
+            }
+        }
+        let spec = SPECS_SMALL[i as usize % SPECS_SMALL.len()];
+        for input in random_inputs(&mut r) {
+            chk.gases("bytes", &code, spec, &input, &[0, 10, 30]);
+        }
+    }
+    chk.finish(300);
+}
