@@ -13,84 +13,39 @@
 //!   folds at compile time, plus constant-with-calldata mixes.
 
 use evmc_compiler::SpecId;
+use evmc_tests::evmc_runtime::LoadedArtifact;
 use evmc_tests::revm::bytecode::opcode::{self as op, OpCode};
 use evmc_tests::revm::primitives::{Address, U256};
-use evmc_tests::{run_frame_with, CALLER, OTHER, TARGET};
+use evmc_tests::{native, run_frame_with, CALLER, OTHER, TARGET};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 const BIG_GAS: u64 = 10_000_000;
 const SMALL_GAS: u64 = 100;
 
 // ---------------------------------------------------------------------------
-// Artifacts
+// Programs
 // ---------------------------------------------------------------------------
 
-/// Compiled artifacts, loaded so that no two programs share a library.
-///
-/// The runtime loader `dlopen`s every artifact as `/proc/self/fd/<n>` and
-/// closes the fd right after; when a later artifact gets the same fd number,
-/// glibc matches the path against the library already loaded under that name
-/// and returns it, so the second program runs the first one's code (see
-/// `edge_cases::loader_distinct_programs`). Until that is fixed, loads here
-/// are serialised, a stale library is detected by its entry address, and fd
-/// numbers are pinned so the retry gets a fresh one.
-mod artifacts {
-    use evmc_compiler::{CompileOptions, SpecId, B256};
-    use evmc_tests::evmc_runtime::{load, Expect, LoadedArtifact};
-    use std::collections::{HashMap, HashSet};
-    use std::sync::{Arc, Mutex, OnceLock};
-
-    pub struct Prog {
-        pub code: Vec<u8>,
-        pub art: Arc<LoadedArtifact>,
-    }
-
-    fn pin_fd() {
-        std::mem::forget(std::fs::File::open("/dev/null").expect("open /dev/null"));
-    }
-
-    pub fn artifact(code: &[u8], spec: SpecId) -> Arc<LoadedArtifact> {
-        type Cache = Mutex<HashMap<(B256, SpecId), Arc<LoadedArtifact>>>;
-        static CACHE: OnceLock<Cache> = OnceLock::new();
-        static LOADED: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
-        static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-        let key = (evmc_compiler::code_hash(code), spec);
-        let cache = CACHE.get_or_init(Default::default);
-        if let Some(a) = cache.lock().unwrap().get(&key) {
-            return a.clone();
-        }
-        let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
-        let name = evmc_compiler::spec_name(spec);
-        let path = dir.path().join(format!("{:x}-{name}.so", key.0));
-        evmc_compiler::compile_to_file(code, &CompileOptions::new(spec), &path)
-            .unwrap_or_else(|e| panic!("compiling {} for {spec:?}: {e}", hex::encode(code)));
-        let expect = Expect {
-            code_hash: key.0,
-            spec: name.to_string(),
-        };
-        let mut loaded = LOADED.lock().unwrap();
-        let seen = loaded.get_or_insert_with(HashSet::new);
-        let art = loop {
-            let a = load(&path, &expect).unwrap_or_else(|e| panic!("loading: {e}"));
-            if seen.insert(a.entry() as usize) {
-                break Arc::new(a);
-            }
-            drop(a);
-            pin_fd();
-        };
-        pin_fd();
-        drop(loaded);
-        cache.lock().unwrap().insert(key, art.clone());
-        art
-    }
-
-    pub fn prog(code: Vec<u8>, spec: SpecId) -> Prog {
-        let art = artifact(&code, spec);
-        Prog { code, art }
-    }
+/// A program and its artifact, compiled through the real path once (the
+/// harness caches per code and spec).
+struct Prog {
+    code: Vec<u8>,
+    art: Arc<LoadedArtifact>,
 }
 
-use artifacts::{prog, Prog};
+fn prog(code: Vec<u8>, spec: SpecId) -> Prog {
+    let t = std::time::Instant::now();
+    let art = native(&code, spec);
+    if t.elapsed().as_secs() >= 3 {
+        eprintln!(
+            "slow compile: {:?} for {} bytes ({spec:?})",
+            t.elapsed(),
+            code.len()
+        );
+    }
+    Prog { code, art }
+}
 
 // ---------------------------------------------------------------------------
 // Differential driver

@@ -1,0 +1,328 @@
+//! Out of gas at every instruction boundary: small programs run with every
+//! gas limit from 0 up to what they need (and a few above), interpreted and
+//! native, compared on everything observable. A native run that is short of
+//! gas hands the frame to the interpreter at the start of the segment that
+//! cannot be paid for (or at the memory access that cannot grow); these
+//! sweeps make every such hand-over happen.
+
+use evmc_compiler::SpecId;
+use evmc_tests::evmc_runtime::LoadedArtifact;
+use evmc_tests::{native, run_frame_with};
+use std::sync::Arc;
+
+/// Generous limit used to measure what a program needs.
+const BIG_GAS: u64 = 10_000_000;
+/// Limits tried above the measured need.
+const ABOVE: u64 = 5;
+
+/// Hex with spaces, newlines and `//` comments.
+fn h(s: &str) -> Vec<u8> {
+    let s: String = s
+        .lines()
+        .map(|l| l.split("//").next().unwrap())
+        .flat_map(|l| l.split_whitespace())
+        .collect();
+    hex::decode(s).unwrap()
+}
+
+struct Sweep {
+    name: &'static str,
+    code: Vec<u8>,
+    art: Arc<LoadedArtifact>,
+    spec: SpecId,
+}
+
+impl Sweep {
+    fn new(name: &'static str, code: Vec<u8>, spec: SpecId) -> Self {
+        let art = native(&code, spec);
+        Self {
+            name,
+            code,
+            art,
+            spec,
+        }
+    }
+
+    /// Runs every gas limit in `0..=need + ABOVE`; returns the number of
+    /// cases. Panics with the first few mismatches. Programs that pass all
+    /// their gas on (CALL with GAS, CREATE) "need" everything: they are
+    /// swept up to `MAX_SWEEP`.
+    fn run(&self, input: &[u8]) -> usize {
+        const MAX_SWEEP: u64 = 40_000;
+        let want = run_frame_with(&self.code, input, BIG_GAS, self.spec, None);
+        let mut need = BIG_GAS - want.gas_remaining;
+        if need > BIG_GAS / 2 {
+            need = MAX_SWEEP;
+        }
+        let mut failures = Vec::new();
+        let mut n = 0;
+        for gas in (0..=need + ABOVE).chain([BIG_GAS]) {
+            let want = run_frame_with(&self.code, input, gas, self.spec, None);
+            let got = run_frame_with(&self.code, input, gas, self.spec, Some(&self.art));
+            n += 1;
+            if want != got {
+                if failures.len() < 5 {
+                    failures.push(format!(
+                        "gas {gas}\n interpreter: {want:?}\n native:      {got:?}"
+                    ));
+                } else {
+                    failures.push(String::new());
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} ({:?}): {} of {n} gas limits differ\n code: {}\n input: {}\n{}",
+            self.name,
+            self.spec,
+            failures.len(),
+            hex::encode(&self.code),
+            hex::encode(input),
+            failures
+                .iter()
+                .filter(|f| !f.is_empty())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        n
+    }
+}
+
+fn sweep_all(test: &str, programs: &[(&'static str, Vec<u8>)], specs: &[SpecId], input: &[u8]) {
+    let mut total = 0;
+    for &spec in specs {
+        for (name, code) in programs {
+            total += Sweep::new(name, code.clone(), spec).run(input);
+        }
+    }
+    eprintln!("{test}: {total} differential cases");
+    assert!(total > 100, "{test}: only {total} cases");
+}
+
+fn input() -> Vec<u8> {
+    let mut v: Vec<u8> = (1..=64).collect();
+    v.extend_from_slice(&[0xff; 7]);
+    v
+}
+
+/// Arithmetic, GAS/MSIZE/PC reads and memory growth in steps.
+fn arith_memory() -> Vec<u8> {
+    h("
+    6001 6002 01 6003 02 6007 04 6005 06          // ((1+2)*3/7) % 5, ...
+    80 6000 52                                     // MSTORE at 0: memory 32
+    6040 51 50                                     // MLOAD 0x40: memory 96
+    80 610100 53                                   // MSTORE8 at 0x100: memory 288
+    5a 59 01 58 01 50                              // GAS + MSIZE + PC
+    6020 51 610400 52                              // MLOAD 0x20, MSTORE 0x400: 1056
+    61ffff 6002 0a 50                              // EXP 2^0xffff: two-byte exponent
+    6000 35 6001 1a 6000 35 600b 0b 50 50          // BYTE, SIGNEXTEND of calldata
+    6040 6000 610500 37                            // CALLDATACOPY 64 bytes to 0x500
+    6020 6010 610600 39                            // CODECOPY 32 bytes to 0x600
+    6000 51 610700 51 01 610800 52                 // more growth, 0x820
+    59 5a 03 50                                    // MSIZE - GAS
+    6020 6000 20 50                                // KECCAK256
+    6020 610800 f3                                 // RETURN 32 bytes
+    ")
+}
+
+/// The same shape with memory accesses right after each other (growth by
+/// one MSTORE each step), then inline accesses that no longer grow.
+fn memory_steps() -> Vec<u8> {
+    let mut c = Vec::new();
+    for i in 0..12u16 {
+        let off = i * 100;
+        c.extend_from_slice(&[0x5a, 0x61]); // GAS PUSH2 off
+        c.extend_from_slice(&off.to_be_bytes());
+        c.push(0x52); // MSTORE
+    }
+    for i in 0..6u16 {
+        c.extend_from_slice(&[0x61]);
+        c.extend_from_slice(&(i * 150).to_be_bytes());
+        c.extend_from_slice(&[0x51, 0x50]); // MLOAD POP
+    }
+    c.extend_from_slice(&h("59 6000 53 00")); // MSTORE8 of MSIZE
+    c
+}
+
+/// A counted loop with a JUMPI back edge, memory writes in the body.
+fn counted_loop() -> Vec<u8> {
+    // PUSH1 6; loop(2): JUMPDEST DUP1 DUP1 PUSH1 32 MUL MSTORE
+    //   PUSH1 1 SWAP1 SUB DUP1 PUSH1 2 JUMPI; POP MSIZE PUSH1 0 MSTORE STOP
+    h("6006 5b 80 80 6020 02 52 6001 90 03 80 6002 57 50 59 6000 52 00")
+}
+
+/// A loop through a dynamic jump (target from calldata arithmetic).
+fn dynamic_loop() -> Vec<u8> {
+    // counter in memory slot 0x80; the back edge target comes from
+    // (calldata byte 0 == 1) * 5 = 5, a JUMPDEST.
+    // 0: PUSH1 4 PUSH1 0x80 MSTORE        (0..4)
+    // 5: JUMPDEST PUSH1 0x80 MLOAD PUSH1 1 SWAP1 SUB DUP1 PUSH1 0x80 MSTORE
+    //    ISZERO PUSH1 end JUMPI PUSH1 0 CALLDATALOAD PUSH1 0 BYTE PUSH1 5 MUL JUMP
+    //    end: JUMPDEST STOP
+    let mut c =
+        h("6004 6080 52 5b 6080 51 6001 90 03 80 6080 52 15 60ff 57 6000 35 6000 1a 6005 02 56");
+    let end = c.len() as u8;
+    let at = c.iter().position(|&b| b == 0xff).unwrap();
+    c[at] = end;
+    c.extend_from_slice(&h("5b 00"));
+    c
+}
+
+/// SLOAD / SSTORE: cold and warm reads, a fresh slot, a reset (refund), a
+/// no-op write, and writes back to the original value.
+fn storage() -> Vec<u8> {
+    h("
+    6000 54 6001 54 01 6002 55     // slot2 = slot0 + slot1 (fresh)
+    6000 6000 55                   // slot0: 5 -> 0 (refund)
+    6009 6001 55 6007 6001 55      // slot1: 7 -> 9 -> 7
+    6001 54 6001 55                // slot1: no-op write
+    6002 54 6000 55                // slot0 = slot2
+    6000 6002 55                   // slot2 -> 0
+    00
+    ")
+}
+
+/// SSTORE right around the 2300 stipend (EIP-2200): the sweep makes the
+/// remaining gas at the SSTORE pass through 2300.
+fn sstore_only() -> Vec<u8> {
+    h("6008 6001 55 00")
+}
+
+fn transient() -> Vec<u8> {
+    h("6005 6000 5d 6000 5c 6001 5d 6001 5c 6000 5c 01 6002 52 00")
+}
+
+fn keccak() -> Vec<u8> {
+    h("
+    6000 35 6000 52 6020 35 6020 52
+    6040 6000 20                   // over 64 bytes
+    6000 52
+    60c8 6064 20                   // 200 bytes at 100: grows memory
+    6020 52
+    6000 6000 20                   // empty
+    6020 6000 f3
+    ")
+}
+
+fn logs() -> Vec<u8> {
+    h("
+    6000 35 6000 52
+    6020 6000 a0                   // LOG0 32 bytes
+    6001 6002 6040 6040 a2         // LOG2 64 bytes at 0x40: grows
+    6001 6002 6003 6004 6000 6000 a4 // LOG4 empty
+    6005 6006 6007 6020 6100c0 a3  // LOG3 32 bytes at 0xc0
+    00
+    ")
+}
+
+/// CALL family and CREATE: the frame suspends; the action (with the gas the
+/// child gets under the 63/64 rule) is compared.
+fn call(kind: u8) -> Vec<u8> {
+    let other = "73aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let args = "6020 6040 6020 6000"; // retSize retOffset argsSize argsOffset (pushed in reverse)
+    let pre = "6000 35 6000 52 ";
+    match kind {
+        // CALL gas=3000 to OTHER with value 1 (stipend), and with value 0
+        0xf1 => h(&format!("{pre} {args} 6001 {other} 610bb8 f1 00")),
+        0xf2 => h(&format!("{pre} {args} 6000 {other} 610bb8 f2 00")),
+        0xf4 => h(&format!("{pre} {args} {other} 610bb8 f4 00")),
+        0xfa => h(&format!("{pre} {args} {other} 610bb8 fa 00")),
+        // all remaining gas: 63/64 of what is left after the cost
+        0xff => h(&format!("{pre} {args} 6000 {other} 5a f1 00")),
+        // CREATE / CREATE2 of a 32-byte init code
+        0xf0 => h(&format!("{pre} 6020 6000 6000 f0 00")),
+        0xf5 => h(&format!("{pre} 6007 6020 6000 6000 f5 00")),
+        _ => unreachable!(),
+    }
+}
+
+const SPECS: &[SpecId] = &[
+    SpecId::FRONTIER,
+    SpecId::TANGERINE,
+    SpecId::ISTANBUL,
+    SpecId::BERLIN,
+    SpecId::LONDON,
+    SpecId::CANCUN,
+    SpecId::OSAKA,
+];
+
+#[test]
+fn oog_arith_and_memory() {
+    let programs = [
+        ("arith+memory", arith_memory()),
+        ("memory steps", memory_steps()),
+    ];
+    sweep_all("oog arith+memory", &programs, SPECS, &input());
+}
+
+#[test]
+fn oog_loops() {
+    let programs = [
+        ("counted loop", counted_loop()),
+        ("dynamic loop", dynamic_loop()),
+    ];
+    sweep_all("oog loops", &programs, SPECS, &input());
+}
+
+#[test]
+fn oog_storage() {
+    let programs = [("storage", storage()), ("sstore", sstore_only())];
+    sweep_all(
+        "oog storage",
+        &programs,
+        &[
+            SpecId::FRONTIER,
+            SpecId::PETERSBURG,
+            SpecId::ISTANBUL,
+            SpecId::BERLIN,
+            SpecId::LONDON,
+            SpecId::CANCUN,
+        ],
+        &input(),
+    );
+    sweep_all(
+        "oog transient storage",
+        &[("transient", transient())],
+        &[SpecId::CANCUN, SpecId::OSAKA],
+        &input(),
+    );
+}
+
+#[test]
+fn oog_keccak_and_logs() {
+    let programs = [("keccak", keccak()), ("logs", logs())];
+    sweep_all("oog keccak+logs", &programs, SPECS, &input());
+}
+
+#[test]
+fn oog_calls() {
+    let mut programs = vec![
+        ("call", call(0xf1)),
+        ("callcode", call(0xf2)),
+        ("call all gas", call(0xff)),
+        ("create", call(0xf0)),
+    ];
+    sweep_all(
+        "oog calls (frontier)",
+        &programs,
+        &[SpecId::FRONTIER],
+        &input(),
+    );
+    programs.extend([
+        ("delegatecall", call(0xf4)),
+        ("staticcall", call(0xfa)),
+        ("create2", call(0xf5)),
+    ]);
+    sweep_all(
+        "oog calls",
+        &programs,
+        &[
+            SpecId::TANGERINE,
+            SpecId::BERLIN,
+            SpecId::CANCUN,
+            SpecId::OSAKA,
+        ],
+        &input(),
+    );
+}
