@@ -63,10 +63,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ));
     }
     if args.mode != Mode::Interp {
-        let dir = tempfile_dir()?;
-        let art = evmc_runtime::compile_and_load(&setup.code, setup.spec, args.opt_level, &dir)
-            .map_err(|e| Failure::Internal(e.into()))?;
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = tempfile::tempdir()
+            .map_err(|e| Failure::Internal(anyhow!("temporary directory: {e}")))?;
+        let art =
+            evmc_runtime::compile_and_load(&setup.code, setup.spec, args.opt_level, dir.path())
+                .map_err(|e| Failure::Internal(e.into()))?;
         results.push((
             "native",
             run_call(&setup, Some(art)).map_err(|e| Failure::Failed(anyhow!(e)))?,
@@ -105,11 +106,4 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-fn tempfile_dir() -> Result<std::path::PathBuf, Failure> {
-    let dir = std::env::temp_dir().join(format!("evmc-native-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Failure::Internal(anyhow!("{}: {e}", dir.display())))?;
-    Ok(dir)
 }

@@ -61,7 +61,3 @@ pub fn opcode_name(op: u8) -> &'static str {
         None => "UNKNOWN",
     }
 }
-
-pub fn is_enabled(spec: SpecId, since: SpecId) -> bool {
-    spec.is_enabled_in(since)
-}

@@ -61,7 +61,8 @@ pub struct ExecCtx {
     pub mem_ptr: *mut u8,
     /// Size of this frame's memory in bytes (always a multiple of 32).
     pub mem_len: u64,
-    /// Call data.
+    /// Call data. Not provided yet (null): generated code only reads
+    /// `input_len`; CALLDATALOAD/CALLDATACOPY go through the runtime.
     pub input_ptr: *const u8,
     /// Call data length.
     pub input_len: u64,

@@ -6,7 +6,6 @@ use evmc_compiler::{SpecId, B256};
 use evmc_runtime::{run_native, LoadedArtifact, NativeEvm, Registry};
 use revm::bytecode::Bytecode;
 use revm::context::{Context, ContextTr, JournalTr, TxEnv};
-use revm::context_interface::result::ExecutionResult;
 use revm::database::{CacheDB, EmptyDB};
 use revm::handler::{ExecuteEvm, MainBuilder, MainnetContext};
 use revm::interpreter::instructions::{gas_table_spec, instruction_table};
@@ -17,6 +16,8 @@ use revm::state::AccountInfo;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
+
+pub mod diff;
 
 pub use evmc_compiler;
 pub use evmc_runtime;
@@ -290,7 +291,7 @@ pub fn run_tx(
                 .collect();
             accounts.sort();
             TxOutcome {
-                result: describe_result(&r.result),
+                result: format!("{:?}", r.result),
                 state: accounts.join("\n"),
             }
         }
@@ -300,8 +301,4 @@ pub fn run_tx(
         },
     };
     (desc, native_frames)
-}
-
-pub fn describe_result(r: &ExecutionResult) -> String {
-    format!("{r:?}")
 }

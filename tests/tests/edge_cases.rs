@@ -3,130 +3,32 @@
 //! programs, each run in revm's interpreter and natively.
 
 use evmc_compiler::SpecId;
-use evmc_tests::evmc_runtime::LoadedArtifact;
+use evmc_tests::diff::{h, prog, Checker};
+use evmc_tests::native;
 use evmc_tests::revm::bytecode::opcode::{self as op, OpCode};
 use evmc_tests::revm::primitives::U256;
-use evmc_tests::{native, run_frame_with};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-const BIG_GAS: u64 = 10_000_000;
 
 // ---------------------------------------------------------------------------
-// Programs
+// Differential driver: the shared one, fed with raw code
 // ---------------------------------------------------------------------------
 
-/// A program and its artifact, compiled through the real path once (the
-/// harness caches per code and spec).
-struct Prog {
-    code: Vec<u8>,
-    art: Arc<LoadedArtifact>,
+trait CodeChecks {
+    fn run(&self, what: &str, code: &[u8], spec: SpecId, input: &[u8], gas: u64) -> u64;
+    fn gases(&self, what: &str, code: &[u8], spec: SpecId, input: &[u8], extra: &[u64]) -> u64;
 }
 
-fn prog(code: Vec<u8>, spec: SpecId) -> Prog {
-    let t = std::time::Instant::now();
-    let art = native(&code, spec);
-    if t.elapsed().as_secs() >= 3 {
-        eprintln!(
-            "slow compile: {:?} for {} bytes ({spec:?})",
-            t.elapsed(),
-            code.len()
-        );
-    }
-    Prog { code, art }
-}
-
-// ---------------------------------------------------------------------------
-// Differential driver
-// ---------------------------------------------------------------------------
-
-struct Checker {
-    name: &'static str,
-    cases: AtomicUsize,
-    failures: std::sync::Mutex<Vec<String>>,
-}
-
-impl Checker {
-    fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            cases: AtomicUsize::new(0),
-            failures: Default::default(),
-        }
-    }
-
-    /// Compares one run of `code`; returns the gas the interpreter used.
+impl CodeChecks for Checker {
     fn run(&self, what: &str, code: &[u8], spec: SpecId, input: &[u8], gas: u64) -> u64 {
-        // EVMC_TEST_TRACE=1 prints every case before it runs (to find one
-        // that hangs or crashes the process).
-        if std::env::var_os("EVMC_TEST_TRACE").is_some() {
-            eprintln!(
-                "[{what}] {spec:?} gas {gas} len {} code {}",
-                code.len(),
-                hex::encode(&code[code.len().saturating_sub(8)..])
-            );
-        }
-        let p = prog(code.to_vec(), spec);
-        let want = run_frame_with(&p.code, input, gas, spec, None);
-        let got = run_frame_with(&p.code, input, gas, spec, Some(&p.art));
-        self.cases.fetch_add(1, Ordering::Relaxed);
-        if want != got {
-            let mut f = self.failures.lock().unwrap();
-            if f.len() < 12 {
-                f.push(format!(
-                    "[{what}] spec {spec:?} gas {gas}\n code: {}\n input: {}\n interpreter: {want:?}\n native:      {got:?}",
-                    if code.len() > 300 {
-                        format!("({} bytes) {}...", code.len(), hex::encode(&code[..64]))
-                    } else {
-                        hex::encode(code)
-                    },
-                    hex::encode(input)
-                ));
-            } else {
-                f.push(String::new());
-            }
-        }
-        gas - want.gas_remaining.min(gas)
+        self.check(what, &prog(code.to_vec(), spec), input, gas)
     }
 
-    /// A generous limit, the exact amount used, one below, and the extras.
+    /// A generous limit, the exact amount used, one below, half, and the extras.
     fn gases(&self, what: &str, code: &[u8], spec: SpecId, input: &[u8], extra: &[u64]) -> u64 {
-        let used = self.run(what, code, spec, input, BIG_GAS);
-        let mut gs = vec![used, used.saturating_sub(1), used / 2];
-        gs.extend_from_slice(extra);
-        gs.sort();
-        gs.dedup();
-        for g in gs {
-            if g != BIG_GAS {
-                self.run(what, code, spec, input, g);
-            }
-        }
+        let p = prog(code.to_vec(), spec);
+        let used = self.check_gases(what, &p, input, extra);
+        self.check(what, &p, input, used / 2);
         used
     }
-
-    fn finish(&self, min_cases: usize) {
-        let n = self.cases.load(Ordering::Relaxed);
-        eprintln!("{}: {n} differential cases", self.name);
-        let f = self.failures.lock().unwrap();
-        if !f.is_empty() {
-            let shown: Vec<&str> = f
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|s| s.as_str())
-                .collect();
-            panic!(
-                "{}: {} of {n} cases differ; first ones:\n{}",
-                self.name,
-                f.len(),
-                shown.join("\n\n")
-            );
-        }
-        assert!(n >= min_cases, "{}: only {n} cases ran", self.name);
-    }
-}
-
-fn h(s: &str) -> Vec<u8> {
-    hex::decode(s.replace(' ', "")).unwrap()
 }
 
 fn word(v: U256) -> Vec<u8> {

@@ -6,24 +6,14 @@
 //! sweeps make every such hand-over happen.
 
 use evmc_compiler::SpecId;
+use evmc_tests::diff::{h, BIG_GAS};
 use evmc_tests::evmc_runtime::LoadedArtifact;
 use evmc_tests::{native, run_frame_with};
 use std::sync::Arc;
 
 /// Generous limit used to measure what a program needs.
-const BIG_GAS: u64 = 10_000_000;
 /// Limits tried above the measured need.
 const ABOVE: u64 = 5;
-
-/// Hex with spaces, newlines and `//` comments.
-fn h(s: &str) -> Vec<u8> {
-    let s: String = s
-        .lines()
-        .map(|l| l.split("//").next().unwrap())
-        .flat_map(|l| l.split_whitespace())
-        .collect();
-    hex::decode(s).unwrap()
-}
 
 struct Sweep {
     name: &'static str,

@@ -13,117 +13,12 @@
 //!   folds at compile time, plus constant-with-calldata mixes.
 
 use evmc_compiler::SpecId;
-use evmc_tests::evmc_runtime::LoadedArtifact;
+use evmc_tests::diff::{prog, Checker};
 use evmc_tests::revm::bytecode::opcode::{self as op, OpCode};
 use evmc_tests::revm::primitives::{Address, U256};
-use evmc_tests::{native, run_frame_with, CALLER, OTHER, TARGET};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use evmc_tests::{CALLER, OTHER, TARGET};
 
-const BIG_GAS: u64 = 10_000_000;
 const SMALL_GAS: u64 = 100;
-
-// ---------------------------------------------------------------------------
-// Programs
-// ---------------------------------------------------------------------------
-
-/// A program and its artifact, compiled through the real path once (the
-/// harness caches per code and spec).
-struct Prog {
-    code: Vec<u8>,
-    art: Arc<LoadedArtifact>,
-}
-
-fn prog(code: Vec<u8>, spec: SpecId) -> Prog {
-    let t = std::time::Instant::now();
-    let art = native(&code, spec);
-    if t.elapsed().as_secs() >= 3 {
-        eprintln!(
-            "slow compile: {:?} for {} bytes ({spec:?})",
-            t.elapsed(),
-            code.len()
-        );
-    }
-    Prog { code, art }
-}
-
-// ---------------------------------------------------------------------------
-// Differential driver
-// ---------------------------------------------------------------------------
-
-/// Runs one case both ways; a mismatch is recorded (not panicked on) so that
-/// one test reports every divergent case it saw.
-struct Checker {
-    spec: SpecId,
-    cases: AtomicUsize,
-    failures: std::sync::Mutex<Vec<String>>,
-}
-
-impl Checker {
-    fn new(spec: SpecId) -> Self {
-        Self {
-            spec,
-            cases: AtomicUsize::new(0),
-            failures: Default::default(),
-        }
-    }
-
-    /// Compares one run; returns the gas the interpreter used.
-    fn check(&self, what: &str, p: &Prog, input: &[u8], gas: u64) -> u64 {
-        let want = run_frame_with(&p.code, input, gas, self.spec, None);
-        let got = run_frame_with(&p.code, input, gas, self.spec, Some(&p.art));
-        self.cases.fetch_add(1, Ordering::Relaxed);
-        if want != got {
-            let mut f = self.failures.lock().unwrap();
-            if f.len() < 20 {
-                f.push(format!(
-                    "[{what}] spec {:?} gas {gas}\n code: {}\n input: {}\n interpreter: {want:?}\n native:      {got:?}",
-                    self.spec,
-                    if p.code.len() > 200 { format!("({} bytes)", p.code.len()) } else { hex::encode(&p.code) },
-                    hex::encode(input)
-                ));
-            } else {
-                f.push(String::new());
-            }
-        }
-        gas - want.gas_remaining.min(gas)
-    }
-
-    /// Runs with a generous limit, then at the exact amount used and one
-    /// below it, plus the given extra limits.
-    fn check_gases(&self, what: &str, p: &Prog, input: &[u8], extra: &[u64]) {
-        let used = self.check(what, p, input, BIG_GAS);
-        let mut gases = vec![used, used.saturating_sub(1)];
-        gases.extend_from_slice(extra);
-        gases.sort();
-        gases.dedup();
-        for g in gases {
-            if g != BIG_GAS {
-                self.check(what, p, input, g);
-            }
-        }
-    }
-
-    fn finish(&self, name: &str, min_cases: usize) {
-        let n = self.cases.load(Ordering::Relaxed);
-        eprintln!("{name} ({:?}): {n} differential cases", self.spec);
-        let f = self.failures.lock().unwrap();
-        if !f.is_empty() {
-            let shown: Vec<_> = f.iter().filter(|s| !s.is_empty()).collect();
-            panic!(
-                "{name} ({:?}): {} of {n} cases differ; first ones:\n{}",
-                self.spec,
-                f.len(),
-                shown
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n\n")
-            );
-        }
-        assert!(n >= min_cases, "{name}: only {n} cases ran");
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Values
@@ -787,7 +682,7 @@ fn is_primary(spec: SpecId) -> bool {
 }
 
 fn run_zoo(spec: SpecId) {
-    let chk = Checker::new(spec);
+    let chk = Checker::new(format!("opcode zoo ({spec:?})"));
     let sample = |i: usize| is_primary(spec) || i < 3 || i % 7 == 0;
 
     // Operands given, with and without memory contents.
@@ -860,7 +755,7 @@ fn run_zoo(spec: SpecId) {
             }
         }
     }
-    chk.finish("opcode zoo", 3_000);
+    chk.finish(3_000);
 }
 
 macro_rules! zoo_tests {
@@ -1008,7 +903,7 @@ fn const_program(opcode: u8) -> Vec<u8> {
 #[test]
 fn constant_operands() {
     let spec = SpecId::OSAKA;
-    let chk = Checker::new(spec);
+    let chk = Checker::new(format!("constant operands ({spec:?})"));
     for &opcode in PURE_OPS {
         let code = &prog(const_program(opcode), spec);
         let name = format!("const {}", evmc_compiler::revm_api::opcode_name(opcode));
@@ -1018,7 +913,7 @@ fn constant_operands() {
             chk.check_gases(&name, code, &input, &[]);
         }
     }
-    chk.finish("constant operands", 1000);
+    chk.finish(1000);
 }
 
 /// The shifts and CLZ before they exist: the same constant programs must
@@ -1029,12 +924,12 @@ fn constant_operands_before_activation() {
         (SpecId::BYZANTIUM, &[op::SHL, op::SHR, op::SAR][..]),
         (SpecId::PRAGUE, &[op::CLZ][..]),
     ] {
-        let chk = Checker::new(spec);
+        let chk = Checker::new(format!("constant operands before activation ({spec:?})"));
         for &opcode in ops {
             let code = &prog(const_program(opcode), spec);
             let name = format!("const {}", evmc_compiler::revm_api::opcode_name(opcode));
             chk.check_gases(&name, code, &[0u8; 32], &[]);
         }
-        chk.finish("constant operands before activation", 3);
+        chk.finish(3);
     }
 }

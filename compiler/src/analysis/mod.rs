@@ -233,10 +233,6 @@ impl Analysis {
             work.extend(targets);
         }
     }
-
-    pub fn block_at_pc(&self, pc: u32) -> Option<usize> {
-        self.blocks.binary_search_by_key(&pc, |b| b.start_pc).ok()
-    }
 }
 
 /// Constant propagation over one instruction; unknown values are `None`.

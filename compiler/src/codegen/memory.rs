@@ -99,10 +99,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let len = before.flush(self)?;
         let refund = gas_after + self.gas_table[opc as usize] as u64;
         let gas = bld.build_int_add(self.load_gas()?, self.const_i64(refund), "")?;
-        self.store_ctx_i64(ctx_offsets::GAS, gas)?;
-        self.store_ctx_i64(ctx_offsets::STACK_LEN, len)?;
-        self.store_ctx_i64(ctx_offsets::RESUME_PC, self.const_i64(inst.pc as u64))?;
-        bld.build_return(Some(&self.i32.const_int(exit::DEOPT as u64, false)))?;
+        self.exit_with(exit::DEOPT, inst.pc as u64, gas, len)?;
 
         bld.position_at_end(fast);
         let base = self.load_ctx_ptr(ctx_offsets::MEM_PTR)?;
