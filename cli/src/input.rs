@@ -110,7 +110,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>> {
     if let Some((i, c)) = digits.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
         bail!("invalid hex character {c:?} at position {i}");
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         bail!("odd number of hex digits ({})", digits.len());
     }
     Ok(hex::decode(&digits)?)

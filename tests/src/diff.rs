@@ -9,6 +9,38 @@ use std::sync::{Arc, Mutex};
 
 pub const BIG_GAS: u64 = 10_000_000;
 
+/// Opcodes that only compute on their operands. CLZ (Osaka) comes last, so
+/// `&PURE_OPS[..PURE_OPS.len() - 1]` is the set every spec since
+/// Constantinople knows.
+pub const PURE_OPS: &[u8] = &[
+    revm::bytecode::opcode::ADD,
+    revm::bytecode::opcode::MUL,
+    revm::bytecode::opcode::SUB,
+    revm::bytecode::opcode::DIV,
+    revm::bytecode::opcode::SDIV,
+    revm::bytecode::opcode::MOD,
+    revm::bytecode::opcode::SMOD,
+    revm::bytecode::opcode::ADDMOD,
+    revm::bytecode::opcode::MULMOD,
+    revm::bytecode::opcode::EXP,
+    revm::bytecode::opcode::SIGNEXTEND,
+    revm::bytecode::opcode::LT,
+    revm::bytecode::opcode::GT,
+    revm::bytecode::opcode::SLT,
+    revm::bytecode::opcode::SGT,
+    revm::bytecode::opcode::EQ,
+    revm::bytecode::opcode::ISZERO,
+    revm::bytecode::opcode::AND,
+    revm::bytecode::opcode::OR,
+    revm::bytecode::opcode::XOR,
+    revm::bytecode::opcode::NOT,
+    revm::bytecode::opcode::BYTE,
+    revm::bytecode::opcode::SHL,
+    revm::bytecode::opcode::SHR,
+    revm::bytecode::opcode::SAR,
+    revm::bytecode::opcode::CLZ,
+];
+
 /// Hex with spaces, newlines and `//` comments.
 pub fn h(s: &str) -> Vec<u8> {
     let s: String = s

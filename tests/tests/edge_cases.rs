@@ -3,7 +3,7 @@
 //! programs, each run in revm's interpreter and natively.
 
 use evmc_compiler::SpecId;
-use evmc_tests::diff::{h, prog, Checker};
+use evmc_tests::diff::{h, prog, Checker, PURE_OPS};
 use evmc_tests::native;
 use evmc_tests::revm::bytecode::opcode::{self as op, OpCode};
 use evmc_tests::revm::primitives::U256;
@@ -623,33 +623,8 @@ impl Rng {
     }
 }
 
-const PURE: &[u8] = &[
-    op::ADD,
-    op::MUL,
-    op::SUB,
-    op::DIV,
-    op::SDIV,
-    op::MOD,
-    op::SMOD,
-    op::ADDMOD,
-    op::MULMOD,
-    op::EXP,
-    op::SIGNEXTEND,
-    op::LT,
-    op::GT,
-    op::SLT,
-    op::SGT,
-    op::EQ,
-    op::ISZERO,
-    op::AND,
-    op::OR,
-    op::XOR,
-    op::NOT,
-    op::BYTE,
-    op::SHL,
-    op::SHR,
-    op::SAR,
-];
+/// Pure opcodes without CLZ (not active before Osaka).
+const PURE: &[u8] = PURE_OPS.split_last().unwrap().1;
 
 const ENV: &[u8] = &[
     op::ADDRESS,

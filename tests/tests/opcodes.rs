@@ -13,7 +13,7 @@
 //!   folds at compile time, plus constant-with-calldata mixes.
 
 use evmc_compiler::SpecId;
-use evmc_tests::diff::{prog, Checker};
+use evmc_tests::diff::{prog, Checker, PURE_OPS};
 use evmc_tests::revm::bytecode::opcode::{self as op, OpCode};
 use evmc_tests::revm::primitives::{Address, U256};
 use evmc_tests::{CALLER, OTHER, TARGET};
@@ -843,35 +843,6 @@ fn const_operands(opcode: u8) -> Vec<Vec<U256>> {
         _ => unreachable!(),
     }
 }
-
-const PURE_OPS: &[u8] = &[
-    op::ADD,
-    op::MUL,
-    op::SUB,
-    op::DIV,
-    op::SDIV,
-    op::MOD,
-    op::SMOD,
-    op::ADDMOD,
-    op::MULMOD,
-    op::EXP,
-    op::SIGNEXTEND,
-    op::LT,
-    op::GT,
-    op::SLT,
-    op::SGT,
-    op::EQ,
-    op::ISZERO,
-    op::AND,
-    op::OR,
-    op::XOR,
-    op::NOT,
-    op::BYTE,
-    op::SHL,
-    op::SHR,
-    op::SAR,
-    op::CLZ,
-];
 
 fn const_program(opcode: u8) -> Vec<u8> {
     let mut code = Vec::new();
