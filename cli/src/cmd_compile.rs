@@ -32,6 +32,9 @@ pub struct Args {
     /// Larger bytecode is refused (it would stay interpreted).
     #[arg(long = "max-code-size", default_value_t = evmc_compiler::DEFAULT_MAX_CODE_SIZE)]
     max_code_size: usize,
+    /// Functions above this many LLVM instructions are compiled at -O0.
+    #[arg(long = "opt-budget", default_value_t = evmc_compiler::DEFAULT_OPT_BUDGET)]
+    opt_budget: usize,
     /// One JSON object per input on stdout.
     #[arg(long)]
     json: bool,
@@ -68,6 +71,9 @@ struct Report {
     output: Option<String>,
     artifact_size: Option<u64>,
     compile_ms: f64,
+    /// Optimisation level actually used (lower than asked for huge code).
+    opt_level: Option<u8>,
+    ir_instructions: Option<usize>,
     error: Option<String>,
 }
 
@@ -92,6 +98,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     opts.opt_level = args.opt_level;
     opts.target = target;
     opts.max_code_size = args.max_code_size;
+    opts.opt_budget = args.opt_budget;
 
     let reports: Vec<Report> = inputs
         .par_iter()
@@ -153,12 +160,12 @@ fn compile_one(input: &CodeInput, opts: &CompileOptions, args: &Args) -> Report 
     let start = Instant::now();
     let result = match args.emit {
         EmitKind::So => compile_to_file(&input.code, opts, &out)
-            .map(|a| a.size)
+            .map(|a| (a.size, Some(a.timings)))
             .map_err(|e| e.to_string()),
         EmitKind::Analysis => {
             let text = evmc_compiler::analysis::Analysis::new(&input.code).to_string();
             std::fs::write(&out, &text)
-                .map(|_| text.len() as u64)
+                .map(|_| (text.len() as u64, None))
                 .map_err(|e| format!("{}: {e}", out.display()))
         }
         kind => {
@@ -170,17 +177,17 @@ fn compile_one(input: &CodeInput, opts: &CompileOptions, args: &Args) -> Report 
             };
             compile_emit(&input.code, opts, what)
                 .map_err(|e| e.to_string())
-                .and_then(|(bytes, _)| {
+                .and_then(|(bytes, t)| {
                     std::fs::write(&out, &bytes)
-                        .map(|_| bytes.len() as u64)
+                        .map(|_| (bytes.len() as u64, Some(t)))
                         .map_err(|e| format!("{}: {e}", out.display()))
                 })
         }
     };
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;
-    let (artifact_size, error) = match result {
-        Ok(s) => (Some(s), None),
-        Err(e) => (None, Some(e)),
+    let (artifact_size, timings, error) = match result {
+        Ok((s, t)) => (Some(s), t, None),
+        Err(e) => (None, None, Some(e)),
     };
     Report {
         input: input.name.clone(),
@@ -189,6 +196,8 @@ fn compile_one(input: &CodeInput, opts: &CompileOptions, args: &Args) -> Report 
         output: error.is_none().then(|| out.display().to_string()),
         artifact_size,
         compile_ms,
+        opt_level: timings.map(|t| t.opt_level),
+        ir_instructions: timings.map(|t| t.ir_instructions),
         error,
     }
 }

@@ -1,7 +1,7 @@
 //! `evmc-native run`: one call into one contract.
 
 use crate::input::{parse_hex, read_inputs};
-use crate::Failure;
+use crate::{Failure, Mode};
 use anyhow::anyhow;
 use evmc_compiler::SpecId;
 use evmc_runtime::{run_call, CallOutcome, CallSetup};
@@ -25,13 +25,6 @@ pub struct Args {
     opt_level: u8,
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Mode {
-    Interp,
-    Native,
-    Both,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {

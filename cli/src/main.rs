@@ -2,6 +2,7 @@
 
 mod cmd_compile;
 mod cmd_run;
+mod cmd_statetest;
 mod input;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,16 @@ enum Command {
     Compile(cmd_compile::Args),
     /// Run bytecode once as a call, interpreted, native, or both (compared).
     Run(cmd_run::Args),
+    /// Run Ethereum state tests (GeneralStateTests, execution-spec-tests).
+    Statetest(cmd_statetest::Args),
+}
+
+/// How to execute: revm's interpreter, compiled code, or both (compared).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Interp,
+    Native,
+    Both,
 }
 
 /// Exit codes: 0 success, 1 failure of what was run (e.g. a mismatch),
@@ -36,9 +47,15 @@ pub enum Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // LLVM recurses deeply on large functions; the default 2 MiB thread
+    // stacks of rayon's workers are not enough for every contract.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(COMPILE_STACK)
+        .build_global();
     let r = match cli.command {
         Command::Compile(a) => cmd_compile::run(a),
         Command::Run(a) => cmd_run::run(a),
+        Command::Statetest(a) => cmd_statetest::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,6 +73,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Stack size of threads that run LLVM.
+pub const COMPILE_STACK: usize = 64 << 20;
 
 pub fn parse_spec_arg(s: &str) -> Result<evmc_compiler::SpecId, String> {
     evmc_compiler::parse_spec(s)

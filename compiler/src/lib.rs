@@ -49,7 +49,15 @@ pub struct CompileOptions {
     pub opt_level: u8,
     pub target: TargetSpec,
     pub max_code_size: usize,
+    /// Functions with more LLVM instructions than this are compiled without
+    /// LLVM optimisation: LLVM's optimiser and register allocator grow
+    /// superlinearly with function size, and a contract must never take
+    /// minutes to compile.
+    pub opt_budget: usize,
 }
+
+/// Default [`CompileOptions::opt_budget`].
+pub const DEFAULT_OPT_BUDGET: usize = 60_000;
 
 impl CompileOptions {
     pub fn new(spec: SpecId) -> Self {
@@ -58,6 +66,7 @@ impl CompileOptions {
             opt_level: 2,
             target: host_target(),
             max_code_size: DEFAULT_MAX_CODE_SIZE,
+            opt_budget: DEFAULT_OPT_BUDGET,
         }
     }
 }
@@ -70,6 +79,10 @@ pub struct Timings {
     pub optimize: Duration,
     pub codegen: Duration,
     pub link: Duration,
+    /// Size of the generated function, in LLVM instructions.
+    pub ir_instructions: usize,
+    /// The optimisation level used (see [`CompileOptions::opt_budget`]).
+    pub opt_level: u8,
 }
 
 impl Timings {
@@ -147,7 +160,13 @@ pub fn compile_emit(
     let start = Instant::now();
     let module = codegen::build_module(&cx, &analysis, opts.spec, &meta)
         .map_err(|e| CompileError::Llvm(e.to_string()))?;
-    let tm = machine(&opts.target, opts.opt_level)?;
+    t.ir_instructions = codegen::instruction_count(&module);
+    t.opt_level = if t.ir_instructions > opts.opt_budget {
+        0
+    } else {
+        opts.opt_level
+    };
+    let tm = machine(&opts.target, t.opt_level)?;
     module.set_triple(&tm.get_triple());
     module.set_data_layout(&tm.get_target_data().get_data_layout());
     if let Err(e) = module.verify() {
@@ -161,7 +180,7 @@ pub fn compile_emit(
         return Ok((module.print_to_string().to_bytes().to_vec(), t));
     }
     let start = Instant::now();
-    optimize(&module, &tm, opts.opt_level)?;
+    optimize(&module, &tm, t.opt_level)?;
     t.optimize = start.elapsed();
     if what == Emit::OptimizedIr {
         return Ok((module.print_to_string().to_bytes().to_vec(), t));

@@ -13,6 +13,8 @@ pub use registry::Registry;
 pub use revm_glue::evm::NativeEvm;
 pub use revm_glue::executor::run_native;
 pub use revm_glue::single_call::{run_call, CallLog, CallOutcome, CallSetup};
+pub use revm_glue::trace::{divergence_report, first_divergence, TraceStep};
+pub use revm_glue::{fixture, statetest};
 
 use evmc_compiler::{CompileOptions, SpecId};
 use std::path::Path;

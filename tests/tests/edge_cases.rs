@@ -579,7 +579,8 @@ fn resume_after_calls_tx() {
         gas_limits.push(1_000_000);
         for gas in gas_limits {
             let (want, frames0) = evmc_tests::run_tx(&code, &[1, 2, 3], gas, spec, &[]);
-            let (got, frames) = evmc_tests::run_tx(&code, &[1, 2, 3], gas, spec, &[art.clone()]);
+            let (got, frames) =
+                evmc_tests::run_tx(&code, &[1, 2, 3], gas, spec, std::slice::from_ref(&art));
             assert_eq!(frames0, 0);
             assert_eq!(
                 want,
@@ -719,7 +720,7 @@ fn random_program(seed: u64, size: usize, spec: SpecId) -> Vec<u8> {
             }
             // DUP / SWAP / POP.
             50..=59 => {
-                if hgt >= 1 && hgt < MAX_H && r.chance(50) {
+                if (1..MAX_H).contains(&hgt) && r.chance(50) {
                     let n = 1 + r.below(hgt.min(16) as u64) as u8;
                     c.push(op::DUP1 + n - 1);
                     hgt += 1;
@@ -786,7 +787,7 @@ fn random_program(seed: u64, size: usize, spec: SpecId) -> Vec<u8> {
                 }
             },
             // Storage (small keys), transient storage, logs.
-            79..=82 if hgt >= 1 && hgt < MAX_H => match r.below(4) {
+            79..=82 if (1..MAX_H).contains(&hgt) => match r.below(4) {
                 0 => {
                     push(&mut c, u(r.below(4)));
                     c.push(op::SSTORE);

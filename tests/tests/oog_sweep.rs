@@ -206,6 +206,17 @@ fn logs() -> Vec<u8> {
     ")
 }
 
+/// One EVM block of ~1000 instructions: the compiler cuts it into several
+/// LLVM blocks (stack passed through memory), with memory growth all along.
+fn long_block() -> Vec<u8> {
+    let mut src = String::from("6000 35 ");
+    for i in 0..200u32 {
+        src.push_str(&format!("80 61{:04x} 52 600a 01 ", i * 32));
+    }
+    src.push_str("00");
+    h(&src)
+}
+
 /// CALL family and CREATE: the frame suspends; the action (with the gas the
 /// child gets under the 63/64 rule) is compared.
 fn call(kind: u8) -> Vec<u8> {
@@ -242,6 +253,7 @@ fn oog_arith_and_memory() {
     let programs = [
         ("arith+memory", arith_memory()),
         ("memory steps", memory_steps()),
+        ("long block", long_block()),
     ];
     sweep_all("oog arith+memory", &programs, SPECS, &input());
 }

@@ -683,7 +683,7 @@ fn is_primary(spec: SpecId) -> bool {
 
 fn run_zoo(spec: SpecId) {
     let chk = Checker::new(format!("opcode zoo ({spec:?})"));
-    let sample = |i: usize| is_primary(spec) || i < 3 || i % 7 == 0;
+    let sample = |i: usize| is_primary(spec) || i < 3 || i.is_multiple_of(7);
 
     // Operands given, with and without memory contents.
     let zoo = build_zoo(Kind::Direct);

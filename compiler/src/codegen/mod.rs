@@ -39,6 +39,9 @@ use vstack::VStack;
 
 pub(crate) type R<T> = Result<T, BuilderError>;
 
+/// Longest run of EVM instructions lowered into one LLVM basic block.
+const SPLIT_EVERY: usize = 256;
+
 /// How an opcode is lowered.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Lowering {
@@ -212,6 +215,14 @@ pub fn build_module<'ctx>(
         g.gen_dispatch(d)?;
     }
     Ok(g.m)
+}
+
+/// Number of instructions in all functions of `m`.
+pub fn instruction_count(m: &Module<'_>) -> usize {
+    m.get_functions()
+        .flat_map(|f| f.get_basic_block_iter())
+        .map(|bb| bb.get_instructions().count())
+        .sum()
 }
 
 impl<'a, 'ctx> Gen<'a, 'ctx> {
@@ -445,15 +456,23 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             if self.is_dynamic(inst.op) {
                 need_gas_check = true;
             }
+            if (i + 1) % SPLIT_EVERY == 0 && i + 2 < n {
+                // Instruction selection is superlinear in the size of one
+                // LLVM block: cut very long straight-line code in pieces,
+                // passing the stack through memory.
+                vs.commit(self)?;
+                let next = self.new_bb("split");
+                self.b.build_unconditional_branch(next)?;
+                self.b.position_at_end(next);
+            }
         }
         self.gen_terminator(bi, vs)
     }
 
     fn is_dynamic(&self, opcode: u8) -> bool {
-        matches!(
-            lowering(opcode, self.spec),
-            Lowering::Builtin | Lowering::InlineMemory
-        )
+        // Memory ops keep the segment going: their expansion cost is
+        // charged on the side, with the rest of the segment held in reserve.
+        lowering(opcode, self.spec) == Lowering::Builtin
     }
 
     fn charge_segment(&self, vs: &VStack<'ctx>, cost: u64, pc: u32) -> R<()> {

@@ -7,7 +7,8 @@
 //! CREATE from compiled code go through the same frame stack as interpreted
 //! ones, without recursion on the native stack.
 
-use super::executor::run_native;
+use super::executor::{run_native_with, Tracing};
+use super::trace::{run_traced, TraceStep};
 use crate::registry::{ArtifactMap, Registry};
 use revm::context::{ContextSetters, ContextTr, Evm, FrameStack, JournalTr};
 use revm::context_interface::result::{
@@ -34,6 +35,8 @@ pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P
     artifacts: Arc<ArtifactMap>,
     /// Frames run natively since construction (for tests and statistics).
     pub native_frames: u64,
+    /// Steps recorded while tracing is on (see [`NativeEvm::start_trace`]).
+    trace: Option<Vec<TraceStep>>,
 }
 
 impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
@@ -47,7 +50,19 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
             registry,
             artifacts,
             native_frames: 0,
+            trace: None,
         }
+    }
+
+    /// Records an opcode trace of what follows: every step of interpreted
+    /// frames, the runtime calls of compiled ones. For diagnosing only.
+    pub fn start_trace(&mut self) {
+        self.trace = Some(Vec::new());
+    }
+
+    /// Stops tracing and returns the steps recorded.
+    pub fn take_trace(&mut self) -> Vec<TraceStep> {
+        self.trace.take().unwrap_or_default()
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -95,25 +110,34 @@ where
             Some(hash) if !self.artifacts.is_empty() => self.artifacts.get(&(hash, spec)),
             _ => None,
         };
-        let action = match artifact {
-            Some(art) => {
+        let table = instructions.instruction_table();
+        let gas_table = instructions.gas_table();
+        let depth = frame.depth;
+        let action = match (artifact, self.trace.as_mut()) {
+            (Some(art), steps) => {
                 self.native_frames += 1;
+                let tracing = steps.map(|steps| Tracing { depth, steps });
                 // SAFETY: the artifact was validated for this code hash and spec.
                 unsafe {
-                    run_native(
+                    run_native_with(
                         art.entry(),
                         &mut frame.interpreter,
-                        instructions.instruction_table(),
-                        instructions.gas_table(),
+                        table,
+                        gas_table,
                         context,
+                        tracing,
                     )
                 }
             }
-            None => frame.interpreter.run_plain(
-                instructions.instruction_table(),
-                instructions.gas_table(),
+            (None, Some(steps)) => run_traced(
+                &mut frame.interpreter,
+                table,
+                gas_table,
                 context,
+                depth,
+                steps,
             ),
+            (None, None) => frame.interpreter.run_plain(table, gas_table, context),
         };
         frame.process_next_action(context, action).inspect(|i| {
             if i.is_result() {

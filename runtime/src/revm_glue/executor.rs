@@ -8,6 +8,7 @@
 //! compiled function resumes at the pc after the CALL) and what makes
 //! deoptimisation exact (the interpreter continues from the same state).
 
+use super::trace::{run_traced, TraceStep};
 use evmc_interface::{exit, Builtins, EntryFn, ExecCtx, STACK_LIMIT};
 use revm::interpreter::interpreter_types::{InputsTr, Jumps, LoopControl};
 use revm::interpreter::{
@@ -24,6 +25,15 @@ struct FrameState<H: Host> {
     table: *const InstructionTable<EthInterpreter, H>,
     /// Why the frame ended, when a builtin ended it.
     result: InstructionResult,
+    /// Where to record the steps handed to the runtime (null: not tracing).
+    trace: *mut Vec<TraceStep>,
+    depth: usize,
+}
+
+/// Optional tracing of one native run.
+pub(crate) struct Tracing<'a> {
+    pub depth: usize,
+    pub steps: &'a mut Vec<TraceStep>,
 }
 
 /// Runs `entry` on `interp` until the frame returns, halts or suspends for a
@@ -38,6 +48,21 @@ pub unsafe fn run_native<H: Host>(
     table: &InstructionTable<EthInterpreter, H>,
     gas_table: &GasTable,
     host: &mut H,
+) -> InterpreterAction {
+    run_native_with(entry, interp, table, gas_table, host, None)
+}
+
+/// [`run_native`], optionally recording a trace.
+///
+/// # Safety
+/// As [`run_native`].
+pub(crate) unsafe fn run_native_with<H: Host>(
+    entry: EntryFn,
+    interp: &mut Interpreter<EthInterpreter>,
+    table: &InstructionTable<EthInterpreter, H>,
+    gas_table: &GasTable,
+    host: &mut H,
+    mut tracing: Option<Tracing<'_>>,
 ) -> InterpreterAction {
     interp.bytecode.reset_action();
     let data = interp.stack.data_mut();
@@ -57,6 +82,10 @@ pub unsafe fn run_native<H: Host>(
         host: host as *mut H,
         table: table as *const _,
         result: InstructionResult::Stop,
+        trace: tracing
+            .as_mut()
+            .map_or(std::ptr::null_mut(), |t| &mut *t.steps as *mut _),
+        depth: tracing.as_ref().map_or(0, |t| t.depth),
     };
     let mut ctx = ExecCtx {
         gas: interp.gas.remaining(),
@@ -83,7 +112,10 @@ pub unsafe fn run_native<H: Host>(
         }
         exit::DEOPT => {
             interp.bytecode.absolute_jump(ctx.resume_pc as usize);
-            interp.run_plain(table, gas_table, host)
+            match tracing {
+                Some(t) => run_traced(interp, table, gas_table, host, t.depth, t.steps),
+                None => interp.run_plain(table, gas_table, host),
+            }
         }
         other => {
             // An artifact from a newer interface would have been refused by
@@ -123,11 +155,15 @@ fn sync_out(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     ctx.mem_len = l;
 }
 
-unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, _pc: u32) -> u32 {
+unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32 {
     let ctx = &mut *ctx;
     let st = &mut *(ctx.frame as *mut FrameState<H>);
     let interp = &mut *st.interp;
     sync_in(ctx, interp);
+    if let Some(trace) = st.trace.as_mut() {
+        let step = TraceStep::capture(interp, st.depth, pc as usize, opcode as u8, true);
+        trace.push(step);
+    }
     let instruction = (*st.table)[opcode as usize & 0xff];
     let host = &mut *st.host;
     let r = catch_unwind(AssertUnwindSafe(|| {

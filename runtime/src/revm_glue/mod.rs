@@ -2,4 +2,7 @@
 
 pub mod evm;
 pub mod executor;
+pub mod fixture;
 pub mod single_call;
+pub mod statetest;
+pub mod trace;

@@ -1,0 +1,26 @@
+//! Functions above the optimisation budget are compiled without LLVM
+//! optimisation, so that no contract takes minutes to compile.
+
+use evmc_compiler::{compile_object, CompileOptions, SpecId};
+
+fn program(reps: usize) -> Vec<u8> {
+    let mut code = vec![0x5f, 0x35]; // calldataload(0)
+    for _ in 0..reps {
+        code.extend_from_slice(&[0x80, 0x60, 0x07, 0x0b, 0x01]); // dup1 push 7 signextend add
+    }
+    code.push(0x00);
+    code
+}
+
+#[test]
+fn large_functions_fall_back_to_o0_and_small_ones_keep_the_requested_level() {
+    let mut opts = CompileOptions::new(SpecId::CANCUN);
+    opts.opt_budget = 2_000;
+    let big = compile_object(&program(600), &opts).unwrap();
+    assert!(big.timings.ir_instructions > opts.opt_budget);
+    assert_eq!(big.timings.opt_level, 0);
+
+    let small = compile_object(&program(10), &opts).unwrap();
+    assert!(small.timings.ir_instructions <= opts.opt_budget);
+    assert_eq!(small.timings.opt_level, 2);
+}

@@ -1,0 +1,193 @@
+//! `NativeEvm` as a drop-in for revm's EVM on whole transactions: real
+//! contract fixtures, deep call chains on a small thread stack, re-entrancy.
+
+use evmc_compiler::SpecId;
+use evmc_runtime::fixture::{
+    load_fixtures, run_fixture, AccountInfo, Fixture, FixtureEnv, FixtureTx,
+};
+use evmc_runtime::Registry;
+use evmc_tests::{native, shared_dir};
+use rayon::prelude::*;
+use revm::primitives::{address, Address, Bytes, U256};
+use std::collections::{BTreeMap, HashMap};
+
+const SPEC: SpecId = SpecId::OSAKA;
+
+/// Compiles every contract of `f` and registers it.
+fn registry_for(f: &Fixture) -> std::sync::Arc<Registry> {
+    let registry = Registry::new();
+    let codes: Vec<&Bytes> = f.codes().collect();
+    let arts: Vec<_> = codes
+        .par_iter()
+        .filter(|c| c.len() <= evmc_compiler::DEFAULT_MAX_CODE_SIZE)
+        .map(|c| native(c, SPEC))
+        .collect();
+    for a in arts {
+        registry.register(SPEC, a);
+    }
+    registry
+}
+
+#[test]
+fn real_contract_fixtures_run_natively_exactly_as_interpreted() {
+    let dir = shared_dir().join("benchdata/contracts");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 20,
+        "expected the contract fixtures in {}",
+        dir.display()
+    );
+    let mut checked = 0;
+    for file in &files {
+        for f in load_fixtures(file).unwrap() {
+            let registry = registry_for(&f);
+            let pre = f.pre_state();
+            let interp = run_fixture(&f, &pre, SPEC, None);
+            let native = run_fixture(&f, &pre, SPEC, Some(&registry));
+            assert_eq!(
+                interp.observable(),
+                native.observable(),
+                "{}: native differs from the interpreter",
+                f.name
+            );
+            assert!(interp.result.is_ok(), "{}: {:?}", f.name, interp.result);
+            assert!(native.native_frames > 0, "{}: nothing ran natively", f.name);
+            eprintln!(
+                "{:<24} {} native frames, {}",
+                f.name,
+                native.native_frames,
+                &native.observable()[..60.min(native.observable().len())]
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, files.len());
+}
+
+const A: Address = address!("0x00000000000000000000000000000000000a0a0a");
+const B: Address = address!("0x00000000000000000000000000000000000b0b0b");
+const SENDER: Address = address!("0x1111111111111111111111111111111111111111");
+
+/// Calls `next` with calldata `d - 1` while `d > 0`, after recording `d` in
+/// storage; returns the callee's 32-byte answer, or 42 at the bottom.
+fn chain_code(next: Address, salt: u8) -> Vec<u8> {
+    let mut c = vec![
+        0x5f, 0x35, // d = calldataload(0)
+        0x80, 0x15, 0x60, 0x00, 0x57, // if d == 0 jump to bottom (patched below)
+        0x60, 0x01, 0x81, 0x55, // sstore(d, 1)
+        0x60, 0x01, 0x90, 0x03, // d - 1
+        0x5f, 0x52, // mstore(0, d - 1)
+        0x60, 0x20, 0x5f, 0x60, 0x20, 0x5f, 0x5f, // ret 0..32, args 0..32, value 0
+        0x73, // PUSH20 next
+    ];
+    c.extend_from_slice(next.as_slice());
+    c.extend_from_slice(&[
+        0x5a, 0xf1, // GAS CALL
+        0x50, // pop success
+        0x60, 0x20, 0x5f, 0xf3, // return mem[0..32]
+    ]);
+    let bottom = c.len();
+    c.extend_from_slice(&[0x5b, 0x60, 0x2a, 0x5f, 0x52, 0x60, 0x20, 0x5f, 0xf3]);
+    c[5] = bottom as u8;
+    // A distinct trailing byte gives each contract its own code hash.
+    c.push(salt);
+    c
+}
+
+fn chain_fixture(first: Address, depth: u64, accounts: &[(Address, Vec<u8>)]) -> Fixture {
+    let mut pre = BTreeMap::new();
+    pre.insert(
+        SENDER,
+        AccountInfo {
+            balance: U256::from(1u64) << 200,
+            code: Bytes::new(),
+            nonce: 0,
+            storage: HashMap::default(),
+        },
+    );
+    for (addr, code) in accounts {
+        pre.insert(
+            *addr,
+            AccountInfo {
+                balance: U256::ZERO,
+                code: Bytes::from(code.clone()),
+                nonce: 1,
+                storage: HashMap::default(),
+            },
+        );
+    }
+    Fixture {
+        name: format!("chain-{depth}"),
+        env: FixtureEnv {
+            current_coinbase: Address::ZERO,
+            current_gas_limit: U256::from(u64::MAX),
+            current_number: U256::from(1),
+            current_timestamp: U256::from(1),
+            current_base_fee: Some(U256::ZERO),
+            current_difficulty: None,
+        },
+        pre,
+        transaction: vec![FixtureTx {
+            data: Bytes::from(U256::from(depth).to_be_bytes::<32>().to_vec()),
+            // The 63/64 rule leaves ~1e-7 of the gas at depth 1024.
+            gas_limit: U256::from(40_000_000_000_000u64),
+            gas_price: U256::ZERO,
+            nonce: U256::ZERO,
+            sender: SENDER,
+            to: Some(first),
+            value: U256::ZERO,
+        }],
+    }
+}
+
+/// Runs both ways on a thread with a 256 KiB stack; returns the number of
+/// native frame runs (a frame that made a CALL runs twice: before and after)
+/// and the output.
+fn run_small_stack(f: Fixture, registry: std::sync::Arc<Registry>) -> (u64, U256) {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let pre = f.pre_state();
+            let interp = run_fixture(&f, &pre, SPEC, None);
+            let native = run_fixture(&f, &pre, SPEC, Some(&registry));
+            assert_eq!(interp.observable(), native.observable());
+            let r = native.result.expect("executes");
+            assert!(r.is_success(), "{r:?}");
+            let out = r.output().expect("output");
+            (native.native_frames, U256::from_be_slice(out))
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow, no panic")
+}
+
+#[test]
+fn call_chain_past_the_depth_limit_alternating_compiled_and_interpreted_frames() {
+    let a = chain_code(B, 0xa);
+    let b = chain_code(A, 0xb);
+    let f = chain_fixture(A, 1100, &[(A, a.clone()), (B, b)]);
+    let registry = Registry::new();
+    registry.register(SPEC, native(&a, SPEC)); // B stays interpreted
+    let (runs, out) = run_small_stack(f, registry);
+    // The frame at depth 1024 (d = 1100 - 1024) cannot call: it answers d - 1.
+    assert_eq!(out, U256::from(75), "the chain reached the depth limit");
+    // A's frames are at even depths 0..=1024: 513 frames, each resumed after
+    // its CALL (the one refused at the depth limit too).
+    assert_eq!(runs, 2 * 513, "every A frame runs natively");
+}
+
+#[test]
+fn compiled_contract_reenters_itself_through_call() {
+    let a = chain_code(A, 0xa);
+    let f = chain_fixture(A, 300, &[(A, a.clone())]);
+    let registry = Registry::new();
+    registry.register(SPEC, native(&a, SPEC));
+    let (runs, out) = run_small_stack(f, registry);
+    assert_eq!(out, U256::from(42));
+    assert_eq!(runs, 301 + 300);
+}
