@@ -191,3 +191,51 @@ fn compiled_contract_reenters_itself_through_call() {
     assert_eq!(out, U256::from(42));
     assert_eq!(runs, 301 + 300);
 }
+
+#[test]
+fn traces_of_agreeing_runs_have_no_divergence() {
+    use evmc_runtime::statetest;
+    let root = shared_dir().join("testdata/state-tests/GeneralStateTests");
+    let mut files = Vec::new();
+    for d in [
+        "stCallCodes",
+        "stCallCreateCallCodeTest",
+        "stCreate2",
+        "stReturnDataTest",
+    ] {
+        files.extend(
+            std::fs::read_dir(root.join(d))
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        );
+    }
+    files.sort();
+    assert!(files.len() > 50);
+    let mut native_steps_seen = 0;
+    for file in &files {
+        let suite = statetest::load_suite(file).unwrap();
+        let (vectors, _) = statetest::vectors(&suite);
+        let v = &vectors[0];
+        let registry = Registry::new();
+        for code in statetest::contract_codes(v.unit) {
+            registry.register(v.spec, native(code, v.spec));
+        }
+        let pre = statetest::pre_state(v.unit);
+        let (i_out, interp) = statetest::execute(v, &pre, None, true);
+        let (n_out, steps) = statetest::execute(v, &pre, Some(&registry), true);
+        assert_eq!(i_out.observable(), n_out.observable());
+        assert!(interp.iter().all(|s| !s.native && s.gas.is_some()));
+        native_steps_seen += steps.iter().filter(|s| s.native).count();
+        let report = evmc_runtime::divergence_report(&interp, &steps, 5);
+        assert_eq!(
+            evmc_runtime::first_divergence(&interp, &steps),
+            None,
+            "{}: {report}",
+            v.label()
+        );
+    }
+    assert!(
+        native_steps_seen > 100,
+        "compiled frames report their runtime calls"
+    );
+}

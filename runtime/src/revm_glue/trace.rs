@@ -108,32 +108,36 @@ pub(crate) fn run_traced<H: Host>(
 /// Where a native trace first disagrees with the interpreter's trace of the
 /// same transaction: `(index in interp, index in native)`. Steps of compiled
 /// frames are matched against the next interpreter step at the same depth and
-/// pc; the interpreter steps skipped on the way must belong to that frame.
+/// pc. The interpreter steps skipped on the way must be inlined code of that
+/// frame, or the inlined tail of frames that just ended (depth only winding
+/// down).
 pub fn first_divergence(interp: &[TraceStep], native: &[TraceStep]) -> Option<(usize, usize)> {
     let mut j = 0;
+    let mut wind = usize::MAX;
     for (i, step) in native.iter().enumerate() {
-        if step.native {
-            loop {
-                let Some(cand) = interp.get(j) else {
-                    return Some((j, i));
-                };
-                if cand.depth != step.depth {
-                    return Some((j, i));
-                }
-                if cand.pc == step.pc && cand.opcode == step.opcode {
-                    break;
-                }
-                j += 1;
+        loop {
+            let Some(cand) = interp.get(j) else {
+                return Some((j, i));
+            };
+            let tail_of_ended_frame = cand.depth > step.depth && cand.depth <= wind;
+            let inlined_here = step.native
+                && cand.depth == step.depth
+                && (cand.pc, cand.opcode) != (step.pc, step.opcode);
+            if !(tail_of_ended_frame || inlined_here) {
+                break;
             }
+            wind = cand.depth;
+            j += 1;
         }
         match interp.get(j) {
-            Some(cand) if cand.agrees_with(step) => j += 1,
+            Some(cand) if cand.agrees_with(step) => {
+                wind = cand.depth;
+                j += 1;
+            }
             _ => return Some((j, i)),
         }
     }
-    // Compiled frames may finish in inlined code, leaving interpreter steps
-    // unmatched, but those can only wind frames down: a step deeper than its
-    // predecessor is a call the native run did not make.
+    // The same holds for what the interpreter did after the last native step.
     for k in j.max(1)..interp.len() {
         if interp[k].depth > interp[k - 1].depth {
             return Some((k, native.len()));
@@ -213,6 +217,25 @@ mod tests {
         ];
         let native = vec![step(0, 2, true, 2), step(1, 0, false, 5)];
         assert_eq!(first_divergence(&interp, &native), Some((1, 0)));
+    }
+
+    #[test]
+    fn a_compiled_frame_may_end_in_inlined_code() {
+        let interp = vec![
+            step(0, 5, false, 1),
+            step(1, 0, false, 1),
+            step(1, 1, false, 1),
+            step(0, 6, false, 1),
+        ];
+        let native = vec![
+            step(0, 5, true, 1),
+            step(1, 0, true, 1),
+            step(0, 6, true, 1),
+        ];
+        assert_eq!(first_divergence(&interp, &native), None);
+        // A call the native run did not make is a divergence.
+        let native = vec![step(0, 5, true, 1), step(0, 6, true, 1)];
+        assert_eq!(first_divergence(&interp, &native), Some((1, 1)));
     }
 
     #[test]
