@@ -2,7 +2,7 @@
 
 use crate::{Failure, Mode};
 use anyhow::anyhow;
-use evmc_compiler::{SpecId, B256};
+use evmc_compiler::{CompileError, SpecId, B256};
 use evmc_runtime::statetest::{self, CacheState, Outcome, Suite, Vector};
 use evmc_runtime::{divergence_report, LoadedArtifact, Registry};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -10,8 +10,8 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -162,7 +162,7 @@ struct Compiled {
     elapsed: Duration,
 }
 
-fn compile_all(suites: &[(PathBuf, Suite)], args: &Args, dir: &Path) -> Result<Compiled, Failure> {
+fn compile_all(suites: &[(PathBuf, Suite)], args: &Args, dir: &Path) -> Compiled {
     let start = Instant::now();
     let mut jobs: HashMap<(B256, SpecId), &[u8]> = HashMap::new();
     for (_, suite) in suites {
@@ -206,7 +206,7 @@ fn compile_all(suites: &[(PathBuf, Suite)], args: &Args, dir: &Path) -> Result<C
         }
     }
     compiled.elapsed = start.elapsed();
-    Ok(compiled)
+    compiled
 }
 
 enum CompileOutcome {
@@ -220,15 +220,13 @@ fn compile_one(
     opt_level: u8,
     dir: &Path,
 ) -> Result<Arc<LoadedArtifact>, CompileOutcome> {
-    if code.len() > evmc_compiler::DEFAULT_MAX_CODE_SIZE {
-        return Err(CompileOutcome::Interpreted(format!(
-            "{} bytes, above the {} byte compile limit",
-            code.len(),
-            evmc_compiler::DEFAULT_MAX_CODE_SIZE
-        )));
-    }
-    evmc_runtime::compile_and_load(code, spec, opt_level, dir)
-        .map_err(|e| CompileOutcome::Error(e.to_string()))
+    evmc_runtime::compile_and_load(code, spec, opt_level, dir).map_err(|e| match e {
+        // Above the compile limit a contract stays interpreted, by design.
+        evmc_runtime::Error::Compile(e @ CompileError::TooLarge { .. }) => {
+            CompileOutcome::Interpreted(e.to_string())
+        }
+        e => CompileOutcome::Error(e.to_string()),
+    })
 }
 
 fn selected(v: &Vector<'_>, args: &Args) -> bool {
@@ -358,7 +356,7 @@ fn run_in_pool(args: &Args) -> Result<(), Failure> {
                 p
             }
         };
-        let c = compile_all(&suites, args, &dir)?;
+        let c = compile_all(&suites, args, &dir);
         for (hash, spec, e) in &c.errors {
             failed += 1;
             let what = format!("contract {hash} for {}", evmc_compiler::spec_name(*spec));
@@ -390,20 +388,20 @@ fn run_in_pool(args: &Args) -> Result<(), Failure> {
     let pb = progress(work.len(), "running", args.json);
     let native_nanos = AtomicU64::new(0);
     let native_frames = AtomicU64::new(0);
-    let failures = Mutex::new(0usize);
+    let failures = AtomicUsize::new(0);
     work.par_iter().for_each(|(path, v, pre)| {
         let verdict = run_vector(v, pre, args.mode, registry.as_ref());
         native_nanos.fetch_add(verdict.native_time.as_nanos() as u64, Ordering::Relaxed);
         native_frames.fetch_add(verdict.native_frames, Ordering::Relaxed);
         if let Some(why) = verdict.failure {
-            *failures.lock().unwrap() += 1;
+            failures.fetch_add(1, Ordering::Relaxed);
             pb.suspend(|| report_failure(args.json, path, &v.label(), &why));
         }
         pb.inc(1);
     });
     pb.finish_and_clear();
     let elapsed = start.elapsed();
-    let vector_failures = failures.into_inner().unwrap();
+    let vector_failures = failures.into_inner();
     failed += vector_failures;
     let passed = work.len() - vector_failures;
     drop(artifacts_dir);

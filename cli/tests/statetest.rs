@@ -7,17 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("EVMC_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    assert!(
-        dir.is_dir(),
-        "shared test data not found at {} (set EVMC_SHARED_DIR)",
-        dir.display()
-    );
-    dir
-}
+use evmc_tests::shared_dir as shared;
 
 fn statetest(args: &[&str], paths: &[PathBuf]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_evmc-native"))

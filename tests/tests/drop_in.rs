@@ -50,8 +50,8 @@ fn real_contract_fixtures_run_natively_exactly_as_interpreted() {
             let interp = run_fixture(&f, &pre, SPEC, None);
             let native = run_fixture(&f, &pre, SPEC, Some(&registry));
             assert_eq!(
-                interp.observable(),
-                native.observable(),
+                interp.exact(),
+                native.exact(),
                 "{}: native differs from the interpreter",
                 f.name
             );
@@ -61,7 +61,7 @@ fn real_contract_fixtures_run_natively_exactly_as_interpreted() {
                 "{:<24} {} native frames, {}",
                 f.name,
                 native.native_frames,
-                &native.observable()[..60.min(native.observable().len())]
+                &native.exact()[..60.min(native.exact().len())]
             );
             checked += 1;
         }
@@ -155,7 +155,7 @@ fn run_small_stack(f: Fixture, registry: std::sync::Arc<Registry>) -> (u64, U256
             let pre = f.pre_state();
             let interp = run_fixture(&f, &pre, SPEC, None);
             let native = run_fixture(&f, &pre, SPEC, Some(&registry));
-            assert_eq!(interp.observable(), native.observable());
+            assert_eq!(interp.exact(), native.exact());
             let r = native.result.expect("executes");
             assert!(r.is_success(), "{r:?}");
             let out = r.output().expect("output");

@@ -127,7 +127,7 @@ pub(crate) unsafe fn run_native_with<H: Host>(
 }
 
 /// The tail of the interpreter's own run loop.
-fn finish(
+pub(super) fn finish(
     interp: &mut Interpreter<EthInterpreter>,
     result: InstructionResult,
 ) -> InterpreterAction {

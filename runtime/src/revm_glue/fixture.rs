@@ -2,14 +2,11 @@
 //! a pre-state, an environment and one transaction, without expected
 //! results. They are judged against the interpreter.
 
-use super::evm::NativeEvm;
-use super::statetest::{logs_root, state_root};
+use super::statetest::{transact, Outcome};
 use crate::registry::Registry;
 use evmc_compiler::SpecId;
-use revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
-use revm::context_interface::result::{EVMError, ExecutionResult, HaltReason};
-use revm::database::{CacheState, State};
-use revm::handler::{ExecuteCommitEvm, MainBuilder, MainContext};
+use revm::context::{BlockEnv, CfgEnv, TxEnv};
+use revm::database::CacheState;
 use revm::primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
 use revm::state::Bytecode;
 pub use revm_statetest_types::AccountInfo;
@@ -109,28 +106,6 @@ pub fn load_fixtures(path: &Path) -> Result<Vec<Fixture>, String> {
     Ok(fixtures)
 }
 
-/// What one run of a fixture's transaction produced.
-#[derive(Debug)]
-pub struct FixtureOutcome {
-    pub result: Result<ExecutionResult<HaltReason>, String>,
-    pub state_root: B256,
-    pub logs_root: B256,
-    pub native_frames: u64,
-}
-
-impl FixtureOutcome {
-    /// Everything observable, for comparing two runs.
-    pub fn observable(&self) -> String {
-        match &self.result {
-            Ok(r) => format!(
-                "{r:?}; state root {}; logs root {}",
-                self.state_root, self.logs_root
-            ),
-            Err(e) => format!("rejected: {e}"),
-        }
-    }
-}
-
 /// Runs the fixture's transaction under `spec` on a copy of `pre`, natively
 /// where `registry` has artifacts. The per-transaction gas cap of Osaka is
 /// lifted: these transactions are benchmarks, some far above it.
@@ -139,12 +114,8 @@ pub fn run_fixture(
     pre: &CacheState,
     spec: SpecId,
     registry: Option<&Arc<Registry>>,
-) -> FixtureOutcome {
+) -> Outcome {
     let tx = &f.transaction[0];
-    let mut state = State::builder()
-        .with_cached_prestate(pre.clone())
-        .with_bundle_update()
-        .build();
     let mut cfg = CfgEnv::new_with_spec(spec);
     cfg.tx_gas_limit_cap = Some(u64::MAX);
     let block = BlockEnv {
@@ -168,24 +139,5 @@ pub fn run_fixture(
         chain_id: Some(cfg.chain_id),
         ..Default::default()
     };
-    let ctx = Context::mainnet()
-        .with_block(block)
-        .with_cfg(cfg)
-        .with_db(&mut state);
-    let (result, native_frames) = match registry {
-        Some(registry) => {
-            let mut evm = NativeEvm::new(ctx.build_mainnet(), registry.clone());
-            let r = evm.transact_commit(tx_env);
-            (r, evm.native_frames)
-        }
-        None => (ctx.build_mainnet().transact_commit(tx_env), 0),
-    };
-    let result = result.map_err(|e: EVMError<_>| e.to_string());
-    let logs = result.as_ref().map(|r| r.logs()).unwrap_or_default();
-    FixtureOutcome {
-        logs_root: logs_root(logs),
-        result,
-        state_root: state_root(&state.cache),
-        native_frames,
-    }
+    transact(pre, cfg, block, tx_env, registry, false).0
 }

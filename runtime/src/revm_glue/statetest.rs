@@ -108,29 +108,38 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn gas_used(&self) -> Option<u64> {
-        self.result.as_ref().ok().map(|r| r.tx_gas_used())
-    }
-
     /// Status, gas, output and logs, for comparing two runs.
     pub fn observable(&self) -> String {
         match &self.result {
-            Ok(r) => {
-                let status = match r {
-                    ExecutionResult::Success { reason, .. } => format!("success {reason:?}"),
-                    ExecutionResult::Revert { .. } => "revert".to_string(),
-                    ExecutionResult::Halt { reason, .. } => format!("halt {reason:?}"),
-                };
-                format!(
-                    "{status}, gas used {}, output 0x{}, {} logs (root {})",
-                    r.tx_gas_used(),
-                    hex::encode(r.output().map(|b| b.as_ref()).unwrap_or_default()),
-                    r.logs().len(),
-                    self.logs_root
-                )
-            }
+            Ok(r) => format!(
+                "{}, output 0x{}, {} logs (root {})",
+                status(r),
+                hex::encode(r.output().map(|b| b.as_ref()).unwrap_or_default()),
+                r.logs().len(),
+                self.logs_root
+            ),
             Err(e) => format!("rejected: {e}"),
         }
+    }
+
+    /// The whole result (refunds and every log included) and both roots.
+    pub fn exact(&self) -> String {
+        match &self.result {
+            Ok(r) => format!(
+                "{r:?}; state root {}; logs root {}",
+                self.state_root, self.logs_root
+            ),
+            Err(e) => format!("rejected: {e}"),
+        }
+    }
+}
+
+fn status(r: &ExecutionResult<HaltReason>) -> String {
+    let gas = r.tx_gas_used();
+    match r {
+        ExecutionResult::Success { reason, .. } => format!("success {reason:?}, gas used {gas}"),
+        ExecutionResult::Revert { .. } => format!("revert, gas used {gas}"),
+        ExecutionResult::Halt { reason, .. } => format!("halt {reason:?}, gas used {gas}"),
     }
 }
 
@@ -167,27 +176,38 @@ pub fn execute(
     registry: Option<&Arc<Registry>>,
     trace: bool,
 ) -> (Outcome, Vec<TraceStep>) {
+    match environment(v) {
+        Ok((cfg, block, tx)) => transact(pre, cfg, block, tx, registry, trace),
+        Err(e) => {
+            let outcome = Outcome {
+                result: Err(e),
+                state_root: state_root(pre),
+                logs_root: logs_root(&[]),
+                native_frames: 0,
+            };
+            (outcome, Vec::new())
+        }
+    }
+}
+
+/// Runs `tx` and commits it on a copy of `pre`: through revm's own EVM, or
+/// through [`NativeEvm`] when there is a registry or a trace is wanted.
+pub(crate) fn transact(
+    pre: &CacheState,
+    cfg: CfgEnv,
+    block: BlockEnv,
+    tx: TxEnv,
+    registry: Option<&Arc<Registry>>,
+    trace: bool,
+) -> (Outcome, Vec<TraceStep>) {
     let mut state = State::builder()
         .with_cached_prestate(pre.clone())
         .with_bundle_update()
         .build();
-    let (cfg, block, tx) = match environment(v) {
-        Ok(env) => env,
-        Err(e) => {
-            let outcome = Outcome {
-                result: Err(e),
-                state_root: state_root(&state.cache),
-                logs_root: logs_root(&[]),
-                native_frames: 0,
-            };
-            return (outcome, Vec::new());
-        }
-    };
     let ctx = Context::mainnet()
         .with_block(block)
         .with_cfg(cfg)
         .with_db(&mut state);
-    // Interpreted runs go through revm's own EVM unless a trace is wanted.
     let registry = match (registry, trace) {
         (Some(r), _) => Some(r.clone()),
         (None, true) => Some(Registry::new()),
@@ -202,10 +222,7 @@ pub fn execute(
             let r = evm.transact_commit(tx);
             (r, evm.native_frames, evm.take_trace())
         }
-        None => {
-            let mut evm = ctx.build_mainnet();
-            (evm.transact_commit(tx), 0, Vec::new())
-        }
+        None => (ctx.build_mainnet().transact_commit(tx), 0, Vec::new()),
     };
     let result = result.map_err(|e: EVMError<_, InvalidTransaction>| e.to_string());
     let logs = result.as_ref().map(|r| r.logs()).unwrap_or_default();
@@ -225,7 +242,7 @@ pub fn check(v: &Vector<'_>, got: &Outcome) -> Result<(), String> {
         (Some(expected), Ok(r)) => {
             return Err(format!(
                 "expected exception {expected}, but the transaction executed ({})",
-                describe(r)
+                status(r)
             ))
         }
         (None, Err(e)) => return Err(format!("unexpected rejection: {e}")),
@@ -250,18 +267,6 @@ pub fn check(v: &Vector<'_>, got: &Outcome) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn describe(r: &ExecutionResult<HaltReason>) -> String {
-    match r {
-        ExecutionResult::Success { reason, .. } => {
-            format!("success {reason:?}, gas used {}", r.tx_gas_used())
-        }
-        ExecutionResult::Revert { .. } => format!("revert, gas used {}", r.tx_gas_used()),
-        ExecutionResult::Halt { reason, .. } => {
-            format!("halt {reason:?}, gas used {}", r.tx_gas_used())
-        }
-    }
 }
 
 /// Post-state root: every account the cache holds as existing (nonce,

@@ -9,11 +9,10 @@
 //! materialised, so comparing stacks there locates a divergence to within
 //! one stretch of inlined code.
 
+use super::executor::finish;
 use revm::interpreter::interpreter::EthInterpreter;
-use revm::interpreter::interpreter_types::{Jumps, LoopControl};
-use revm::interpreter::{
-    GasTable, Host, InstructionResult, InstructionTable, Interpreter, InterpreterAction,
-};
+use revm::interpreter::interpreter_types::Jumps;
+use revm::interpreter::{GasTable, Host, InstructionTable, Interpreter, InterpreterAction};
 use revm::primitives::U256;
 use std::fmt;
 
@@ -91,7 +90,7 @@ pub(crate) fn run_traced<H: Host>(
     depth: usize,
     trace: &mut Vec<TraceStep>,
 ) -> InterpreterAction {
-    let result: InstructionResult = loop {
+    let result = loop {
         let pc = interp.bytecode.pc();
         let opcode = interp.bytecode.opcode();
         trace.push(TraceStep::capture(interp, depth, pc, opcode, false));
@@ -99,10 +98,7 @@ pub(crate) fn run_traced<H: Host>(
             break e;
         }
     };
-    if interp.bytecode.action().is_none() {
-        interp.halt(result);
-    }
-    interp.take_next_action()
+    finish(interp, result)
 }
 
 /// Where a native trace first disagrees with the interpreter's trace of the
