@@ -46,18 +46,23 @@ pub enum CompileError {
 #[derive(Clone, Debug)]
 pub struct CompileOptions {
     pub spec: SpecId,
+    /// 0: no LLVM optimisation; 1: the fast IR pipeline and LLVM's fast
+    /// code generator; 2 (default): the same IR pipeline and the optimising
+    /// code generator; 3: LLVM's `default<O3>` pipeline and code generator.
     pub opt_level: u8,
     pub target: TargetSpec,
     pub max_code_size: usize,
-    /// Functions with more LLVM instructions than this are compiled without
-    /// LLVM optimisation: LLVM's optimiser and register allocator grow
-    /// superlinearly with function size, and a contract must never take
-    /// minutes to compile.
+    /// Above this many LLVM instructions, levels 2 and 3 fall back to level
+    /// 1, and above three times as many to level 0: the optimising code
+    /// generator (register allocation above all) grows superlinearly with
+    /// function size, and so does the fast one on optimised IR of some
+    /// shapes (ipsilon's `signextend`: minutes at level 1, seconds at 0). A
+    /// large contract must compile in about a second.
     pub opt_budget: usize,
 }
 
 /// Default [`CompileOptions::opt_budget`].
-pub const DEFAULT_OPT_BUDGET: usize = 60_000;
+pub const DEFAULT_OPT_BUDGET: usize = 20_000;
 
 impl CompileOptions {
     pub fn new(spec: SpecId) -> Self {
@@ -161,8 +166,10 @@ pub fn compile_emit(
     let module = codegen::build_module(&cx, &analysis, opts.spec, &meta)
         .map_err(|e| CompileError::Llvm(e.to_string()))?;
     t.ir_instructions = codegen::instruction_count(&module);
-    t.opt_level = if t.ir_instructions > opts.opt_budget {
+    t.opt_level = if t.ir_instructions > opts.opt_budget.saturating_mul(3) {
         0
+    } else if t.ir_instructions > opts.opt_budget {
+        opts.opt_level.min(1)
     } else {
         opts.opt_level
     };

@@ -11,7 +11,7 @@ use core::ffi::c_void;
 
 /// Bumped on any change to [`ExecCtx`], [`Builtins`], [`ArtifactMetadata`] or
 /// the meaning of an exit code.
-pub const INTERFACE_VERSION: u32 = 1;
+pub const INTERFACE_VERSION: u32 = 2;
 
 /// Exported name of the compiled entry function, `extern "C" fn(*mut ExecCtx) -> u32`.
 pub const ENTRY_SYMBOL: &str = "evmc_entry";
@@ -31,8 +31,9 @@ pub mod exit {
     /// `STOP`, or execution ran off the end of the code.
     pub const STOP: u32 = 0;
     /// A builtin finished the frame: halted, returned, reverted or asked for a
-    /// new frame (CALL/CREATE). The runtime holds the reason; execution resumes
-    /// (if at all) at `ExecCtx::resume_pc`.
+    /// new frame (CALL/CREATE). The runtime holds the reason and the state;
+    /// execution resumes (if at all) after the instruction the builtin ran,
+    /// which the runtime recorded itself.
     pub const BUILTIN: u32 = 1;
     /// A dynamic jump to something that is not a JUMPDEST.
     pub const INVALID_JUMP: u32 = 2;
@@ -42,6 +43,12 @@ pub mod exit {
     /// interpreter would have it there. Taken only on paths that are about to
     /// halt, so its cost does not matter; its exactness does.
     pub const DEOPT: u32 = 3;
+    /// The static gas of the instructions up to the next one with dynamic gas
+    /// (or the block end) is not available: the interpreter would halt with
+    /// out-of-gas at one of them, and nothing before it can halt otherwise,
+    /// so the runtime halts the frame the same way. Gas, stack and pc in
+    /// `ExecCtx` are stale and irrelevant (an out-of-gas halt spends all gas).
+    pub const OUT_OF_GAS: u32 = 4;
 }
 
 /// Per-frame execution state shared by generated code and the runtime.
@@ -97,12 +104,15 @@ pub mod ctx_offsets {
 pub type ExecOpFn = unsafe extern "C" fn(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32;
 
 /// Grows this frame's memory to cover `offset..offset + len` and charges the
-/// expansion gas as the interpreter does before a memory access, provided at
-/// least `reserve` gas is left afterwards; then returns 0 with `ctx.gas`,
-/// `ctx.mem_ptr` and `ctx.mem_len` updated. Otherwise it changes nothing and
-/// returns 1: generated code then hands the instruction to the interpreter.
+/// expansion gas exactly as the interpreter's MLOAD/MSTORE/MSTORE8 do (after
+/// their static gas, which generated code has charged); returns 0 with
+/// `ctx.gas`, `ctx.mem_ptr` and `ctx.mem_len` updated. `offset_overflow` is
+/// non-zero when the offset operand does not fit 64 bits. When the
+/// interpreter would halt there (out of gas, invalid operand) the frame is
+/// halted the same way and 1 is returned: generated code then exits with
+/// [`exit::BUILTIN`].
 pub type MemExpandFn =
-    unsafe extern "C" fn(ctx: *mut ExecCtx, offset: u64, len: u64, reserve: u64) -> u32;
+    unsafe extern "C" fn(ctx: *mut ExecCtx, offset: u64, len: u64, offset_overflow: u64) -> u32;
 
 /// Table of runtime functions passed to generated code; the `.so` imports
 /// nothing from the host process.

@@ -10,7 +10,7 @@ use revm::database::{CacheDB, EmptyDB};
 use revm::handler::{ExecuteEvm, MainBuilder, MainnetContext};
 use revm::interpreter::instructions::{gas_table_spec, instruction_table};
 use revm::interpreter::interpreter::{EthInterpreter, ExtBytecode, InputsImpl, SharedMemory};
-use revm::interpreter::{CallInput, Interpreter};
+use revm::interpreter::{CallInput, Interpreter, InterpreterAction};
 use revm::primitives::{address, Address, Bytes, TxKind, U256};
 use revm::state::AccountInfo;
 use std::collections::HashMap;
@@ -138,7 +138,9 @@ fn test_ctx(spec: SpecId, code: &[u8]) -> TestCtx {
 #[derive(Debug, PartialEq, Eq)]
 pub struct FrameOutcome {
     pub action: String,
-    pub stack: Vec<U256>,
+    /// The stack, when the frame is suspended in a CALL/CREATE and will
+    /// continue with it; the stack of a finished frame is never read again.
+    pub stack: Option<Vec<U256>>,
     pub memory: Vec<u8>,
     pub gas_remaining: u64,
     pub gas_refunded: i64,
@@ -195,9 +197,10 @@ pub fn run_frame_with(
     let memory = interp.memory.context_memory().to_vec();
     let journal = &ctx.journaled_state;
     let target = journal.inner.state.get(&TARGET);
+    let finished = matches!(action, InterpreterAction::Return(_));
     FrameOutcome {
         action: format!("{action:?}"),
-        stack: interp.stack.data().clone(),
+        stack: (!finished).then(|| interp.stack.data().clone()),
         memory,
         gas_remaining: interp.gas.remaining(),
         gas_refunded: interp.gas.refunded(),

@@ -9,10 +9,16 @@
 //!   next one with dynamic gas is charged with a single check;
 //! - inside a block, stack values live in SSA registers ([`VStack`]) and are
 //!   written back only at block ends, builtin calls and exits;
-//! - a failed bounds or gas check never decides the outcome itself: it hands
-//!   the frame, in exactly the interpreter's state at that pc, to the
+//! - a failed stack-bounds check never decides the outcome itself: it hands
+//!   the frame, in exactly the interpreter's state at the block start, to the
 //!   interpreter (`exit::DEOPT`), which then reports the same halt reason and
-//!   gas it always would. The check is a proof obligation, not a semantics.
+//!   gas it always would;
+//! - a failed gas check is an out-of-gas halt (`exit::OUT_OF_GAS`): a segment
+//!   ends at the first instruction with dynamic gas or effects, so the
+//!   interpreter would run out of gas at one of its static charges, and no
+//!   instruction before that point can halt in another way;
+//! - every exit jumps to one shared block per kind, so cold paths cost a
+//!   branch, not a copy of the machine state.
 
 mod memory;
 mod ops;
@@ -89,6 +95,18 @@ pub(crate) fn lowering(opcode: u8, spec: SpecId) -> Lowering {
     }
 }
 
+/// The shared exit blocks.
+#[derive(Clone, Copy)]
+pub(crate) struct Exits<'ctx> {
+    pub out_of_gas: BasicBlock<'ctx>,
+    pub builtin: BasicBlock<'ctx>,
+    pub invalid_jump: BasicBlock<'ctx>,
+    /// Stores gas (from the gas local) and returns `exit::STOP`.
+    pub stop: BasicBlock<'ctx>,
+    /// Stores gas, stack length and the pc in `pc_var`; returns `exit::DEOPT`.
+    pub deopt: BasicBlock<'ctx>,
+}
+
 pub(crate) struct Gen<'a, 'ctx> {
     pub cx: &'ctx Context,
     pub m: Module<'ctx>,
@@ -105,6 +123,9 @@ pub(crate) struct Gen<'a, 'ctx> {
     pub gas_var: PointerValue<'ctx>,
     pub len_var: PointerValue<'ctx>,
     pub jt_var: PointerValue<'ctx>,
+    /// Pc of a pending deopt exit, read by the shared deopt block.
+    pub pc_var: PointerValue<'ctx>,
+    pub exits: Exits<'ctx>,
     pub a: &'a Analysis,
     pub spec: SpecId,
     pub gas_table: [u16; 256],
@@ -149,6 +170,14 @@ pub fn build_module<'ctx>(
             .unwrap(),
         "jump_target",
     )?;
+    let pc_var = b.build_alloca(i64t, "deopt_pc")?;
+    let exits = Exits {
+        out_of_gas: cx.append_basic_block(f, "exit_out_of_gas"),
+        builtin: cx.append_basic_block(f, "exit_builtin"),
+        invalid_jump: cx.append_basic_block(f, "exit_invalid_jump"),
+        stop: cx.append_basic_block(f, "exit_stop"),
+        deopt: cx.append_basic_block(f, "exit_deopt"),
+    };
 
     let mut g = Gen {
         cx,
@@ -167,6 +196,8 @@ pub fn build_module<'ctx>(
         gas_var,
         len_var,
         jt_var,
+        pc_var,
+        exits,
         a: analysis,
         spec,
         gas_table: static_gas_table(spec),
@@ -180,6 +211,7 @@ pub fn build_module<'ctx>(
     let len0 = g.load_ctx_i64(ctx_offsets::STACK_LEN)?;
     g.b.build_store(len_var, len0)?;
     let resume = g.load_ctx_i64(ctx_offsets::RESUME_PC)?;
+    g.b.build_store(pc_var, resume)?;
 
     for (i, blk) in analysis.blocks.iter().enumerate() {
         if blk.reachable {
@@ -203,8 +235,8 @@ pub fn build_module<'ctx>(
     }
     g.b.build_switch(resume, unknown_resume, &cases)?;
     g.b.position_at_end(unknown_resume);
-    // ctx already holds the resume pc, gas and stack length unchanged.
-    g.b.build_return(Some(&i32t.const_int(exit::DEOPT as u64, false)))?;
+    g.b.build_unconditional_branch(exits.deopt)?;
+    g.gen_exits()?;
 
     for i in 0..analysis.blocks.len() {
         if analysis.blocks[i].reachable {
@@ -272,36 +304,49 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
 
     // ---- exits ------------------------------------------------------------
 
-    /// Returns `status` after writing gas, stack length and resume pc to ctx.
-    fn exit_with(
-        &self,
-        status: u32,
-        resume_pc: u64,
-        gas: IntValue<'ctx>,
-        len: IntValue<'ctx>,
-    ) -> R<()> {
-        self.store_ctx_i64(ctx_offsets::GAS, gas)?;
-        self.store_ctx_i64(ctx_offsets::STACK_LEN, len)?;
-        self.store_ctx_i64(ctx_offsets::RESUME_PC, self.const_i64(resume_pc))?;
+    fn ret(&self, status: u32) -> R<()> {
         self.b
             .build_return(Some(&self.i32.const_int(status as u64, false)))?;
         Ok(())
     }
 
-    /// Exit after a builtin reported the end of the frame: the runtime
-    /// already holds the exact gas and stack; only the resume pc is ours.
-    pub fn exit_builtin(&self, resume_pc: u64) -> R<()> {
-        self.store_ctx_i64(ctx_offsets::RESUME_PC, self.const_i64(resume_pc))?;
-        self.b
-            .build_return(Some(&self.i32.const_int(exit::BUILTIN as u64, false)))?;
+    fn gen_exits(&self) -> R<()> {
+        let e = self.exits;
+        self.b.position_at_end(e.out_of_gas);
+        self.ret(exit::OUT_OF_GAS)?;
+        self.b.position_at_end(e.builtin);
+        self.ret(exit::BUILTIN)?;
+        self.b.position_at_end(e.invalid_jump);
+        // Not observable after the halt, but the frame's gas stays exact.
+        self.store_ctx_i64(ctx_offsets::GAS, self.load_gas()?)?;
+        self.ret(exit::INVALID_JUMP)?;
+        self.b.position_at_end(e.stop);
+        self.store_ctx_i64(ctx_offsets::GAS, self.load_gas()?)?;
+        self.ret(exit::STOP)?;
+        self.b.position_at_end(e.deopt);
+        self.store_ctx_i64(ctx_offsets::GAS, self.load_gas()?)?;
+        let len = self.b.build_load(self.i64, self.len_var, "")?;
+        self.store_ctx_i64(ctx_offsets::STACK_LEN, len.into_int_value())?;
+        let pc = self.b.build_load(self.i64, self.pc_var, "")?;
+        self.store_ctx_i64(ctx_offsets::RESUME_PC, pc.into_int_value())?;
+        self.ret(exit::DEOPT)
+    }
+
+    /// Leaves for the interpreter at `pc`, with the stack committed to
+    /// memory (its length in the length local) and gas in the gas local.
+    fn deopt_at(&self, pc: u64) -> R<()> {
+        self.b.build_store(self.pc_var, self.const_i64(pc))?;
+        self.b.build_unconditional_branch(self.exits.deopt)?;
         Ok(())
     }
 
-    /// Writes back `vs` and leaves for the interpreter at `pc`.
-    pub(crate) fn exit_deopt(&self, vs: &VStack<'ctx>, pc: u64) -> R<()> {
-        let len = vs.flush(self)?;
-        let gas = self.load_gas()?;
-        self.exit_with(exit::DEOPT, pc, gas, len)
+    /// Branches to `ok` when `cond` holds, else to the exit block `cold`.
+    pub fn check(&self, cond: IntValue<'ctx>, cold: BasicBlock<'ctx>, name: &str) -> R<()> {
+        let cond = self.likely(cond)?;
+        let ok = self.new_bb(name);
+        self.b.build_conditional_branch(cond, ok, cold)?;
+        self.b.position_at_end(ok);
+        Ok(())
     }
 
     pub fn load_gas(&self) -> R<IntValue<'ctx>> {
@@ -327,7 +372,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
 
     /// Runs `opcode` through the interpreter's instruction function. The
     /// virtual stack is written back first and is empty afterwards.
-    pub fn call_exec_op(&self, vs: &mut VStack<'ctx>, opcode: u8, pc: u32, next_pc: u32) -> R<()> {
+    pub fn call_exec_op(&self, vs: &mut VStack<'ctx>, opcode: u8, pc: u32) -> R<()> {
         let len = vs.flush(self)?;
         self.store_ctx_i64(ctx_offsets::STACK_LEN, len)?;
         let gas = self.load_gas()?;
@@ -355,12 +400,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let ok = self
             .b
             .build_int_compare(IntPredicate::EQ, r, self.i32.const_zero(), "")?;
-        let cont = self.new_bb("op_ok");
-        let stop = self.new_bb("op_exit");
-        self.b.build_conditional_branch(ok, cont, stop)?;
-        self.b.position_at_end(stop);
-        self.exit_builtin(next_pc as u64)?;
-        self.b.position_at_end(cont);
+        self.check(ok, self.exits.builtin, "op_ok")?;
         let gas = self.load_ctx_i64(ctx_offsets::GAS)?;
         self.b.build_store(self.gas_var, gas)?;
         let len = self.load_ctx_i64(ctx_offsets::STACK_LEN)?;
@@ -417,7 +457,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             let bad = self.new_bb("stack_bad");
             self.b.build_conditional_branch(c, ok, bad)?;
             self.b.position_at_end(bad);
-            self.exit_deopt(&vs, blk.start_pc as u64)?;
+            self.deopt_at(blk.start_pc as u64)?;
             self.b.position_at_end(ok);
         }
 
@@ -444,7 +484,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                     after[i + k] = acc;
                 }
                 if total > 0 {
-                    self.charge_segment(&vs, total, inst.pc)?;
+                    self.charge_segment(total)?;
                 }
                 need_gas_check = false;
             }
@@ -469,23 +509,21 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         self.gen_terminator(bi, vs)
     }
 
+    /// Whether a gas segment ends after `opcode`: its gas or its effects go
+    /// beyond a static charge, so what follows is charged separately (see the
+    /// module comment on why that makes a failed check an exact halt).
     fn is_dynamic(&self, opcode: u8) -> bool {
-        // Memory ops keep the segment going: their expansion cost is
-        // charged on the side, with the rest of the segment held in reserve.
-        lowering(opcode, self.spec) == Lowering::Builtin
+        matches!(
+            lowering(opcode, self.spec),
+            Lowering::Builtin | Lowering::InlineMemory
+        )
     }
 
-    fn charge_segment(&self, vs: &VStack<'ctx>, cost: u64, pc: u32) -> R<()> {
+    fn charge_segment(&self, cost: u64) -> R<()> {
         let gas = self.load_gas()?;
         let c = self.const_i64(cost);
         let enough = self.b.build_int_compare(IntPredicate::UGE, gas, c, "")?;
-        let enough = self.likely(enough)?;
-        let ok = self.new_bb("gas_ok");
-        let oog = self.new_bb("gas_short");
-        self.b.build_conditional_branch(enough, ok, oog)?;
-        self.b.position_at_end(oog);
-        self.exit_deopt(vs, pc as u64)?;
-        self.b.position_at_end(ok);
+        self.check(enough, self.exits.out_of_gas, "gas_ok")?;
         let rest = self.b.build_int_sub(gas, c, "")?;
         self.b.build_store(self.gas_var, rest)?;
         Ok(())
@@ -505,36 +543,31 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                     None => {
                         // Only reachable if a builtin continued where it should
                         // not have; the interpreter knows what to do there.
-                        let len = self
-                            .b
-                            .build_load(self.i64, self.len_var, "")?
-                            .into_int_value();
-                        let gas = self.load_gas()?;
-                        self.exit_with(exit::DEOPT, last.next_pc() as u64, gas, len)?;
+                        self.deopt_at(last.next_pc() as u64)?;
                     }
                 }
             }
             Terminator::Exit => {
                 // The builtin always ends the frame; should it not, resume in
                 // the interpreter right after it.
-                let len = vs.commit(self)?;
-                let gas = self.load_gas()?;
-                self.exit_with(exit::DEOPT, last.next_pc() as u64, gas, len)?;
+                vs.commit(self)?;
+                self.deopt_at(last.next_pc() as u64)?;
             }
             Terminator::Stop => {
-                let len = vs.commit(self)?;
-                let gas = self.load_gas()?;
-                self.exit_with(exit::STOP, last.pc as u64, gas, len)?;
+                // The stack of a finished frame is never read.
+                self.b.build_unconditional_branch(self.exits.stop)?;
             }
             Terminator::Jump(t) => {
                 let target = vs.pop(self)?;
-                let len = vs.commit(self)?;
-                self.jump_to(t, target, len, last.pc)?;
+                if t != JumpTarget::Invalid {
+                    vs.commit(self)?;
+                }
+                self.jump_to(t, target)?;
             }
             Terminator::JumpI(t) => {
                 let target = vs.pop(self)?;
                 let cond = vs.pop(self)?;
-                let len = vs.commit(self)?;
+                vs.commit(self)?;
                 let taken = self.new_bb("jumpi_taken");
                 let nb = next_bb().expect("fallthrough of a reachable JUMPI is reachable");
                 let c =
@@ -542,26 +575,19 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                         .build_int_compare(IntPredicate::NE, cond, self.i256.const_zero(), "")?;
                 self.b.build_conditional_branch(c, taken, nb)?;
                 self.b.position_at_end(taken);
-                self.jump_to(t, target, len, last.pc)?;
+                self.jump_to(t, target)?;
             }
         }
         Ok(())
     }
 
-    fn jump_to(
-        &self,
-        t: JumpTarget,
-        target: IntValue<'ctx>,
-        len: IntValue<'ctx>,
-        pc: u32,
-    ) -> R<()> {
+    fn jump_to(&self, t: JumpTarget, target: IntValue<'ctx>) -> R<()> {
         match t {
             JumpTarget::Static(dest) => {
                 self.b.build_unconditional_branch(self.bb_of_pc(dest))?;
             }
             JumpTarget::Invalid => {
-                let gas = self.load_gas()?;
-                self.exit_with(exit::INVALID_JUMP, pc as u64, gas, len)?;
+                self.b.build_unconditional_branch(self.exits.invalid_jump)?;
             }
             JumpTarget::Dynamic => {
                 self.b.build_store(self.jt_var, target)?;
@@ -579,7 +605,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             .b
             .build_load(self.i256, self.jt_var, "target")?
             .into_int_value();
-        let invalid = self.new_bb("invalid_jump");
+        let invalid = self.exits.invalid_jump;
         let small = self.b.build_int_compare(
             IntPredicate::ULT,
             t,
@@ -599,14 +625,6 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             })
             .collect();
         self.b.build_switch(t32, invalid, &cases)?;
-        self.b.position_at_end(invalid);
-        let len = self
-            .b
-            .build_load(self.i64, self.len_var, "")?
-            .into_int_value();
-        let gas = self.load_gas()?;
-        // The pc is irrelevant for a halt; 0 keeps the exit shape uniform.
-        self.exit_with(exit::INVALID_JUMP, 0, gas, len)?;
         Ok(())
     }
 }

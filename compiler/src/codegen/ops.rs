@@ -13,8 +13,8 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     pub(super) fn gen_inst(&self, vs: &mut VStack<'ctx>, inst: &Inst, gas_after: u64) -> R<()> {
         let opc = inst.op;
         match super::lowering(opc, self.spec) {
-            Lowering::Builtin => return self.call_exec_op(vs, opc, inst.pc, inst.next_pc()),
-            Lowering::InlineMemory => return self.gen_memory(vs, inst, gas_after),
+            Lowering::Builtin => return self.call_exec_op(vs, opc, inst.pc),
+            Lowering::InlineMemory => return self.gen_memory(vs, inst),
             Lowering::Control => unreachable!("control flow is lowered by the block epilogue"),
             Lowering::Inline => {}
         }

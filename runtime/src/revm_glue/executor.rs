@@ -65,6 +65,14 @@ pub(crate) unsafe fn run_native_with<H: Host>(
     mut tracing: Option<Tracing<'_>>,
 ) -> InterpreterAction {
     interp.bytecode.reset_action();
+    if let Some(t) = tracing.as_mut() {
+        // Entering (or resuming) the frame is a step of its own: a compiled
+        // frame may finish without a single runtime call.
+        let pc = interp.bytecode.pc();
+        let opcode = interp.bytecode.opcode();
+        t.steps
+            .push(TraceStep::capture(interp, t.depth, pc, opcode, true));
+    }
     let data = interp.stack.data_mut();
     if data.capacity() < STACK_LIMIT as usize {
         // Generated code relies on room for the full stack: never reallocated.
@@ -101,19 +109,38 @@ pub(crate) unsafe fn run_native_with<H: Host>(
     };
     let status = entry(&mut ctx);
 
-    interp.stack.data_mut().set_len(ctx.stack_len as usize);
-    interp.gas.set_remaining(ctx.gas);
+    // Each exit leaves in `ctx` exactly the state its kind promises (see
+    // `evmc_interface::exit`); halts need none of it.
     match status {
-        exit::STOP => finish(interp, InstructionResult::Stop),
-        exit::INVALID_JUMP => finish(interp, InstructionResult::InvalidJump),
+        exit::STOP => {
+            interp.gas.set_remaining(ctx.gas);
+            finish(interp, InstructionResult::Stop)
+        }
+        exit::INVALID_JUMP => {
+            interp.gas.set_remaining(ctx.gas);
+            finish(interp, InstructionResult::InvalidJump)
+        }
+        // The interpreter's own out-of-gas halt (spends all gas).
+        exit::OUT_OF_GAS => finish(interp, InstructionResult::OutOfGas),
         exit::BUILTIN => {
+            // The builtin left the interpreter in its exact state.
             interp.bytecode.absolute_jump(ctx.resume_pc as usize);
             finish(interp, state.result)
         }
         exit::DEOPT => {
+            interp.stack.data_mut().set_len(ctx.stack_len as usize);
+            interp.gas.set_remaining(ctx.gas);
             interp.bytecode.absolute_jump(ctx.resume_pc as usize);
             match tracing {
-                Some(t) => run_traced(interp, table, gas_table, host, t.depth, t.steps),
+                Some(t) => {
+                    // The interpreter records this pc again, with its gas.
+                    let pc = ctx.resume_pc as usize;
+                    let entry = |s: &TraceStep| s.native && s.depth == t.depth && s.pc == pc;
+                    if t.steps.last().is_some_and(entry) {
+                        t.steps.pop();
+                    }
+                    run_traced(interp, table, gas_table, host, t.depth, t.steps)
+                }
                 None => interp.run_plain(table, gas_table, host),
             }
         }
@@ -162,7 +189,10 @@ unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -
     sync_in(ctx, interp);
     if let Some(trace) = st.trace.as_mut() {
         let step = TraceStep::capture(interp, st.depth, pc as usize, opcode as u8, true);
-        trace.push(step);
+        // A frame entered (or resumed) right at this builtin already has it.
+        if trace.last() != Some(&step) {
+            trace.push(step);
+        }
     }
     let instruction = (*st.table)[opcode as usize & 0xff];
     let host = &mut *st.host;
@@ -178,6 +208,8 @@ unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -
         Ok(()) => 0,
         Err(e) => {
             st.result = e;
+            // Every builtin opcode is one byte long.
+            ctx.resume_pc = pc as u64 + 1;
             1
         }
     }
@@ -187,26 +219,30 @@ unsafe extern "C" fn mem_expand<H: Host>(
     ctx: *mut ExecCtx,
     offset: u64,
     len: u64,
-    reserve: u64,
+    offset_overflow: u64,
 ) -> u32 {
     let ctx = &mut *ctx;
     let st = &mut *(ctx.frame as *mut FrameState<H>);
     let interp = &mut *st.interp;
     interp.gas.set_remaining(ctx.gas);
-    let saved_gas = interp.gas;
-    let saved_len = interp.memory.len();
-    let host = &mut *st.host;
-    let r = interp.resize_memory(host.gas_params(), offset as usize, len as usize);
-    if r.is_err() || interp.gas.remaining() < reserve {
-        // Leave everything as it was; the interpreter will run this
-        // instruction itself and halt the way it does.
-        interp.gas = saved_gas;
-        interp.memory.resize(saved_len);
-        return 1;
+    // The checks of MLOAD/MSTORE/MSTORE8 after their static gas, in order.
+    let r = if offset_overflow != 0 || offset > usize::MAX as u64 {
+        Err(InstructionResult::InvalidOperandOOG)
+    } else {
+        let host = &mut *st.host;
+        interp.resize_memory(host.gas_params(), offset as usize, len as usize)
+    };
+    match r {
+        Ok(()) => {
+            ctx.gas = interp.gas.remaining();
+            let (p, l) = memory_view(interp);
+            ctx.mem_ptr = p;
+            ctx.mem_len = l;
+            0
+        }
+        Err(e) => {
+            st.result = e;
+            1
+        }
     }
-    ctx.gas = interp.gas.remaining();
-    let (p, l) = memory_view(interp);
-    ctx.mem_ptr = p;
-    ctx.mem_len = l;
-    0
 }
