@@ -139,7 +139,10 @@ fn unusable_directory_is_a_clear_error_and_execution_continues_interpreted() {
     let err = ArtifactCache::open(&file.join("cache")).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, CacheError::Unusable { .. }), "{msg}");
-    assert!(msg.contains("a-file/cache") && msg.contains("not usable"), "{msg}");
+    assert!(
+        msg.contains("a-file/cache") && msg.contains("not usable"),
+        "{msg}"
+    );
 
     let err = ArtifactCache::open(&file).unwrap_err();
     assert!(err.to_string().contains("a-file"), "{err}");
@@ -159,12 +162,8 @@ fn unusable_directory_is_a_clear_error_and_execution_continues_interpreted() {
     let f = fixture();
     let pre = f.pre_state();
     let interp = evmc_runtime::fixture::run_fixture(f, &pre, SPEC, None);
-    let with_empty = evmc_runtime::fixture::run_fixture(
-        f,
-        &pre,
-        SPEC,
-        Some(&evmc_runtime::Registry::new()),
-    );
+    let with_empty =
+        evmc_runtime::fixture::run_fixture(f, &pre, SPEC, Some(&evmc_runtime::Registry::new()));
     assert_eq!(interp.exact(), with_empty.exact());
     assert_eq!(with_empty.native_frames, 0);
 }
@@ -210,7 +209,10 @@ fn gc_removes_garbage_then_least_recently_used_entries() {
     let stale = cache.dir().join("tmp/build-dead");
     std::fs::create_dir(&stale).unwrap();
     std::fs::write(stale.join("artifact.so"), b"half").unwrap();
-    std::fs::File::open(&stale).unwrap().set_modified(old).unwrap();
+    std::fs::File::open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     let fresh = cache.dir().join("tmp/build-live");
     std::fs::create_dir(&fresh).unwrap();
 
@@ -230,7 +232,10 @@ fn gc_removes_garbage_then_least_recently_used_entries() {
     let r = cache.gc(Some(mine)).unwrap();
     assert_eq!((r.removed_entries, r.kept_entries), (2, 1));
     assert!(r.kept_bytes <= mine);
-    assert!(run_through_cache(&cache) > 0, "the recently used entry was evicted");
+    assert!(
+        run_through_cache(&cache) > 0,
+        "the recently used entry was evicted"
+    );
 
     let r = cache.gc(Some(0)).unwrap();
     assert_eq!((r.removed_entries, r.kept_entries), (1, 0));

@@ -97,8 +97,7 @@ pub fn repin(cache: &ArtifactCache) {
     let dir = entry_dir(cache);
     let bytes = std::fs::read(dir.join("artifact.so")).unwrap();
     let mpath = dir.join("manifest.json");
-    let mut m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
     m["artifact_sha256"] = hex::encode(evmc_runtime::loader::content_hash(&bytes)).into();
     m["artifact_size"] = bytes.len().into();
     std::fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
