@@ -173,11 +173,13 @@ fn compile_here(code: &[u8], opts: &CompileOptions, out: &Path) -> Response {
             .name("evmc-compile".into())
             .stack_size(COMPILE_STACK)
             .spawn_scoped(s, run)
-            .map_err(|e| format!("cannot start compile thread: {e}"))
+            .map_err(|e| format!("{THREAD_START_FAILED}: {e}"))
             .and_then(|h| h.join().map_err(|_| "the compiler panicked".to_string()))
             .unwrap_or_else(Response::Err)
     })
 }
+
+const THREAD_START_FAILED: &str = "cannot start the compile thread";
 
 /// Longest stderr kept from a failed worker.
 const STDERR_KEEP: u64 = 16 * 1024;
@@ -286,19 +288,25 @@ fn compile_in_worker(
                 Ok(f)
             }
             Response::TooLarge { size, limit } => Err(CompileFailure::TooLarge { size, limit }),
+            Response::Err(e) if max_memory > 0 && e.starts_with(THREAD_START_FAILED) => Err(
+                CompileFailure::Compile(format!("{e}{}", memory_hint(max_memory))),
+            ),
             Response::Err(e) => Err(CompileFailure::Compile(e)),
         };
     }
     let stderr = String::from_utf8_lossy(&err_bytes).trim().to_string();
     let memory_hint = max_memory > 0
-        && (status.signal().is_some() || stderr.contains("alloc") || stderr.contains("memory"));
+        && (status.signal().is_some()
+            || stderr.contains("alloc")
+            || stderr.contains("memory")
+            || stderr.contains("failed to map"));
     Err(CompileFailure::WorkerDied {
         status: match status.signal() {
             Some(sig) => format!("killed by signal {sig}"),
             None => format!("exited with {status} without a result"),
         },
         hint: if memory_hint {
-            format!(" (the memory cap of {max_memory} bytes may have been reached)")
+            self::memory_hint(max_memory)
         } else {
             String::new()
         },
@@ -308,6 +316,10 @@ fn compile_in_worker(
             format!(": {stderr}")
         },
     })
+}
+
+fn memory_hint(max_memory: u64) -> String {
+    format!(" (the memory cap of {max_memory} bytes may have been reached)")
 }
 
 fn kill_group(child: &mut std::process::Child) {
