@@ -97,11 +97,18 @@ fn invalid(path: &Path, reason: impl Into<String>) -> LoadError {
     }
 }
 
+/// This machine's target, computed once: asking LLVM builds its strings
+/// anew each time, which would dominate the cost of a cache hit.
+fn host() -> &'static evmc_compiler::TargetSpec {
+    static T: OnceLock<evmc_compiler::TargetSpec> = OnceLock::new();
+    T.get_or_init(host_target)
+}
+
 /// Host CPU features (`+feat` entries only), computed once.
 fn host_features() -> &'static HashSet<String> {
     static F: OnceLock<HashSet<String>> = OnceLock::new();
     F.get_or_init(|| {
-        host_target()
+        host()
             .required_features()
             .split(',')
             .filter(|s| !s.is_empty())
@@ -269,10 +276,13 @@ pub fn check_metadata(
     if !spec.eq_ignore_ascii_case(&expect.spec) {
         return Err(mismatch("spec", spec.to_string(), expect.spec.clone()));
     }
-    let host = host_target();
     let triple = ArtifactMetadata::str_field(&meta.target_triple);
-    if triple != host.triple {
-        return Err(mismatch("target", triple.to_string(), host.triple));
+    if triple != host().triple {
+        return Err(mismatch(
+            "target",
+            triple.to_string(),
+            host().triple.clone(),
+        ));
     }
     let features = ArtifactMetadata::str_field(&meta.cpu_features);
     let missing: Vec<&str> = features
@@ -331,7 +341,9 @@ pub fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>, LoadError> {
         ));
     }
     let mut bytes = Vec::with_capacity(md.len() as usize);
-    file.take(max + 1).read_to_end(&mut bytes).map_err(io)?;
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
     if bytes.len() as u64 > max {
         return Err(invalid(path, format!("grew past the limit of {max} bytes")));
     }

@@ -9,6 +9,13 @@ use std::sync::Arc;
 use support::*;
 
 #[test]
+fn cache_is_shareable_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ArtifactCache>();
+    send_sync::<Arc<ArtifactCache>>();
+}
+
+#[test]
 fn compiled_entry_is_a_hit_with_a_manifest_and_runs_natively() {
     let (_d, cache) = cache_with_contract();
     let dir = entry_dir(&cache);
@@ -187,6 +194,10 @@ fn code_above_the_size_limit_is_not_compiled() {
     // Remembered: not retried.
     let again = cache.get_or_compile(&code, &opts()).unwrap_err();
     assert!(matches!(again, CacheError::FailedBefore(_)), "{again}");
+    assert!(again.is_too_large());
+    cache.forget_failures();
+    let fresh = cache.get_or_compile(&code, &opts()).unwrap_err();
+    assert!(matches!(fresh, CacheError::Compile(_)), "{fresh}");
     assert!(cache.ls().unwrap().is_empty());
 }
 
@@ -256,4 +267,78 @@ fn quarantined_entries_are_listed_with_reasons_and_collected() {
     let r = cache.gc(None).unwrap();
     assert_eq!(r.removed_quarantined, 1);
     assert!(!q.exists());
+}
+
+/// Where a warm `get` spends its time (printed, not asserted: speed belongs
+/// in benchmarks). `cargo test --release -p evmc-runtime --test cache -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn print_warm_get_cost() {
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ArtifactCache::open(dir.path()).unwrap();
+    let contracts: Vec<(&str, Vec<u8>)> = vec![
+        ("counter (368 B)", contract()),
+        ("24 KiB of JUMPDESTs", vec![0x5b; 24 * 1024]),
+    ];
+    for (name, code) in contracts {
+        let art = cache.get_or_compile(&code, &opts()).unwrap();
+        let hash = evmc_compiler::code_hash(&code);
+        let so = art.path.clone();
+        drop(art);
+        let n = 200;
+        let time = |f: &mut dyn FnMut()| {
+            f();
+            let t = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        };
+        let get = time(&mut || {
+            cache.get(hash, SPEC, OPT).unwrap().unwrap();
+        });
+        let read = time(&mut || {
+            evmc_runtime::loader::read_regular_file(&so, u64::MAX).unwrap();
+        });
+        let bytes = std::fs::read(&so).unwrap();
+        let sha = time(&mut || {
+            evmc_runtime::loader::content_hash(&bytes);
+        });
+        let expect = evmc_runtime::Expect {
+            code_hash: hash,
+            spec: evmc_compiler::spec_name(SPEC).to_string(),
+        };
+        let validate = time(&mut || {
+            evmc_runtime::loader::validate_bytes(&so, &bytes, &expect).unwrap();
+        });
+        let key = time(&mut || {
+            cache.host_key(hash, SPEC, OPT).digest_hex();
+        });
+        let load = time(&mut || {
+            evmc_runtime::loader::load_bytes(&so, &bytes, &expect).unwrap();
+        });
+        let copy = time(&mut || {
+            use std::io::Write;
+            let mut f = tempfile::Builder::new().suffix(".so").tempfile().unwrap();
+            f.write_all(&bytes).unwrap();
+            f.flush().unwrap();
+        });
+        let entry = so.parent().unwrap().to_path_buf();
+        let touch = time(&mut || {
+            let f = std::fs::File::open(&entry).unwrap();
+            f.set_modified(std::time::SystemTime::now()).unwrap();
+        });
+        let manifest = time(&mut || {
+            let b = std::fs::read(entry.join("manifest.json")).unwrap();
+            let _: evmc_runtime::cache::Manifest = serde_json::from_slice(&b).unwrap();
+        });
+        println!("  load_bytes {load:.1} µs, of which private copy in $TMPDIR {copy:.1} µs; touch {touch:.1} µs; manifest {manifest:.1} µs");
+        println!(
+            "{name}: artifact {} KiB; warm get {get:.1} µs = read {read:.1} + sha256 {sha:.1} \
+             + ELF/metadata checks {validate:.1} + key {key:.1} + dlopen and the rest {:.1}",
+            bytes.len() / 1024,
+            get - read - sha - validate - key
+        );
+    }
 }

@@ -77,7 +77,9 @@ pub struct ArtifactCache {
     rejections: Mutex<Vec<Rejection>>,
     /// One compile per key at a time in this process; the others wait and hit.
     inflight: Mutex<HashMap<String, Arc<Mutex<()>>>>,
-    /// Keys whose compile failed for a reason retrying will not fix.
+    /// Keys whose compile failed for a reason retrying will not fix (too
+    /// large, compiler error, over the time or memory cap): a hot contract
+    /// must not cost a full timeout on every lookup.
     failed: Mutex<HashMap<String, CompileFailure>>,
 }
 
@@ -200,6 +202,12 @@ impl ArtifactCache {
         let r = self.layout.quarantine(dir, reason);
         self.rejections.lock().expect("not poisoned").push(r);
         None
+    }
+
+    /// Forgets the compile failures remembered so far (a timeout under a
+    /// passing load spike, say), so those contracts are tried again.
+    pub fn forget_failures(&self) {
+        self.failed.lock().expect("not poisoned").clear();
     }
 
     /// Entries refused since the last call, with the reason and where they went.
