@@ -258,8 +258,12 @@ fn compile_in_worker(
             v
         });
         let err_reader = s.spawn(move || {
+            let mut stderr = stderr;
             let mut v = Vec::new();
-            let _ = stderr.take(STDERR_KEEP).read_to_end(&mut v);
+            let _ = (&mut stderr).take(STDERR_KEEP).read_to_end(&mut v);
+            // Keep draining: a worker blocked on a full pipe would look
+            // like one that ran out of time.
+            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
             v
         });
         let status = match child.wait_timeout(limits.timeout) {
