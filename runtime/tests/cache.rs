@@ -140,6 +140,19 @@ fn entry_of_another_contract_renamed_into_place_is_refused() {
 
 #[test]
 fn unusable_directory_is_a_clear_error_and_execution_continues_interpreted() {
+    if let Some(ro) = std::env::var_os(UNPRIVILEGED) {
+        // The re-executed, unprivileged half: a directory we cannot write.
+        let ro = std::path::Path::new(&ro);
+        for dir in [ro.join("cache"), ro.to_path_buf()] {
+            let err = ArtifactCache::open(&dir).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains("not usable") && msg.contains(&*ro.to_string_lossy()),
+                "{msg}"
+            );
+        }
+        return;
+    }
     let base = tempfile::tempdir().unwrap();
     let file = base.path().join("a-file");
     std::fs::write(&file, b"").unwrap();
@@ -154,13 +167,19 @@ fn unusable_directory_is_a_clear_error_and_execution_continues_interpreted() {
     let err = ArtifactCache::open(&file).unwrap_err();
     assert!(err.to_string().contains("a-file"), "{err}");
 
-    // Without root's override, permission bits also make it unusable.
-    // SAFETY: plain syscall.
-    if unsafe { libc::geteuid() } != 0 {
-        use std::os::unix::fs::PermissionsExt;
-        let ro = base.path().join("ro");
-        std::fs::create_dir(&ro).unwrap();
-        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // A read-only directory: root ignores permission bits, so that half
+    // runs as `nobody`.
+    use std::os::unix::fs::PermissionsExt;
+    let ro = base.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if is_root() {
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        rerun_as_nobody(
+            "unusable_directory_is_a_clear_error_and_execution_continues_interpreted",
+            ro.as_os_str(),
+        );
+    } else {
         let err = ArtifactCache::open(&ro.join("cache")).unwrap_err();
         assert!(err.to_string().contains("not usable"), "{err}");
     }

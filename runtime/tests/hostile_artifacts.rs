@@ -236,60 +236,26 @@ fn directories_symlinks_and_fifos_in_place_of_files_are_refused() {
     assert_refused(&cache, "not a directory");
 }
 
-const UNPRIVILEGED: &str = "EVMC_TEST_UNPRIVILEGED_CACHE";
-const NOBODY: u32 = 65534;
-
 #[test]
 fn unreadable_files_are_refused() {
     use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = std::env::var_os(UNPRIVILEGED) {
-        // The re-executed, unprivileged half (see below).
+        // The re-executed, unprivileged half.
         let cache = evmc_runtime::ArtifactCache::open(Path::new(&dir)).unwrap();
         assert_refused(&cache, "Permission denied");
         return;
     }
     let (d, cache) = cache_with_contract();
     std::fs::set_permissions(artifact(&cache), std::fs::Permissions::from_mode(0o000)).unwrap();
-    // SAFETY: plain syscall.
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         assert_refused(&cache, "Permission denied");
         return;
     }
-    // Root reads anything: run this test again as `nobody`, on a cache it owns.
+    // On a cache `nobody` owns, with the artifact unreadable even to it.
     for e in walk(d.path()) {
         std::os::unix::fs::lchown(&e, Some(NOBODY), Some(NOBODY)).unwrap();
     }
-    use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        "unreadable_files_are_refused",
-        "--test-threads=1",
-    ])
-    .env(UNPRIVILEGED, d.path());
-    // SAFETY: async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(NOBODY) != 0
-                || libc::setuid(NOBODY) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "unprivileged run failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-        "the unprivileged run did not run the test"
-    );
+    rerun_as_nobody("unreadable_files_are_refused", d.path().as_os_str());
     assert!(!entry_dir(&cache).exists());
 }
 

@@ -139,3 +139,45 @@ pub fn assert_refused(cache: &ArtifactCache, needle: &str) {
     assert!(reason.contains(needle), "{reason}");
     assert!(!entry_dir(cache).exists(), "entry still in place");
 }
+
+/// Set in the environment of a test re-executed by [`rerun_as_nobody`].
+pub const UNPRIVILEGED: &str = "EVMC_TEST_UNPRIVILEGED";
+pub const NOBODY: u32 = 65534;
+
+pub fn is_root() -> bool {
+    // SAFETY: plain syscall.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Root ignores permission bits, so tests about them re-run themselves
+/// (this test binary, only `test`) as `nobody`, with `value` in
+/// [`UNPRIVILEGED`]; asserts that run passed.
+pub fn rerun_as_nobody(test: &str, value: &std::ffi::OsStr) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--test-threads=1"])
+        .env(UNPRIVILEGED, value);
+    // SAFETY: async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(NOBODY) != 0
+                || libc::setuid(NOBODY) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "unprivileged run failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the unprivileged run did not run the test: {stdout}"
+    );
+}
