@@ -1,5 +1,7 @@
 //! Reading bytecode given on the command line: `0x…` strings, files of hex
-//! (evmone's `(NxHH)` run-length notation included), or directories of them.
+//! (evmone's `(NxHH)` run-length notation included), state JSON (the
+//! `pre` of state tests and contract fixtures, a genesis file's `alloc`),
+//! or directories of them.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -8,10 +10,12 @@ use std::path::{Path, PathBuf};
 pub struct CodeInput {
     pub name: String,
     pub code: Vec<u8>,
+    /// Accounts holding this code (`0x…`, lower case), for state inputs.
+    pub addresses: Vec<String>,
 }
 
 /// Extensions treated as bytecode files when scanning a directory.
-const CODE_EXTENSIONS: &[&str] = &["hex", "bin", "bin-runtime", "evm"];
+const CODE_EXTENSIONS: &[&str] = &["hex", "bin", "bin-runtime", "evm", "json"];
 
 pub fn read_inputs(args: &[String]) -> Result<Vec<CodeInput>> {
     let mut out = Vec::new();
@@ -21,6 +25,7 @@ pub fn read_inputs(args: &[String]) -> Result<Vec<CodeInput>> {
             out.push(CodeInput {
                 name: shorten(arg),
                 code,
+                addresses: Vec::new(),
             });
             continue;
         }
@@ -45,24 +50,164 @@ pub fn read_inputs(args: &[String]) -> Result<Vec<CodeInput>> {
                 );
             }
             for f in files {
-                out.push(read_file(&f)?);
+                read_file(&f, &mut out)?;
             }
         } else {
-            out.push(read_file(path)?);
+            read_file(path, &mut out)?;
         }
     }
-    Ok(out)
+    Ok(dedup(out))
 }
 
-fn read_file(path: &Path) -> Result<CodeInput> {
+/// One input per distinct bytecode; the accounts sharing it are merged.
+fn dedup(inputs: Vec<CodeInput>) -> Vec<CodeInput> {
+    let mut seen: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+    let mut out: Vec<CodeInput> = Vec::new();
+    for input in inputs {
+        match seen.get(&input.code) {
+            Some(&i) => out[i].addresses.extend(input.addresses),
+            None => {
+                seen.insert(input.code.clone(), out.len());
+                out.push(input);
+            }
+        }
+    }
+    out
+}
+
+fn read_file(path: &Path, out: &mut Vec<CodeInput>) -> Result<()> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read as text", path.display()))?;
-    let code = parse_hex(&text).with_context(|| format!("{}", path.display()))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string());
-    Ok(CodeInput { name, code })
+    if text.trim_start().starts_with('{') {
+        let found = state_contracts(&text).with_context(|| format!("{}", path.display()))?;
+        let before = out.len();
+        for (address, code) in found {
+            out.push(CodeInput {
+                name: format!("{name}:{}", &address[..10]),
+                code,
+                addresses: vec![address],
+            });
+        }
+        if out.len() == before {
+            bail!("{}: no account with code in this state", path.display());
+        }
+        return Ok(());
+    }
+    let code = parse_hex(&text).with_context(|| format!("{}", path.display()))?;
+    out.push(CodeInput {
+        name,
+        code,
+        addresses: Vec::new(),
+    });
+    Ok(())
+}
+
+/// The accounts with code of a state file: a genesis (`alloc`), or a map of
+/// state tests / contract fixtures (each with a `pre`). EIP-7702 delegation
+/// designators are not contract code and are left out.
+fn state_contracts(text: &str) -> Result<Vec<(String, Vec<u8>)>> {
+    use serde_json::Value;
+    let json: Value = serde_json::from_str(text).context("not valid JSON")?;
+    let top = json.as_object().context("expected a JSON object")?;
+    let accounts: Vec<(&String, &Value)> = if let Some(alloc) = top.get("alloc") {
+        alloc
+            .as_object()
+            .context("`alloc` is not an object")?
+            .iter()
+            .collect()
+    } else {
+        let mut v = Vec::new();
+        for (test, body) in top {
+            let pre = body
+                .get("pre")
+                .and_then(Value::as_object)
+                .with_context(|| {
+                    format!(
+                        "`{test}` has no `pre` object: expected a genesis file (with `alloc`) \
+                     or state tests / contract fixtures (each with a `pre`)"
+                    )
+                })?;
+            v.extend(pre.iter());
+        }
+        v
+    };
+    let mut out = Vec::new();
+    for (address, account) in accounts {
+        let hex_addr = address
+            .strip_prefix("0x")
+            .or_else(|| address.strip_prefix("0X"))
+            .unwrap_or(address)
+            .to_ascii_lowercase();
+        if hex_addr.len() != 40 || !hex_addr.chars().all(|c| c.is_ascii_hexdigit()) {
+            bail!("`{address}` is not an address");
+        }
+        let Some(code) = account.get("code") else {
+            continue;
+        };
+        let code = code
+            .as_str()
+            .with_context(|| format!("account {address}: `code` is not a string"))?;
+        let t = code.trim();
+        if t.is_empty() || t == "0x" || t == "0X" {
+            continue;
+        }
+        let code = parse_hex(t).with_context(|| format!("account {address}: code"))?;
+        if code.len() == 23 && code.starts_with(&[0xef, 0x01, 0x00]) {
+            continue;
+        }
+        out.push((format!("0x{hex_addr}"), code));
+    }
+    Ok(out)
+}
+
+/// A `--hot` list: code hashes and/or addresses, one per line (`#` comments).
+#[derive(Default)]
+pub struct HotList {
+    pub code_hashes: std::collections::HashSet<[u8; 32]>,
+    pub addresses: std::collections::HashSet<String>,
+}
+
+pub fn read_hot_list(path: &Path) -> Result<HotList> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut hot = HotList::default();
+    for (i, line) in text.lines().enumerate() {
+        let item = line.split('#').next().unwrap_or("").trim();
+        if item.is_empty() {
+            continue;
+        }
+        let h = item
+            .strip_prefix("0x")
+            .or_else(|| item.strip_prefix("0X"))
+            .unwrap_or(item)
+            .to_ascii_lowercase();
+        let bad = || {
+            anyhow::anyhow!(
+                "{}:{}: `{item}` is neither a code hash (32 bytes hex) nor an address (20 bytes hex)",
+                path.display(),
+                i + 1
+            )
+        };
+        if !h.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        match h.len() {
+            64 => {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(&h, &mut b).map_err(|_| bad())?;
+                hot.code_hashes.insert(b);
+            }
+            40 => {
+                hot.addresses.insert(format!("0x{h}"));
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok(hot)
 }
 
 fn shorten(s: &str) -> String {
@@ -118,7 +263,30 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_hex;
+    use super::{parse_hex, state_contracts};
+
+    #[test]
+    fn finds_contracts_in_genesis_and_fixtures() {
+        let genesis = r#"{"config": {}, "alloc": {
+            "00000000000000000000000000000000000000aa": {"balance": "0x1", "code": "0x6001"},
+            "0x00000000000000000000000000000000000000bb": {"balance": "0x1"},
+            "0x00000000000000000000000000000000000000cc": {"code": "0xef01001111111111111111111111111111111111111111"}}}"#;
+        let got = state_contracts(genesis).unwrap();
+        assert_eq!(
+            got,
+            vec![(
+                "0x00000000000000000000000000000000000000aa".to_string(),
+                vec![0x60, 1]
+            )]
+        );
+        let fixture = r#"{"t": {"env": {}, "pre": {"0x00000000000000000000000000000000000000aa": {"code": "0x00"}}}}"#;
+        assert_eq!(state_contracts(fixture).unwrap().len(), 1);
+        assert!(state_contracts(r#"{"t": {"post": {}}}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("no `pre`"));
+        assert!(state_contracts(r#"{"alloc": {"0x12": {"code": "0x00"}}}"#).is_err());
+    }
 
     #[test]
     fn parses_plain_and_runs() {

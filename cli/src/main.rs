@@ -1,5 +1,6 @@
 //! `evmc-native`: compile EVM bytecode to native code and run it in revm.
 
+mod cmd_cache;
 mod cmd_compile;
 mod cmd_run;
 mod cmd_statetest;
@@ -27,6 +28,11 @@ enum Command {
     Run(cmd_run::Args),
     /// Run Ethereum state tests (GeneralStateTests, execution-spec-tests).
     Statetest(cmd_statetest::Args),
+    /// Inspect and maintain the artifact cache.
+    Cache(cmd_cache::Args),
+    /// Internal: compile one request from stdin in this (capped) process.
+    #[command(name = "__compile-worker", hide = true)]
+    CompileWorker,
 }
 
 /// How to execute: revm's interpreter, compiled code, or both (compared).
@@ -47,6 +53,10 @@ pub enum Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::CompileWorker = cli.command {
+        // Before any thread pool exists: the worker runs under RLIMIT_AS.
+        return ExitCode::from(evmc_runtime::compile_worker::worker_main() as u8);
+    }
     // LLVM recurses deeply on large functions; the default 2 MiB thread
     // stacks of rayon's workers are not enough for every contract.
     let _ = rayon::ThreadPoolBuilder::new()
@@ -56,6 +66,8 @@ fn main() -> ExitCode {
         Command::Compile(a) => cmd_compile::run(a),
         Command::Run(a) => cmd_run::run(a),
         Command::Statetest(a) => cmd_statetest::run(a),
+        Command::Cache(a) => cmd_cache::run(a),
+        Command::CompileWorker => unreachable!("handled above"),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,10 +4,15 @@
 //! [`registry`] (code hash + spec → artifact) → [`NativeEvm`] (revm's frame
 //! loop, with compiled frames run by [`run_native`]).
 
+pub mod cache;
+pub mod compile_worker;
 pub mod loader;
 pub mod registry;
 mod revm_glue;
 
+pub use cache::{
+    ArtifactCache, CacheError, CacheKey, CompileFailure, CompileLimits, WorkerCommand,
+};
 pub use loader::{load, Expect, LoadError, LoadedArtifact};
 pub use registry::Registry;
 pub use revm_glue::evm::NativeEvm;

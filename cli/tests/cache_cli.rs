@@ -1,0 +1,317 @@
+//! `compile` into the cache from state JSON, `cache ls | verify | gc |
+//! path`, concurrent processes sharing a cache, and bad input.
+
+use evmc_tests::shared_dir;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_evmc-native"));
+    // Never touch the developer's real cache.
+    c.env("EVMC_NATIVE_CACHE", "/nonexistent/evmc-native-test-cache");
+    c
+}
+
+fn fixture(name: &str) -> PathBuf {
+    let p = shared_dir().join("benchdata/contracts").join(name);
+    assert!(p.is_file(), "missing {}", p.display());
+    p
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "{:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn compile(cache: &Path, inputs: &[&Path]) -> Command {
+    let mut c = bin();
+    c.arg("compile")
+        .args(inputs)
+        .arg("--json")
+        .arg("--cache-dir")
+        .arg(cache);
+    c
+}
+
+fn cache_cmd(cache: &Path, args: &[&str]) -> Output {
+    bin()
+        .arg("cache")
+        .args(args)
+        .arg("--cache-dir")
+        .arg(cache)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn state_json_compiles_into_the_cache_and_cache_commands_see_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let (counter, push0) = (fixture("counter.json"), fixture("push0_proxy.json"));
+    let out = ok(compile(&cache, &[&counter, &push0]).output().unwrap());
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2, "one contract with code in each fixture");
+    for l in &lines {
+        assert_eq!(l["status"], "compiled", "{l}");
+        assert_eq!(
+            l["addresses"][0],
+            "0xcccccccccccccccccccccccccccccccccccccccc"
+        );
+        assert!(Path::new(l["output"].as_str().unwrap()).starts_with(&cache));
+    }
+    // Second time: hits.
+    let out = ok(compile(&cache, &[&counter, &push0]).output().unwrap());
+    assert!(json_lines(&out).iter().all(|l| l["status"] == "cached"));
+    // Human output: a table and a summary.
+    let out = ok(bin()
+        .arg("compile")
+        .arg(&counter)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .output()
+        .unwrap());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 contracts: 0 compiled, 1 cached"), "{text}");
+
+    let ls = json_lines(&ok(cache_cmd(&cache, &["ls", "--json"])));
+    assert_eq!(ls.len(), 2);
+    assert!(ls.iter().all(|e| e["manifest"]["key"]["spec"] == "Osaka"));
+    let text = String::from_utf8_lossy(&ok(cache_cmd(&cache, &["ls"])).stdout).to_string();
+    assert!(text.contains("2 entries"), "{text}");
+
+    let v = &json_lines(&ok(cache_cmd(&cache, &["verify", "--json"])))[0];
+    assert_eq!(
+        (v["checked"].as_u64(), v["ok"].as_u64()),
+        (Some(2), Some(2))
+    );
+
+    let path = ok(cache_cmd(&cache, &["path"]));
+    assert_eq!(
+        String::from_utf8_lossy(&path.stdout).trim(),
+        cache.display().to_string()
+    );
+
+    // A damaged entry: verify says so on stderr, exits 1, moves it aside.
+    let victim = PathBuf::from(ls[0]["path"].as_str().unwrap()).join("artifact.so");
+    let mut b = std::fs::read(&victim).unwrap();
+    b[100] ^= 1;
+    std::fs::write(&victim, b).unwrap();
+    let out = cache_cmd(&cache, &["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: cache entry") && err.contains("content hash"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(cache.join("quarantine")).unwrap().count(),
+        1
+    );
+
+    // gc: quarantine first, then everything above the size limit.
+    let g = &json_lines(&ok(cache_cmd(&cache, &["gc", "--json"])))[0];
+    assert_eq!(
+        (
+            g["removed_quarantined"].as_u64(),
+            g["kept_entries"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let g = &json_lines(&ok(cache_cmd(&cache, &["gc", "--max-size", "0", "--json"])))[0];
+    assert_eq!(
+        (g["removed_entries"].as_u64(), g["kept_entries"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert!(json_lines(&ok(cache_cmd(&cache, &["ls", "--json"]))).is_empty());
+}
+
+#[test]
+fn damaged_entry_is_warned_about_and_recompiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let counter = fixture("counter.json");
+    let out = ok(compile(&cache, &[&counter]).output().unwrap());
+    let so = PathBuf::from(json_lines(&out)[0]["output"].as_str().unwrap());
+    std::fs::write(&so, b"\x7fELF garbage").unwrap();
+    let out = ok(compile(&cache, &[&counter]).output().unwrap());
+    assert_eq!(json_lines(&out)[0]["status"], "compiled");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: cache entry") && err.contains("quarantine"),
+        "{err}"
+    );
+}
+
+#[test]
+fn default_cache_dir_follows_the_environment() {
+    let path = |envs: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_evmc-native"));
+        c.args(["cache", "path"])
+            .env_remove("EVMC_NATIVE_CACHE")
+            .env_remove("XDG_CACHE_HOME");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        String::from_utf8_lossy(&ok(c.output().unwrap()).stdout)
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        path(&[("EVMC_NATIVE_CACHE", "/x/y"), ("XDG_CACHE_HOME", "/a")]),
+        "/x/y"
+    );
+    assert_eq!(path(&[("XDG_CACHE_HOME", "/a")]), "/a/evmc-native");
+    assert_eq!(path(&[("HOME", "/home/u")]), "/home/u/.cache/evmc-native");
+}
+
+#[test]
+fn processes_compiling_the_same_contracts_at_once_end_with_one_entry_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let (counter, push0) = (fixture("counter.json"), fixture("push0_proxy.json"));
+    let procs: Vec<_> = (0..3)
+        .map(|_| {
+            compile(&cache, &[&counter, &push0])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for p in procs {
+        ok(p.wait_with_output().unwrap());
+    }
+    assert_eq!(std::fs::read_dir(cache.join("entries")).unwrap().count(), 2);
+    let v = &json_lines(&ok(cache_cmd(&cache, &["verify", "--json"])))[0];
+    assert_eq!(v["ok"].as_u64(), Some(2));
+}
+
+const GENESIS: &str = r#"{"config": {"chainId": 1}, "alloc": {
+  "0x00000000000000000000000000000000000000a1": {"balance": "0x0", "code": "0x600160005500"},
+  "00000000000000000000000000000000000000a2": {"balance": "0x0", "code": "0x600260005500"},
+  "0x00000000000000000000000000000000000000a3": {"balance": "0x0", "code": "0x600360005500"},
+  "0x00000000000000000000000000000000000000a4": {"balance": "0x1"}
+}}"#;
+
+#[test]
+fn hot_list_selects_contracts_by_address_or_code_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let genesis = dir.path().join("genesis.json");
+    std::fs::write(&genesis, GENESIS).unwrap();
+    let hash_a3 = format!(
+        "{:#x}",
+        evmc_compiler::code_hash(&hex::decode("600360005500").unwrap())
+    );
+    let hot = dir.path().join("hot.txt");
+    std::fs::write(
+        &hot,
+        format!("# hot contracts\n0x00000000000000000000000000000000000000A1\n\n{hash_a3}  # by code\n0x00000000000000000000000000000000000000ff\n"),
+    )
+    .unwrap();
+    let out = ok(compile(&cache, &[&genesis])
+        .arg("--hot")
+        .arg(&hot)
+        .output()
+        .unwrap());
+    let lines = json_lines(&out);
+    let mut got: Vec<&str> = lines
+        .iter()
+        .map(|l| l["addresses"][0].as_str().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "0x00000000000000000000000000000000000000a1",
+            "0x00000000000000000000000000000000000000a3"
+        ]
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 of 3 entries match no contract"), "{err}");
+
+    // Without --hot, all three contracts; the account without code is skipped.
+    let out = ok(compile(&cache, &[&genesis]).output().unwrap());
+    assert_eq!(json_lines(&out).len(), 3);
+}
+
+#[test]
+fn bad_state_files_and_hot_lists_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let cases = [
+        ("not-state.json", r#"{"x": {"post": {}}}"#, "no `pre`"),
+        ("broken.json", r#"{"alloc": {"#, "not valid JSON"),
+        (
+            "bad-addr.json",
+            r#"{"alloc": {"0x12": {"code": "0x00"}}}"#,
+            "not an address",
+        ),
+        (
+            "bad-code.json",
+            r#"{"alloc": {"0x00000000000000000000000000000000000000a1": {"code": "0xzz"}}}"#,
+            "invalid hex",
+        ),
+        (
+            "no-code.json",
+            r#"{"alloc": {"0x00000000000000000000000000000000000000a1": {"balance": "0x1"}}}"#,
+            "no account with code",
+        ),
+    ];
+    for (name, text, needle) in cases {
+        let f = dir.path().join(name);
+        std::fs::write(&f, text).unwrap();
+        let out = compile(&cache, &[&f]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(name) && err.contains(needle), "{name}: {err}");
+    }
+    let genesis = dir.path().join("genesis.json");
+    std::fs::write(&genesis, GENESIS).unwrap();
+    let hot = dir.path().join("hot.txt");
+    std::fs::write(
+        &hot,
+        "0x00000000000000000000000000000000000000a1\nnot-a-hash\n",
+    )
+    .unwrap();
+    let out = compile(&cache, &[&genesis])
+        .arg("--hot")
+        .arg(&hot)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hot.txt:2") && err.contains("not-a-hash"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unusable_cache_directory_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"").unwrap();
+    let out = compile(&file.join("cache"), &[&fixture("counter.json")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plain-file/cache") && err.contains("not usable"),
+        "{err}"
+    );
+}

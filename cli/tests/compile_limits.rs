@@ -1,0 +1,195 @@
+//! Compile-side resource limits, through the real worker process: the size
+//! limit, the time cap (worker killed), the memory cap (RLIMIT_AS), and
+//! pathological bytecode compiling within the default caps.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_evmc-native"))
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn write_hex(dir: &Path, name: &str, code: &[u8]) -> String {
+    let p = dir.join(format!("{name}.hex"));
+    std::fs::write(&p, hex::encode(code)).unwrap();
+    p.display().to_string()
+}
+
+const MAX: usize = 24 * 1024;
+
+/// 24 KiB of JUMPDESTs: one block per byte.
+fn jumpdests() -> Vec<u8> {
+    vec![0x5b; MAX]
+}
+
+/// Thousands of dynamic jumps: JUMPDEST PUSH1 0 CALLDATALOAD JUMP, repeated.
+fn dynamic_jumps() -> Vec<u8> {
+    [0x5b, 0x60, 0x00, 0x35, 0x56].repeat(MAX / 5)
+}
+
+/// One block of 12,288 pushes: far past the stack limit.
+fn push_dense() -> Vec<u8> {
+    [0x60, 0x01].repeat(MAX / 2)
+}
+
+/// PUSH32 of all-ones and ADD, repeated: wide constants everywhere.
+fn push32_add() -> Vec<u8> {
+    let mut unit = vec![0x7f];
+    unit.extend([0xff; 32]);
+    unit.push(0x01);
+    unit.repeat(MAX / unit.len())
+}
+
+fn entries(cache: &Path) -> usize {
+    std::fs::read_dir(cache.join("entries"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn pathological_bytecode_compiles_within_the_default_caps_or_is_refused_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let files: Vec<String> = [
+        ("jumpdests", jumpdests()),
+        ("dynamic_jumps", dynamic_jumps()),
+        ("push_dense", push_dense()),
+        ("push32_add", push32_add()),
+    ]
+    .iter()
+    .map(|(n, c)| write_hex(dir.path(), n, c))
+    .collect();
+    let out = bin()
+        .arg("compile")
+        .args(&files)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "not a clean exit: {:?} {stderr}",
+        out.status
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 4, "{stderr}");
+    let mut compiled = 0;
+    for l in &lines {
+        eprintln!(
+            "{:<18} {:<9} {:>9.0} ms  opt {}  {}",
+            l["input"], l["status"], l["compile_ms"], l["opt_level"], l["error"]
+        );
+        match l["status"].as_str().unwrap() {
+            "compiled" => compiled += 1,
+            "failed" => assert!(l["error"].as_str().is_some_and(|e| !e.is_empty())),
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(entries(&cache), compiled);
+    let verify = bin()
+        .args(["cache", "verify", "--cache-dir"])
+        .arg(&cache)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+#[test]
+fn code_above_the_size_limit_stays_interpreted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let big = write_hex(dir.path(), "big", &vec![0x5b; MAX + 1]);
+    let small = write_hex(dir.path(), "small", &[0x60, 0x01, 0x00, 0x5b, 0x5b]);
+    let out = bin()
+        .args(["compile", &big, &small, "--json", "--max-code-size", "4"])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert!(
+        lines.iter().all(|l| l["status"] == "interpreted"),
+        "{lines:?}"
+    );
+    assert_eq!(entries(&cache), 0);
+    // The default limit is EIP-170's 24 KiB.
+    let out = bin()
+        .args(["compile", &big, "--json", "--cache-dir"])
+        .arg(&cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(json_lines(&out)[0]["status"], "interpreted");
+}
+
+#[test]
+fn compile_past_the_deadline_is_killed_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let f = write_hex(dir.path(), "jumpdests", &jumpdests());
+    let out = bin()
+        .args(["compile", &f, "--json", "--timeout", "0.3", "--cache-dir"])
+        .arg(&cache)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let l = &json_lines(&out)[0];
+    assert_eq!(l["status"], "failed");
+    let err = l["error"].as_str().unwrap();
+    assert!(
+        err.contains("did not finish within") && err.contains("killed"),
+        "{err}"
+    );
+    assert_eq!(entries(&cache), 0);
+    let leftovers: Vec<_> = std::fs::read_dir(cache.join("tmp")).unwrap().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn compile_over_the_memory_cap_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let f = write_hex(dir.path(), "jumpdests", &jumpdests());
+    // Far below what LLVM needs for this contract (about 0.5 GB resident).
+    let out = bin()
+        .args([
+            "compile",
+            &f,
+            "--json",
+            "--max-memory",
+            "320M",
+            "--cache-dir",
+        ])
+        .arg(&cache)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let l = &json_lines(&out)[0];
+    assert_eq!(l["status"], "failed");
+    let err = l["error"].as_str().unwrap();
+    assert!(err.contains("memory cap"), "{err}");
+    assert_eq!(entries(&cache), 0);
+}

@@ -1,0 +1,204 @@
+//! Listing, checking and trimming a cache directory (`evmc-native cache
+//! ls | verify | gc`). Removal first renames an entry out of `entries/`, so
+//! a concurrent lookup sees it whole or not at all.
+
+use super::manifest::{Manifest, ARTIFACT_FILE, MANIFEST_FILE, MAX_MANIFEST_SIZE};
+use super::store::{now_unix, EntryError, Layout, Rejection};
+use super::{validate_entry, CacheError};
+use crate::loader::read_regular_file;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Temporary build directories older than this belong to dead writers.
+const STALE_TMP: Duration = Duration::from_secs(3600);
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EntryInfo {
+    /// The key digest (the directory name).
+    pub digest: String,
+    pub path: PathBuf,
+    /// Bytes on disk (manifest and artifact).
+    pub size: u64,
+    pub last_used_unix: u64,
+    pub manifest: Option<Manifest>,
+    /// Why the manifest could not be read, if it could not.
+    pub problem: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerifyReport {
+    pub checked: usize,
+    pub ok: usize,
+    pub bytes_hashed: u64,
+    pub rejected: Vec<Rejection>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GcReport {
+    pub removed_entries: usize,
+    pub removed_quarantined: usize,
+    pub removed_temporary: usize,
+    pub freed_bytes: u64,
+    pub kept_entries: usize,
+    pub kept_bytes: u64,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn children(dir: &Path) -> Result<Vec<PathBuf>, CacheError> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Total size of a file or of a directory tree, not following symlinks.
+fn disk_size(path: &Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !md.is_dir() {
+        return md.len();
+    }
+    std::fs::read_dir(path)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| disk_size(&e.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn mtime_unix(path: &Path) -> u64 {
+    std::fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn ls(layout: &Layout) -> Result<Vec<EntryInfo>, CacheError> {
+    let mut out = Vec::new();
+    for path in children(&layout.entries)? {
+        let digest = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let manifest = read_regular_file(&path.join(MANIFEST_FILE), MAX_MANIFEST_SIZE)
+            .map_err(|e| e.to_string())
+            .and_then(|b| Manifest::from_json(&b));
+        let (manifest, problem) = match manifest {
+            Ok(m) => (Some(m), None),
+            Err(e) => (None, Some(e)),
+        };
+        out.push(EntryInfo {
+            digest,
+            size: disk_size(&path),
+            last_used_unix: mtime_unix(&path),
+            path,
+            manifest,
+            problem,
+        });
+    }
+    Ok(out)
+}
+
+pub fn verify(layout: &Layout) -> Result<VerifyReport, CacheError> {
+    let mut report = VerifyReport::default();
+    for dir in children(&layout.entries)? {
+        report.checked += 1;
+        let problem = match layout.read_entry(&dir) {
+            // Removed since the listing.
+            Ok(None) => {
+                report.checked -= 1;
+                continue;
+            }
+            Ok(Some((m, bytes))) => {
+                report.bytes_hashed += bytes.len() as u64;
+                validate_entry(&dir.join(ARTIFACT_FILE), &m, &bytes)
+                    .err()
+                    .map(|e| e.to_string())
+            }
+            Err(EntryError::Bad(reason)) => Some(reason),
+            Err(EntryError::Transient(e)) => return Err(e),
+        };
+        match problem {
+            None => report.ok += 1,
+            Some(reason) => report.rejected.push(layout.quarantine(&dir, &reason)),
+        }
+    }
+    Ok(report)
+}
+
+pub fn gc(layout: &Layout, max_size: Option<u64>) -> Result<GcReport, CacheError> {
+    let mut report = GcReport::default();
+    let now = now_unix();
+    for path in children(&layout.tmp)? {
+        if now.saturating_sub(mtime_unix(&path)) < STALE_TMP.as_secs() {
+            continue;
+        }
+        let size = disk_size(&path);
+        if remove_any(&path).is_ok() {
+            report.removed_temporary += 1;
+            report.freed_bytes += size;
+        }
+    }
+    for path in children(&layout.quarantine)? {
+        let size = disk_size(&path);
+        if remove_any(&path).is_ok() {
+            report.removed_quarantined += 1;
+            report.freed_bytes += size;
+        }
+    }
+    let mut entries = ls(layout)?;
+    // Unreadable entries go first, then the least recently used.
+    entries.sort_by_key(|e| (e.manifest.is_some(), e.last_used_unix));
+    let mut total: u64 = entries.iter().map(|e| e.size).sum();
+    for e in entries {
+        let over = max_size.is_some_and(|max| total > max);
+        if e.manifest.is_some() && !over {
+            report.kept_entries += 1;
+            report.kept_bytes += e.size;
+            continue;
+        }
+        if evict(layout, &e.path).is_ok() {
+            report.removed_entries += 1;
+            report.freed_bytes += e.size;
+            total -= e.size;
+        } else {
+            report.kept_entries += 1;
+            report.kept_bytes += e.size;
+        }
+    }
+    Ok(report)
+}
+
+/// Renames the entry out of `entries/` (atomic for readers), then deletes it.
+fn evict(layout: &Layout, entry: &Path) -> std::io::Result<()> {
+    let grave = tempfile::Builder::new()
+        .prefix("evict-")
+        .tempdir_in(&layout.tmp)?;
+    let dest = grave.path().join("entry");
+    std::fs::rename(entry, &dest)?;
+    // Dropping `grave` removes it with its content.
+    drop(grave);
+    Ok(())
+}

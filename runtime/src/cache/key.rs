@@ -1,0 +1,71 @@
+//! What identifies a cache entry: everything that changes the bytes of an
+//! artifact or whether this machine may run it.
+
+use evmc_compiler::{spec_name, CompileOptions, SpecId, TargetSpec, B256, COMPILER_VERSION};
+use evmc_interface::INTERFACE_VERSION;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Bumped when the on-disk layout or the manifest format changes, so old
+/// entries become misses instead of being misread.
+pub const LAYOUT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheKey {
+    /// `0x…` keccak of the bytecode.
+    pub code_hash: B256,
+    pub spec: String,
+    pub opt_level: u8,
+    pub interface_version: u32,
+    pub compiler_version: String,
+    pub target_triple: String,
+    pub target_cpu: String,
+    /// Enabled features only (what a loading CPU must have).
+    pub cpu_features: String,
+}
+
+impl CacheKey {
+    pub fn new(code_hash: B256, spec: SpecId, opt_level: u8, target: &TargetSpec) -> Self {
+        Self {
+            code_hash,
+            spec: spec_name(spec).to_string(),
+            opt_level,
+            interface_version: INTERFACE_VERSION,
+            compiler_version: COMPILER_VERSION.to_string(),
+            target_triple: target.triple.clone(),
+            target_cpu: target.cpu.clone(),
+            cpu_features: sorted_features(&target.required_features()),
+        }
+    }
+
+    pub fn for_compile(code_hash: B256, opts: &CompileOptions) -> Self {
+        Self::new(code_hash, opts.spec, opts.opt_level, &opts.target)
+    }
+
+    /// The entry's directory name: a digest of every field, so that two
+    /// keys differing anywhere never share an entry.
+    pub fn digest_hex(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(format!("evmc-native cache layout {LAYOUT_VERSION}\n"));
+        h.update(format!(
+            "code_hash={:x}\nspec={}\nopt={}\ninterface={}\ncompiler={}\ntriple={}\ncpu={}\nfeatures={}\n",
+            self.code_hash,
+            self.spec,
+            self.opt_level,
+            self.interface_version,
+            self.compiler_version,
+            self.target_triple,
+            self.target_cpu,
+            self.cpu_features
+        ));
+        hex::encode(h.finalize())
+    }
+}
+
+/// LLVM lists host features in no particular order; the key must not depend on it.
+pub fn sorted_features(features: &str) -> String {
+    let mut v: Vec<&str> = features.split(',').filter(|f| !f.is_empty()).collect();
+    v.sort_unstable();
+    v.dedup();
+    v.join(",")
+}

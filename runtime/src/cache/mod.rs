@@ -1,0 +1,365 @@
+//! On-disk, content-addressed cache of compiled artifacts.
+//!
+//! An entry is keyed by everything that changes the artifact or whether
+//! this machine may run it ([`CacheKey`]), and carries a manifest with the
+//! artifact's size and SHA-256. Nothing from the cache is `dlopen`ed before
+//! the bytes match their manifest and pass the validating loader; an entry
+//! that does not is moved to `quarantine/` with the reason, reported through
+//! [`ArtifactCache::take_rejections`], and treated as a miss, so the
+//! contract runs interpreted (or is recompiled) instead of failing.
+//!
+//! Writers build an entry in a private directory and rename it into place:
+//! processes and threads sharing a cache end with one good entry each.
+
+mod gc;
+pub mod key;
+pub mod manifest;
+mod store;
+
+pub use crate::compile_worker::{CompileFailure, CompileLimits, CompiledFile, WorkerCommand};
+pub use gc::{EntryInfo, GcReport, VerifyReport};
+pub use key::CacheKey;
+pub use manifest::Manifest;
+pub use store::Rejection;
+
+use crate::compile_worker::compile_to_path;
+use crate::loader::{load_pinned, validate_pinned, Expect, LoadError, LoadedArtifact, Pinned};
+use evmc_compiler::{host_target, CompileOptions, SpecId, TargetSpec, B256};
+use manifest::ARTIFACT_FILE;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use store::{EntryError, Layout};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{path}: cache directory is not usable: {reason}")]
+    Unusable { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Compile(#[from] CompileFailure),
+    #[error("{0} (failed earlier in this process; not retried)")]
+    FailedBefore(CompileFailure),
+    #[error("the freshly compiled artifact does not load: {0}")]
+    Load(#[from] LoadError),
+}
+
+impl CacheError {
+    /// The contract is above the compile size limit: it stays interpreted
+    /// by design, which is not a failure.
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            CacheError::Compile(CompileFailure::TooLarge { .. })
+                | CacheError::FailedBefore(CompileFailure::TooLarge { .. })
+        )
+    }
+}
+
+/// Where [`ArtifactCache::lookup_or_compile`] found an artifact.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Hit,
+    Compiled(CompiledFile),
+}
+
+/// The artifact cache of one directory. `Send + Sync`; share it in an `Arc`.
+pub struct ArtifactCache {
+    layout: Layout,
+    /// The machine's target, computed once: `get` keys on it.
+    host: TargetSpec,
+    worker: Option<WorkerCommand>,
+    limits: CompileLimits,
+    rejections: Mutex<Vec<Rejection>>,
+    /// One compile per key at a time in this process; the others wait and hit.
+    inflight: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Keys whose compile failed for a reason retrying will not fix (too
+    /// large, compiler error, over the time or memory cap): a hot contract
+    /// must not cost a full timeout on every lookup.
+    failed: Mutex<HashMap<String, CompileFailure>>,
+}
+
+impl std::fmt::Debug for ArtifactCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArtifactCache")
+            .field("dir", &self.layout.root)
+            .field("worker", &self.worker)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl ArtifactCache {
+    /// `$EVMC_NATIVE_CACHE`, else `$XDG_CACHE_HOME/evmc-native`, else
+    /// `~/.cache/evmc-native` (relative `.cache/evmc-native` without a home).
+    pub fn default_dir() -> PathBuf {
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        if let Some(dir) = var("EVMC_NATIVE_CACHE") {
+            return PathBuf::from(dir);
+        }
+        if let Some(xdg) = var("XDG_CACHE_HOME").map(PathBuf::from) {
+            // The XDG spec ignores relative values.
+            if xdg.is_absolute() {
+                return xdg.join("evmc-native");
+            }
+        }
+        var("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join(".cache/evmc-native")
+    }
+
+    /// Opens (creating if needed) the cache at `dir`; a directory that
+    /// cannot be created or written is a clear [`CacheError::Unusable`].
+    pub fn open(dir: &Path) -> Result<Self, CacheError> {
+        let layout = Layout::new(dir);
+        layout.create()?;
+        Ok(Self {
+            layout,
+            host: host_target(),
+            worker: None,
+            limits: CompileLimits::default(),
+            rejections: Mutex::default(),
+            inflight: Mutex::default(),
+            failed: Mutex::default(),
+        })
+    }
+
+    /// Compiles in `worker` processes under `limits` instead of in-process.
+    pub fn with_worker(mut self, worker: WorkerCommand, limits: CompileLimits) -> Self {
+        self.worker = Some(worker);
+        self.limits = limits;
+        self
+    }
+
+    /// Limits for in-process compiles (only the size limit applies there).
+    pub fn with_limits(mut self, limits: CompileLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.layout.root
+    }
+
+    pub fn limits(&self) -> &CompileLimits {
+        &self.limits
+    }
+
+    /// The key `get` looks up: this machine's target, this compiler.
+    pub fn host_key(&self, code_hash: B256, spec: SpecId, opt_level: u8) -> CacheKey {
+        CacheKey::new(code_hash, spec, opt_level, &self.host)
+    }
+
+    /// A valid entry, loaded; a corrupt/foreign one is moved aside (reason
+    /// recorded) → `Ok(None)`. Errors only for trouble of the process
+    /// itself (out of file descriptors, cannot write a temporary copy).
+    pub fn get(
+        &self,
+        code_hash: B256,
+        spec: SpecId,
+        opt_level: u8,
+    ) -> Result<Option<Arc<LoadedArtifact>>, CacheError> {
+        self.get_key(&self.host_key(code_hash, spec, opt_level))
+    }
+
+    /// [`Self::get`] for any key (e.g. artifacts built for another CPU).
+    pub fn get_key(&self, key: &CacheKey) -> Result<Option<Arc<LoadedArtifact>>, CacheError> {
+        let dir = self.layout.entry_dir(&key.digest_hex());
+        let (manifest, bytes) = match self.layout.read_entry(&dir) {
+            Ok(None) => return Ok(None),
+            Ok(Some(e)) => e,
+            Err(EntryError::Transient(e)) => return Err(e),
+            Err(EntryError::Bad(reason)) => return Ok(self.reject(&dir, &reason)),
+        };
+        if &manifest.key != key {
+            return Ok(self.reject(&dir, "manifest is for another key"));
+        }
+        let path = dir.join(ARTIFACT_FILE);
+        match load_entry(&path, &manifest, &bytes) {
+            Ok(art) => {
+                store::touch(&dir);
+                Ok(Some(Arc::new(art)))
+            }
+            // Our own temporary copy failed, not the entry.
+            Err(e @ LoadError::Io { .. }) => Err(CacheError::Load(e)),
+            Err(e) => {
+                let reason = e.to_string();
+                let reason = reason
+                    .strip_prefix(&format!("{}: ", path.display()))
+                    .unwrap_or(&reason)
+                    .to_string();
+                Ok(self.reject(&dir, &reason))
+            }
+        }
+    }
+
+    fn reject(&self, dir: &Path, reason: &str) -> Option<Arc<LoadedArtifact>> {
+        let r = self.layout.quarantine(dir, reason);
+        self.rejections.lock().expect("not poisoned").push(r);
+        None
+    }
+
+    /// Forgets the compile failures remembered so far (a timeout under a
+    /// passing load spike, say), so those contracts are tried again.
+    pub fn forget_failures(&self) {
+        self.failed.lock().expect("not poisoned").clear();
+    }
+
+    /// Entries refused since the last call, with the reason and where they went.
+    pub fn take_rejections(&self) -> Vec<Rejection> {
+        std::mem::take(&mut *self.rejections.lock().expect("not poisoned"))
+    }
+
+    /// Cache hit, or compile (worker or in-process) + atomic insert + load.
+    pub fn get_or_compile(
+        &self,
+        code: &[u8],
+        opts: &CompileOptions,
+    ) -> Result<Arc<LoadedArtifact>, CacheError> {
+        self.lookup_or_compile(code, opts).map(|(a, _)| a)
+    }
+
+    /// [`Self::get_or_compile`], also saying where the artifact came from.
+    pub fn lookup_or_compile(
+        &self,
+        code: &[u8],
+        opts: &CompileOptions,
+    ) -> Result<(Arc<LoadedArtifact>, Source), CacheError> {
+        let key = CacheKey::for_compile(evmc_compiler::code_hash(code), opts);
+        if let Some(a) = self.get_key(&key)? {
+            return Ok((a, Source::Hit));
+        }
+        let digest = key.digest_hex();
+        let gate = self
+            .inflight
+            .lock()
+            .expect("not poisoned")
+            .entry(digest.clone())
+            .or_default()
+            .clone();
+        let _guard = gate.lock().unwrap_or_else(|p| p.into_inner());
+        let result = self.compile_locked(code, opts, &key, &digest);
+        self.inflight.lock().expect("not poisoned").remove(&digest);
+        result
+    }
+
+    fn compile_locked(
+        &self,
+        code: &[u8],
+        opts: &CompileOptions,
+        key: &CacheKey,
+        digest: &str,
+    ) -> Result<(Arc<LoadedArtifact>, Source), CacheError> {
+        // Another thread may have compiled it while we waited.
+        if let Some(a) = self.get_key(key)? {
+            return Ok((a, Source::Hit));
+        }
+        if let Some(f) = self.failed.lock().expect("not poisoned").get(digest) {
+            return Err(CacheError::FailedBefore(f.clone()));
+        }
+        let build = self.layout.build_dir()?;
+        let out = build.path().join(ARTIFACT_FILE);
+        let compiled = match compile_to_path(code, opts, &out, self.worker.as_ref(), &self.limits) {
+            Ok(c) => c,
+            Err(f) => {
+                if f.is_permanent() {
+                    self.failed
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(digest.to_string(), f.clone());
+                }
+                return Err(f.into());
+            }
+        };
+        let bytes = crate::loader::read_regular_file(&out, crate::loader::MAX_ARTIFACT_SIZE)?;
+        let manifest = Manifest {
+            key: key.clone(),
+            artifact_sha256: manifest::sha256_hex(&bytes),
+            artifact_size: bytes.len() as u64,
+            code_size: code.len(),
+            created_unix: store::now_unix(),
+            compile_ms: compiled.compile_ms,
+            effective_opt_level: compiled.effective_opt_level,
+        };
+        self.layout.publish(build, &manifest)?;
+        let path = self.layout.entry_dir(digest).join(ARTIFACT_FILE);
+        let art = Arc::new(load_entry(&path, &manifest, &bytes)?);
+        Ok((art, Source::Compiled(compiled)))
+    }
+
+    /// Every entry with its manifest, size and last use (no hashing).
+    pub fn ls(&self) -> Result<Vec<EntryInfo>, CacheError> {
+        gc::ls(&self.layout)
+    }
+
+    /// Checks every entry as a lookup would (content hash, ELF checks,
+    /// metadata; without loading) and moves bad ones aside.
+    pub fn verify(&self) -> Result<VerifyReport, CacheError> {
+        gc::verify(&self.layout)
+    }
+
+    /// Removes stale temporary files and quarantined entries, then the
+    /// least recently used entries until the cache is at most `max_size` bytes.
+    pub fn gc(&self, max_size: Option<u64>) -> Result<GcReport, CacheError> {
+        gc::gc(&self.layout, max_size)
+    }
+}
+
+/// What the loader must be told about an entry: the caller's expectations
+/// and everything its manifest pins.
+fn expectations(m: &Manifest) -> Result<(Expect, [u8; 32]), String> {
+    let sha: [u8; 32] = hex::decode(&m.artifact_sha256)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| "manifest has a malformed content hash".to_string())?;
+    Ok((
+        Expect {
+            code_hash: m.key.code_hash,
+            spec: m.key.spec.clone(),
+        },
+        sha,
+    ))
+}
+
+fn pinned<'a>(m: &'a Manifest, sha256: [u8; 32]) -> Pinned<'a> {
+    Pinned {
+        sha256,
+        size: m.artifact_size,
+        opt_level: m.key.opt_level,
+        compiler_version: &m.key.compiler_version,
+        target_cpu: &m.key.target_cpu,
+        cpu_features: &m.key.cpu_features,
+    }
+}
+
+fn load_entry(path: &Path, m: &Manifest, bytes: &[u8]) -> Result<LoadedArtifact, LoadError> {
+    let (expect, sha) = entry_expectations(path, m)?;
+    load_pinned(path, bytes, &expect, &pinned(m, sha))
+}
+
+/// Every check [`load_entry`] makes, without loading.
+fn validate_entry(path: &Path, m: &Manifest, bytes: &[u8]) -> Result<(), LoadError> {
+    let (expect, sha) = entry_expectations(path, m)?;
+    validate_pinned(path, bytes, &expect, &pinned(m, sha)).map(|_| ())
+}
+
+fn entry_expectations(path: &Path, m: &Manifest) -> Result<(Expect, [u8; 32]), LoadError> {
+    let (expect, sha) = expectations(m).map_err(|reason| LoadError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    if m.key.interface_version != evmc_interface::INTERFACE_VERSION {
+        return Err(LoadError::Mismatch {
+            path: path.to_path_buf(),
+            what: "interface version",
+            found: m.key.interface_version.to_string(),
+            expected: evmc_interface::INTERFACE_VERSION.to_string(),
+        });
+    }
+    Ok((expect, sha))
+}

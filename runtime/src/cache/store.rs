@@ -1,0 +1,265 @@
+//! The directory layout and the only operations that change it: publish an
+//! entry (a complete directory renamed into place), move one aside, read
+//! one. Every change is a single `rename`, so a reader sees an entry whole
+//! or not at all, whatever other processes do at the same time.
+//!
+//! ```text
+//! <root>/CACHEDIR.TAG
+//! <root>/entries/<key digest>/{manifest.json, artifact.so}
+//! <root>/tmp/…                 entries being built, removed by gc when stale
+//! <root>/quarantine/<digest>.<time>.<pid>.<n>/{entry, reason.txt}
+//! ```
+
+use super::manifest::{Manifest, ARTIFACT_FILE, MANIFEST_FILE, MAX_MANIFEST_SIZE};
+use super::CacheError;
+use crate::loader::{read_regular_file, LoadError, MAX_ARTIFACT_SIZE};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This directory is an evmc-native artifact cache; backup tools may skip it.\n";
+
+/// An entry that was refused and moved out of the way.
+#[derive(Clone, Debug, Serialize)]
+pub struct Rejection {
+    pub entry: PathBuf,
+    pub reason: String,
+    /// Where it went (`quarantine/…`), or `None` if it could not be moved
+    /// (it is then refused again on the next lookup).
+    pub moved_to: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub root: PathBuf,
+    pub entries: PathBuf,
+    pub tmp: PathBuf,
+    pub quarantine: PathBuf,
+}
+
+/// Why reading an entry failed.
+pub enum EntryError {
+    /// The entry is bad: it must be moved aside.
+    Bad(String),
+    /// The process or system is in trouble (no file descriptors, no memory),
+    /// not the entry.
+    Transient(CacheError),
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::EINTR)
+    )
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            entries: root.join("entries"),
+            tmp: root.join("tmp"),
+            quarantine: root.join("quarantine"),
+        }
+    }
+
+    /// Creates the directories and proves that they can be written.
+    pub fn create(&self) -> Result<(), CacheError> {
+        let unusable = |path: &Path, what: &str, e: std::io::Error| CacheError::Unusable {
+            path: path.to_path_buf(),
+            reason: format!("{what}: {e}"),
+        };
+        for dir in [&self.root, &self.entries, &self.tmp, &self.quarantine] {
+            std::fs::create_dir_all(dir).map_err(|e| unusable(dir, "cannot create", e))?;
+            // The root may be a symlink (users relocate caches); what is
+            // inside must be real directories.
+            let md = if dir == &self.root {
+                std::fs::metadata(dir)
+            } else {
+                std::fs::symlink_metadata(dir)
+            };
+            let md = md.map_err(|e| unusable(dir, "cannot stat", e))?;
+            if !md.is_dir() {
+                return Err(CacheError::Unusable {
+                    path: dir.clone(),
+                    reason: "not a directory".into(),
+                });
+            }
+        }
+        let probe = tempfile::Builder::new()
+            .prefix(".write-probe-")
+            .tempfile_in(&self.tmp)
+            .map_err(|e| unusable(&self.tmp, "not writable", e))?;
+        drop(probe);
+        let tag = self.root.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            let mut f = tempfile::NamedTempFile::new_in(&self.tmp)
+                .map_err(|e| unusable(&self.tmp, "not writable", e))?;
+            f.write_all(CACHEDIR_TAG.as_bytes())
+                .map_err(|e| unusable(&self.tmp, "not writable", e))?;
+            // Another process may have written it first: either copy is fine.
+            let _ = f.persist(&tag);
+        }
+        Ok(())
+    }
+
+    pub fn entry_dir(&self, digest: &str) -> PathBuf {
+        self.entries.join(digest)
+    }
+
+    /// Reads an entry's manifest and artifact bytes. Checks that they are
+    /// regular files and that the manifest belongs under this name; the
+    /// content itself is checked by the loader.
+    pub fn read_entry(&self, dir: &Path) -> Result<Option<(Manifest, Vec<u8>)>, EntryError> {
+        let md = match std::fs::symlink_metadata(dir) {
+            Ok(md) => md,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if is_transient(&e) => {
+                return Err(EntryError::Transient(CacheError::Io {
+                    path: dir.to_path_buf(),
+                    source: e,
+                }))
+            }
+            Err(e) => return Err(EntryError::Bad(format!("cannot stat entry: {e}"))),
+        };
+        if !md.is_dir() {
+            return Err(EntryError::Bad(
+                "entry is not a directory (symlink or file in its place)".into(),
+            ));
+        }
+        let read = |name: &str, max: u64| {
+            read_regular_file(&dir.join(name), max).map_err(|e| match e {
+                LoadError::Io { path, source } if is_transient(&source) => {
+                    EntryError::Transient(CacheError::Io { path, source })
+                }
+                LoadError::NotAFile { .. } => {
+                    EntryError::Bad(format!("{name} is not a regular file"))
+                }
+                e => EntryError::Bad(format!("{name}: {}", strip_path(&e.to_string()))),
+            })
+        };
+        let manifest = Manifest::from_json(&read(MANIFEST_FILE, MAX_MANIFEST_SIZE)?)
+            .map_err(EntryError::Bad)?;
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if manifest.key.digest_hex() != name {
+            return Err(EntryError::Bad(format!(
+                "manifest is for another key ({} {} O{}) than its directory name says",
+                manifest.key.code_hash, manifest.key.spec, manifest.key.opt_level
+            )));
+        }
+        let bytes = read(ARTIFACT_FILE, MAX_ARTIFACT_SIZE)?;
+        Ok(Some((manifest, bytes)))
+    }
+
+    /// Moves `entry` (whatever it is) into `quarantine/` with a reason file.
+    pub fn quarantine(&self, entry: &Path, reason: &str) -> Rejection {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let name = entry
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dest = self.quarantine.join(format!(
+            "{name}.{}.{}.{}",
+            now_unix(),
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let moved = std::fs::create_dir_all(&dest)
+            .and_then(|_| std::fs::rename(entry, dest.join("entry")))
+            .and_then(|_| {
+                std::fs::write(
+                    dest.join("reason.txt"),
+                    format!("{}\n{reason}\n", entry.display()),
+                )
+            });
+        let moved_to = match moved {
+            Ok(()) => Some(dest),
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(&dest);
+                None
+            }
+        };
+        Rejection {
+            entry: entry.to_path_buf(),
+            reason: reason.to_string(),
+            moved_to,
+        }
+    }
+
+    /// A fresh private directory to build an entry in.
+    pub fn build_dir(&self) -> Result<tempfile::TempDir, CacheError> {
+        tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(&self.tmp)
+            .map_err(|source| CacheError::Io {
+                path: self.tmp.clone(),
+                source,
+            })
+    }
+
+    /// Writes the manifest into `build` and renames the whole directory to
+    /// the entry's name. Returns false when another writer got there first
+    /// (its entry stays; ours is discarded).
+    pub fn publish(
+        &self,
+        build: tempfile::TempDir,
+        manifest: &Manifest,
+    ) -> Result<bool, CacheError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CacheError::Io { path, source }
+        };
+        let mpath = build.path().join(MANIFEST_FILE);
+        let mut f = std::fs::File::create(&mpath).map_err(io(&mpath))?;
+        f.write_all(&manifest.to_json()).map_err(io(&mpath))?;
+        f.sync_all().map_err(io(&mpath))?;
+        let apath = build.path().join(ARTIFACT_FILE);
+        std::fs::File::open(&apath)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&apath))?;
+        let dest = self.entry_dir(&manifest.key.digest_hex());
+        match std::fs::rename(build.path(), &dest) {
+            Ok(()) => {
+                // The directory is the entry now; nothing left to clean up.
+                let _ = build.keep();
+                Ok(true)
+            }
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EEXIST | libc::ENOTEMPTY | libc::EISDIR | libc::ENOTDIR)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(source) => Err(CacheError::Io { path: dest, source }),
+        }
+    }
+}
+
+/// Loader errors start with the path, which the caller already names.
+fn strip_path(msg: &str) -> &str {
+    msg.split_once(": ").map(|(_, r)| r).unwrap_or(msg)
+}
+
+/// Sets an entry's modification time to now: gc evicts the least recently
+/// used entries first. Best effort (a read-only cache still serves hits).
+pub fn touch(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
+        // SAFETY: valid NUL-terminated path; a null `times` means "now".
+        unsafe {
+            libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0);
+        }
+    }
+}

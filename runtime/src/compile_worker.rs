@@ -1,0 +1,378 @@
+//! Compiling with resource caps: a size limit on the bytecode, and a time
+//! and memory cap enforced by compiling in a separate worker process that is
+//! killed at the deadline and runs under `RLIMIT_AS`. LLVM cannot be
+//! interrupted or bounded from inside a process, and its failure modes on
+//! pathological input (abort on allocation failure, deep recursion) would
+//! take the host down with it.
+//!
+//! The worker is any program that runs [`worker_main`] (the CLI's hidden
+//! `__compile-worker` subcommand). It reads one JSON [`Request`] on stdin,
+//! writes the shared object to the requested path and one JSON
+//! [`Response`] on stdout.
+
+use evmc_compiler::{
+    compile_to_file, parse_spec, spec_name, CompileError, CompileOptions, TargetSpec,
+};
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Stack of the thread that runs LLVM: it recurses deeply on large functions.
+pub const COMPILE_STACK: usize = 64 << 20;
+
+/// How to start a compile worker: `program args…`.
+#[derive(Clone, Debug)]
+pub struct WorkerCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+impl WorkerCommand {
+    pub fn new(
+        program: impl Into<PathBuf>,
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+    ) -> Self {
+        Self {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// Caps on one compile. Time and memory apply only to compiles run in a
+/// worker process; the size limit applies everywhere.
+#[derive(Clone, Debug)]
+pub struct CompileLimits {
+    /// Larger bytecode is not compiled (it stays interpreted).
+    pub max_code_size: usize,
+    /// Wall time after which the worker is killed.
+    pub timeout: Duration,
+    /// Address-space cap of the worker in bytes (`RLIMIT_AS`); 0 = none.
+    pub max_memory: u64,
+}
+
+/// Default [`CompileLimits::timeout`].
+pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default [`CompileLimits::max_memory`]: LLVM maps itself and reserves
+/// thread stacks, so address space runs well above resident memory.
+pub const DEFAULT_MAX_MEMORY: u64 = 4 << 30;
+
+impl Default for CompileLimits {
+    fn default() -> Self {
+        Self {
+            max_code_size: evmc_compiler::DEFAULT_MAX_CODE_SIZE,
+            timeout: DEFAULT_COMPILE_TIMEOUT,
+            max_memory: DEFAULT_MAX_MEMORY,
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CompileFailure {
+    #[error("bytecode is {size} bytes, above the compile limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("{0}")]
+    Compile(String),
+    #[error("compile did not finish within {0:?}; worker killed")]
+    Timeout(Duration),
+    #[error("compile worker {status}{hint}{stderr}")]
+    WorkerDied {
+        status: String,
+        hint: String,
+        stderr: String,
+    },
+    #[error("cannot run compile worker `{program}`: {reason}")]
+    Spawn { program: String, reason: String },
+}
+
+impl CompileFailure {
+    /// Whether the contract itself is at fault (retrying will not help),
+    /// as opposed to the environment (cannot start the worker, disk full).
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, CompileFailure::Spawn { .. })
+    }
+}
+
+/// What a successful compile produced.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CompiledFile {
+    pub size: u64,
+    pub compile_ms: f64,
+    pub effective_opt_level: u8,
+    pub ir_instructions: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Request {
+    pub code_hex: String,
+    pub spec: String,
+    pub opt_level: u8,
+    pub opt_budget: usize,
+    pub max_code_size: usize,
+    pub target_triple: String,
+    pub target_cpu: String,
+    pub target_features: String,
+    pub out: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+pub enum Response {
+    Ok(CompiledFile),
+    TooLarge { size: usize, limit: usize },
+    Err(String),
+}
+
+/// Compiles `code` into the shared object `out`, in `worker` when given
+/// (with every cap of `limits`), else in this process.
+pub fn compile_to_path(
+    code: &[u8],
+    opts: &CompileOptions,
+    out: &Path,
+    worker: Option<&WorkerCommand>,
+    limits: &CompileLimits,
+) -> Result<CompiledFile, CompileFailure> {
+    let limit = limits.max_code_size.min(opts.max_code_size);
+    if code.len() > limit {
+        return Err(CompileFailure::TooLarge {
+            size: code.len(),
+            limit,
+        });
+    }
+    let mut opts = opts.clone();
+    opts.max_code_size = limit;
+    match worker {
+        None => match compile_here(code, &opts, out) {
+            Response::Ok(f) => Ok(f),
+            Response::TooLarge { size, limit } => Err(CompileFailure::TooLarge { size, limit }),
+            Response::Err(e) => Err(CompileFailure::Compile(e)),
+        },
+        Some(w) => compile_in_worker(code, &opts, out, w, limits),
+    }
+}
+
+/// Runs the compiler on a thread with a stack deep enough for LLVM.
+fn compile_here(code: &[u8], opts: &CompileOptions, out: &Path) -> Response {
+    let run = || {
+        let start = Instant::now();
+        match compile_to_file(code, opts, out) {
+            Ok(a) => Response::Ok(CompiledFile {
+                size: a.size,
+                compile_ms: start.elapsed().as_secs_f64() * 1e3,
+                effective_opt_level: a.timings.opt_level,
+                ir_instructions: a.timings.ir_instructions,
+            }),
+            Err(CompileError::TooLarge { size, limit }) => Response::TooLarge { size, limit },
+            Err(e) => Response::Err(e.to_string()),
+        }
+    };
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("evmc-compile".into())
+            .stack_size(COMPILE_STACK)
+            .spawn_scoped(s, run)
+            .map_err(|e| format!("{THREAD_START_FAILED}: {e}"))
+            .and_then(|h| h.join().map_err(|_| "the compiler panicked".to_string()))
+            .unwrap_or_else(Response::Err)
+    })
+}
+
+const THREAD_START_FAILED: &str = "cannot start the compile thread";
+
+/// Longest stderr kept from a failed worker.
+const STDERR_KEEP: u64 = 16 * 1024;
+
+fn compile_in_worker(
+    code: &[u8],
+    opts: &CompileOptions,
+    out: &Path,
+    worker: &WorkerCommand,
+    limits: &CompileLimits,
+) -> Result<CompiledFile, CompileFailure> {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use wait_timeout::ChildExt;
+
+    let request = Request {
+        code_hex: hex::encode(code),
+        spec: spec_name(opts.spec).to_string(),
+        opt_level: opts.opt_level,
+        opt_budget: opts.opt_budget,
+        max_code_size: opts.max_code_size,
+        target_triple: opts.target.triple.clone(),
+        target_cpu: opts.target.cpu.clone(),
+        target_features: opts.target.features.clone(),
+        out: out.to_path_buf(),
+    };
+    let spawn_err = |reason: String| CompileFailure::Spawn {
+        program: worker.program.display().to_string(),
+        reason,
+    };
+    let mut cmd = Command::new(&worker.program);
+    cmd.args(&worker.args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let max_memory = limits.max_memory;
+    // SAFETY: only async-signal-safe calls (setpgid, prctl, setrlimit)
+    // between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Own process group, so a kill also reaches the linker it runs.
+            libc::setpgid(0, 0);
+            // Die with the parent instead of compiling for nobody.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            let no_core = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+            if max_memory > 0 {
+                let cap = libc::rlimit {
+                    rlim_cur: max_memory,
+                    rlim_max: max_memory,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &cap) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| spawn_err(e.to_string()))?;
+    let start = Instant::now();
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let body = serde_json::to_vec(&request).expect("request serialises");
+    let (out_bytes, err_bytes, status) = std::thread::scope(|s| {
+        // The worker may die before reading its request: a write error
+        // then is reported through its exit status, not here.
+        s.spawn(move || {
+            let _ = stdin.write_all(&body);
+        });
+        let out_reader = s.spawn(move || {
+            let mut v = Vec::new();
+            let _ = stdout.read_to_end(&mut v);
+            v
+        });
+        let err_reader = s.spawn(move || {
+            let mut stderr = stderr;
+            let mut v = Vec::new();
+            let _ = (&mut stderr).take(STDERR_KEEP).read_to_end(&mut v);
+            // Keep draining: a worker blocked on a full pipe would look
+            // like one that ran out of time.
+            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+            v
+        });
+        let status = match child.wait_timeout(limits.timeout) {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => {
+                kill_group(&mut child);
+                Err(CompileFailure::Timeout(limits.timeout))
+            }
+            Err(e) => {
+                kill_group(&mut child);
+                Err(spawn_err(format!("waiting for it: {e}")))
+            }
+        };
+        (
+            out_reader.join().unwrap_or_default(),
+            err_reader.join().unwrap_or_default(),
+            status,
+        )
+    });
+    let status: ExitStatus = status?;
+    let elapsed = start.elapsed();
+    if let Ok(response) = serde_json::from_slice::<Response>(&out_bytes) {
+        return match response {
+            Response::Ok(mut f) => {
+                f.compile_ms = elapsed.as_secs_f64() * 1e3;
+                Ok(f)
+            }
+            Response::TooLarge { size, limit } => Err(CompileFailure::TooLarge { size, limit }),
+            Response::Err(e) if max_memory > 0 && e.starts_with(THREAD_START_FAILED) => Err(
+                CompileFailure::Compile(format!("{e}{}", memory_hint(max_memory))),
+            ),
+            Response::Err(e) => Err(CompileFailure::Compile(e)),
+        };
+    }
+    let stderr = String::from_utf8_lossy(&err_bytes).trim().to_string();
+    let memory_hint = max_memory > 0
+        && (status.signal().is_some()
+            || stderr.contains("alloc")
+            || stderr.contains("memory")
+            || stderr.contains("failed to map"));
+    Err(CompileFailure::WorkerDied {
+        status: match status.signal() {
+            Some(sig) => format!("killed by signal {sig}"),
+            None => format!("exited with {status} without a result"),
+        },
+        hint: if memory_hint {
+            self::memory_hint(max_memory)
+        } else {
+            String::new()
+        },
+        stderr: if stderr.is_empty() {
+            String::new()
+        } else {
+            format!(": {stderr}")
+        },
+    })
+}
+
+fn memory_hint(max_memory: u64) -> String {
+    format!(" (the memory cap of {max_memory} bytes may have been reached)")
+}
+
+fn kill_group(child: &mut std::process::Child) {
+    // SAFETY: plain syscall; the group id is the child's pid (setpgid above).
+    unsafe {
+        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Entry point of a compile worker process: one request from stdin, one
+/// response on stdout. Returns the process exit code (2: unusable request).
+pub fn worker_main() -> i32 {
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        eprintln!("compile worker: reading the request: {e}");
+        return 2;
+    }
+    let request: Request = match serde_json::from_slice(&input) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("compile worker: not a compile request: {e}");
+            return 2;
+        }
+    };
+    let response = match decode_request(&request) {
+        Ok((code, opts)) => compile_here(&code, &opts, &request.out),
+        Err(e) => Response::Err(e),
+    };
+    let body = serde_json::to_vec(&response).expect("response serialises");
+    let mut out = std::io::stdout().lock();
+    if out.write_all(&body).and_then(|_| out.flush()).is_err() {
+        return 2;
+    }
+    0
+}
+
+fn decode_request(r: &Request) -> Result<(Vec<u8>, CompileOptions), String> {
+    let code = hex::decode(&r.code_hex).map_err(|e| format!("bad bytecode hex: {e}"))?;
+    let spec = parse_spec(&r.spec).ok_or_else(|| format!("unknown spec `{}`", r.spec))?;
+    let mut opts = CompileOptions::new(spec);
+    opts.opt_level = r.opt_level;
+    opts.opt_budget = r.opt_budget;
+    opts.max_code_size = r.max_code_size;
+    opts.target = TargetSpec {
+        triple: r.target_triple.clone(),
+        cpu: r.target_cpu.clone(),
+        features: r.target_features.clone(),
+    };
+    Ok((code, opts))
+}

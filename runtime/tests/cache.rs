@@ -1,0 +1,373 @@
+//! The artifact cache: hits, concurrent writers, damaged entries, an
+//! unusable directory, size limits and gc.
+
+mod support;
+
+use evmc_runtime::cache::CompileFailure;
+use evmc_runtime::{ArtifactCache, CacheError, CompileLimits};
+use std::sync::Arc;
+use support::*;
+
+#[test]
+fn cache_is_shareable_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ArtifactCache>();
+    send_sync::<Arc<ArtifactCache>>();
+}
+
+#[test]
+fn compiled_entry_is_a_hit_with_a_manifest_and_runs_natively() {
+    let (_d, cache) = cache_with_contract();
+    let dir = entry_dir(&cache);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let so = std::fs::read(dir.join("artifact.so")).unwrap();
+    assert_eq!(m["artifact_size"], so.len());
+    assert_eq!(
+        m["artifact_sha256"],
+        hex::encode(evmc_runtime::loader::content_hash(&so))
+    );
+    assert_eq!(m["key"]["code_hash"], format!("{:#x}", code_hash()));
+    assert!(run_through_cache(&cache) > 0, "nothing ran natively");
+    assert!(cache.take_rejections().is_empty());
+    let listed = cache.ls().unwrap();
+    assert_eq!(listed.len(), 1);
+    let v = cache.verify().unwrap();
+    assert_eq!((v.checked, v.ok, v.rejected.len()), (1, 1, 0));
+}
+
+#[test]
+fn other_keys_are_misses() {
+    let (_d, cache) = cache_with_contract();
+    assert!(cache.get(code_hash(), SPEC, 3).unwrap().is_none());
+    assert!(cache
+        .get(code_hash(), evmc_compiler::SpecId::CANCUN, OPT)
+        .unwrap()
+        .is_none());
+    assert!(cache
+        .get(evmc_compiler::B256::ZERO, SPEC, OPT)
+        .unwrap()
+        .is_none());
+    assert!(cache.take_rejections().is_empty());
+}
+
+#[test]
+fn many_threads_and_caches_compiling_one_contract_leave_one_good_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = contract();
+    // Separate instances (as separate processes would be) race on the
+    // rename; threads sharing an instance wait for its one compile.
+    let shared = Arc::new(ArtifactCache::open(dir.path()).unwrap());
+    std::thread::scope(|s| {
+        for i in 0..6 {
+            let (code, shared) = (&code, &shared);
+            let path = dir.path();
+            s.spawn(move || {
+                let own;
+                let cache: &ArtifactCache = if i % 2 == 0 {
+                    own = ArtifactCache::open(path).unwrap();
+                    &own
+                } else {
+                    shared
+                };
+                let art = cache.get_or_compile(code, &opts()).unwrap();
+                assert_eq!(art.code_hash(), code_hash());
+            });
+        }
+    });
+    let entries: Vec<_> = std::fs::read_dir(dir.path().join("entries"))
+        .unwrap()
+        .collect();
+    assert_eq!(entries.len(), 1);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let v = shared.verify().unwrap();
+    assert_eq!((v.ok, v.rejected.len()), (1, 0));
+    assert!(run_through_cache(&shared) > 0);
+}
+
+#[test]
+fn flipped_byte_is_refused_by_the_content_hash() {
+    let (_d, cache) = cache_with_contract();
+    let so = entry_dir(&cache).join("artifact.so");
+    let mut b = std::fs::read(&so).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x40;
+    std::fs::write(&so, b).unwrap();
+    assert_refused(&cache, "content hash");
+    // Recompiled on demand, and good again.
+    cache.get_or_compile(&contract(), &opts()).unwrap();
+    assert!(run_through_cache(&cache) > 0);
+}
+
+#[test]
+fn truncated_artifact_and_manifest_are_refused() {
+    let (_d, cache) = cache_with_contract();
+    let so = entry_dir(&cache).join("artifact.so");
+    let b = std::fs::read(&so).unwrap();
+    std::fs::write(&so, &b[..b.len() / 3]).unwrap();
+    assert_refused(&cache, "truncated");
+
+    let (_d, cache) = cache_with_contract();
+    let m = entry_dir(&cache).join("manifest.json");
+    let b = std::fs::read(&m).unwrap();
+    std::fs::write(&m, &b[..b.len() / 2]).unwrap();
+    assert_refused(&cache, "unreadable manifest");
+
+    let (_d, cache) = cache_with_contract();
+    std::fs::write(entry_dir(&cache).join("artifact.so"), b"").unwrap();
+    assert_refused(&cache, "truncated");
+}
+
+#[test]
+fn entry_of_another_contract_renamed_into_place_is_refused() {
+    let (_d, cache) = cache_with_contract();
+    let other = [0x60, 0x01, 0x60, 0x00, 0x55, 0x00]; // sstore(0, 1)
+    cache.get_or_compile(&other, &opts()).unwrap();
+    let other_dir = cache.dir().join("entries").join(
+        cache
+            .host_key(evmc_compiler::code_hash(&other), SPEC, OPT)
+            .digest_hex(),
+    );
+    let mine = entry_dir(&cache);
+    std::fs::remove_dir_all(&mine).unwrap();
+    std::fs::rename(&other_dir, &mine).unwrap();
+    assert_refused(&cache, "another key");
+}
+
+#[test]
+fn unusable_directory_is_a_clear_error_and_execution_continues_interpreted() {
+    if let Some(ro) = std::env::var_os(UNPRIVILEGED) {
+        // The re-executed, unprivileged half: a directory we cannot write.
+        let ro = std::path::Path::new(&ro);
+        for dir in [ro.join("cache"), ro.to_path_buf()] {
+            let err = ArtifactCache::open(&dir).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains("not usable") && msg.contains(&*ro.to_string_lossy()),
+                "{msg}"
+            );
+        }
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let file = base.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let err = ArtifactCache::open(&file.join("cache")).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, CacheError::Unusable { .. }), "{msg}");
+    assert!(
+        msg.contains("a-file/cache") && msg.contains("not usable"),
+        "{msg}"
+    );
+
+    let err = ArtifactCache::open(&file).unwrap_err();
+    assert!(err.to_string().contains("a-file"), "{err}");
+
+    // A read-only directory: root ignores permission bits, so that half
+    // runs as `nobody`.
+    use std::os::unix::fs::PermissionsExt;
+    let ro = base.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if is_root() {
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        rerun_as_nobody(
+            "unusable_directory_is_a_clear_error_and_execution_continues_interpreted",
+            ro.as_os_str(),
+        );
+    } else {
+        let err = ArtifactCache::open(&ro.join("cache")).unwrap_err();
+        assert!(err.to_string().contains("not usable"), "{err}");
+    }
+
+    // No cache: nothing is compiled, the fixture runs interpreted, exactly.
+    let f = fixture();
+    let pre = f.pre_state();
+    let interp = evmc_runtime::fixture::run_fixture(f, &pre, SPEC, None);
+    let with_empty =
+        evmc_runtime::fixture::run_fixture(f, &pre, SPEC, Some(&evmc_runtime::Registry::new()));
+    assert_eq!(interp.exact(), with_empty.exact());
+    assert_eq!(with_empty.native_frames, 0);
+}
+
+#[test]
+fn code_above_the_size_limit_is_not_compiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = CompileLimits {
+        max_code_size: 100,
+        ..Default::default()
+    };
+    let cache = ArtifactCache::open(dir.path()).unwrap().with_limits(limits);
+    let code = contract();
+    assert!(code.len() > 100);
+    let err = cache.get_or_compile(&code, &opts()).unwrap_err();
+    assert!(err.is_too_large(), "{err}");
+    assert!(matches!(
+        err,
+        CacheError::Compile(CompileFailure::TooLarge { limit: 100, .. })
+    ));
+    // Remembered: not retried.
+    let again = cache.get_or_compile(&code, &opts()).unwrap_err();
+    assert!(matches!(again, CacheError::FailedBefore(_)), "{again}");
+    assert!(again.is_too_large());
+    cache.forget_failures();
+    let fresh = cache.get_or_compile(&code, &opts()).unwrap_err();
+    assert!(matches!(fresh, CacheError::Compile(_)), "{fresh}");
+    assert!(cache.ls().unwrap().is_empty());
+}
+
+#[test]
+fn gc_removes_garbage_then_least_recently_used_entries() {
+    let (_d, cache) = cache_with_contract();
+    let codes: [&[u8]; 2] = [&[0x60, 0x02, 0x60, 0x00, 0x55, 0x00], &[0x60, 0x03, 0x00]];
+    for c in codes {
+        cache.get_or_compile(c, &opts()).unwrap();
+    }
+    // Make the fixture's entry the most recently used, the others old.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for e in cache.ls().unwrap() {
+        let f = std::fs::File::open(&e.path).unwrap();
+        f.set_modified(old).unwrap();
+    }
+    assert!(cache.get(code_hash(), SPEC, OPT).unwrap().is_some());
+    // Garbage: a quarantined entry and a stale build directory.
+    std::fs::write(entry_dir(&cache).join("../junk"), b"x").unwrap();
+    let stale = cache.dir().join("tmp/build-dead");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("artifact.so"), b"half").unwrap();
+    std::fs::File::open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let fresh = cache.dir().join("tmp/build-live");
+    std::fs::create_dir(&fresh).unwrap();
+
+    let before = cache.ls().unwrap();
+    assert_eq!(before.len(), 4); // three entries and the junk file
+    let mine = before
+        .iter()
+        .find(|e| e.path == entry_dir(&cache))
+        .unwrap()
+        .size;
+
+    let r = cache.gc(None).unwrap();
+    // The junk has no manifest: it goes even without a size limit.
+    assert_eq!((r.removed_entries, r.removed_temporary), (1, 1));
+    assert!(!stale.exists() && fresh.exists());
+
+    let r = cache.gc(Some(mine)).unwrap();
+    assert_eq!((r.removed_entries, r.kept_entries), (2, 1));
+    assert!(r.kept_bytes <= mine);
+    assert!(
+        run_through_cache(&cache) > 0,
+        "the recently used entry was evicted"
+    );
+
+    let r = cache.gc(Some(0)).unwrap();
+    assert_eq!((r.removed_entries, r.kept_entries), (1, 0));
+    assert!(cache.ls().unwrap().is_empty());
+}
+
+#[test]
+fn quarantined_entries_are_listed_with_reasons_and_collected() {
+    let (_d, cache) = cache_with_contract();
+    std::fs::write(entry_dir(&cache).join("artifact.so"), b"not an elf").unwrap();
+    let v = cache.verify().unwrap();
+    assert_eq!((v.checked, v.ok, v.rejected.len()), (1, 0, 1));
+    let q = v.rejected[0].moved_to.clone().unwrap();
+    assert!(q.starts_with(cache.dir().join("quarantine")));
+    assert!(std::fs::read_to_string(q.join("reason.txt"))
+        .unwrap()
+        .contains("truncated"));
+    let r = cache.gc(None).unwrap();
+    assert_eq!(r.removed_quarantined, 1);
+    assert!(!q.exists());
+}
+
+/// Where a warm `get` spends its CPU time (printed, not asserted: speed belongs
+/// in benchmarks). `cargo test --release -p evmc-runtime --test cache -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn print_warm_get_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ArtifactCache::open(dir.path()).unwrap();
+    let contracts: Vec<(&str, Vec<u8>)> = vec![
+        ("counter (368 B)", contract()),
+        ("24 KiB of JUMPDESTs", vec![0x5b; 24 * 1024]),
+    ];
+    for (name, code) in contracts {
+        let art = cache.get_or_compile(&code, &opts()).unwrap();
+        let hash = evmc_compiler::code_hash(&code);
+        let so = art.path.clone();
+        drop(art);
+        let n = 200;
+        // CPU time of this thread: on a shared, loaded machine wall time
+        // mostly measures the other processes.
+        let cpu_us = || {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: valid out-pointer.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            ts.tv_sec as f64 * 1e6 + ts.tv_nsec as f64 / 1e3
+        };
+        let time = |f: &mut dyn FnMut()| {
+            f();
+            let t = cpu_us();
+            for _ in 0..n {
+                f();
+            }
+            (cpu_us() - t) / n as f64
+        };
+        let get = time(&mut || {
+            cache.get(hash, SPEC, OPT).unwrap().unwrap();
+        });
+        let read = time(&mut || {
+            evmc_runtime::loader::read_regular_file(&so, u64::MAX).unwrap();
+        });
+        let bytes = std::fs::read(&so).unwrap();
+        let sha = time(&mut || {
+            evmc_runtime::loader::content_hash(&bytes);
+        });
+        let expect = evmc_runtime::Expect {
+            code_hash: hash,
+            spec: evmc_compiler::spec_name(SPEC).to_string(),
+        };
+        let validate = time(&mut || {
+            evmc_runtime::loader::validate_bytes(&so, &bytes, &expect).unwrap();
+        });
+        let key = time(&mut || {
+            cache.host_key(hash, SPEC, OPT).digest_hex();
+        });
+        let load = time(&mut || {
+            evmc_runtime::loader::load_bytes(&so, &bytes, &expect).unwrap();
+        });
+        let copy = time(&mut || {
+            use std::io::Write;
+            let mut f = tempfile::Builder::new().suffix(".so").tempfile().unwrap();
+            f.write_all(&bytes).unwrap();
+            f.flush().unwrap();
+        });
+        let entry = so.parent().unwrap().to_path_buf();
+        let touch = time(&mut || {
+            let f = std::fs::File::open(&entry).unwrap();
+            f.set_modified(std::time::SystemTime::now()).unwrap();
+        });
+        let manifest = time(&mut || {
+            let b = std::fs::read(entry.join("manifest.json")).unwrap();
+            let _: evmc_runtime::cache::Manifest = serde_json::from_slice(&b).unwrap();
+        });
+        println!("  load_bytes {load:.1} µs, of which private copy in $TMPDIR {copy:.1} µs; touch {touch:.1} µs; manifest {manifest:.1} µs");
+        println!(
+            "{name}: artifact {} KiB; warm get {get:.1} µs = read {read:.1} + sha256 {sha:.1} \
+             + ELF/metadata checks {validate:.1} + key {key:.1} + dlopen and the rest {:.1}",
+            bytes.len() / 1024,
+            get - read - sha - validate - key
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! Shared by the cache tests: a real contract fixture, a cache holding its
+//! compiled contract (built once per test binary, copied per test), and the
+//! check that a contract whose cache entry is refused still runs exactly as
+//! the interpreter runs it.
+#![allow(dead_code)]
+
+use evmc_compiler::{CompileOptions, SpecId, B256};
+use evmc_runtime::fixture::{load_fixtures, run_fixture, Fixture};
+use evmc_runtime::{ArtifactCache, Registry};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+pub const SPEC: SpecId = SpecId::OSAKA;
+pub const OPT: u8 = 2;
+
+/// `$EVMC_SHARED_DIR`, else `../shared` beside the workspace; fails loudly.
+pub fn shared_dir() -> PathBuf {
+    let dir = std::env::var_os("EVMC_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    assert!(
+        dir.is_dir(),
+        "shared test data not found at {} (set EVMC_SHARED_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+/// The `counter` contract fixture: one small contract called once.
+pub fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let path = shared_dir().join("benchdata/contracts/counter.json");
+        let mut v = load_fixtures(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.len(), 1, "{}", path.display());
+        v.remove(0)
+    })
+}
+
+pub fn contract() -> Vec<u8> {
+    let codes: Vec<_> = fixture().codes().collect();
+    assert_eq!(codes.len(), 1);
+    codes[0].to_vec()
+}
+
+pub fn code_hash() -> B256 {
+    evmc_compiler::code_hash(&contract())
+}
+
+pub fn opts() -> CompileOptions {
+    let mut o = CompileOptions::new(SPEC);
+    o.opt_level = OPT;
+    o
+}
+
+/// A cache directory holding the fixture's compiled contract, compiled
+/// once; every call returns a fresh private copy.
+pub fn cache_with_contract() -> (tempfile::TempDir, ArtifactCache) {
+    static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let template = TEMPLATE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        cache.get_or_compile(&contract(), &opts()).unwrap();
+        dir
+    });
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(template.path(), dir.path());
+    let cache = ArtifactCache::open(dir.path()).unwrap();
+    (dir, cache)
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// The directory of the contract's entry.
+pub fn entry_dir(cache: &ArtifactCache) -> PathBuf {
+    cache
+        .dir()
+        .join("entries")
+        .join(cache.host_key(code_hash(), SPEC, OPT).digest_hex())
+}
+
+/// Rewrites the entry's manifest to pin the artifact as it is now, as an
+/// attacker who can write the whole cache would: only the loader's checks
+/// stand between these bytes and `dlopen`.
+pub fn repin(cache: &ArtifactCache) {
+    let dir = entry_dir(cache);
+    let bytes = std::fs::read(dir.join("artifact.so")).unwrap();
+    let mpath = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    m["artifact_sha256"] = hex::encode(evmc_runtime::loader::content_hash(&bytes)).into();
+    m["artifact_size"] = bytes.len().into();
+    std::fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
+}
+
+/// Looks the contract up in `cache` the way a node would and runs the
+/// fixture with whatever it got; returns the number of native frames.
+/// Asserts the outcome is exactly the interpreter's.
+pub fn run_through_cache(cache: &ArtifactCache) -> u64 {
+    let f = fixture();
+    let registry = Registry::new();
+    if let Some(art) = cache.get(code_hash(), SPEC, OPT).unwrap() {
+        registry.register(SPEC, art);
+    }
+    let pre = f.pre_state();
+    let interp = run_fixture(f, &pre, SPEC, None);
+    let got = run_fixture(f, &pre, SPEC, Some(&Arc::clone(&registry)));
+    assert!(interp.result.is_ok(), "{:?}", interp.result);
+    assert_eq!(got.exact(), interp.exact(), "differs from the interpreter");
+    got.native_frames
+}
+
+/// Asserts one refusal was recorded, with `needle` in its reason, that the
+/// entry was moved to quarantine with a reason file, and that the contract
+/// then ran interpreted, exactly.
+pub fn assert_refused(cache: &ArtifactCache, needle: &str) {
+    let frames = run_through_cache(cache);
+    assert_eq!(frames, 0, "a refused artifact ran");
+    let rejections = cache.take_rejections();
+    assert_eq!(rejections.len(), 1, "{rejections:?}");
+    let r = &rejections[0];
+    assert!(
+        r.reason.contains(needle),
+        "reason `{}` does not mention `{needle}`",
+        r.reason
+    );
+    let moved = r.moved_to.as_ref().expect("moved aside");
+    let reason = std::fs::read_to_string(moved.join("reason.txt")).unwrap();
+    assert!(reason.contains(needle), "{reason}");
+    assert!(!entry_dir(cache).exists(), "entry still in place");
+}
+
+/// Set in the environment of a test re-executed by [`rerun_as_nobody`].
+pub const UNPRIVILEGED: &str = "EVMC_TEST_UNPRIVILEGED";
+pub const NOBODY: u32 = 65534;
+
+pub fn is_root() -> bool {
+    // SAFETY: plain syscall.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Root ignores permission bits, so tests about them re-run themselves
+/// (this test binary, only `test`) as `nobody`, with `value` in
+/// [`UNPRIVILEGED`]; asserts that run passed.
+pub fn rerun_as_nobody(test: &str, value: &std::ffi::OsStr) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--test-threads=1"])
+        .env(UNPRIVILEGED, value);
+    // SAFETY: async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(NOBODY) != 0
+                || libc::setuid(NOBODY) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "unprivileged run failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the unprivileged run did not run the test: {stdout}"
+    );
+}
