@@ -2,6 +2,7 @@
 
 mod cmd_compile;
 mod cmd_run;
+mod cmd_sequencer;
 mod cmd_statetest;
 mod input;
 
@@ -27,6 +28,10 @@ enum Command {
     Run(cmd_run::Args),
     /// Run Ethereum state tests (GeneralStateTests, execution-spec-tests).
     Statetest(cmd_statetest::Args),
+    /// Execute blocks of transactions on real contracts (WETH, USDC,
+    /// Uniswap V2, snailtracer): interpreted, native, compiled when hot, or
+    /// interpreter and native compared.
+    Sequencer(cmd_sequencer::Args),
 }
 
 /// How to execute: revm's interpreter, compiled code, or both (compared).
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
         Command::Compile(a) => cmd_compile::run(a),
         Command::Run(a) => cmd_run::run(a),
         Command::Statetest(a) => cmd_statetest::run(a),
+        Command::Sequencer(a) => cmd_sequencer::run_cmd(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

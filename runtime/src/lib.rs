@@ -4,6 +4,7 @@
 //! [`registry`] (code hash + spec → artifact) → [`NativeEvm`] (revm's frame
 //! loop, with compiled frames run by [`run_native`]).
 
+pub mod hot;
 pub mod loader;
 pub mod registry;
 mod revm_glue;
@@ -14,7 +15,8 @@ pub use revm_glue::evm::NativeEvm;
 pub use revm_glue::executor::run_native;
 pub use revm_glue::single_call::{run_call, CallLog, CallOutcome, CallSetup};
 pub use revm_glue::trace::{divergence_report, first_divergence, TraceStep};
-pub use revm_glue::{fixture, statetest};
+pub use revm_glue::{block, fixture, statetest};
+pub mod sequencer;
 
 use evmc_compiler::{CompileOptions, SpecId};
 use std::path::Path;
