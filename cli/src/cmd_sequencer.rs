@@ -6,8 +6,8 @@ use crate::Failure;
 use anyhow::anyhow;
 use evmc_runtime::hot::Thresholds;
 use evmc_runtime::sequencer::{
-    build, compare, first_difference, run, run_digest, CompileRecord, Mode, RunOptions,
-    RunReport, RunStats, Workload, WorkloadConfig, WorkloadKind,
+    build, compare, first_difference, run, run_digest, CompileRecord, Mode, RunOptions, RunReport,
+    RunStats, Workload, WorkloadConfig, WorkloadKind,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -101,8 +101,8 @@ pub fn run_cmd(args: Args) -> Result<(), Failure> {
         );
     }
     let options = |mode: Mode| -> Result<RunOptions, Failure> {
-        let mut o = RunOptions::new(mode, &w, args.opt_level)
-            .map_err(|e| Failure::Internal(anyhow!(e)))?;
+        let mut o =
+            RunOptions::new(mode, &w, args.opt_level).map_err(|e| Failure::Internal(anyhow!(e)))?;
         o.hot.thresholds = Thresholds {
             gas: args.hot_gas,
             calls: args.hot_calls.unwrap_or(u64::MAX),
@@ -123,7 +123,13 @@ pub fn run_cmd(args: Args) -> Result<(), Failure> {
                 SeqMode::Native => Mode::Native,
                 _ => Mode::Hot,
             };
-            single_mode(&w, &options(mode)?, &options(Mode::Interp)?, &args, &mut report)
+            single_mode(
+                &w,
+                &options(mode)?,
+                &options(Mode::Interp)?,
+                &args,
+                &mut report,
+            )
         }
     };
     if args.json {
@@ -244,7 +250,11 @@ fn print_compiles(compiles: &[CompileRecord], wall: Duration, upfront: bool) {
             c.code_size,
             c.status,
             c.compile_secs,
-            if c.overran { "  (over the time cap)" } else { "" },
+            if c.overran {
+                "  (over the time cap)"
+            } else {
+                ""
+            },
             c.error
                 .as_deref()
                 .map(|e| format!("  {e}"))

@@ -429,7 +429,10 @@ impl HotCompiler {
     /// Every submitted contract in submission order.
     pub fn states(&self) -> Vec<(B256, CompileState)> {
         let states = self.shared.states.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = states.iter().map(|(h, (o, s))| (*o, *h, s.clone())).collect();
+        let mut v: Vec<_> = states
+            .iter()
+            .map(|(h, (o, s))| (*o, *h, s.clone()))
+            .collect();
         v.sort_by_key(|e| e.0);
         v.into_iter().map(|(_, h, s)| (h, s)).collect()
     }
@@ -469,10 +472,9 @@ fn worker(shared: &Shared, rx: &Mutex<mpsc::Receiver<Job>>) {
         .unwrap_or_else(|_| Err("the compiler panicked".to_string()));
         let time = start.elapsed();
         let state = match result {
-            Ok(art) if art.code_hash() != job.hash => CompileState::Failed(format!(
-                "artifact is for code hash {:x}",
-                art.code_hash()
-            )),
+            Ok(art) if art.code_hash() != job.hash => {
+                CompileState::Failed(format!("artifact is for code hash {:x}", art.code_hash()))
+            }
             Ok(art) => {
                 shared.registry.register(spec, art);
                 CompileState::Ready {
@@ -484,5 +486,45 @@ fn worker(shared: &Shared, rx: &Mutex<mpsc::Receiver<Job>>) {
             Err(e) => CompileState::Failed(e),
         };
         shared.set(job.hash, state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_charged_their_own_gas_only() {
+        let counters = HotCounters::new(Thresholds {
+            gas: 150,
+            calls: u64::MAX,
+        });
+        let (a, b, c) = (
+            B256::repeat_byte(1),
+            B256::repeat_byte(2),
+            B256::repeat_byte(3),
+        );
+        let mut tally = FrameTally::new(counters.clone());
+        // a (depth 0) calls b, which calls c; then a calls c again.
+        tally.frame_finished(Some(c), 2, 10);
+        tally.frame_finished(Some(b), 1, 60);
+        tally.frame_finished(Some(c), 1, 5);
+        tally.frame_finished(Some(a), 0, 100);
+        assert!(
+            counters.take_newly_hot().is_empty(),
+            "nothing before a flush"
+        );
+        tally.flush();
+        assert_eq!(counters.get(a), CodeStats { gas: 35, calls: 1 });
+        assert_eq!(counters.get(b), CodeStats { gas: 50, calls: 1 });
+        assert_eq!(counters.get(c), CodeStats { gas: 15, calls: 2 });
+        // A second transaction makes b hot, once.
+        tally.frame_finished(Some(b), 0, 120);
+        tally.flush();
+        assert_eq!(counters.take_newly_hot(), vec![b]);
+        tally.frame_finished(Some(b), 0, 120);
+        tally.flush();
+        assert!(counters.take_newly_hot().is_empty());
+        assert_eq!(counters.snapshot()[0].0, b);
     }
 }

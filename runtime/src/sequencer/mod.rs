@@ -9,7 +9,8 @@ pub mod verify;
 pub mod workloads;
 
 pub use runner::{
-    compare, run, run_digest, CompareReport, CompileRecord, HotEntry, HotOptions, Mode, RunOptions, RunReport,
+    compare, run, run_digest, CompareReport, CompileRecord, HotEntry, HotOptions, Mode, RunOptions,
+    RunReport,
 };
 pub use stats::{BlockStat, RunStats, Throughput};
 pub use verify::first_difference;

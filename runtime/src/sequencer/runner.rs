@@ -27,21 +27,12 @@ pub enum Mode {
     Hot,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct HotOptions {
     pub thresholds: Thresholds,
     /// Wait at each block's end until submitted compiles are done, so that
     /// when a contract switches to native code is reproducible (tests).
     pub wait_each_block: bool,
-}
-
-impl Default for HotOptions {
-    fn default() -> Self {
-        Self {
-            thresholds: Thresholds::default(),
-            wait_each_block: false,
-        }
-    }
 }
 
 pub struct RunOptions {

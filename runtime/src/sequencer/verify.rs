@@ -49,7 +49,9 @@ fn diff_difference(a: &StateDiff, b: &StateDiff) -> Option<String> {
         let (x, y) = match (a.get(address), b.get(address)) {
             (Some(x), Some(y)) => (x, y),
             (Some(_), None) => return Some(format!("account {address} changed only in the first")),
-            (None, Some(_)) => return Some(format!("account {address} changed only in the second")),
+            (None, Some(_)) => {
+                return Some(format!("account {address} changed only in the second"))
+            }
             (None, None) => (&empty, &empty),
         };
         if x == y {
@@ -64,12 +66,13 @@ fn diff_difference(a: &StateDiff, b: &StateDiff) -> Option<String> {
         for key in x.storage.keys().chain(y.storage.keys()) {
             let (u, v) = (x.storage.get(key), y.storage.get(key));
             if u != v {
-                return Some(format!(
-                    "account {address} slot {key:#x}: {u:?} vs {v:?}"
-                ));
+                return Some(format!("account {address} slot {key:#x}: {u:?} vs {v:?}"));
             }
         }
-        return Some(format!("account {address}: destroyed {} vs {}", x.destroyed, y.destroyed));
+        return Some(format!(
+            "account {address}: destroyed {} vs {}",
+            x.destroyed, y.destroyed
+        ));
     }
     None
 }

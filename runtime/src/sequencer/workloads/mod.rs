@@ -134,7 +134,9 @@ pub fn build(kind: WorkloadKind, cfg: &WorkloadConfig) -> Result<Workload, Strin
             &mut contracts,
             cfg,
         )?),
-        WorkloadKind::Mixed => Box::new(mixed::MixedGen::install(&mut genesis, &mut contracts, cfg)?),
+        WorkloadKind::Mixed => {
+            Box::new(mixed::MixedGen::install(&mut genesis, &mut contracts, cfg)?)
+        }
     };
     let mut rng = Rand::seed_from_u64(cfg.seed);
     let mut blocks = Vec::with_capacity(cfg.txs.div_ceil(cfg.block_size));
@@ -175,6 +177,16 @@ pub fn fixture_code(dir: &Path, file: &str) -> Result<Bytes, String> {
             codes.len()
         )),
     }
+}
+
+/// Runtime code from a file of hex (`0x` optional).
+pub fn hex_code(dir: &Path, file: &str) -> Result<Bytes, String> {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let t = text.trim();
+    hex::decode(t.strip_prefix("0x").unwrap_or(t))
+        .map(Bytes::from)
+        .map_err(|e| format!("{}: not hex bytecode: {e}", path.display()))
 }
 
 /// Places `code` at `address` unless something is there already.

@@ -62,7 +62,10 @@ pub fn install(
     s.insert(FACTORY_SLOT, word(FACTORY));
     s.insert(TOKEN0, word(usdc::USDC));
     s.insert(TOKEN1, word(weth::WETH));
-    s.insert(RESERVES, r0 | (r1 << 112) | (U256::from(GENESIS_TIME) << 224));
+    s.insert(
+        RESERVES,
+        r0 | (r1 << 112) | (U256::from(GENESIS_TIME) << 224),
+    );
     s.insert(UNLOCKED, U256::from(1));
     Ok(())
 }

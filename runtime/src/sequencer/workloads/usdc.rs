@@ -110,16 +110,17 @@ impl Generator for UsdcGen {
         let (from, to) = two_distinct(rng, n);
         let amount = U256::from(rng.random_range(1..1000 * UNIT));
         let to_word = word(self.users.addresses[to]);
-        let data = match rng.random_range(0..100) {
-            0..80 => calldata(TRANSFER, &[to_word, amount]),
-            // Not the next user: that allowance backs `transferFrom`.
-            80..90 if to != (from + 1) % n => calldata(APPROVE, &[to_word, amount]),
-            0..90 => calldata(TRANSFER, &[to_word, amount]),
-            _ => {
-                // Spend for the previous user, who approved `from`.
-                let owner = word(self.users.addresses[(from + n - 1) % n]);
-                calldata(TRANSFER_FROM, &[owner, to_word, amount])
-            }
+        let roll = rng.random_range(0..100);
+        // Approvals never target the next user: that allowance backs
+        // `transferFrom`.
+        let data = if roll >= 90 {
+            // Spend for the previous user, who approved `from`.
+            let owner = word(self.users.addresses[(from + n - 1) % n]);
+            calldata(TRANSFER_FROM, &[owner, to_word, amount])
+        } else if roll >= 80 && to != (from + 1) % n {
+            calldata(APPROVE, &[to_word, amount])
+        } else {
+            calldata(TRANSFER, &[to_word, amount])
         };
         self.users.tx(from, USDC, U256::ZERO, data, GAS)
     }

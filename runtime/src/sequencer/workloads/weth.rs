@@ -70,8 +70,13 @@ impl Generator for WethGen {
                 .tx(from, WETH, amount, calldata(DEPOSIT, &[]), GAS),
             25..85 => {
                 let to = word(self.users.addresses[to]);
-                self.users
-                    .tx(from, WETH, U256::ZERO, calldata(TRANSFER, &[to, amount]), GAS)
+                self.users.tx(
+                    from,
+                    WETH,
+                    U256::ZERO,
+                    calldata(TRANSFER, &[to, amount]),
+                    GAS,
+                )
             }
             _ => self
                 .users
