@@ -34,8 +34,9 @@ pub enum WorkloadArg {
 pub struct Args {
     #[arg(long, value_enum, default_value = "mixed")]
     workload: WorkloadArg,
-    /// Transactions in total.
-    #[arg(long, default_value_t = 200_000)]
+    /// Transactions in total. The default makes the README's main job
+    /// (compare, mixed) take about a minute on two cores, compiles included.
+    #[arg(long, default_value_t = 400_000)]
     txs: usize,
     /// Transactions per block.
     #[arg(long = "block-size", default_value_t = 500)]
