@@ -8,6 +8,7 @@ pub mod hot;
 pub mod loader;
 pub mod registry;
 mod revm_glue;
+pub mod sequencer;
 
 pub use loader::{load, Expect, LoadError, LoadedArtifact};
 pub use registry::Registry;
@@ -16,7 +17,6 @@ pub use revm_glue::executor::run_native;
 pub use revm_glue::single_call::{run_call, CallLog, CallOutcome, CallSetup};
 pub use revm_glue::trace::{divergence_report, first_divergence, TraceStep};
 pub use revm_glue::{block, fixture, statetest};
-pub mod sequencer;
 
 use evmc_compiler::{CompileOptions, SpecId};
 use std::path::Path;
