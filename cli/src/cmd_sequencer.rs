@@ -246,11 +246,15 @@ fn print_compiles(compiles: &[CompileRecord], wall: Duration, upfront: bool) {
     }
     for c in compiles {
         println!(
-            "  {:<16} {:>6} B  {:<7} {:>7.2} s{}{}",
+            "  {:<16} {:>6} B  {:<7} {:>7.2} s{}{}{}",
             c.name,
             c.code_size,
             c.status,
             c.compile_secs,
+            match (upfront, c.native_from_block) {
+                (false, Some(b)) => format!("  native from block {b}"),
+                _ => String::new(),
+            },
             if c.overran {
                 "  (over the time cap)"
             } else {

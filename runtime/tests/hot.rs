@@ -55,6 +55,7 @@ fn a_contract_turns_native_mid_run_with_identical_results() {
     assert!(r.hot[0].gas >= 300_000);
     assert_eq!(r.compiles.len(), 1);
     assert_eq!(r.compiles[0].status, "ready");
+    assert_eq!(r.compiles[0].native_from_block, Some(2));
     assert!(r.compiles[0].overran);
     assert!(r.native_frames > 1000, "{} native frames", r.native_frames);
 
@@ -120,4 +121,30 @@ fn gas_is_counted_per_contract_excluding_callees() {
     // token's.
     assert!(proxy.gas < token.gas, "{proxy:?} vs {token:?}");
     assert!(r.compiles.is_empty());
+}
+
+/// Proxy, token, WETH and pair turn native one by one, at different block
+/// boundaries, so blocks mix compiled and interpreted frames in every
+/// combination of caller and callee.
+#[test]
+fn contracts_calling_each_other_turn_native_one_by_one() {
+    let w = workload(WorkloadKind::Uniswap, 1600, 100);
+    let reference = interpreted(&w);
+    let backend: Arc<dyn CompileBackend> = Arc::new(InProcessBackend::new(2).unwrap());
+    let r = run(&w, &hot_options(&w, backend, 1_500_000));
+    if let Some(d) = first_difference(&reference, &r.outputs) {
+        panic!("hot mode differs from the interpreter: {d}");
+    }
+    assert_eq!(r.compiles.len(), 4, "{:?}", r.compiles);
+    assert!(r.compiles.iter().all(|c| c.status == "ready"));
+    let mut from: Vec<u64> = r
+        .compiles
+        .iter()
+        .map(|c| c.native_from_block.unwrap())
+        .collect();
+    from.sort();
+    from.dedup();
+    assert!(from[0] >= 2, "{:?}", r.compiles);
+    assert!(from.len() >= 2, "all switched at once: {:?}", r.compiles);
+    assert_eq!(r.first_native_block, Some(from[0]));
 }

@@ -69,6 +69,8 @@ pub struct CompileRecord {
     pub compile_secs: f64,
     pub overran: bool,
     pub error: Option<String>,
+    /// The first block that started with this artifact registered.
+    pub native_from_block: Option<u64>,
 }
 
 /// Gas and frames counted for one contract in hot mode.
@@ -120,7 +122,11 @@ pub fn run(w: &Workload, opts: &RunOptions) -> RunReport {
     let mut stats = RunStats::default();
     let mut outputs = Vec::with_capacity(w.blocks.len());
     let mut first_native_block = None;
+    let mut native_from = HashMap::new();
     for block in &w.blocks {
+        if opts.mode != Mode::Interp {
+            note_ready(&compiler, block.header.number, &mut native_from);
+        }
         let frames_before = exec.native_frames();
         let mut out = BlockOutput {
             receipts: Vec::with_capacity(block.txs.len()),
@@ -168,7 +174,7 @@ pub fn run(w: &Workload, opts: &RunOptions) -> RunReport {
         outputs,
         stats,
         compile_time,
-        compiles: records(&compiler, w),
+        compiles: records(&compiler, w, &native_from),
         native_frames: exec.native_frames(),
         hot,
         first_native_block,
@@ -232,7 +238,7 @@ pub fn compare(w: &Workload, opts: &RunOptions) -> CompareReport {
         interp: si,
         native: sn,
         compile_time,
-        compiles: records(&compiler, w),
+        compiles: records(&compiler, w, &HashMap::new()),
         native_frames: native.native_frames(),
         digest: keccak256(&digests),
         mismatch,
@@ -255,7 +261,20 @@ fn precompile(w: &Workload, compiler: &HotCompiler) -> Duration {
     start.elapsed()
 }
 
-fn records(compiler: &HotCompiler, w: &Workload) -> Vec<CompileRecord> {
+/// Records `number` as the first block of every artifact newly ready.
+fn note_ready(compiler: &HotCompiler, number: u64, native_from: &mut HashMap<B256, u64>) {
+    for (hash, state) in compiler.states() {
+        if matches!(state, CompileState::Ready { .. }) {
+            native_from.entry(hash).or_insert(number);
+        }
+    }
+}
+
+fn records(
+    compiler: &HotCompiler,
+    w: &Workload,
+    native_from: &HashMap<B256, u64>,
+) -> Vec<CompileRecord> {
     let contracts: HashMap<B256, (&str, usize)> = w
         .contracts
         .iter()
@@ -288,6 +307,7 @@ fn records(compiler: &HotCompiler, w: &Workload) -> Vec<CompileRecord> {
                 compile_secs,
                 overran,
                 error,
+                native_from_block: native_from.get(&code_hash).copied(),
             }
         })
         .collect()
