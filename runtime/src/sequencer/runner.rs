@@ -41,6 +41,9 @@ pub struct RunOptions {
     /// Spec, workers, size and time caps of compilation.
     pub compiler: CompilerConfig,
     pub backend: Arc<dyn CompileBackend>,
+    /// Keep every block's receipts and diff in the report (for verifying);
+    /// otherwise each is dropped after its block.
+    pub keep_outputs: bool,
 }
 
 impl RunOptions {
@@ -54,6 +57,7 @@ impl RunOptions {
             hot: HotOptions::default(),
             compiler: CompilerConfig::new(workload.spec),
             backend: Arc::new(backend),
+            keep_outputs: true,
         })
     }
 }
@@ -84,6 +88,7 @@ pub struct HotEntry {
 
 pub struct RunReport {
     pub mode: Mode,
+    /// Empty unless [`RunOptions::keep_outputs`].
     pub outputs: Vec<BlockOutput>,
     pub stats: RunStats,
     /// Wall time of the up-front compile (native mode).
@@ -149,7 +154,9 @@ pub fn run(w: &Workload, opts: &RunOptions) -> RunReport {
         if first_native_block.is_none() && exec.native_frames() > frames_before {
             first_native_block = Some(block.header.number);
         }
-        outputs.push(out);
+        if opts.keep_outputs {
+            outputs.push(out);
+        }
         if counters.is_some() && opts.hot.wait_each_block {
             compiler.wait_idle();
         }
