@@ -76,3 +76,55 @@ fn diff_difference(a: &StateDiff, b: &StateDiff) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::revm_glue::block::{Address, Receipt, TxStatus, U256};
+
+    fn block() -> BlockOutput {
+        let receipt = Receipt {
+            status: TxStatus::Success,
+            gas_used: 21_000,
+            cumulative_gas_used: 21_000,
+            logs: Vec::new(),
+            output: Default::default(),
+        };
+        let mut out = BlockOutput {
+            receipts: vec![receipt.clone(), receipt],
+            gas_used: 42_000,
+            ..Default::default()
+        };
+        let acc = out.diff.entry(Address::repeat_byte(7)).or_default();
+        acc.storage.insert(U256::from(1), U256::from(2));
+        out
+    }
+
+    #[test]
+    fn names_the_first_differing_receipt_or_slot() {
+        let a = vec![block(), block()];
+        assert_eq!(first_difference(&a, &a.clone()), None);
+
+        let mut b = a.clone();
+        b[1].receipts[1].gas_used += 1;
+        assert_eq!(
+            first_difference(&a, &b).unwrap(),
+            "block 2: tx 1: gas used 21000 vs 21001"
+        );
+
+        let mut b = a.clone();
+        b[0].diff
+            .values_mut()
+            .next()
+            .unwrap()
+            .storage
+            .insert(U256::from(1), U256::from(3));
+        let d = first_difference(&a, &b).unwrap();
+        assert!(
+            d.starts_with("block 1: account 0x0707") && d.contains("slot 0x1"),
+            "{d}"
+        );
+
+        assert_eq!(first_difference(&a, &a[..1]).unwrap(), "2 blocks vs 1");
+    }
+}
