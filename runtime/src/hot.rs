@@ -14,7 +14,7 @@ use crate::registry::{PrefixHasher, Registry};
 use evmc_compiler::{SpecId, B256};
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -272,6 +272,8 @@ struct Shared {
     states: Mutex<HashMap<B256, (usize, CompileState)>>,
     /// Signalled whenever a job leaves the queued state.
     settled: Condvar,
+    /// Bumped with every state change; lets callers poll cheaply.
+    generation: AtomicU64,
 }
 
 impl Shared {
@@ -280,6 +282,7 @@ impl Shared {
         if let Some(e) = states.get_mut(&hash) {
             e.1 = state;
         }
+        self.generation.fetch_add(1, Ordering::Release);
         self.settled.notify_all();
     }
 }
@@ -311,6 +314,7 @@ impl HotCompiler {
             config,
             states: Mutex::new(HashMap::new()),
             settled: Condvar::new(),
+            generation: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
@@ -399,10 +403,16 @@ impl HotCompiler {
                         overran: false,
                     },
                 ));
+                self.shared.generation.fetch_add(1, Ordering::Release);
                 true
             }
             None => false,
         }
+    }
+
+    /// Changes whenever a submitted contract's state changes.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
     }
 
     /// Blocks until nothing submitted is still queued or compiling.

@@ -73,7 +73,8 @@ pub struct CompileRecord {
     pub compile_secs: f64,
     pub overran: bool,
     pub error: Option<String>,
-    /// The first block that started with this artifact registered.
+    /// The block during which the artifact was registered; it runs from
+    /// the next transaction on.
     pub native_from_block: Option<u64>,
 }
 
@@ -128,10 +129,8 @@ pub fn run(w: &Workload, opts: &RunOptions) -> RunReport {
     let mut outputs = Vec::with_capacity(w.blocks.len());
     let mut first_native_block = None;
     let mut native_from = HashMap::new();
+    let mut seen_generation = None;
     for block in &w.blocks {
-        if opts.mode != Mode::Interp {
-            note_ready(&compiler, block.header.number, &mut native_from);
-        }
         let frames_before = exec.native_frames();
         let mut out = BlockOutput {
             receipts: Vec::with_capacity(block.txs.len()),
@@ -140,6 +139,10 @@ pub fn run(w: &Workload, opts: &RunOptions) -> RunReport {
         let start = Instant::now();
         exec.begin_block(&block.header);
         for tx in &block.txs {
+            if opts.mode != Mode::Interp && seen_generation != Some(compiler.generation()) {
+                seen_generation = Some(compiler.generation());
+                note_ready(&compiler, block.header.number, &mut native_from);
+            }
             exec.execute_tx(tx, &mut out);
             if let Some(counters) = &counters {
                 for hash in counters.take_newly_hot() {
@@ -268,7 +271,7 @@ fn precompile(w: &Workload, compiler: &HotCompiler) -> Duration {
     start.elapsed()
 }
 
-/// Records `number` as the first block of every artifact newly ready.
+/// Records `number` as the block of every artifact newly ready.
 fn note_ready(compiler: &HotCompiler, number: u64, native_from: &mut HashMap<B256, u64>) {
     for (hash, state) in compiler.states() {
         if matches!(state, CompileState::Ready { .. }) {
