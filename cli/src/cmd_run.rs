@@ -1,15 +1,24 @@
-//! `evmc-native run`: one call into one contract.
+//! `evmc-native run`: one call into one contract, or the transaction of a
+//! contract fixture (`benchdata/contracts/*.json`).
 
 use crate::input::{parse_hex, read_inputs};
 use crate::{Failure, Mode};
 use anyhow::anyhow;
 use evmc_compiler::SpecId;
-use evmc_runtime::{run_call, CallOutcome, CallSetup};
+use evmc_runtime::block::receipt_of;
+use evmc_runtime::fixture::{load_fixtures, run_fixture, Fixture};
+use evmc_runtime::statetest::Outcome;
+use evmc_runtime::{run_call, CallOutcome, CallSetup, Registry};
+use rayon::prelude::*;
 use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// `0x…` runtime bytecode or a file of hex.
+    /// `0x…` runtime bytecode, a file of hex, or a contract fixture (`.json`
+    /// with `pre`, `env` and one transaction).
     code: String,
     /// Calldata as hex.
     #[arg(long, default_value = "")]
@@ -28,6 +37,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    if args.code.ends_with(".json") {
+        return run_fixture_file(&args);
+    }
     let mut inputs = read_inputs(std::slice::from_ref(&args.code)).map_err(Failure::BadInput)?;
     if inputs.len() != 1 {
         return Err(Failure::BadInput(anyhow!(
@@ -99,4 +111,101 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Runs each fixture of the file under `--mode`; `both` requires the same
+/// result, logs and state root from both.
+fn run_fixture_file(args: &Args) -> Result<(), Failure> {
+    let path = std::path::Path::new(&args.code);
+    let fixtures = load_fixtures(path).map_err(|e| Failure::BadInput(anyhow!(e)))?;
+    let dir =
+        tempfile::tempdir().map_err(|e| Failure::Internal(anyhow!("temporary directory: {e}")))?;
+    let mut mismatch = Vec::new();
+    for f in &fixtures {
+        let pre = f.pre_state();
+        let mut outcomes = Vec::new();
+        if args.mode != Mode::Native {
+            let start = Instant::now();
+            let o = run_fixture(f, &pre, args.spec, None);
+            outcomes.push(("interp", o, start.elapsed()));
+        }
+        if args.mode != Mode::Interp {
+            let registry = compile_fixture(f, args, dir.path())?;
+            let start = Instant::now();
+            let o = run_fixture(f, &pre, args.spec, Some(&registry));
+            outcomes.push(("native", o, start.elapsed()));
+        }
+        for (mode, o, time) in &outcomes {
+            print_fixture_outcome(&f.name, mode, o, *time, args.json);
+        }
+        if let [(_, a, _), (_, b, _)] = &outcomes[..] {
+            if a.exact() != b.exact() {
+                mismatch.push(f.name.clone());
+            } else if !args.json {
+                println!(
+                    "{}: native == interpreter (status, gas, output, logs, state root)",
+                    f.name
+                );
+            }
+        }
+    }
+    if !mismatch.is_empty() {
+        return Err(Failure::Failed(anyhow!(
+            "native result differs from the interpreter's: {}",
+            mismatch.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Compiles the fixture's contracts (those within the size limit), in
+/// parallel, into a fresh registry.
+fn compile_fixture(f: &Fixture, args: &Args, dir: &Path) -> Result<Arc<Registry>, Failure> {
+    let codes: Vec<_> = f
+        .codes()
+        .filter(|c| c.len() <= evmc_compiler::DEFAULT_MAX_CODE_SIZE)
+        .collect();
+    let arts: Result<Vec<_>, _> = codes
+        .par_iter()
+        .map(|c| evmc_runtime::compile_and_load(c, args.spec, args.opt_level, dir))
+        .collect();
+    let registry = Registry::new();
+    for a in arts.map_err(|e| Failure::Internal(e.into()))? {
+        registry.register(args.spec, a);
+    }
+    Ok(registry)
+}
+
+fn print_fixture_outcome(name: &str, mode: &str, o: &Outcome, time: Duration, json: bool) {
+    let r = receipt_of(o);
+    if json {
+        println!(
+            "{}",
+            json!({"fixture": name, "mode": mode, "status": r.status, "gas_used": r.gas_used,
+                   "output": hex::encode(&r.output),
+                   "logs": r.logs.iter().map(|l| json!({"address": l.address, "topics": l.topics(), "data": l.data.data})).collect::<Vec<_>>(),
+                   "state_root": o.state_root, "logs_root": o.logs_root,
+                   "native_frames": o.native_frames, "time_us": time.as_secs_f64() * 1e6})
+        );
+        return;
+    }
+    println!(
+        "{name} {mode:<7} status={:?} gas_used={} output=0x{} logs={} state_root={} native_frames={} time={:.3} ms",
+        r.status,
+        r.gas_used,
+        hex::encode(&r.output),
+        r.logs.len(),
+        o.state_root,
+        o.native_frames,
+        time.as_secs_f64() * 1e3
+    );
+    for (i, l) in r.logs.iter().enumerate() {
+        let topics: Vec<String> = l.topics().iter().map(|t| t.to_string()).collect();
+        println!(
+            "  log {i}: address={} topics=[{}] data=0x{}",
+            l.address,
+            topics.join(", "),
+            hex::encode(&l.data.data)
+        );
+    }
 }

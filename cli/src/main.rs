@@ -3,6 +3,7 @@
 mod cmd_cache;
 mod cmd_compile;
 mod cmd_run;
+mod cmd_sequencer;
 mod cmd_statetest;
 mod input;
 
@@ -33,6 +34,10 @@ enum Command {
     /// Internal: compile one request from stdin in this (capped) process.
     #[command(name = "__compile-worker", hide = true)]
     CompileWorker,
+    /// Execute blocks of transactions on real contracts (WETH, USDC,
+    /// Uniswap V2, snailtracer): interpreted, native, compiled when hot, or
+    /// interpreter and native compared.
+    Sequencer(cmd_sequencer::Args),
 }
 
 /// How to execute: revm's interpreter, compiled code, or both (compared).
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
         Command::Statetest(a) => cmd_statetest::run(a),
         Command::Cache(a) => cmd_cache::run(a),
         Command::CompileWorker => unreachable!("handled above"),
+        Command::Sequencer(a) => cmd_sequencer::run_cmd(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

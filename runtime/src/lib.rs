@@ -6,9 +6,11 @@
 
 pub mod cache;
 pub mod compile_worker;
+pub mod hot;
 pub mod loader;
 pub mod registry;
 mod revm_glue;
+pub mod sequencer;
 
 pub use cache::{
     ArtifactCache, CacheError, CacheKey, CompileFailure, CompileLimits, WorkerCommand,
@@ -19,7 +21,7 @@ pub use revm_glue::evm::NativeEvm;
 pub use revm_glue::executor::run_native;
 pub use revm_glue::single_call::{run_call, CallLog, CallOutcome, CallSetup};
 pub use revm_glue::trace::{divergence_report, first_divergence, TraceStep};
-pub use revm_glue::{fixture, statetest};
+pub use revm_glue::{block, fixture, statetest};
 
 use evmc_compiler::{CompileOptions, SpecId};
 use std::path::Path;

@@ -9,6 +9,7 @@
 
 use super::executor::{run_native_with, Tracing};
 use super::trace::{run_traced, TraceStep};
+use crate::hot::{FrameTally, HotCounters};
 use crate::registry::{ArtifactMap, Registry};
 use revm::context::{ContextSetters, ContextTr, Evm, FrameStack, JournalTr};
 use revm::context_interface::result::{
@@ -22,7 +23,7 @@ use revm::handler::{
     Handler, MainnetHandler, PrecompileProvider, SystemCallCommitEvm, SystemCallEvm, SystemCallTx,
 };
 use revm::interpreter::interpreter::EthInterpreter;
-use revm::interpreter::InterpreterResult;
+use revm::interpreter::{InterpreterAction, InterpreterResult};
 use revm::primitives::{Address, Bytes};
 use revm::state::EvmState;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P
     pub native_frames: u64,
     /// Steps recorded while tracing is on (see [`NativeEvm::start_trace`]).
     trace: Option<Vec<TraceStep>>,
+    /// Gas and frames per code hash, when hot-contract detection is on.
+    hot: Option<Box<FrameTally>>,
 }
 
 impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
@@ -51,6 +54,20 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
             artifacts,
             native_frames: 0,
             trace: None,
+            hot: None,
+        }
+    }
+
+    /// Counts each finished frame's own gas against its code hash into
+    /// `counters`, flushed at the end of every transaction.
+    pub fn with_hot_counters(mut self, counters: Arc<HotCounters>) -> Self {
+        self.hot = Some(Box::new(FrameTally::new(counters)));
+        self
+    }
+
+    fn flush_hot(&mut self) {
+        if let Some(tally) = self.hot.as_mut() {
+            tally.flush();
         }
     }
 
@@ -106,7 +123,8 @@ where
         let context = &mut self.inner.ctx;
         let instructions = &mut self.inner.instruction;
         let spec = frame.interpreter.runtime_flag.spec_id;
-        let artifact = match frame.interpreter.bytecode.hash() {
+        let code_hash = frame.interpreter.bytecode.hash();
+        let artifact = match code_hash {
             Some(hash) if !self.artifacts.is_empty() => self.artifacts.get(&(hash, spec)),
             _ => None,
         };
@@ -139,6 +157,9 @@ where
             ),
             (None, None) => frame.interpreter.run_plain(table, gas_table, context),
         };
+        if let (Some(tally), InterpreterAction::Return(r)) = (self.hot.as_mut(), &action) {
+            tally.frame_finished(code_hash, depth, r.gas.total_gas_spent());
+        }
         frame.process_next_action(context, action).inspect(|i| {
             if i.is_result() {
                 frame.set_finished(true);
@@ -169,7 +190,9 @@ where
     fn transact_one(&mut self, tx: Self::Tx) -> Result<Self::ExecutionResult, Self::Error> {
         self.refresh();
         self.inner.ctx.set_tx(tx);
-        MainnetHandler::default().run(self)
+        let r = MainnetHandler::default().run(self);
+        self.flush_hot();
+        r
     }
 
     fn finalize(&mut self) -> Self::State {

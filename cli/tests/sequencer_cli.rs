@@ -1,0 +1,159 @@
+//! `evmc-native sequencer` and `evmc-native run FIXTURE` through the binary.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn bin(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_evmc-native"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn compare_mode_reports_both_throughputs_and_their_ratio() {
+    let out = bin(&[
+        "sequencer",
+        "--workload",
+        "weth",
+        "--txs",
+        "600",
+        "--block-size",
+        "100",
+        "--mode",
+        "compare",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(v["mode"], "compare");
+    assert_eq!(v["identical"], true);
+    assert_eq!(v["txs"], 600);
+    assert_eq!(v["blocks"], 6);
+    for mode in ["interp", "native"] {
+        let run = &v["runs"][mode];
+        assert_eq!(run["txs"], 600, "{mode}");
+        assert!(run["tps"].as_f64().unwrap() > 0.0);
+        assert!(run["mgas_per_s"].as_f64().unwrap() > 0.0);
+        assert_eq!(run["blocks"].as_array().unwrap().len(), 6);
+    }
+    assert!(v["runs"]["native"]["native_frames"].as_u64().unwrap() >= 600);
+    assert!(v["speedup_tps"].as_f64().unwrap() > 0.0);
+    let compiled = v["compile"]["contracts"].as_array().unwrap();
+    assert_eq!(compiled.len(), 1);
+    assert_eq!(compiled[0]["name"], "WETH9");
+    assert_eq!(compiled[0]["status"], "ready");
+
+    // The human-readable form names both modes and the ratio.
+    let text = ok(&bin(&[
+        "sequencer",
+        "--workload",
+        "weth",
+        "--txs",
+        "200",
+        "--block-size",
+        "100",
+    ]));
+    assert!(
+        text.contains("interp") && text.contains("native / interp"),
+        "{text}"
+    );
+    assert!(text.contains("identical in both modes"), "{text}");
+}
+
+#[test]
+fn hot_mode_with_verify_matches_the_interpreter() {
+    let text = ok(&bin(&[
+        "sequencer",
+        "--workload",
+        "usdc",
+        "--txs",
+        "400",
+        "--block-size",
+        "50",
+        "--mode",
+        "hot",
+        "--hot-gas",
+        "200000",
+        "--accounts",
+        "50",
+        "--verify",
+    ]));
+    assert!(text.contains("gas per contract"), "{text}");
+    assert!(
+        text.contains("verify: receipts, logs and state diffs of all 8 blocks identical"),
+        "{text}"
+    );
+}
+
+#[test]
+fn run_fixture_prints_status_gas_output_and_logs_in_both_modes() {
+    let fixture = repo().join("data/contracts/weth.json");
+    let out = bin(&["run", fixture.to_str().unwrap(), "--mode", "both", "--json"]);
+    let text = ok(&out);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let (interp, native) = (&lines[0], &lines[1]);
+    assert_eq!(interp["mode"], "interp");
+    assert_eq!(native["mode"], "native");
+    for key in ["status", "gas_used", "output", "logs", "state_root"] {
+        assert_eq!(interp[key], native[key], "{key}");
+    }
+    assert_eq!(interp["status"], "success");
+    // transfer(0x…01, 1000): returns true and logs one Transfer.
+    assert_eq!(
+        interp["output"].as_str().unwrap().trim_start_matches('0'),
+        "1"
+    );
+    assert_eq!(interp["logs"].as_array().unwrap().len(), 1);
+    assert!(native["native_frames"].as_u64().unwrap() > 0);
+
+    let text = ok(&bin(&[
+        "run",
+        fixture.to_str().unwrap(),
+        "--mode",
+        "interp",
+    ]));
+    assert!(
+        text.contains("status=Success gas_used=") && text.contains("log 0: address="),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_sequencer_and_fixture_input_are_clear_errors() {
+    let out = bin(&[
+        "sequencer",
+        "--workload",
+        "usdc",
+        "--contracts",
+        "/nonexistent/dir",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/dir/usdc_proxy.json"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"x\": 1}").unwrap();
+    let out = bin(&["run", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a contract fixture"));
+}

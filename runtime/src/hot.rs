@@ -1,0 +1,540 @@
+//! Hot-contract detection and background compilation.
+//!
+//! [`HotCounters`] accumulate gas and calls per code hash. Each EVM keeps its
+//! own [`FrameTally`] (no lock per frame) and flushes it into the shared,
+//! sharded counters at transaction boundaries; a code hash whose totals
+//! cross the configured threshold is queued as newly hot exactly once.
+//! [`HotCompiler`] compiles queued contracts on a bounded set of background
+//! threads through a pluggable [`CompileBackend`] and registers the result,
+//! so that EVMs pick it up at their next transaction boundary. Failures go to
+//! a negative list with the reason; those contracts stay interpreted.
+
+use crate::loader::LoadedArtifact;
+use crate::registry::{PrefixHasher, Registry};
+use evmc_compiler::{SpecId, B256};
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+type HashKeyed<V> = HashMap<B256, V, BuildHasherDefault<PrefixHasher>>;
+
+/// Gas spent in a contract's own frames (children excluded) and frames run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CodeStats {
+    pub gas: u64,
+    pub calls: u64,
+}
+
+/// When a contract counts as hot: either total reached.
+#[derive(Clone, Copy, Debug)]
+pub struct Thresholds {
+    pub gas: u64,
+    pub calls: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            gas: 5_000_000,
+            calls: u64::MAX,
+        }
+    }
+}
+
+const SHARDS: usize = 16;
+
+/// Totals per code hash, shared by every EVM of a process.
+pub struct HotCounters {
+    shards: [Mutex<HashKeyed<CodeStats>>; SHARDS],
+    thresholds: Thresholds,
+    newly_hot: Mutex<Vec<B256>>,
+    /// Lets [`HotCounters::take_newly_hot`] return without locking when
+    /// nothing crossed the threshold.
+    has_new: AtomicBool,
+}
+
+impl std::fmt::Debug for HotCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotCounters")
+            .field("thresholds", &self.thresholds)
+            .finish()
+    }
+}
+
+impl HotCounters {
+    pub fn new(thresholds: Thresholds) -> Arc<Self> {
+        Arc::new(Self {
+            shards: Default::default(),
+            thresholds,
+            newly_hot: Mutex::new(Vec::new()),
+            has_new: AtomicBool::new(false),
+        })
+    }
+
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    fn shard(&self, hash: &B256) -> &Mutex<HashKeyed<CodeStats>> {
+        &self.shards[hash[0] as usize % SHARDS]
+    }
+
+    /// Adds to the totals of `hash`.
+    pub fn add(&self, hash: B256, delta: CodeStats) {
+        let crossed = {
+            let mut shard = self.shard(&hash).lock().unwrap_or_else(|e| e.into_inner());
+            let s = shard.entry(hash).or_default();
+            let was_hot = self.is_hot(s);
+            s.gas = s.gas.saturating_add(delta.gas);
+            s.calls = s.calls.saturating_add(delta.calls);
+            !was_hot && self.is_hot(s)
+        };
+        if crossed {
+            self.newly_hot
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(hash);
+            self.has_new.store(true, Ordering::Release);
+        }
+    }
+
+    fn is_hot(&self, s: &CodeStats) -> bool {
+        s.gas >= self.thresholds.gas || s.calls >= self.thresholds.calls
+    }
+
+    /// Code hashes that became hot since the last call, in crossing order.
+    pub fn take_newly_hot(&self) -> Vec<B256> {
+        if !self.has_new.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.newly_hot.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn get(&self, hash: B256) -> CodeStats {
+        self.shard(&hash)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Every code hash seen, most gas first.
+    pub fn snapshot(&self) -> Vec<(B256, CodeStats)> {
+        let mut all: Vec<_> = self
+            .shards
+            .iter()
+            .flat_map(|s| {
+                let s = s.lock().unwrap_or_else(|e| e.into_inner());
+                s.iter().map(|(h, c)| (*h, *c)).collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_by(|a, b| b.1.gas.cmp(&a.1.gas).then(a.0.cmp(&b.0)));
+        all
+    }
+}
+
+/// One EVM's frame counts since its last flush. A frame's inclusive gas
+/// contains what it forwarded to its children; the children's inclusive gas
+/// is subtracted so each contract is charged for its own work only.
+pub struct FrameTally {
+    counters: Arc<HotCounters>,
+    local: HashKeyed<CodeStats>,
+    /// Inclusive gas of finished frames per depth, not yet taken by their
+    /// parent.
+    child_gas: Vec<u64>,
+}
+
+impl FrameTally {
+    pub fn new(counters: Arc<HotCounters>) -> Self {
+        Self {
+            counters,
+            local: HashKeyed::default(),
+            child_gas: Vec::new(),
+        }
+    }
+
+    /// A frame at `depth` finished having spent `spent` gas including its
+    /// children. Frames without a code hash (init code) pass their gas on
+    /// to no one but still take their children's.
+    #[inline]
+    pub fn frame_finished(&mut self, hash: Option<B256>, depth: usize, spent: u64) {
+        if self.child_gas.len() < depth + 2 {
+            self.child_gas.resize(depth + 2, 0);
+        }
+        let children = std::mem::take(&mut self.child_gas[depth + 1]);
+        self.child_gas[depth] += spent;
+        if let Some(hash) = hash {
+            let s = self.local.entry(hash).or_default();
+            s.gas += spent.saturating_sub(children);
+            s.calls += 1;
+        }
+    }
+
+    /// Moves the local counts into the shared counters.
+    pub fn flush(&mut self) {
+        self.child_gas.iter_mut().for_each(|g| *g = 0);
+        for (hash, delta) in self.local.drain() {
+            self.counters.add(hash, delta);
+        }
+    }
+}
+
+/// Where compiled artifacts come from: a cache lookup, or a compile.
+pub trait CompileBackend: Send + Sync {
+    fn lookup(&self, code_hash: B256, spec: SpecId) -> Option<Arc<LoadedArtifact>>;
+    fn compile(&self, code: &[u8], spec: SpecId) -> Result<Arc<LoadedArtifact>, String>;
+}
+
+/// Compiles in this process into a temporary directory; remembers what it
+/// compiled for later lookups.
+pub struct InProcessBackend {
+    dir: tempfile::TempDir,
+    opt_level: u8,
+    done: Mutex<HashMap<(B256, SpecId), Arc<LoadedArtifact>>>,
+}
+
+impl InProcessBackend {
+    pub fn new(opt_level: u8) -> std::io::Result<Self> {
+        Ok(Self {
+            dir: tempfile::tempdir()?,
+            opt_level,
+            done: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl CompileBackend for InProcessBackend {
+    fn lookup(&self, code_hash: B256, spec: SpecId) -> Option<Arc<LoadedArtifact>> {
+        self.done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(code_hash, spec))
+            .cloned()
+    }
+
+    fn compile(&self, code: &[u8], spec: SpecId) -> Result<Arc<LoadedArtifact>, String> {
+        let art = crate::compile_and_load(code, spec, self.opt_level, self.dir.path())
+            .map_err(|e| e.to_string())?;
+        self.done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((art.code_hash(), spec), art.clone());
+        Ok(art)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CompilerConfig {
+    pub spec: SpecId,
+    /// Background compile threads.
+    pub workers: usize,
+    /// Larger contracts are not compiled.
+    pub max_code_size: usize,
+    /// A compile taking longer is recorded as an overrun. In-process
+    /// compiles cannot be stopped, so the artifact is still used; a
+    /// process-isolated backend can enforce the cap.
+    pub time_cap: Duration,
+}
+
+impl CompilerConfig {
+    pub fn new(spec: SpecId) -> Self {
+        Self {
+            spec,
+            workers: 1,
+            max_code_size: evmc_compiler::DEFAULT_MAX_CODE_SIZE,
+            time_cap: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What happened to one submitted contract.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CompileState {
+    Queued,
+    /// Registered. `cached` when it came from the backend's lookup.
+    Ready {
+        time: Duration,
+        cached: bool,
+        overran: bool,
+    },
+    /// On the negative list; stays interpreted.
+    Failed(String),
+}
+
+struct Shared {
+    backend: Arc<dyn CompileBackend>,
+    registry: Arc<Registry>,
+    config: CompilerConfig,
+    states: Mutex<HashMap<B256, (usize, CompileState)>>,
+    /// Signalled whenever a job leaves the queued state.
+    settled: Condvar,
+    /// Bumped with every state change; lets callers poll cheaply.
+    generation: AtomicU64,
+}
+
+impl Shared {
+    fn set(&self, hash: B256, state: CompileState) {
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = states.get_mut(&hash) {
+            e.1 = state;
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+        self.settled.notify_all();
+    }
+}
+
+struct Job {
+    hash: B256,
+    code: Vec<u8>,
+}
+
+/// Background compilation of submitted contracts into a registry.
+pub struct HotCompiler {
+    shared: Arc<Shared>,
+    queue: Option<mpsc::Sender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// LLVM recurses deeply on large functions.
+const WORKER_STACK: usize = 64 << 20;
+
+impl HotCompiler {
+    pub fn new(
+        config: CompilerConfig,
+        backend: Arc<dyn CompileBackend>,
+        registry: Arc<Registry>,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            backend,
+            registry,
+            config,
+            states: Mutex::new(HashMap::new()),
+            settled: Condvar::new(),
+            generation: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let workers = (0..shared.config.workers.max(1))
+            .filter_map(|i| {
+                let shared = shared.clone();
+                let rx = rx.clone();
+                std::thread::Builder::new()
+                    .name(format!("evmc-compile-{i}"))
+                    .stack_size(WORKER_STACK)
+                    .spawn(move || worker(&shared, &rx))
+                    .ok()
+            })
+            .collect();
+        Self {
+            shared,
+            queue: Some(tx),
+            workers,
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.shared.registry
+    }
+
+    /// Asks for `code` (whose hash is `hash`) to run natively. A cached
+    /// artifact is registered at once; otherwise the contract is queued for
+    /// compilation unless it is too large. Each hash is handled once.
+    pub fn submit(&self, hash: B256, code: &[u8]) {
+        {
+            let mut states = self.shared.states.lock().unwrap_or_else(|e| e.into_inner());
+            if states.contains_key(&hash) {
+                return;
+            }
+            let order = states.len();
+            states.insert(hash, (order, CompileState::Queued));
+        }
+        let spec = self.shared.config.spec;
+        if let Some(art) = self.shared.backend.lookup(hash, spec) {
+            self.shared.registry.register(spec, art);
+            self.shared.set(
+                hash,
+                CompileState::Ready {
+                    time: Duration::ZERO,
+                    cached: true,
+                    overran: false,
+                },
+            );
+            return;
+        }
+        if code.len() > self.shared.config.max_code_size {
+            self.shared.set(
+                hash,
+                CompileState::Failed(format!(
+                    "code of {} bytes is over the {}-byte cap",
+                    code.len(),
+                    self.shared.config.max_code_size
+                )),
+            );
+            return;
+        }
+        let job = Job {
+            hash,
+            code: code.to_vec(),
+        };
+        if self.queue.as_ref().is_none_or(|q| q.send(job).is_err()) {
+            self.shared
+                .set(hash, CompileState::Failed("no compile worker".into()));
+        }
+    }
+
+    /// Registers the backend's artifact for `hash` if it has one, without
+    /// compiling; for contracts known to be hot from earlier runs.
+    pub fn preload(&self, hash: B256) -> bool {
+        let spec = self.shared.config.spec;
+        match self.shared.backend.lookup(hash, spec) {
+            Some(art) => {
+                self.shared.registry.register(spec, art);
+                let mut states = self.shared.states.lock().unwrap_or_else(|e| e.into_inner());
+                let order = states.len();
+                states.entry(hash).or_insert((
+                    order,
+                    CompileState::Ready {
+                        time: Duration::ZERO,
+                        cached: true,
+                        overran: false,
+                    },
+                ));
+                self.shared.generation.fetch_add(1, Ordering::Release);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Changes whenever a submitted contract's state changes.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// Blocks until nothing submitted is still queued or compiling.
+    pub fn wait_idle(&self) {
+        let mut states = self.shared.states.lock().unwrap_or_else(|e| e.into_inner());
+        while states.values().any(|(_, s)| *s == CompileState::Queued) {
+            states = self
+                .shared
+                .settled
+                .wait(states)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    pub fn state(&self, hash: B256) -> Option<CompileState> {
+        self.shared
+            .states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+            .map(|(_, s)| s.clone())
+    }
+
+    /// Every submitted contract in submission order.
+    pub fn states(&self) -> Vec<(B256, CompileState)> {
+        let states = self.shared.states.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = states
+            .iter()
+            .map(|(h, (o, s))| (*o, *h, s.clone()))
+            .collect();
+        v.sort_by_key(|e| e.0);
+        v.into_iter().map(|(_, h, s)| (h, s)).collect()
+    }
+
+    /// Contracts that will stay interpreted, with the reason.
+    pub fn negative_list(&self) -> Vec<(B256, String)> {
+        self.states()
+            .into_iter()
+            .filter_map(|(h, s)| match s {
+                CompileState::Failed(why) => Some((h, why)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Drop for HotCompiler {
+    fn drop(&mut self) {
+        self.queue = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker(shared: &Shared, rx: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let job = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        let spec = shared.config.spec;
+        let start = Instant::now();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shared.backend.compile(&job.code, spec)
+        }))
+        .unwrap_or_else(|_| Err("the compiler panicked".to_string()));
+        let time = start.elapsed();
+        let state = match result {
+            Ok(art) if art.code_hash() != job.hash => {
+                CompileState::Failed(format!("artifact is for code hash {:x}", art.code_hash()))
+            }
+            Ok(art) => {
+                shared.registry.register(spec, art);
+                CompileState::Ready {
+                    time,
+                    cached: false,
+                    overran: time > shared.config.time_cap,
+                }
+            }
+            Err(e) => CompileState::Failed(e),
+        };
+        shared.set(job.hash, state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_charged_their_own_gas_only() {
+        let counters = HotCounters::new(Thresholds {
+            gas: 150,
+            calls: u64::MAX,
+        });
+        let (a, b, c) = (
+            B256::repeat_byte(1),
+            B256::repeat_byte(2),
+            B256::repeat_byte(3),
+        );
+        let mut tally = FrameTally::new(counters.clone());
+        // a (depth 0) calls b, which calls c; then a calls c again.
+        tally.frame_finished(Some(c), 2, 10);
+        tally.frame_finished(Some(b), 1, 60);
+        tally.frame_finished(Some(c), 1, 5);
+        tally.frame_finished(Some(a), 0, 100);
+        assert!(
+            counters.take_newly_hot().is_empty(),
+            "nothing before a flush"
+        );
+        tally.flush();
+        assert_eq!(counters.get(a), CodeStats { gas: 35, calls: 1 });
+        assert_eq!(counters.get(b), CodeStats { gas: 50, calls: 1 });
+        assert_eq!(counters.get(c), CodeStats { gas: 15, calls: 2 });
+        // A second transaction makes b hot, once.
+        tally.frame_finished(Some(b), 0, 120);
+        tally.flush();
+        assert_eq!(counters.take_newly_hot(), vec![b]);
+        tally.frame_finished(Some(b), 0, 120);
+        tally.flush();
+        assert!(counters.take_newly_hot().is_empty());
+        assert_eq!(counters.snapshot()[0].0, b);
+    }
+}

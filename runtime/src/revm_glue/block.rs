@@ -1,0 +1,317 @@
+//! Blocks of transactions against an in-memory state: each transaction is
+//! executed through [`NativeEvm`] and committed, leaving a receipt, and each
+//! block leaves the diff of the state it changed.
+//!
+//! Interpreter and native execution differ only in the registry given to
+//! the executor, so their outputs can be compared field by field.
+
+use super::evm::NativeEvm;
+use super::statetest::Outcome;
+use crate::hot::HotCounters;
+use crate::registry::Registry;
+use evmc_compiler::SpecId;
+use revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
+use revm::context_interface::result::{ExecutionResult, HaltReason};
+use revm::database::{CacheDB, EmptyDB};
+use revm::handler::{ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext, MainnetContext};
+use revm::primitives::TxKind;
+use revm::state::{AccountInfo, Bytecode, EvmState};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use revm::primitives::{address, b256, keccak256, Address, Bytes, Log, B256, U256};
+
+/// An account of the initial state.
+#[derive(Clone, Debug, Default)]
+pub struct GenesisAccount {
+    pub balance: U256,
+    pub nonce: u64,
+    pub code: Bytes,
+    pub storage: BTreeMap<U256, U256>,
+}
+
+pub type Genesis = BTreeMap<Address, GenesisAccount>;
+
+/// A signed-and-validated transaction as a sequencer receives it.
+#[derive(Clone, Debug)]
+pub struct TxRequest {
+    pub caller: Address,
+    /// `None` creates a contract.
+    pub to: Option<Address>,
+    pub value: U256,
+    pub data: Bytes,
+    pub gas_limit: u64,
+    pub nonce: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct BlockHeader {
+    pub number: u64,
+    pub timestamp: u64,
+    pub gas_limit: u64,
+    pub coinbase: Address,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxStatus {
+    Success,
+    Revert,
+    Halt(String),
+    /// Not executable (nonce, balance, gas limit); no state change.
+    Rejected(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub status: TxStatus,
+    pub gas_used: u64,
+    pub cumulative_gas_used: u64,
+    pub logs: Vec<Log>,
+    pub output: Bytes,
+}
+
+/// An account's values after a block, for every account the block touched.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AccountDiff {
+    pub balance: U256,
+    pub nonce: u64,
+    pub code_hash: B256,
+    /// Slots written during the block, with their value at its end.
+    pub storage: BTreeMap<U256, U256>,
+    /// Self-destructed (storage wiped) at some point of the block.
+    pub destroyed: bool,
+}
+
+pub type StateDiff = BTreeMap<Address, AccountDiff>;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockOutput {
+    pub receipts: Vec<Receipt>,
+    pub diff: StateDiff,
+    pub gas_used: u64,
+}
+
+impl BlockOutput {
+    /// keccak256 over receipts (status, gas, logs, output) and the diff, in
+    /// a fixed order: equal digests mean equal blocks.
+    pub fn digest(&self) -> B256 {
+        let mut buf = Vec::with_capacity(256 * self.receipts.len());
+        for r in &self.receipts {
+            buf.extend_from_slice(format!("{:?}", r.status).as_bytes());
+            buf.extend_from_slice(&r.gas_used.to_be_bytes());
+            buf.extend_from_slice(&r.output);
+            for log in &r.logs {
+                buf.extend_from_slice(log.address.as_slice());
+                for t in log.topics() {
+                    buf.extend_from_slice(t.as_slice());
+                }
+                buf.extend_from_slice(&log.data.data);
+            }
+        }
+        for (address, acc) in &self.diff {
+            buf.extend_from_slice(address.as_slice());
+            buf.extend_from_slice(&acc.balance.to_be_bytes::<32>());
+            buf.extend_from_slice(&acc.nonce.to_be_bytes());
+            buf.extend_from_slice(acc.code_hash.as_slice());
+            buf.push(acc.destroyed as u8);
+            for (k, v) in &acc.storage {
+                buf.extend_from_slice(&k.to_be_bytes::<32>());
+                buf.extend_from_slice(&v.to_be_bytes::<32>());
+            }
+        }
+        keccak256(&buf)
+    }
+
+    pub fn logs(&self) -> usize {
+        self.receipts.iter().map(|r| r.logs.len()).sum()
+    }
+}
+
+type Db = CacheDB<EmptyDB>;
+
+/// Executes blocks on its own copy of a state.
+pub struct BlockExecutor {
+    evm: NativeEvm<MainnetContext<Db>>,
+    chain_id: u64,
+}
+
+impl BlockExecutor {
+    /// An executor over `genesis`. Contracts registered in `registry` run
+    /// natively (an empty registry means interpreter only); with `hot`, every
+    /// frame's gas is counted per code hash.
+    pub fn new(
+        genesis: &Genesis,
+        spec: SpecId,
+        registry: Arc<Registry>,
+        hot: Option<Arc<HotCounters>>,
+    ) -> Self {
+        let mut db = Db::default();
+        for (address, acc) in genesis {
+            let mut info = AccountInfo {
+                balance: acc.balance,
+                nonce: acc.nonce,
+                ..Default::default()
+            };
+            if !acc.code.is_empty() {
+                info = info.with_code(Bytecode::new_raw(acc.code.clone()));
+            }
+            db.insert_account_info(*address, info);
+            for (k, v) in &acc.storage {
+                // Cannot fail: the account was inserted above.
+                let _ = db.insert_account_storage(*address, *k, *v);
+            }
+        }
+        let mut cfg = CfgEnv::new_with_spec(spec);
+        // The chain sets its own per-transaction limit: compute-heavy
+        // benchmark calls need more than Osaka's 2^24 gas (EIP-7825).
+        cfg.tx_gas_limit_cap = Some(u64::MAX);
+        let chain_id = cfg.chain_id;
+        let ctx = Context::mainnet().with_cfg(cfg).with_db(db);
+        let mut evm = NativeEvm::new(ctx.build_mainnet(), registry);
+        if let Some(counters) = hot {
+            evm = evm.with_hot_counters(counters);
+        }
+        Self { evm, chain_id }
+    }
+
+    /// Runs `txs` in order on top of the current state, committing each.
+    pub fn execute_block(&mut self, header: &BlockHeader, txs: &[TxRequest]) -> BlockOutput {
+        self.begin_block(header);
+        let mut out = BlockOutput {
+            receipts: Vec::with_capacity(txs.len()),
+            ..Default::default()
+        };
+        for tx in txs {
+            self.execute_tx(tx, &mut out);
+        }
+        out
+    }
+
+    /// Sets the environment of the block that the next transactions belong to.
+    pub fn begin_block(&mut self, header: &BlockHeader) {
+        self.evm.set_block(BlockEnv {
+            number: U256::from(header.number),
+            beneficiary: header.coinbase,
+            timestamp: U256::from(header.timestamp),
+            gas_limit: header.gas_limit,
+            basefee: 0,
+            difficulty: U256::ZERO,
+            prevrandao: Some(B256::ZERO),
+            ..Default::default()
+        });
+    }
+
+    /// Executes and commits one transaction, appending its receipt and its
+    /// changes to `out`.
+    pub fn execute_tx(&mut self, tx: &TxRequest, out: &mut BlockOutput) {
+        let env = TxEnv {
+            caller: tx.caller,
+            gas_limit: tx.gas_limit,
+            gas_price: 0,
+            kind: tx.to.map_or(TxKind::Create, TxKind::Call),
+            data: tx.data.clone(),
+            value: tx.value,
+            nonce: tx.nonce,
+            chain_id: Some(self.chain_id),
+            ..Default::default()
+        };
+        let (status, gas_used, logs, output) = match self.evm.transact(env) {
+            Ok(r) => {
+                merge_diff(&mut out.diff, &r.state);
+                self.evm.commit(r.state);
+                receipt_fields(r.result)
+            }
+            Err(e) => (
+                TxStatus::Rejected(e.to_string()),
+                0,
+                Vec::new(),
+                Bytes::new(),
+            ),
+        };
+        out.gas_used += gas_used;
+        out.receipts.push(Receipt {
+            status,
+            gas_used,
+            cumulative_gas_used: out.gas_used,
+            logs,
+            output,
+        });
+    }
+
+    /// The code stored under `hash`, if any account of the state has it.
+    pub fn code_by_hash(&self, hash: B256) -> Option<Bytes> {
+        self.evm
+            .inner
+            .ctx
+            .journaled_state
+            .database
+            .cache
+            .contracts
+            .get(&hash)
+            .map(|c| c.original_bytes())
+    }
+
+    /// Frames run natively so far.
+    pub fn native_frames(&self) -> u64 {
+        self.evm.native_frames
+    }
+}
+
+/// The receipt of a single-transaction run (a state test or a contract
+/// fixture); `cumulative_gas_used` is its own gas.
+pub fn receipt_of(outcome: &Outcome) -> Receipt {
+    let (status, gas_used, logs, output) = match &outcome.result {
+        Ok(r) => receipt_fields(r.clone()),
+        Err(e) => (TxStatus::Rejected(e.clone()), 0, Vec::new(), Bytes::new()),
+    };
+    Receipt {
+        status,
+        gas_used,
+        cumulative_gas_used: gas_used,
+        logs,
+        output,
+    }
+}
+
+fn receipt_fields(r: ExecutionResult<HaltReason>) -> (TxStatus, u64, Vec<Log>, Bytes) {
+    let gas = r.tx_gas_used();
+    match r {
+        ExecutionResult::Success { logs, output, .. } => {
+            (TxStatus::Success, gas, logs, output.into_data())
+        }
+        ExecutionResult::Revert { logs, output, .. } => (TxStatus::Revert, gas, logs, output),
+        ExecutionResult::Halt { reason, logs, .. } => (
+            TxStatus::Halt(format!("{reason:?}")),
+            gas,
+            logs,
+            Bytes::new(),
+        ),
+    }
+}
+
+fn merge_diff(diff: &mut StateDiff, state: &EvmState) {
+    for (address, acc) in state {
+        if !acc.is_touched() {
+            continue;
+        }
+        let d = diff.entry(*address).or_default();
+        if acc.is_selfdestructed() {
+            *d = AccountDiff {
+                destroyed: true,
+                ..Default::default()
+            };
+            continue;
+        }
+        if acc.is_created() {
+            d.storage.clear();
+        }
+        d.balance = acc.info.balance;
+        d.nonce = acc.info.nonce;
+        d.code_hash = acc.info.code_hash;
+        for (k, slot) in acc.changed_storage_slots() {
+            d.storage.insert(*k, slot.present_value);
+        }
+    }
+}
