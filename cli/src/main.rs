@@ -1,5 +1,6 @@
 //! `evmc-native`: compile EVM bytecode to native code and run it in revm.
 
+mod cmd_bench;
 mod cmd_compile;
 mod cmd_run;
 mod cmd_statetest;
@@ -27,6 +28,8 @@ enum Command {
     Run(cmd_run::Args),
     /// Run Ethereum state tests (GeneralStateTests, execution-spec-tests).
     Statetest(cmd_statetest::Args),
+    /// Benchmark native code against the interpreter (speedup, compile time, size).
+    Bench(cmd_bench::Args),
 }
 
 /// How to execute: revm's interpreter, compiled code, or both (compared).
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Compile(a) => cmd_compile::run(a),
         Command::Run(a) => cmd_run::run(a),
         Command::Statetest(a) => cmd_statetest::run(a),
+        Command::Bench(a) => cmd_bench::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 //! [`registry`] (code hash + spec → artifact) → [`NativeEvm`] (revm's frame
 //! loop, with compiled frames run by [`run_native`]).
 
+pub mod bench;
 pub mod loader;
 pub mod registry;
 mod revm_glue;

@@ -1,5 +1,6 @@
 //! Everything in the runtime that touches revm's API.
 
+pub mod bench_exec;
 pub mod evm;
 pub mod executor;
 pub mod fixture;
