@@ -283,9 +283,9 @@ fn print_row(r: &CaseReport) {
 
 fn print_phases(reports: &[CaseReport]) {
     println!();
-    println!("compile phases per contract (ms)");
+    println!("compile phases per contract (ms), cache-hit load and its validation part (µs)");
     println!(
-        "  {:<20} {:>8} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>3} {:>9} {:>8}  first case",
+        "  {:<20} {:>6} {:>8} {:>7} {:>8} {:>8} {:>6} {:>8} {:>2} {:>8} {:>6} {:>8}  first case",
         "code hash",
         "bytes",
         "analysis",
@@ -296,34 +296,32 @@ fn print_phases(reports: &[CaseReport]) {
         "total",
         "O",
         "IR insts",
-        "load µs"
+        "load",
+        "validate"
     );
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
+    let us = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.0}"));
+    let int = |v: Option<usize>| v.map_or_else(|| "-".into(), |v| v.to_string());
     let mut seen = std::collections::HashSet::new();
     for r in reports {
         for c in &r.contracts {
             if !seen.insert(c.code_hash.clone()) {
                 continue;
             }
-            let f = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
             println!(
-                "  {:<20} {:>8} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>3} {:>9} {:>8}  {}/{}",
+                "  {:<20} {:>6} {:>8} {:>7} {:>8} {:>8} {:>6} {:>8} {:>2} {:>8} {:>6} {:>8}  {}/{}",
                 &c.code_hash[..c.code_hash.len().min(20)],
                 c.code_bytes,
-                f(c.analysis_ms),
-                f(c.ir_ms),
-                f(c.optimize_ms),
-                f(c.codegen_ms),
-                f(c.link_ms),
-                f(c.compile_ms),
-                c.opt_level
-                    .map(|o| o.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                c.ir_instructions
-                    .map(|o| o.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                c.load_us
-                    .map(|v| format!("{v:.0}"))
-                    .unwrap_or_else(|| "-".into()),
+                ms(c.analysis_ms),
+                ms(c.ir_ms),
+                ms(c.optimize_ms),
+                ms(c.codegen_ms),
+                ms(c.link_ms),
+                ms(c.compile_ms),
+                int(c.opt_level.map(usize::from)),
+                int(c.ir_instructions),
+                us(c.load_us),
+                us(c.validate_us),
                 r.group,
                 r.name
             );

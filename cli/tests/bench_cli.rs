@@ -68,11 +68,18 @@ fn fixtures_with_the_rust_reference_report_speedups_targets_and_compile_data() {
 
 #[test]
 fn evmone_inputs_and_the_table() {
-    let micro = shared_dir().join("benchdata/evmone/micro");
+    // CALLDATASIZE PUSH0 PUSH0 CALLDATACOPY CALLDATASIZE PUSH0 RETURN: echo.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("echo.bin-runtime"), "365f5f37365ff3\n").unwrap();
+    std::fs::write(
+        dir.path().join("echo.inputs"),
+        "\nsame\n0102(3x0a)\n01020a0a0a\n\nwrong\n01\n02\n\nskipped\n03\n",
+    )
+    .unwrap();
     let out = bench(&[
-        micro.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
         "--filter",
-        "signextend|memory_grow_mstore/by1$",
+        "same|wrong",
         "--reps",
         "2",
     ]);
@@ -82,31 +89,39 @@ fn evmone_inputs_and_the_table() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("evmone/micro"), "{text}");
-    for name in [
-        "signextend/zero",
-        "signextend/one",
-        "memory_grow_mstore/by1",
-    ] {
-        let row = text
-            .lines()
+    let row = |name: &str| {
+        text.lines()
             .find(|l| l.trim_start().starts_with(name))
-            .unwrap_or_else(|| panic!("no row for {name}:\n{text}"));
-        assert!(row.contains('×'), "no speedup in `{row}`");
-    }
-    assert!(!text.contains("memory_grow_mstore/by16"), "{text}");
+            .unwrap_or_else(|| panic!("no row for {name}:\n{text}"))
+            .to_string()
+    };
+    assert!(row("echo/same").contains('×'), "{text}");
+    assert!(!row("echo/same").contains("differs"), "{text}");
+    assert!(
+        row("echo/wrong").contains("output 0x01 differs from the expected 0x02"),
+        "{text}"
+    );
+    assert!(!text.contains("skipped"), "{text}");
     assert!(text.contains("targets:"), "{text}");
 }
 
 #[test]
 fn state_tests_are_checked_against_their_expected_results() {
-    let micro = shared_dir().join("benchdata/evm-benchmarks/micro/signextend.json");
-    let doc = json_of(&bench(&[micro.to_str().unwrap(), "--reps", "1", "--json"]));
+    let main = shared_dir().join("benchdata/evm-benchmarks/main");
+    let doc = json_of(&bench(&[
+        main.to_str().unwrap(),
+        "--filter",
+        "structarray",
+        "--reps",
+        "1",
+        "--json",
+    ]));
     let cases = doc["cases"].as_array().unwrap();
     let names: Vec<&str> = cases.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["signextend/zero", "signextend/one"]);
+    assert_eq!(names, ["structarray_alloc/nfts_rank"]);
+    assert_eq!(doc["summary"]["ipsilon_main_cases"], 1);
     for c in cases {
-        assert_eq!(c["group"], "evm-benchmarks/micro");
+        assert_eq!(c["group"], "evm-benchmarks/main");
         assert_eq!(c["notes"].as_array().unwrap().len(), 0, "{c}");
     }
 }

@@ -3,7 +3,7 @@
 //! with its compile phases, artefact size and cache-hit load time.
 
 use super::discover::Case;
-use crate::loader::{load, Expect};
+use crate::loader::{load, validate_bytes, Expect};
 use crate::registry::Registry;
 use crate::LoadedArtifact;
 use evmc_compiler::{compile_to_file, CompileError, CompileOptions, SpecId, Timings, B256};
@@ -34,6 +34,8 @@ pub struct Compiled {
     /// Median of repeated cache-hit loads: validate the file, `dlopen` a
     /// sealed copy, look up the entry symbol.
     pub load: Duration,
+    /// The part of `load` that reads and validates the file (median).
+    pub validate: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -158,11 +160,16 @@ impl Compiler {
         };
         let loaded = load(&path, &expect).map_err(|e| NotCompiled::Failed(e.to_string()))?;
         let mut loads = Vec::with_capacity(self.settings.load_reps);
+        let mut validations = Vec::with_capacity(self.settings.load_reps);
         for _ in 0..self.settings.load_reps {
             let start = Instant::now();
             let again = load(&path, &expect);
             loads.push(start.elapsed());
             drop(again);
+            let start = Instant::now();
+            let checked = std::fs::read(&path).map(|b| validate_bytes(&path, &b, &expect).is_ok());
+            validations.push(start.elapsed());
+            std::hint::black_box(checked.ok());
         }
         Ok(Compiled {
             artifact: Arc::new(loaded),
@@ -171,6 +178,7 @@ impl Compiler {
             timings: artifact.timings,
             wall,
             load: super::measure::median(&loads),
+            validate: super::measure::median(&validations),
         })
     }
 }

@@ -31,6 +31,9 @@ pub struct ContractReport {
     pub opt_level: Option<u8>,
     pub ir_instructions: Option<usize>,
     pub load_us: Option<f64>,
+    /// The part of `load_us` spent reading and validating the file; the
+    /// rest is the sealed copy, `dlopen` and the symbol lookup.
+    pub validate_us: Option<f64>,
 }
 
 impl ContractReport {
@@ -51,6 +54,7 @@ impl ContractReport {
             opt_level: ok.map(|a| a.timings.opt_level),
             ir_instructions: ok.map(|a| a.timings.ir_instructions),
             load_us: ok.map(|a| a.load.as_secs_f64() * 1e6),
+            validate_us: ok.map(|a| a.validate.as_secs_f64() * 1e6),
         }
     }
 }
