@@ -238,6 +238,14 @@ fn run_both(
     if let Err(e) = &interp.expectation {
         report.notes.push(format!("both modes: {e}"));
     }
+    if interp.rejected {
+        if interp.expectation.is_ok() {
+            report
+                .notes
+                .push("transaction rejected, as expected: not timed".into());
+        }
+        return Ok(());
+    }
     if let Some(expected) = expected_output {
         if interp.output != expected {
             report.notes.push(format!(

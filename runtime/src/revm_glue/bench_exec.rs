@@ -201,6 +201,8 @@ pub struct Verified {
     pub output: Vec<u8>,
     pub gas_used: u64,
     pub native_frames: u64,
+    /// The transaction was not executed (invalid for its pre-state or block).
+    pub rejected: bool,
     /// Against the state test's expectations, when it is one.
     pub expectation: Result<(), String>,
 }
@@ -229,6 +231,14 @@ impl Transaction {
     pub fn with_input(&self, input: &[u8]) -> Transaction {
         let mut t = self.clone();
         t.tx.data = Bytes::copy_from_slice(input);
+        t.vector = None;
+        t
+    }
+
+    /// The same transaction with another gas limit.
+    pub fn with_gas_limit(&self, gas_limit: u64) -> Transaction {
+        let mut t = self.clone();
+        t.tx.gas_limit = gas_limit;
         t.vector = None;
         t
     }
@@ -283,6 +293,7 @@ impl Transaction {
             output,
             gas_used,
             native_frames: outcome.native_frames,
+            rejected: outcome.result.is_err(),
             expectation,
         }
     }
