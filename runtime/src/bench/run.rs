@@ -5,7 +5,7 @@ use super::compile::{Compiler, Contract, NotCompiled};
 use super::discover::{Case, Work};
 use super::measure::{alternate, median, Budget};
 use super::reference::{for_program, RefProgram};
-use super::targets::{met, targets_for, Target};
+use super::targets::{met, targets_for, Target, MAX_REFERENCE_RATIO};
 use crate::registry::Registry;
 use crate::revm_glue::bench_exec::{Runner, Transaction, Verified};
 use serde::Serialize;
@@ -102,6 +102,14 @@ pub struct ReferenceReport {
     pub ratio_work: f64,
     /// How the Rust version's output or gas differs from the contract's.
     pub disagreement: Option<String>,
+}
+
+impl ReferenceReport {
+    /// Within [`MAX_REFERENCE_RATIO`] of Rust on the program's work, and
+    /// computing the same thing.
+    pub fn met(&self) -> bool {
+        self.disagreement.is_none() && self.ratio_work <= MAX_REFERENCE_RATIO
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
