@@ -42,6 +42,9 @@ pub struct Args {
     /// Larger contracts are not compiled and stay interpreted.
     #[arg(long = "max-code-size", default_value_t = evmc_compiler::DEFAULT_MAX_CODE_SIZE)]
     max_code_size: usize,
+    /// Functions above this many LLVM instructions are compiled at -O0.
+    #[arg(long = "opt-budget", default_value_t = evmc_compiler::DEFAULT_OPT_BUDGET)]
+    opt_budget: usize,
     /// Also print each contract's compile phases.
     #[arg(long)]
     phases: bool,
@@ -108,6 +111,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut compiler = Compiler::new(CompileSettings {
         opt_level: args.opt_level,
         max_code_size: args.max_code_size,
+        opt_budget: args.opt_budget,
         ..CompileSettings::default()
     })
     .map_err(|e| Failure::Internal(anyhow!(e)))?;

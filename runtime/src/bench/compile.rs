@@ -59,6 +59,8 @@ impl std::fmt::Display for NotCompiled {
 pub struct CompileSettings {
     pub opt_level: u8,
     pub max_code_size: usize,
+    /// See `evmc_compiler::CompileOptions::opt_budget`.
+    pub opt_budget: usize,
     /// Loads timed per contract for the cache-hit load median.
     pub load_reps: usize,
 }
@@ -68,6 +70,7 @@ impl Default for CompileSettings {
         Self {
             opt_level: 2,
             max_code_size: evmc_compiler::DEFAULT_MAX_CODE_SIZE,
+            opt_budget: evmc_compiler::DEFAULT_OPT_BUDGET,
             load_reps: 15,
         }
     }
@@ -135,6 +138,7 @@ impl Compiler {
         let mut opts = CompileOptions::new(spec);
         opts.opt_level = self.settings.opt_level;
         opts.max_code_size = self.settings.max_code_size;
+        opts.opt_budget = self.settings.opt_budget;
         let spec_name = evmc_compiler::spec_name(spec);
         let path = self.dir.path().join(format!(
             "{hash:x}-{spec_name}-O{}.so",

@@ -381,3 +381,34 @@ fn reference(
         disagreement,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use evmc_compiler::B256;
+
+    fn verified(observable: &str, root: u8) -> Verified {
+        Verified {
+            observable: observable.into(),
+            state_root: B256::repeat_byte(root),
+            output: Vec::new(),
+            gas_used: 21_000,
+            native_frames: 0,
+            rejected: false,
+            expectation: Ok(()),
+        }
+    }
+
+    #[test]
+    fn divergence_names_what_differs() {
+        let a = verified("success Stop, gas used 21000", 1);
+        assert!(divergence(&a, &a.clone()).is_none());
+        let d = divergence(&a, &verified("revert, gas used 21003", 1)).unwrap();
+        assert!(
+            d.contains("success Stop") && d.contains("revert, gas used 21003"),
+            "{d}"
+        );
+        let d = divergence(&a, &verified("success Stop, gas used 21000", 2)).unwrap();
+        assert!(d.contains("post-state root"), "{d}");
+    }
+}
