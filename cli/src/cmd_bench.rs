@@ -45,6 +45,10 @@ pub struct Args {
     /// Functions above this many LLVM instructions are compiled at -O0.
     #[arg(long = "opt-budget", default_value_t = evmc_compiler::DEFAULT_OPT_BUDGET)]
     opt_budget: usize,
+    /// Compile all contracts first on this many threads (faster; compile
+    /// and load times of contracts compiled side by side are less exact).
+    #[arg(long, short = 'j', default_value_t = 1)]
+    jobs: usize,
     /// Also print each contract's compile phases.
     #[arg(long)]
     phases: bool,
@@ -116,6 +120,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
     })
     .map_err(|e| Failure::Internal(anyhow!(e)))?;
 
+    if args.jobs > 1 {
+        eprintln!(
+            "compiling the contracts of {} cases on {} threads…",
+            cases.len(),
+            args.jobs
+        );
+        compiler.compile_all(&cases, args.jobs);
+    }
     let table = !args.json;
     if table {
         print_header();

@@ -7,9 +7,11 @@ use crate::loader::{load, validate_bytes, Expect};
 use crate::registry::Registry;
 use crate::LoadedArtifact;
 use evmc_compiler::{compile_to_file, CompileError, CompileOptions, SpecId, Timings, B256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// LLVM recurses deeply on large functions: compile on a thread with room.
@@ -110,6 +112,50 @@ impl Compiler {
         });
         self.done.insert(key, contract.clone());
         contract
+    }
+
+    /// Compiles every contract of `cases` now, on `jobs` threads, largest
+    /// first. With more than one job, contracts compiled at the same time
+    /// slow each other down: their phase and load times are less exact.
+    pub fn compile_all(&mut self, cases: &[Case], jobs: usize) {
+        let mut seen = HashSet::new();
+        let mut todo: Vec<(B256, SpecId, Vec<u8>)> = Vec::new();
+        for case in cases {
+            let spec = case.spec();
+            for code in case.codes() {
+                let hash = evmc_compiler::code_hash(&code);
+                if !self.done.contains_key(&(hash, spec)) && seen.insert((hash, spec)) {
+                    todo.push((hash, spec, code));
+                }
+            }
+        }
+        todo.sort_by_key(|(_, _, code)| std::cmp::Reverse(code.len()));
+        let next = AtomicUsize::new(0);
+        let finished = Mutex::new(Vec::with_capacity(todo.len()));
+        let this = &*self;
+        std::thread::scope(|s| {
+            for _ in 0..jobs.clamp(1, todo.len().max(1)) {
+                s.spawn(|| {
+                    while let Some((hash, spec, code)) =
+                        todo.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        let contract = Contract {
+                            code_hash: *hash,
+                            code_len: code.len(),
+                            spec: *spec,
+                            outcome: this.compile(code, *spec, *hash),
+                        };
+                        finished
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(contract);
+                    }
+                });
+            }
+        });
+        for c in finished.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            self.done.insert((c.code_hash, c.spec), Arc::new(c));
+        }
     }
 
     /// The contracts of `case`, and a registry of those that compiled.
