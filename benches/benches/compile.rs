@@ -10,7 +10,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 fn compile(c: &mut Criterion) {
-    let dir = tempfile_dir();
+    let dir = tempfile::Builder::new()
+        .prefix("evmc-bench-compile-")
+        .tempdir()
+        .expect("temporary directory");
+    let dir = dir.path();
     let mut seen = HashSet::new();
     for case in cases() {
         for code in case.codes() {
@@ -50,12 +54,6 @@ fn compile(c: &mut Criterion) {
             );
         }
     }
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("evmc-bench-compile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    dir
 }
 
 fn benches() {
