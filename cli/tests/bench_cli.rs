@@ -82,6 +82,7 @@ fn evmone_inputs_and_the_table() {
         "same|wrong",
         "--reps",
         "2",
+        "--phases",
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -103,6 +104,7 @@ fn evmone_inputs_and_the_table() {
     );
     assert!(!text.contains("skipped"), "{text}");
     assert!(text.contains("targets:"), "{text}");
+    assert!(text.contains("compile phases per contract"), "{text}");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 pub mod compile;
 pub mod discover;
-mod hexcode;
+pub mod hexcode;
 pub mod measure;
 pub mod reference;
 pub mod run;
