@@ -1,6 +1,7 @@
 //! `evmc-native`: compile EVM bytecode to native code and run it in revm.
 
 mod cmd_cache;
+mod cmd_bench;
 mod cmd_compile;
 mod cmd_run;
 mod cmd_sequencer;
@@ -38,6 +39,8 @@ enum Command {
     /// Uniswap V2, snailtracer): interpreted, native, compiled when hot, or
     /// interpreter and native compared.
     Sequencer(cmd_sequencer::Args),
+    /// Benchmark native code against the interpreter (speedup, compile time, size).
+    Bench(cmd_bench::Args),
 }
 
 /// How to execute: revm's interpreter, compiled code, or both (compared).
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Cache(a) => cmd_cache::run(a),
         Command::CompileWorker => unreachable!("handled above"),
         Command::Sequencer(a) => cmd_sequencer::run_cmd(a),
+        Command::Bench(a) => cmd_bench::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

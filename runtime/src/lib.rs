@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod compile_worker;
 pub mod hot;
+pub mod bench;
 pub mod loader;
 pub mod registry;
 mod revm_glue;

@@ -107,14 +107,21 @@ pub fn load_fixtures(path: &Path) -> Result<Vec<Fixture>, String> {
 }
 
 /// Runs the fixture's transaction under `spec` on a copy of `pre`, natively
-/// where `registry` has artifacts. The per-transaction gas cap of Osaka is
-/// lifted: these transactions are benchmarks, some far above it.
+/// where `registry` has artifacts.
 pub fn run_fixture(
     f: &Fixture,
     pre: &CacheState,
     spec: SpecId,
     registry: Option<&Arc<Registry>>,
 ) -> Outcome {
+    let (cfg, block, tx) = environment(f, spec);
+    transact(pre, cfg, block, tx, registry, false).0
+}
+
+/// Configuration, block and transaction of a fixture under `spec`. The
+/// per-transaction gas cap of Osaka is lifted: these transactions are
+/// benchmarks, some far above it.
+pub(crate) fn environment(f: &Fixture, spec: SpecId) -> (CfgEnv, BlockEnv, TxEnv) {
     let tx = &f.transaction[0];
     let mut cfg = CfgEnv::new_with_spec(spec);
     cfg.tx_gas_limit_cap = Some(u64::MAX);
@@ -139,5 +146,5 @@ pub fn run_fixture(
         chain_id: Some(cfg.chain_id),
         ..Default::default()
     };
-    transact(pre, cfg, block, tx_env, registry, false).0
+    (cfg, block, tx_env)
 }

@@ -1,6 +1,7 @@
 //! Everything in the runtime that touches revm's API.
 
 pub mod block;
+pub mod bench_exec;
 pub mod evm;
 pub mod executor;
 pub mod fixture;

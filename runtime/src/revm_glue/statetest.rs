@@ -144,7 +144,7 @@ fn status(r: &ExecutionResult<HaltReason>) -> String {
 }
 
 /// Environment of one vector, as revm's own state-test runner sets it up.
-fn environment(v: &Vector<'_>) -> Result<(CfgEnv, BlockEnv, TxEnv), String> {
+pub(crate) fn environment(v: &Vector<'_>) -> Result<(CfgEnv, BlockEnv, TxEnv), String> {
     let mut cfg = CfgEnv::new_with_spec(v.spec);
     cfg.chain_id = v
         .unit

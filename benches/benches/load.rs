@@ -1,0 +1,44 @@
+//! Cache-hit load of every distinct contract's artefact: validate the
+//! file, `dlopen` a sealed copy, look up the entry symbol.
+
+use criterion::{criterion_main, Criterion};
+use evmc_benches::{cases, compiler, criterion};
+use evmc_runtime::{load, Expect};
+use std::collections::HashSet;
+
+fn load_artifacts(c: &mut Criterion) {
+    let mut compiler = compiler();
+    let mut seen = HashSet::new();
+    for case in cases() {
+        let (contracts, _) = compiler.prepare(&case);
+        for contract in contracts {
+            let Ok(compiled) = &contract.outcome else {
+                continue;
+            };
+            if !seen.insert(contract.code_hash) {
+                continue;
+            }
+            let expect = Expect {
+                code_hash: contract.code_hash,
+                spec: evmc_compiler::spec_name(contract.spec).to_string(),
+            };
+            let id = format!(
+                "load/{}/{:.10}",
+                case.id(),
+                format!("{:x}", contract.code_hash)
+            );
+            c.bench_function(&id, |b| {
+                b.iter_with_large_drop(|| {
+                    load(&compiled.path, &expect).unwrap_or_else(|e| panic!("{id}: {e}"))
+                })
+            });
+        }
+    }
+}
+
+fn benches() {
+    let mut c = criterion();
+    load_artifacts(&mut c);
+}
+
+criterion_main!(benches);

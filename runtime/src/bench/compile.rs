@@ -1,0 +1,234 @@
+//! Native artefacts for the benchmarks: each distinct contract compiled once
+//! per run through the real path (object, `cc -shared`, validating loader),
+//! with its compile phases, artefact size and cache-hit load time.
+
+use super::discover::Case;
+use crate::loader::{load, validate_bytes, Expect};
+use crate::registry::Registry;
+use crate::LoadedArtifact;
+use evmc_compiler::{compile_to_file, CompileError, CompileOptions, SpecId, Timings, B256};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// LLVM recurses deeply on large functions: compile on a thread with room.
+const COMPILE_STACK: usize = 64 << 20;
+
+/// One contract of the run.
+pub struct Contract {
+    pub code_hash: B256,
+    pub code_len: usize,
+    pub spec: SpecId,
+    pub outcome: Result<Compiled, NotCompiled>,
+}
+
+pub struct Compiled {
+    pub artifact: Arc<LoadedArtifact>,
+    pub path: PathBuf,
+    /// Size of the `.so` file.
+    pub size: u64,
+    pub timings: Timings,
+    /// Wall time of the whole compile, file writes included.
+    pub wall: Duration,
+    /// Median of repeated cache-hit loads: validate the file, `dlopen` a
+    /// sealed copy, look up the entry symbol.
+    pub load: Duration,
+    /// The part of `load` that reads and validates the file (median).
+    pub validate: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub enum NotCompiled {
+    /// Above the compile limit: stays interpreted, by design.
+    TooLarge(String),
+    /// A compile or load failure: a bug to report.
+    Failed(String),
+}
+
+impl std::fmt::Display for NotCompiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotCompiled::TooLarge(e) => write!(f, "stays interpreted: {e}"),
+            NotCompiled::Failed(e) => write!(f, "compile failed: {e}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CompileSettings {
+    pub opt_level: u8,
+    pub max_code_size: usize,
+    /// See `evmc_compiler::CompileOptions::opt_budget`.
+    pub opt_budget: usize,
+    /// Loads timed per contract for the cache-hit load median.
+    pub load_reps: usize,
+}
+
+impl Default for CompileSettings {
+    fn default() -> Self {
+        Self {
+            opt_level: 2,
+            max_code_size: evmc_compiler::DEFAULT_MAX_CODE_SIZE,
+            opt_budget: evmc_compiler::DEFAULT_OPT_BUDGET,
+            load_reps: 15,
+        }
+    }
+}
+
+/// Compiles on demand, each (code hash, spec) once.
+pub struct Compiler {
+    settings: CompileSettings,
+    dir: tempfile::TempDir,
+    done: HashMap<(B256, SpecId), Arc<Contract>>,
+}
+
+impl Compiler {
+    pub fn new(settings: CompileSettings) -> Result<Self, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("evmc-bench-")
+            .tempdir()
+            .map_err(|e| format!("temporary directory for artefacts: {e}"))?;
+        Ok(Self {
+            settings,
+            dir,
+            done: HashMap::new(),
+        })
+    }
+
+    /// The contract for `code` under `spec`, compiled and loaded on first use.
+    pub fn contract(&mut self, code: &[u8], spec: SpecId) -> Arc<Contract> {
+        let key = (evmc_compiler::code_hash(code), spec);
+        if let Some(c) = self.done.get(&key) {
+            return c.clone();
+        }
+        let contract = Arc::new(Contract {
+            code_hash: key.0,
+            code_len: code.len(),
+            spec,
+            outcome: self.compile(code, spec, key.0),
+        });
+        self.done.insert(key, contract.clone());
+        contract
+    }
+
+    /// Compiles every contract of `cases` now, on `jobs` threads, largest
+    /// first. With more than one job, contracts compiled at the same time
+    /// slow each other down: their phase and load times are less exact.
+    pub fn compile_all(&mut self, cases: &[Case], jobs: usize) {
+        let mut seen = HashSet::new();
+        let mut todo: Vec<(B256, SpecId, Vec<u8>)> = Vec::new();
+        for case in cases {
+            let spec = case.spec();
+            for code in case.codes() {
+                let hash = evmc_compiler::code_hash(&code);
+                if !self.done.contains_key(&(hash, spec)) && seen.insert((hash, spec)) {
+                    todo.push((hash, spec, code));
+                }
+            }
+        }
+        todo.sort_by_key(|(_, _, code)| std::cmp::Reverse(code.len()));
+        let next = AtomicUsize::new(0);
+        let finished = Mutex::new(Vec::with_capacity(todo.len()));
+        let this = &*self;
+        std::thread::scope(|s| {
+            for _ in 0..jobs.clamp(1, todo.len().max(1)) {
+                s.spawn(|| {
+                    while let Some((hash, spec, code)) =
+                        todo.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        let contract = Contract {
+                            code_hash: *hash,
+                            code_len: code.len(),
+                            spec: *spec,
+                            outcome: this.compile(code, *spec, *hash),
+                        };
+                        finished
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(contract);
+                    }
+                });
+            }
+        });
+        for c in finished.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            self.done.insert((c.code_hash, c.spec), Arc::new(c));
+        }
+    }
+
+    /// The contracts of `case`, and a registry of those that compiled.
+    pub fn prepare(&mut self, case: &Case) -> (Vec<Arc<Contract>>, Arc<Registry>) {
+        let spec = case.spec();
+        let contracts: Vec<Arc<Contract>> = case
+            .codes()
+            .iter()
+            .map(|c| self.contract(c, spec))
+            .collect();
+        let registry = Registry::new();
+        for c in &contracts {
+            if let Ok(a) = &c.outcome {
+                registry.register(spec, a.artifact.clone());
+            }
+        }
+        (contracts, registry)
+    }
+
+    /// Every contract compiled so far.
+    pub fn contracts(&self) -> impl Iterator<Item = &Arc<Contract>> {
+        self.done.values()
+    }
+
+    fn compile(&self, code: &[u8], spec: SpecId, hash: B256) -> Result<Compiled, NotCompiled> {
+        let mut opts = CompileOptions::new(spec);
+        opts.opt_level = self.settings.opt_level;
+        opts.max_code_size = self.settings.max_code_size;
+        opts.opt_budget = self.settings.opt_budget;
+        let spec_name = evmc_compiler::spec_name(spec);
+        let path = self.dir.path().join(format!(
+            "{hash:x}-{spec_name}-O{}.so",
+            self.settings.opt_level
+        ));
+        let start = Instant::now();
+        let artifact = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .stack_size(COMPILE_STACK)
+                .spawn_scoped(s, || compile_to_file(code, &opts, &path))
+                .map_err(|e| NotCompiled::Failed(format!("cannot start compile thread: {e}")))?
+                .join()
+                .map_err(|_| NotCompiled::Failed("the compiler panicked".into()))
+        })?
+        .map_err(|e| match e {
+            e @ CompileError::TooLarge { .. } => NotCompiled::TooLarge(e.to_string()),
+            e => NotCompiled::Failed(e.to_string()),
+        })?;
+        let wall = start.elapsed();
+        let expect = Expect {
+            code_hash: hash,
+            spec: spec_name.to_string(),
+        };
+        let loaded = load(&path, &expect).map_err(|e| NotCompiled::Failed(e.to_string()))?;
+        let mut loads = Vec::with_capacity(self.settings.load_reps);
+        let mut validations = Vec::with_capacity(self.settings.load_reps);
+        for _ in 0..self.settings.load_reps {
+            let start = Instant::now();
+            let again = load(&path, &expect);
+            loads.push(start.elapsed());
+            drop(again);
+            let start = Instant::now();
+            let checked = std::fs::read(&path).map(|b| validate_bytes(&path, &b, &expect).is_ok());
+            validations.push(start.elapsed());
+            std::hint::black_box(checked.ok());
+        }
+        Ok(Compiled {
+            artifact: Arc::new(loaded),
+            path,
+            size: artifact.size,
+            timings: artifact.timings,
+            wall,
+            load: super::measure::median(&loads),
+            validate: super::measure::median(&validations),
+        })
+    }
+}

@@ -1,0 +1,21 @@
+//! The benchmark harness shared by `evmc-native bench` and the criterion
+//! benches: find programs ([`discover`]), compile each contract once with
+//! its phases, size and load time ([`compile`]), check the native run
+//! against the interpreter's and time both alternated ([`run`]), next to
+//! hand-written Rust for the simplest programs ([`reference`]), against the
+//! targets of issue 5 ([`targets`]).
+
+pub mod compile;
+pub mod discover;
+pub mod hexcode;
+pub mod measure;
+pub mod reference;
+pub mod run;
+pub mod targets;
+
+pub use crate::revm_glue::bench_exec::{Run, Runner, Transaction, Verified};
+pub use compile::{CompileSettings, Compiler, Contract};
+pub use discover::{discover, CallSettings, Case, Work};
+pub use measure::{alternate, geomean, median, Budget};
+pub use run::{bench_case, divergence, CaseReport, ContractReport, ReferenceReport, Stats};
+pub use targets::Target;

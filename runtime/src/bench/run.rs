@@ -1,0 +1,419 @@
+//! Benchmarking one case: compile its contracts, check the native run
+//! against the interpreter's, then time both, alternated.
+
+use super::compile::{Compiler, Contract, NotCompiled};
+use super::discover::{Case, Work};
+use super::measure::{alternate, median, Budget};
+use super::reference::{for_program, RefProgram};
+use super::targets::{met, targets_for, Target, MAX_REFERENCE_RATIO};
+use crate::registry::Registry;
+use crate::revm_glue::bench_exec::{Runner, Transaction, Verified};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Verified runs slower than this already warmed everything up.
+const WARM: Duration = Duration::from_millis(50);
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ContractReport {
+    pub code_hash: String,
+    pub code_bytes: usize,
+    /// Why it was not compiled (it then runs interpreted).
+    pub not_compiled: Option<String>,
+    pub so_bytes: Option<u64>,
+    pub compile_ms: Option<f64>,
+    pub analysis_ms: Option<f64>,
+    pub ir_ms: Option<f64>,
+    pub optimize_ms: Option<f64>,
+    pub codegen_ms: Option<f64>,
+    pub link_ms: Option<f64>,
+    pub opt_level: Option<u8>,
+    pub ir_instructions: Option<usize>,
+    pub load_us: Option<f64>,
+    /// The part of `load_us` spent reading and validating the file; the
+    /// rest is the sealed copy, `dlopen` and the symbol lookup.
+    pub validate_us: Option<f64>,
+}
+
+impl ContractReport {
+    fn new(c: &Contract) -> Self {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let ok = c.outcome.as_ref().ok();
+        Self {
+            code_hash: format!("{:#x}", c.code_hash),
+            code_bytes: c.code_len,
+            not_compiled: c.outcome.as_ref().err().map(|e| e.to_string()),
+            so_bytes: ok.map(|a| a.size),
+            compile_ms: ok.map(|a| ms(a.wall)),
+            analysis_ms: ok.map(|a| ms(a.timings.analysis)),
+            ir_ms: ok.map(|a| ms(a.timings.ir)),
+            optimize_ms: ok.map(|a| ms(a.timings.optimize)),
+            codegen_ms: ok.map(|a| ms(a.timings.codegen)),
+            link_ms: ok.map(|a| ms(a.timings.link)),
+            opt_level: ok.map(|a| a.timings.opt_level),
+            ir_instructions: ok.map(|a| a.timings.ir_instructions),
+            load_us: ok.map(|a| a.load.as_secs_f64() * 1e6),
+            validate_us: ok.map(|a| a.validate.as_secs_f64() * 1e6),
+        }
+    }
+}
+
+/// Median, spread and count of one mode's timed runs.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Stats {
+    pub median_us: f64,
+    pub min_us: f64,
+    pub max_us: f64,
+    pub reps: usize,
+}
+
+impl Stats {
+    pub fn of(samples: &[Duration]) -> Option<Self> {
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        Some(Self {
+            median_us: us(median(samples)),
+            min_us: us(*samples.iter().min()?),
+            max_us: us(*samples.iter().max()?),
+            reps: samples.len(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetCheck {
+    pub target: Target,
+    /// `None`: nothing to judge (diverged, or not run).
+    pub met: Option<bool>,
+}
+
+/// The hand-written Rust version of the program, timed beside it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReferenceReport {
+    pub rust: Stats,
+    /// The compiled contract's whole transaction.
+    pub native_tx: Stats,
+    /// The same transaction with `n = 0`: everything but the loop.
+    pub native_tx_n0: Stats,
+    /// Native transaction / Rust.
+    pub ratio_tx: f64,
+    /// (Native transaction - native at n = 0) / (Rust - Rust at n = 0): the
+    /// cost of the program's work alone.
+    pub ratio_work: f64,
+    /// How the Rust version's output or gas differs from the contract's.
+    pub disagreement: Option<String>,
+}
+
+impl ReferenceReport {
+    /// Within [`MAX_REFERENCE_RATIO`] of Rust on the program's work, and
+    /// computing the same thing.
+    pub fn met(&self) -> bool {
+        self.disagreement.is_none() && self.ratio_work <= MAX_REFERENCE_RATIO
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseReport {
+    pub name: String,
+    pub group: String,
+    pub source: String,
+    pub contracts: Vec<ContractReport>,
+    /// Sum over the case's contracts.
+    pub compile_ms: Option<f64>,
+    pub so_bytes: Option<u64>,
+    /// Slowest cache-hit load among the case's contracts.
+    pub load_us: Option<f64>,
+    pub interp: Option<Stats>,
+    pub native: Option<Stats>,
+    pub speedup: Option<f64>,
+    /// The same from the fastest runs: less sensitive to other load on the
+    /// machine, which only ever adds time.
+    pub speedup_of_minimums: Option<f64>,
+    /// Native outcome differs from the interpreter's: what each produced.
+    pub divergence: Option<String>,
+    /// Problems that are not divergences: expectations of the data not met
+    /// (by both modes), contracts not compiled, nothing run natively.
+    pub notes: Vec<String>,
+    pub native_frames: u64,
+    pub targets: Vec<TargetCheck>,
+    pub reference: Option<ReferenceReport>,
+}
+
+impl CaseReport {
+    /// Whether every target of the row is met (`None`: no targets, or some
+    /// cannot be judged).
+    pub fn all_met(&self) -> Option<bool> {
+        if self.targets.is_empty() {
+            return None;
+        }
+        let mut all = true;
+        for t in &self.targets {
+            all &= t.met?;
+        }
+        Some(all)
+    }
+}
+
+/// Compiles, verifies and times `case`.
+pub fn bench_case(case: &Case, compiler: &mut Compiler, budget: &Budget) -> CaseReport {
+    let (contracts, registry) = compiler.prepare(case);
+    let compiled: Vec<_> = contracts
+        .iter()
+        .filter_map(|c| c.outcome.as_ref().ok())
+        .collect();
+    let sum_ms = compiled
+        .iter()
+        .map(|c| c.wall.as_secs_f64() * 1e3)
+        .sum::<f64>();
+    let mut report = CaseReport {
+        name: case.name.clone(),
+        group: case.group.clone(),
+        source: case.source.display().to_string(),
+        contracts: contracts.iter().map(|c| ContractReport::new(c)).collect(),
+        compile_ms: (!compiled.is_empty()).then_some(sum_ms),
+        so_bytes: (!compiled.is_empty()).then(|| compiled.iter().map(|c| c.size).sum()),
+        load_us: compiled
+            .iter()
+            .map(|c| c.load.as_secs_f64() * 1e6)
+            .reduce(f64::max),
+        interp: None,
+        native: None,
+        speedup: None,
+        speedup_of_minimums: None,
+        divergence: None,
+        notes: Vec::new(),
+        native_frames: 0,
+        targets: Vec::new(),
+        reference: None,
+    };
+    for c in &contracts {
+        if let Err(e) = &c.outcome {
+            let what = match e {
+                NotCompiled::TooLarge(_) => "",
+                NotCompiled::Failed(_) => "ERROR: ",
+            };
+            report
+                .notes
+                .push(format!("{what}contract {:#x}: {e}", c.code_hash));
+        }
+    }
+    if let Work::Run {
+        tx,
+        expected_output,
+    } = &case.work
+    {
+        if let Err(e) = run_both(
+            tx,
+            expected_output.as_deref(),
+            &registry,
+            budget,
+            &mut report,
+        ) {
+            report.notes.push(format!("ERROR: {e}"));
+        }
+        if report.divergence.is_none() && report.speedup.is_some() {
+            if let Some(program) = for_program(&case.name) {
+                match reference(tx, program, &registry, budget) {
+                    Ok(r) => report.reference = Some(r),
+                    Err(e) => report.notes.push(format!("ERROR: reference: {e}")),
+                }
+            }
+        }
+    }
+    let compile_ms = report.compile_ms;
+    report.targets = targets_for(&case.group, &case.name)
+        .into_iter()
+        .map(|t| TargetCheck {
+            target: t,
+            met: met(t, report.speedup, compile_ms),
+        })
+        .collect();
+    report
+}
+
+fn run_both(
+    tx: &Transaction,
+    expected_output: Option<&[u8]>,
+    registry: &Arc<Registry>,
+    budget: &Budget,
+    report: &mut CaseReport,
+) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    let interp = tx.verify(None);
+    let interp_warm = start.elapsed() > WARM;
+    let native = tx.verify(Some(registry));
+    report.native_frames = native.native_frames;
+    if let Some(d) = divergence(&interp, &native) {
+        report.divergence = Some(d);
+        return Ok(());
+    }
+    if let Err(e) = &interp.expectation {
+        report.notes.push(format!("both modes: {e}"));
+    }
+    if interp.rejected {
+        if interp.expectation.is_ok() {
+            report
+                .notes
+                .push("transaction rejected, as expected: not timed".into());
+        }
+        return Ok(());
+    }
+    if let Some(expected) = expected_output {
+        if interp.output != expected {
+            report.notes.push(format!(
+                "both modes: output 0x{} differs from the expected 0x{}",
+                hex::encode(&interp.output),
+                hex::encode(expected)
+            ));
+        }
+    }
+    if native.native_frames == 0 && !registry.is_empty() {
+        report
+            .notes
+            .push("no frame ran natively (compiled code not reached)".into());
+    }
+
+    let mut i = tx.runner(None);
+    let mut n = tx.runner(Some(registry.clone()));
+    let run_checked = |r: &mut Runner, v: &Verified| -> Result<Duration, String> {
+        let run = r.run()?;
+        if run.gas_used != v.gas_used {
+            return Err(format!(
+                "a timed run used {} gas, the checked run {}",
+                run.gas_used, v.gas_used
+            ));
+        }
+        Ok(run.elapsed)
+    };
+    if budget.time > Duration::ZERO {
+        // Warm caches (and the runner's own state) unless a checked run
+        // already took long enough to make that noise.
+        if interp_warm {
+            run_checked(&mut n, &native)?;
+        } else {
+            run_checked(&mut i, &interp)?;
+            run_checked(&mut n, &native)?;
+        }
+    }
+    let [si, sn] = alternate(
+        budget,
+        &mut [&mut || run_checked(&mut i, &interp), &mut || {
+            run_checked(&mut n, &native)
+        }],
+    )?;
+    report.interp = Stats::of(&si);
+    report.native = Stats::of(&sn);
+    if let (Some(a), Some(b)) = (report.interp, report.native) {
+        report.speedup = Some(a.median_us / b.median_us.max(1e-3));
+        report.speedup_of_minimums = Some(a.min_us / b.min_us.max(1e-3));
+    }
+    Ok(())
+}
+
+/// How the native run differs from the interpreter's, if it does.
+pub fn divergence(interp: &Verified, native: &Verified) -> Option<String> {
+    if interp.observable != native.observable {
+        return Some(format!(
+            "interpreter: {}\n    native:      {}",
+            interp.observable, native.observable
+        ));
+    }
+    if interp.state_root != native.state_root {
+        return Some(format!(
+            "same status, gas, output and logs, but post-state root {} (interpreter) vs {} (native)",
+            interp.state_root, native.state_root
+        ));
+    }
+    None
+}
+
+/// Times the hand-written program beside the compiled contract, and checks
+/// they agree on output and gas.
+fn reference(
+    tx: &Transaction,
+    program: RefProgram,
+    registry: &Arc<Registry>,
+    budget: &Budget,
+) -> Result<ReferenceReport, String> {
+    let input = tx.input().to_vec();
+    let zero = [0u8; 32];
+    let (intrinsic, floor) = tx.intrinsic_gas();
+    let gas_limit = tx.gas_limit().saturating_sub(intrinsic);
+    let outcome = program(&input, gas_limit).ok_or("the Rust version ran out of gas")?;
+    let native = tx.verify(Some(registry));
+    let rust_gas = (intrinsic + outcome.gas_used).max(floor);
+    let disagreement = if native.output != outcome.output {
+        Some(format!(
+            "output 0x{} (Rust) vs 0x{} (contract)",
+            hex::encode(outcome.output),
+            hex::encode(&native.output)
+        ))
+    } else if rust_gas != native.gas_used {
+        Some(format!(
+            "transaction gas {rust_gas} (Rust: {} + intrinsic {intrinsic}, floor {floor}) vs {} (contract)",
+            outcome.gas_used, native.gas_used
+        ))
+    } else {
+        None
+    };
+    let tx0 = tx.with_input(&zero);
+    let mut n = tx.runner(Some(registry.clone()));
+    let mut n0 = tx0.runner(Some(registry.clone()));
+    let time_rust = |data: &[u8]| {
+        let start = std::time::Instant::now();
+        let r = program(std::hint::black_box(data), std::hint::black_box(gas_limit));
+        let t = start.elapsed();
+        std::hint::black_box(r);
+        t
+    };
+    let [rust, rust0, nat, nat0] = alternate(
+        budget,
+        &mut [
+            &mut || Ok(time_rust(&input)),
+            &mut || Ok(time_rust(&zero)),
+            &mut || n.run().map(|r| r.elapsed),
+            &mut || n0.run().map(|r| r.elapsed),
+        ],
+    )?;
+    let m = |s: &[Duration]| median(s).as_secs_f64();
+    let stats = |s: &[Duration]| Stats::of(s).ok_or("no samples");
+    Ok(ReferenceReport {
+        rust: stats(&rust)?,
+        native_tx: stats(&nat)?,
+        native_tx_n0: stats(&nat0)?,
+        ratio_tx: m(&nat) / m(&rust).max(1e-12),
+        ratio_work: (m(&nat) - m(&nat0)) / (m(&rust) - m(&rust0)).max(1e-12),
+        disagreement,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use evmc_compiler::B256;
+
+    fn verified(observable: &str, root: u8) -> Verified {
+        Verified {
+            observable: observable.into(),
+            state_root: B256::repeat_byte(root),
+            output: Vec::new(),
+            gas_used: 21_000,
+            native_frames: 0,
+            rejected: false,
+            expectation: Ok(()),
+        }
+    }
+
+    #[test]
+    fn divergence_names_what_differs() {
+        let a = verified("success Stop, gas used 21000", 1);
+        assert!(divergence(&a, &a.clone()).is_none());
+        let d = divergence(&a, &verified("revert, gas used 21003", 1)).unwrap();
+        assert!(
+            d.contains("success Stop") && d.contains("revert, gas used 21003"),
+            "{d}"
+        );
+        let d = divergence(&a, &verified("success Stop, gas used 21000", 2)).unwrap();
+        assert!(d.contains("post-state root"), "{d}");
+    }
+}
