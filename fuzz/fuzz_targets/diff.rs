@@ -28,17 +28,17 @@ fn variants() -> usize {
 /// Compiles through the real path, keeping recent artifacts: inputs that
 /// differ only in the transactions they draw reuse the contracts. Bounded,
 /// since a campaign compiles without end.
-fn compile(code: &[u8], spec: SpecId) -> Arc<LoadedArtifact> {
-    type Cache = Mutex<HashMap<(B256, SpecId), Arc<LoadedArtifact>>>;
+fn compile(code: &[u8], spec: SpecId, opt_level: u8) -> Arc<LoadedArtifact> {
+    type Cache = Mutex<HashMap<(B256, SpecId, u8), Arc<LoadedArtifact>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    let key = (evmc_tests::evmc_compiler::code_hash(code), spec);
+    let key = (evmc_tests::evmc_compiler::code_hash(code), spec, opt_level);
     if let Some(a) = cache.lock().unwrap().get(&key) {
         return a.clone();
     }
     let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
-    let art = compile_and_load(code, spec, 2, dir.path())
+    let art = compile_and_load(code, spec, opt_level, dir.path())
         .unwrap_or_else(|e| panic!("compiling {} for {spec:?}: {e}", hex::encode(code)));
     // The loader runs a private copy; the file is not needed any more.
     let _ = std::fs::remove_file(&art.path);

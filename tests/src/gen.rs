@@ -58,6 +58,9 @@ pub const SPECS: &[SpecId] = &[
     SpecId::FRONTIER,
 ];
 
+/// Optimisation levels a world may be compiled at (the default most often).
+pub const OPT_LEVELS: &[u8] = &[2, 2, 2, 2, 0, 1, 3];
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     Structured,
@@ -77,6 +80,8 @@ pub struct Contract {
 #[derive(Clone, Debug)]
 pub struct World {
     pub spec: SpecId,
+    /// LLVM optimisation level of the compiled contracts.
+    pub opt_level: u8,
     pub contracts: Vec<Contract>,
     /// Seeds the variants.
     pub seed: u64,
@@ -116,6 +121,7 @@ impl World {
     pub fn decode(data: &[u8]) -> World {
         let mut u = Unstructured::new(data);
         let spec = SPECS[u.choose_index(SPECS.len()).unwrap_or(0)];
+        let opt_level = OPT_LEVELS[u.choose_index(OPT_LEVELS.len()).unwrap_or(0)];
         let n_structured = u.int_in_range(1..=3usize).unwrap_or(1);
         let random = u.ratio(2, 3).unwrap_or(false);
         // structured.., [random], deployer, then one empty account.
@@ -157,6 +163,7 @@ impl World {
         let seed = u.arbitrary().unwrap_or(0);
         World {
             spec,
+            opt_level,
             contracts,
             seed,
         }
@@ -166,6 +173,7 @@ impl World {
     pub fn decode_random(data: &[u8]) -> World {
         let mut u = Unstructured::new(data);
         let spec = SPECS[u.choose_index(SPECS.len()).unwrap_or(0)];
+        let opt_level = OPT_LEVELS[u.choose_index(OPT_LEVELS.len()).unwrap_or(0)];
         let n = u.int_in_range(1..=3usize).unwrap_or(1);
         let mut contracts = Vec::new();
         for _ in 0..n {
@@ -180,6 +188,7 @@ impl World {
         let seed = u.arbitrary().unwrap_or(0);
         World {
             spec,
+            opt_level,
             contracts,
             seed,
         }
@@ -188,19 +197,24 @@ impl World {
     /// Compiles the contracts marked `compiled` (in parallel) and registers them.
     pub fn registry(
         &self,
-        compile: &(dyn Fn(&[u8], SpecId) -> Arc<LoadedArtifact> + Sync),
+        compile: &(dyn Fn(&[u8], SpecId, u8) -> Arc<LoadedArtifact> + Sync),
     ) -> Arc<Registry> {
         let registry = Registry::new();
         let arts: Vec<_> = self
             .contracts
             .par_iter()
             .filter(|c| c.compiled)
-            .map(|c| compile(&c.code, self.spec))
+            .map(|c| compile(&c.code, self.spec, self.opt_level))
             .collect();
         for a in arts {
             registry.register(self.spec, a);
         }
         registry
+    }
+
+    /// [`World::registry`] through the harness's compile cache.
+    pub fn compile(&self) -> Arc<Registry> {
+        self.registry(&crate::native_opt)
     }
 
     /// `n` transactions drawn from the world's seed.
@@ -335,6 +349,7 @@ impl World {
     pub fn single(spec: SpecId, code: Vec<u8>) -> World {
         World {
             spec,
+            opt_level: 2,
             contracts: vec![Contract {
                 code,
                 kind: Kind::Structured,

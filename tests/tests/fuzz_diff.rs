@@ -10,7 +10,7 @@
 //! (extra random gas limits per transaction) and `EVMC_FUZZ_SEED`.
 
 use evmc_tests::gen::{check_world, Stats, World};
-use evmc_tests::{native, COMPILES};
+use evmc_tests::COMPILES;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
@@ -54,7 +54,7 @@ fn campaign(label: &str, decode: fn(&[u8]) -> World, worlds: u64, variants: u64,
     let start = Instant::now();
     let result = runner.run(&vec(any::<u8>(), 16..3000), |data| {
         let world = decode(&data);
-        let registry = world.registry(&|code, spec| native(code, spec));
+        let registry = world.compile();
         check_world(&world, &registry, variants, gas_points, &stats).map_err(TestCaseError::fail)
     });
     log(&format!(

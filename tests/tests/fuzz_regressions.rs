@@ -7,12 +7,11 @@
 
 use evmc_compiler::SpecId;
 use evmc_tests::gen::{Contract, Kind, Variant, World};
-use evmc_tests::native;
 use revm::primitives::U256;
 
 /// Runs the transaction both ways; panics with the full report if they differ.
 fn check(world: World, variant: Variant) {
-    let registry = world.registry(&|code, spec| native(code, spec));
+    let registry = world.compile();
     if let Err(report) = world.check(&variant, &registry) {
         panic!("{report}");
     }
@@ -25,7 +24,7 @@ fn check(world: World, variant: Variant) {
 fn divergence_reports_show_results_state_and_a_reproducer() {
     // sstore(0, calldataload(0))
     let world = World::single(SpecId::OSAKA, hex::decode("5f355f55").unwrap());
-    let registry = world.registry(&|code, spec| native(code, spec));
+    let registry = world.compile();
     let a = Variant::call(vec![1; 32], 100_000);
     let b = Variant::call(vec![2; 32], 100_000);
     let (want, _) = world.run_both(&a, &registry);
@@ -49,6 +48,7 @@ fn divergence_reports_show_results_state_and_a_reproducer() {
 fn printed_reproducers_run() {
     let world = World {
         spec: SpecId::CANCUN,
+        opt_level: 0,
         contracts: vec![
             Contract {
                 // tstore(1, 7); sstore(0, tload(1)); return(0, 0)

@@ -39,6 +39,7 @@ fn words(vs: &[U256]) -> Vec<u8> {
 fn world(contracts: Vec<Vec<u8>>) -> World {
     World {
         spec: SPEC,
+        opt_level: 2,
         contracts: contracts
             .into_iter()
             .map(|code| Contract {
@@ -52,7 +53,7 @@ fn world(contracts: Vec<Vec<u8>>) -> World {
 }
 
 fn registry_of(w: &World) -> Arc<Registry> {
-    w.registry(&|code, spec| native(code, spec))
+    w.compile()
 }
 
 fn must_agree(
@@ -464,6 +465,7 @@ fn memory_expands_to_exactly_what_the_gas_limit_allows() {
     for (i, (name, _)) in programs.iter().enumerate() {
         let single = World {
             spec: SPEC,
+            opt_level: 2,
             contracts: vec![w.contracts[i].clone()],
             seed: 0,
         };

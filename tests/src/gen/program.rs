@@ -720,7 +720,7 @@ impl Gen<'_, '_> {
         }
     }
 
-    /// Rare paths: a jump to an arbitrary byte, stack underflow, a stack
+    /// Rare paths: a jump to an arbitrary byte or back, stack underflow, a stack
     /// that grows with the calldata towards the 1024 limit.
     fn oddity(&mut self) {
         match self.range(0, 2) {
@@ -729,7 +729,15 @@ impl Gen<'_, '_> {
                 self.control_byte();
                 self.push_u(1);
                 self.op(op::AND);
-                let at = self.range(0, self.a.code.len() as u64 + 4);
+                // Half the time a JUMPDEST placed earlier: a loop, or a
+                // block entered with another stack height than usual.
+                let bound: Vec<u16> = self.a.labels.iter().flatten().copied().collect();
+                let at = match bound.len() {
+                    n if n > 0 && self.chance(1, 2) => {
+                        bound[self.range(0, n as u64 - 1) as usize] as u64
+                    }
+                    _ => self.range(0, self.a.code.len() as u64 + 4),
+                };
                 self.push_u(at);
                 self.op(op::JUMPI);
             }
@@ -810,6 +818,8 @@ impl Gen<'_, '_> {
     /// Dispatcher on control byte 0, then the sub-programs.
     fn program(&mut self) {
         let k = self.range(1, 4) as usize;
+        // Now and then a large contract, for LLVM's larger-function paths.
+        let big = self.chance(1, 16);
         let subs: Vec<usize> = (0..k).map(|_| self.a.label()).collect();
         let table = self.a.label();
         // jump to table + 4 * (calldata[0] % k)
@@ -843,7 +853,11 @@ impl Gen<'_, '_> {
             self.h = 0;
             self.floor = 0;
             self.calls_left = 2;
-            let n = self.range(2, 24) as usize;
+            let n = if big {
+                self.range(30, 120)
+            } else {
+                self.range(2, 24)
+            } as usize;
             self.seq(n);
             if self.chance(7, 8) {
                 self.terminator();

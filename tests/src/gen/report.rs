@@ -39,10 +39,11 @@ impl World {
             .map(|b| format!("U256::from({b})"))
             .collect();
         format!(
-            "let world = World {{\n    spec: SpecId::{:?},\n    contracts: vec![\n{}\n    ],\n    seed: 0,\n}};\n\
+            "let world = World {{\n    spec: SpecId::{:?},\n    opt_level: {},\n    contracts: vec![\n{}\n    ],\n    seed: 0,\n}};\n\
              let variant = Variant {{\n    target: {},\n    calldata: hex::decode(\"{}\").unwrap(),\n    value: U256::from({}),\n    \
              balances: vec![{}],\n    storage: vec![{}],\n    gas_limit: {},\n}};",
             self.spec,
+            self.opt_level,
             contracts.join("\n"),
             v.target,
             hex::encode(&v.calldata),
