@@ -58,6 +58,9 @@ pub const SPECS: &[SpecId] = &[
     SpecId::FRONTIER,
 ];
 
+/// Compiles and loads `(code, spec, opt level)`.
+pub type CompileFn = dyn Fn(&[u8], SpecId, u8) -> Arc<LoadedArtifact> + Sync;
+
 /// Optimisation levels a world may be compiled at (the default most often).
 pub const OPT_LEVELS: &[u8] = &[2, 2, 2, 2, 0, 1, 3];
 
@@ -197,7 +200,7 @@ impl World {
     /// Compiles the contracts marked `compiled` (in parallel) and registers them.
     pub fn registry(
         &self,
-        compile: &(dyn Fn(&[u8], SpecId, u8) -> Arc<LoadedArtifact> + Sync),
+        compile: &CompileFn,
     ) -> Arc<Registry> {
         let registry = Registry::new();
         let arts: Vec<_> = self
