@@ -198,10 +198,7 @@ impl World {
     }
 
     /// Compiles the contracts marked `compiled` (in parallel) and registers them.
-    pub fn registry(
-        &self,
-        compile: &CompileFn,
-    ) -> Arc<Registry> {
+    pub fn registry(&self, compile: &CompileFn) -> Arc<Registry> {
         let registry = Registry::new();
         let arts: Vec<_> = self
             .contracts

@@ -216,12 +216,78 @@ fn self_recursive(trigger: Address) -> Vec<u8> {
     c
 }
 
+const DEPTH: u64 = 200;
+const TRIGGER: Address = Address::repeat_byte(0x77);
+
+/// A database holding [`self_recursive`] at `address(0)`, running `hook`
+/// when the recursion bottoms out.
+fn hooked_db(code: &[u8], hook: Option<Box<dyn FnOnce()>>) -> HookDb {
+    let mut db = CacheDB::<EmptyDB>::default();
+    let bc = Bytecode::new_raw(Bytes::copy_from_slice(code));
+    db.insert_account_info(
+        address(0),
+        AccountInfo {
+            code_hash: bc.hash_slow(),
+            code: Some(bc),
+            nonce: 1,
+            ..Default::default()
+        },
+    );
+    HookDb {
+        inner: db,
+        trigger: TRIGGER,
+        hook,
+    }
+}
+
+fn recursion_tx() -> TxEnv {
+    TxEnv::builder()
+        .caller(Address::repeat_byte(0x11))
+        .kind(TxKind::Call(address(0)))
+        .data(Bytes::from(word(U256::from(DEPTH))))
+        .gas_limit(10_000_000)
+        .build()
+        .unwrap()
+}
+
+/// Result and every touched account's post-state.
+fn describe(r: &revm::context_interface::result::ResultAndState) -> String {
+    let mut accounts: Vec<String> = r
+        .state
+        .iter()
+        .map(|(a, acc)| {
+            let mut st: Vec<_> = acc
+                .storage
+                .iter()
+                .map(|(k, v)| (*k, v.present_value))
+                .collect();
+            st.sort();
+            format!("{a}: {:?} {st:?}", acc.info)
+        })
+        .collect();
+    accounts.sort();
+    format!("{:?}\n{}", r.result, accounts.join("\n"))
+}
+
+fn interpreted(code: &[u8]) -> String {
+    let ctx = Context::mainnet()
+        .with_cfg(CfgEnv::new_with_spec(SPEC))
+        .with_db(hooked_db(code, None));
+    describe(&ctx.build_mainnet().transact(recursion_tx()).unwrap())
+}
+
+type HookedEvm = NativeEvm<revm::handler::MainnetContext<HookDb>>;
+
+fn native_evm(code: &[u8], registry: &Arc<Registry>, hook: Box<dyn FnOnce()>) -> HookedEvm {
+    let ctx = Context::mainnet()
+        .with_cfg(CfgEnv::new_with_spec(SPEC))
+        .with_db(hooked_db(code, Some(hook)));
+    NativeEvm::new(ctx.build_mainnet(), registry.clone())
+}
+
 #[test]
 fn removing_an_artifact_while_its_frames_run_is_safe() {
-    const DEPTH: u64 = 200;
-    let trigger = Address::repeat_byte(0x77);
-    let code = self_recursive(trigger);
-    let target = address(0);
+    let code = self_recursive(TRIGGER);
     let dir = tempfile::tempdir().unwrap();
     // Not through the harness's cache, which would keep the artifact alive.
     let art = evmc_runtime::compile_and_load(&code, SPEC, 2, dir.path()).unwrap();
@@ -229,58 +295,6 @@ fn removing_an_artifact_while_its_frames_run_is_safe() {
     let weak: Weak<LoadedArtifact> = Arc::downgrade(&art);
     let registry = Registry::new();
     registry.register(SPEC, art);
-
-    let db = || {
-        let mut db = CacheDB::<EmptyDB>::default();
-        let bc = Bytecode::new_raw(Bytes::from(code.clone()));
-        db.insert_account_info(
-            target,
-            AccountInfo {
-                code_hash: bc.hash_slow(),
-                code: Some(bc),
-                nonce: 1,
-                ..Default::default()
-            },
-        );
-        db
-    };
-    let tx = || {
-        TxEnv::builder()
-            .caller(Address::repeat_byte(0x11))
-            .kind(TxKind::Call(target))
-            .data(Bytes::from(word(U256::from(DEPTH))))
-            .gas_limit(10_000_000)
-            .build()
-            .unwrap()
-    };
-    let describe = |r: &revm::context_interface::result::ResultAndState| {
-        let mut accounts: Vec<String> = r
-            .state
-            .iter()
-            .map(|(a, acc)| {
-                let mut st: Vec<_> = acc
-                    .storage
-                    .iter()
-                    .map(|(k, v)| (*k, v.present_value))
-                    .collect();
-                st.sort();
-                format!("{a}: {:?} {st:?}", acc.info)
-            })
-            .collect();
-        accounts.sort();
-        format!("{:?}\n{}", r.result, accounts.join("\n"))
-    };
-
-    let interp = {
-        let ctx = Context::mainnet()
-            .with_cfg(CfgEnv::new_with_spec(SPEC))
-            .with_db(HookDb {
-                inner: db(),
-                trigger,
-                hook: None,
-            });
-        describe(&ctx.build_mainnet().transact(tx()).unwrap())
-    };
 
     // At the bottom of the recursion, with DEPTH compiled frames suspended
     // in their CALL, the artifact leaves the registry and every other
@@ -293,16 +307,13 @@ fn removing_an_artifact_while_its_frames_run_is_safe() {
             *seen.lock().unwrap() = Some((registry.is_empty(), weak.upgrade().is_some()));
         })
     };
-    let ctx = Context::mainnet()
-        .with_cfg(CfgEnv::new_with_spec(SPEC))
-        .with_db(HookDb {
-            inner: db(),
-            trigger,
-            hook: Some(hook),
-        });
-    let mut evm = NativeEvm::new(ctx.build_mainnet(), registry.clone());
-    let native = describe(&evm.transact(tx()).unwrap());
-    assert_eq!(native, interp, "native differs from the interpreter");
+    let mut evm = native_evm(&code, &registry, hook);
+    let native = describe(&evm.transact(recursion_tx()).unwrap());
+    assert_eq!(
+        native,
+        interpreted(&code),
+        "native differs from the interpreter"
+    );
     assert_eq!(
         *seen.lock().unwrap(),
         Some((true, true)),
@@ -314,11 +325,36 @@ fn removing_an_artifact_while_its_frames_run_is_safe() {
 
     // The next transaction sees the registry without it.
     let frames = evm.native_frames;
-    let again = describe(&evm.transact(tx()).unwrap());
+    let again = describe(&evm.transact(recursion_tx()).unwrap());
     assert_eq!(evm.native_frames, frames, "runs interpreted now");
     assert!(again.contains("Success"), "{again}");
     assert!(weak.upgrade().is_none(), "unloaded once nothing holds it");
-    drop(evm);
+}
+
+#[test]
+fn registering_during_a_transaction_takes_effect_at_the_next() {
+    let code = self_recursive(TRIGGER);
+    let art = native(&code, SPEC);
+    let registry = Registry::new();
+    let hook = {
+        let registry = registry.clone();
+        Box::new(move || registry.register(SPEC, art))
+    };
+    let mut evm = native_evm(&code, &registry, hook);
+    let first = describe(&evm.transact(recursion_tx()).unwrap());
+    assert_eq!(first, interpreted(&code));
+    assert_eq!(
+        evm.native_frames, 0,
+        "the running transaction keeps its snapshot"
+    );
+    assert_eq!(registry.len(), 1);
+    let second = describe(&evm.transact(recursion_tx()).unwrap());
+    assert!(second.contains("Success"), "{second}");
+    assert_eq!(
+        evm.native_frames,
+        2 * DEPTH + 1,
+        "the next one runs natively"
+    );
 }
 
 // ---------------------------------------------------------------------------
