@@ -52,7 +52,7 @@ fn campaign(label: &str, decode: fn(&[u8]) -> World, worlds: u64, variants: u64,
     let stats = Stats::default();
     let compiles_before = COMPILES.load(Ordering::Relaxed);
     let start = Instant::now();
-    let result = runner.run(&vec(any::<u8>(), 16..3000), |data| {
+    let result = runner.run(&vec(any::<u8>(), 64..6000), |data| {
         let world = decode(&data);
         let registry = world.compile();
         check_world(&world, &registry, variants, gas_points, &stats).map_err(TestCaseError::fail)

@@ -404,6 +404,8 @@ impl Gen<'_, '_> {
             if nested { 3 } else { 0 },              // loop
             1,                                       // raw opcode
             1,                                       // odd jumps and stack abuse
+            if nested { 3 } else { 0 },              // branches yielding a value
+            if nested { 3 } else { 0 },              // loop with an accumulator
         ];
         match self.weighted(&w) {
             0 => self.value(),
@@ -429,7 +431,9 @@ impl Gen<'_, '_> {
             10 => self.if_else(),
             11 => self.counted_loop(),
             12 => self.raw(),
-            _ => self.oddity(),
+            13 => self.oddity(),
+            14 => self.select(),
+            _ => self.accumulate(),
         }
         // Keep the stack shallow: deep stacks come from dedicated items.
         if self.h > self.floor + 12 {
@@ -546,10 +550,16 @@ impl Gen<'_, '_> {
             self.push_u(0x40);
         }
         self.small_offset();
-        // arg length, arg offset
-        self.push_u(0x20);
-        self.op(op::CALLDATASIZE);
-        self.op(op::SUB);
+        // arg length, arg offset: the calldata tail, but in a loop (where
+        // the call repeats) a few bytes only, so callees call no further.
+        if self.in_loop {
+            let n = self.range(0, 0x1f);
+            self.push_u(n);
+        } else {
+            self.push_u(0x20);
+            self.op(op::CALLDATASIZE);
+            self.op(op::SUB);
+        }
         self.push_u(ARGS_AT);
         if kind == op::CALL || kind == op::CALLCODE {
             match self.weighted(&[6, 2, 1]) {
@@ -685,9 +695,89 @@ impl Gen<'_, '_> {
         self.op(op::JUMPI);
         self.depth += 1;
         let was = std::mem::replace(&mut self.in_loop, true);
-        let calls = std::mem::replace(&mut self.calls_left, 0);
+        // One call or create per loop at most: they repeat per iteration.
+        let calls = self.calls_left;
+        self.calls_left = calls.min(1);
         let n = self.range(1, 6) as usize;
         self.seq(n);
+        self.calls_left = calls - (calls.min(1) - self.calls_left);
+        self.in_loop = was;
+        self.depth -= 1;
+        self.push_u(1);
+        self.op(op::SWAP1);
+        self.op(op::SUB);
+        self.a.push_label(top);
+        self.a.op(op::JUMP);
+        self.a.bind(end);
+        self.op(op::POP);
+        assert_eq!(self.h, h0);
+    }
+
+    /// if/else where each branch leaves one (different) value: the join
+    /// receives a value from two places.
+    fn select(&mut self) {
+        let h0 = self.h;
+        let (then, end) = (self.a.label(), self.a.label());
+        self.control_byte();
+        let bit = self.range(0, 7);
+        self.push_u(1 << bit);
+        self.op(op::AND);
+        self.a.push_label(then);
+        self.h += 1;
+        self.op(op::JUMPI);
+        self.depth += 1;
+        for (i, label) in [end, then].into_iter().enumerate() {
+            if i == 1 {
+                self.a.bind(then);
+                self.h = h0;
+            }
+            let n = self.range(0, 3) as usize;
+            self.seq(n);
+            self.value();
+            if self.chance(1, 2) {
+                self.combine();
+            }
+            if i == 0 {
+                self.a.push_label(label);
+                self.a.op(op::JUMP);
+            }
+        }
+        self.depth -= 1;
+        self.a.bind(end);
+        assert_eq!(self.h, h0 + 1);
+    }
+
+    /// A loop carrying a value on the stack under its counter, combined
+    /// with a fresh value each iteration; leaves the value.
+    fn accumulate(&mut self) {
+        let h0 = self.h;
+        let (top, end) = (self.a.label(), self.a.label());
+        self.value();
+        self.control_byte();
+        self.push_u(7);
+        self.op(op::AND);
+        self.a.bind(top);
+        self.op(op::DUP1);
+        self.op(op::ISZERO);
+        self.a.push_label(end);
+        self.h += 1;
+        self.op(op::JUMPI);
+        self.depth += 1;
+        let was = std::mem::replace(&mut self.in_loop, true);
+        let calls = std::mem::replace(&mut self.calls_left, 0);
+        self.op(op::SWAP1); // acc on top, counter below
+        let floor = std::mem::replace(&mut self.floor, self.h - 1);
+        let n = self.range(0, 3) as usize;
+        for _ in 0..n {
+            self.item();
+        }
+        self.pop_to(self.floor + 1);
+        if self.h == self.floor {
+            self.value(); // the items consumed it
+        }
+        self.floor = floor;
+        self.combine();
+        self.op(op::SWAP1);
         self.calls_left = calls;
         self.in_loop = was;
         self.depth -= 1;
@@ -698,7 +788,30 @@ impl Gen<'_, '_> {
         self.a.op(op::JUMP);
         self.a.bind(end);
         self.op(op::POP);
-        debug_assert_eq!(self.h, h0);
+        assert_eq!(self.h, h0 + 1);
+    }
+
+    /// Combines the top value with a fresh one by a binary pure op.
+    fn combine(&mut self) {
+        self.value();
+        let ops = [
+            op::ADD,
+            op::MUL,
+            op::SUB,
+            op::DIV,
+            op::SDIV,
+            op::MOD,
+            op::EXP,
+            op::XOR,
+            op::LT,
+            op::SLT,
+            op::SHL,
+            op::SAR,
+            op::BYTE,
+            op::SIGNEXTEND,
+        ];
+        let o = ops[self.range(0, ops.len() as u64 - 1) as usize];
+        self.op(if self.has(o) { o } else { op::ADD });
     }
 
     /// Any opcode but PUSH (whose immediate would swallow labels), with its
@@ -847,7 +960,7 @@ impl Gen<'_, '_> {
             self.a.push_label(*s);
             self.a.op(op::JUMP);
         }
-        debug_assert_eq!(self.a.code.len() - table_at, 5 * k);
+        assert_eq!(self.a.code.len() - table_at, 5 * k);
         for s in subs {
             self.a.bind(s);
             self.h = 0;
