@@ -406,6 +406,7 @@ impl Gen<'_, '_> {
             1,                                       // odd jumps and stack abuse
             if nested { 3 } else { 0 },              // branches yielding a value
             if nested { 3 } else { 0 },              // loop with an accumulator
+            if self.depth < 2 { 2 } else { 0 },      // long straight-line run
         ];
         match self.weighted(&w) {
             0 => self.value(),
@@ -433,7 +434,8 @@ impl Gen<'_, '_> {
             12 => self.raw(),
             13 => self.oddity(),
             14 => self.select(),
-            _ => self.accumulate(),
+            15 => self.accumulate(),
+            _ => self.straight_run(),
         }
         // Keep the stack shallow: deep stacks come from dedicated items.
         if self.h > self.floor + 12 {
@@ -789,6 +791,81 @@ impl Gen<'_, '_> {
         self.a.bind(end);
         self.op(op::POP);
         assert_eq!(self.h, h0 + 1);
+    }
+
+    /// Up to hundreds of instructions the compiler lowers inline, without a
+    /// jump: long blocks (split every few hundred instructions), long gas
+    /// segments, a deep register-held stack (DUP16, SWAP16).
+    fn straight_run(&mut self) {
+        const BINARY: &[u8] = &[
+            op::ADD,
+            op::MUL,
+            op::SUB,
+            op::LT,
+            op::GT,
+            op::SLT,
+            op::SGT,
+            op::EQ,
+            op::AND,
+            op::OR,
+            op::XOR,
+            op::BYTE,
+            op::SIGNEXTEND,
+            op::SHL,
+            op::SHR,
+            op::SAR,
+        ];
+        const UNARY: &[u8] = &[op::ISZERO, op::NOT, op::CLZ, op::POP];
+        const NULLARY: &[u8] = &[op::GAS, op::PC, op::MSIZE, op::CALLDATASIZE, op::PUSH0];
+        let h0 = self.h;
+        let n = self.range(40, 400);
+        for _ in 0..n {
+            let avail = self.h - self.floor;
+            match self.weighted(&[4, 3, 3, 6, 2, 2, 1]) {
+                1 if self.h >= 1 => {
+                    let k = self.range(1, self.h.min(16) as u64) as u8;
+                    self.op(op::DUP1 + k - 1);
+                }
+                2 if avail >= 2 => {
+                    let k = self.range(1, (avail - 1).min(16) as u64) as u8;
+                    self.op(op::SWAP1 + k - 1);
+                }
+                3 if avail >= 2 => {
+                    let o = BINARY[self.range(0, BINARY.len() as u64 - 1) as usize];
+                    self.op(if self.has(o) { o } else { op::ADD });
+                }
+                4 if avail >= 1 => {
+                    let o = UNARY[self.range(0, UNARY.len() as u64 - 1) as usize];
+                    self.op(if self.has(o) { o } else { op::ISZERO });
+                }
+                5 => match self.range(0, 2) {
+                    0 => {
+                        self.small_offset();
+                        self.op(op::MLOAD);
+                    }
+                    k => {
+                        if avail == 0 {
+                            let v = self.interesting();
+                            self.push(v);
+                        }
+                        self.small_offset();
+                        self.op(if k == 1 { op::MSTORE } else { op::MSTORE8 });
+                    }
+                },
+                6 => {
+                    let o = NULLARY[self.range(0, NULLARY.len() as u64 - 1) as usize];
+                    self.op(if self.has(o) { o } else { op::GAS });
+                }
+                _ => {
+                    let v = self.interesting();
+                    self.push(v);
+                }
+            }
+            if self.h > self.floor + 40 {
+                self.op(op::POP);
+            }
+        }
+        self.pop_to(h0);
     }
 
     /// Combines the top value with a fresh one by a binary pure op.
