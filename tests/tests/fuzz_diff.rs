@@ -4,10 +4,12 @@
 //! interpreter and natively; every result, gas figure, refund, output, log
 //! and the state root must agree.
 //!
-//! Sizes come from the environment, for long campaigns:
-//! `EVMC_FUZZ_WORLDS` (structured worlds), `EVMC_FUZZ_RANDOM_WORLDS`,
-//! `EVMC_FUZZ_VARIANTS` / `EVMC_FUZZ_RANDOM_VARIANTS` (transactions per world), `EVMC_FUZZ_GAS_POINTS`
-//! (extra random gas limits per transaction) and `EVMC_FUZZ_SEED`.
+//! Sizes come from the environment, for long campaigns (see
+//! `fuzz/README.md`): `EVMC_FUZZ_WORLDS` / `EVMC_FUZZ_RANDOM_WORLDS`
+//! (worlds), `EVMC_FUZZ_VARIANTS` / `EVMC_FUZZ_RANDOM_VARIANTS`
+//! (transactions per world), `EVMC_FUZZ_GAS_POINTS` (extra random gas limits
+//! per transaction) and `EVMC_FUZZ_SEED`. `EVMC_FUZZ_INPUT=<hex>` replays
+//! the one world input a failure printed.
 
 use evmc_tests::gen::{check_world, Stats, World};
 use evmc_tests::COMPILES;
@@ -39,10 +41,14 @@ fn campaign(label: &str, decode: fn(&[u8]) -> World, worlds: u64, variants: u64,
     let seed = env_or("EVMC_FUZZ_SEED", 0x5eed) ^ seed_salt;
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let replay = std::env::var("EVMC_FUZZ_INPUT").ok();
     let config = Config {
-        cases: worlds as u32,
+        cases: if replay.is_some() { 1 } else { worlds as u32 },
         failure_persistence: None,
+        // Shrinking recompiles the world each step: bounded, so that a
+        // failing CI run still ends in minutes.
         max_shrink_iters: 200,
+        max_shrink_time: 180_000,
         ..Config::default()
     };
     let mut runner = TestRunner::new_with_rng(
@@ -52,14 +58,19 @@ fn campaign(label: &str, decode: fn(&[u8]) -> World, worlds: u64, variants: u64,
     let stats = Stats::default();
     let compiles_before = COMPILES.load(Ordering::Relaxed);
     let start = Instant::now();
-    let result = runner.run(&vec(any::<u8>(), 64..6000), |data| {
+    // EVMC_FUZZ_INPUT=<hex> replays one world (as printed on a failure).
+    let inputs = match replay.clone() {
+        Some(hex) => Just(hex::decode(hex.trim()).expect("EVMC_FUZZ_INPUT: hex")).boxed(),
+        None => vec(any::<u8>(), 64..6000).boxed(),
+    };
+    let result = runner.run(&inputs, |data| {
         let world = decode(&data);
         let registry = world.compile();
         check_world(&world, &registry, variants, gas_points, &stats).map_err(TestCaseError::fail)
     });
     log(&format!(
         "{label}: {} worlds, {} compiles, {} in {:.1?} (seed {seed:#x})",
-        worlds,
+        runner.config().cases,
         COMPILES.load(Ordering::Relaxed) - compiles_before,
         stats.summary(),
         start.elapsed()
@@ -72,6 +83,9 @@ fn campaign(label: &str, decode: fn(&[u8]) -> World, worlds: u64, variants: u64,
             hex::encode(&data)
         ),
         Err(e) => panic!("{label}: {e}"),
+    }
+    if replay.is_some() {
+        return;
     }
     let cases = Stats::get(&stats.cases);
     let executed = cases - Stats::get(&stats.rejected);
