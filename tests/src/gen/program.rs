@@ -910,10 +910,24 @@ impl Gen<'_, '_> {
         }
     }
 
-    /// Rare paths: a jump to an arbitrary byte or back, stack underflow, a stack
-    /// that grows with the calldata towards the 1024 limit.
+    /// Rare paths: a jump to an arbitrary byte or back, a jump into PUSH
+    /// data that looks like a JUMPDEST, stack underflow, a stack that grows
+    /// with the calldata towards the 1024 limit.
     fn oddity(&mut self) {
-        match self.range(0, 2) {
+        match self.range(0, 3) {
+            3 => {
+                // PUSHn of 0x5b bytes, then maybe a jump onto one of them.
+                let n = self.range(1, 32) as usize;
+                let at = self.a.code.len() + 1 + self.range(0, n as u64 - 1) as usize;
+                self.a.op(op::PUSH1 + n as u8 - 1);
+                self.a.code.extend(std::iter::repeat_n(op::JUMPDEST, n));
+                self.a.op(op::POP);
+                self.control_byte();
+                self.push_u(1);
+                self.op(op::AND);
+                self.push_u(at as u64);
+                self.op(op::JUMPI);
+            }
             0 => {
                 // Taken or not by a calldata bit; mostly not a JUMPDEST.
                 self.control_byte();
