@@ -7,6 +7,7 @@
 
 use evmc_compiler::SpecId;
 use evmc_tests::gen::{Contract, Kind, Variant, World};
+use evmc_tests::native;
 use revm::primitives::U256;
 
 /// Runs the transaction both ways; panics with the full report if they differ.
@@ -73,4 +74,43 @@ fn printed_reproducers_run() {
         gas_limit: 60_000,
     };
     check(world, variant);
+}
+
+/// The checker is not vacuous: an artifact compiled for another spec (here
+/// Frontier's, where SLOAD's static gas differs), registered
+/// as if it were Osaka's, is caught, by a single check and by a whole
+/// generated-world run.
+#[test]
+fn the_checker_catches_an_artifact_of_the_wrong_spec() {
+    let wrong = |world: &World| {
+        let registry = evmc_runtime::Registry::new();
+        for c in world.contracts.iter().filter(|c| c.compiled) {
+            registry.register(world.spec, native(&c.code, SpecId::FRONTIER));
+        }
+        registry
+    };
+    // sstore(0, sload(0) + 1)
+    let world = World::single(SpecId::OSAKA, hex::decode("5f546001015f5500").unwrap());
+    let registry = wrong(&world);
+    let report = world
+        .check(&Variant::call(vec![], 100_000), &registry)
+        .expect_err("a Frontier artifact cannot pass for Osaka");
+    // SLOAD's static gas: 50 in Frontier, 0 (all dynamic) since Berlin.
+    assert!(report.contains("total_gas_spent: 43060"), "{report}");
+
+    let mut data = Vec::new();
+    let mut x = 7u32;
+    for _ in 0..3000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        data.push((x >> 16) as u8);
+    }
+    let mut world = World::decode(&data);
+    world.spec = SpecId::OSAKA;
+    let registry = wrong(&world);
+    let stats = evmc_tests::gen::Stats::default();
+    assert!(
+        evmc_tests::gen::check_world(&world, &registry, 40, 2, &stats).is_err(),
+        "a generated world notices too: {}",
+        stats.summary()
+    );
 }
