@@ -26,6 +26,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+mod program;
+mod report;
+
+pub use program::deployer;
+use program::structured;
+
 pub const SENDER: Address =
     revm::primitives::address!("0x5e0de50000000000000000000000000000000001");
 
@@ -112,12 +118,6 @@ impl Variant {
         }
     }
 }
-
-mod program;
-mod report;
-
-pub use program::deployer;
-use program::structured;
 
 impl World {
     /// Decodes a world; any input gives one (short inputs give small ones).
