@@ -65,7 +65,7 @@ pub const SPECS: &[SpecId] = &[
 ];
 
 /// Compiles and loads `(code, spec, opt level)`.
-pub type CompileFn = dyn Fn(&[u8], SpecId, u8) -> Arc<LoadedArtifact> + Sync;
+pub type CompileFn<'a> = dyn Fn(&[u8], SpecId, u8) -> Arc<LoadedArtifact> + Sync + 'a;
 
 /// Optimisation levels a world may be compiled at (the default most often).
 pub const OPT_LEVELS: &[u8] = &[2, 2, 2, 2, 0, 1, 3];
@@ -198,7 +198,7 @@ impl World {
     }
 
     /// Compiles the contracts marked `compiled` (in parallel) and registers them.
-    pub fn registry(&self, compile: &CompileFn) -> Arc<Registry> {
+    pub fn registry(&self, compile: &CompileFn<'_>) -> Arc<Registry> {
         let registry = Registry::new();
         let arts: Vec<_> = self
             .contracts

@@ -52,9 +52,6 @@ pub fn native(code: &[u8], spec: SpecId) -> Arc<LoadedArtifact> {
     native_opt(code, spec, 2)
 }
 
-/// Compilations [`native`] ran in this process (cache misses).
-pub static COMPILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 pub fn native_opt(code: &[u8], spec: SpecId, opt: u8) -> Arc<LoadedArtifact> {
     type Cache = Mutex<HashMap<(B256, SpecId, u8), Arc<LoadedArtifact>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
@@ -69,7 +66,6 @@ pub fn native_opt(code: &[u8], spec: SpecId, opt: u8) -> Arc<LoadedArtifact> {
     {
         return a.clone();
     }
-    COMPILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let art = evmc_runtime::compile_and_load(code, spec, opt, dir.path())
         .unwrap_or_else(|e| panic!("compiling {} for {spec:?}: {e}", hex::encode(code)));
     CACHE

@@ -12,12 +12,13 @@
 //! the one world input a failure printed.
 
 use evmc_tests::gen::{check_world, Stats, World};
-use evmc_tests::COMPILES;
+use evmc_tests::native_opt;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use std::collections::HashSet;
 use std::io::Write;
-use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 use std::time::Instant;
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -56,7 +57,9 @@ fn campaign(label: &str, decode: fn(&[u8]) -> World, worlds: u64, variants: u64,
         TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
     );
     let stats = Stats::default();
-    let compiles_before = COMPILES.load(Ordering::Relaxed);
+    // Distinct artifacts this campaign needed (the harness compiles each
+    // once per process).
+    let compiled = Mutex::new(HashSet::new());
     let start = Instant::now();
     // EVMC_FUZZ_INPUT=<hex> replays one world (as printed on a failure).
     let inputs = match replay.clone() {
@@ -65,13 +68,17 @@ fn campaign(label: &str, decode: fn(&[u8]) -> World, worlds: u64, variants: u64,
     };
     let result = runner.run(&inputs, |data| {
         let world = decode(&data);
-        let registry = world.compile();
+        let registry = world.registry(&|code: &[u8], spec, opt| {
+            let key = (evmc_tests::evmc_compiler::code_hash(code), spec, opt);
+            compiled.lock().unwrap().insert(key);
+            native_opt(code, spec, opt)
+        });
         check_world(&world, &registry, variants, gas_points, &stats).map_err(TestCaseError::fail)
     });
     log(&format!(
         "{label}: {} worlds, {} compiles, {} in {:.1?} (seed {seed:#x})",
         runner.config().cases,
-        COMPILES.load(Ordering::Relaxed) - compiles_before,
+        compiled.lock().unwrap().len(),
         stats.summary(),
         start.elapsed()
     ));
