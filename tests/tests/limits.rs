@@ -434,6 +434,42 @@ fn call_chains_past_the_depth_limit_through_compiled_frames_only() {
 }
 
 #[test]
+fn threads_run_deep_compiled_chains_through_the_same_artifacts_at_once() {
+    use revm::bytecode::opcode as op;
+    let w = world(vec![
+        chain(address(1), op::CALL, 0xa),
+        chain(address(0), op::CALL, 0xb),
+    ]);
+    let registry = registry_of(&w);
+    let w = Arc::new(w);
+    let threads: Vec<_> = (0..6u64)
+        .map(|t| {
+            let (w, registry) = (w.clone(), registry.clone());
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    // Different depths, so the threads' frames interleave
+                    // differently; all 1025 deep at most.
+                    let d = 900 + 50 * t;
+                    let v = Variant::call(word(U256::from(d)), 40_000_000_000_000);
+                    let (want, got) = w.run_both(&v, &registry);
+                    assert_eq!(want.exact(), got.exact(), "thread {t}");
+                    got.native_frames
+                })
+                .unwrap()
+        })
+        .collect();
+    for (t, h) in threads.into_iter().enumerate() {
+        let frames = h.join().expect("no stack overflow, no panic");
+        let d = 900 + 50 * t as u64;
+        let depth = d.min(1024);
+        // Every frame but the bottom one runs before and after its CALL.
+        let expected = if d >= 1024 { 2 * 1025 } else { 2 * depth + 1 };
+        assert_eq!(frames, expected, "thread {t}");
+    }
+}
+
+#[test]
 fn create2_chain_to_the_depth_limit_runs_compiled_init_code() {
     // Copies itself and CREATE2s it: the init frames are this code again
     // (CREATE2 knows the init code hash, so they run compiled).
