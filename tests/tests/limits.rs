@@ -52,10 +52,6 @@ fn world(contracts: Vec<Vec<u8>>) -> World {
     }
 }
 
-fn registry_of(w: &World) -> Arc<Registry> {
-    w.compile()
-}
-
 fn must_agree(
     w: &World,
     v: &Variant,
@@ -65,7 +61,8 @@ fn must_agree(
         .unwrap_or_else(|report| panic!("{report}"))
 }
 
-/// Loops `calldata[0]` times: hash memory, store the hash in slot `n & 3`;
+/// Loops n (the first calldata word) times: hash memory, store the hash in
+/// slot `n & 3`;
 /// returns the last hash.
 const HASH_LOOP: &str = "
     5f 35                       // n
@@ -83,7 +80,7 @@ const HASH_LOOP: &str = "
 #[test]
 fn many_threads_run_one_compiled_contract_at_once() {
     let w = world(vec![h(HASH_LOOP)]);
-    let registry = registry_of(&w);
+    let registry = w.compile();
     let variant = |n: u64| Variant::call(word(U256::from(n)), 1_000_000);
     // The interpreter's answers, computed once.
     let expected: Vec<String> = (0..40)
@@ -414,7 +411,7 @@ fn call_chains_past_the_depth_limit_through_compiled_frames_only() {
             vec![chain(address(0), call_op, 0xa)]
         };
         let w = world(contracts);
-        let registry = registry_of(&w);
+        let registry = w.compile();
         let (frames, out) = small_stack(move || {
             let v = Variant::call(word(U256::from(1100)), 40_000_000_000_000);
             let (want, got) = w.run_both(&v, &registry);
@@ -440,7 +437,7 @@ fn threads_run_deep_compiled_chains_through_the_same_artifacts_at_once() {
         chain(address(1), op::CALL, 0xa),
         chain(address(0), op::CALL, 0xb),
     ]);
-    let registry = registry_of(&w);
+    let registry = w.compile();
     let w = Arc::new(w);
     let threads: Vec<_> = (0..6u64)
         .map(|t| {
@@ -479,7 +476,7 @@ fn create2_chain_to_the_depth_limit_runs_compiled_init_code() {
         5f 5f f3                    // deploy empty code
     ");
     let w = world(vec![code]);
-    let registry = registry_of(&w);
+    let registry = w.compile();
     let (frames, result) = small_stack(move || {
         let v = Variant::call(vec![], 40_000_000_000_000);
         let (want, got) = w.run_both(&v, &registry);
@@ -532,7 +529,7 @@ fn largest_ok(mut lo: u64, mut hi: u64, ok: impl Fn(u64) -> bool) -> u64 {
 fn memory_expands_to_exactly_what_the_gas_limit_allows() {
     let programs = memory_programs();
     let w = world(programs.iter().map(|(_, c)| c.clone()).collect());
-    let registry = registry_of(&w);
+    let registry = w.compile();
     let mut checked = 0;
     for (i, (name, _)) in programs.iter().enumerate() {
         let single = World {
@@ -612,7 +609,7 @@ fn returndatacopy_out_of_bounds_halts_exactly_as_interpreted() {
     caller.extend_from_slice(&h("5b 60 20 35 5f 35 5f 3e 60 40 5f f3"));
     let callee = h("60 2a 5f 52 60 20 5f f3");
     let w = world(vec![caller, callee]);
-    let registry = registry_of(&w);
+    let registry = w.compile();
     let u = U256::from;
     let mut outcomes = Vec::new();
     for called in [false, true] {
