@@ -449,6 +449,17 @@ pub fn check_world(
     let variants = world.variants(n_variants);
     variants.par_iter().enumerate().try_for_each(|(i, v)| {
         let run = |v: &Variant| -> Result<Outcome, String> {
+            if std::env::var_os("EVMC_FUZZ_TRACE").is_some() {
+                // Unbuffered and past the test harness's capture: the last
+                // line names the case when the process dies.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "variant {i} gas {}:\n{}",
+                    v.gas_limit,
+                    world.repro(v)
+                );
+            }
             let (want, got) = world.run_both(v, registry);
             stats.add(&want, &got);
             if want.exact() != got.exact() {

@@ -66,7 +66,11 @@ fn campaign(label: &str, decode: fn(&[u8]) -> World, worlds: u64, variants: u64,
         Some(hex) => Just(hex::decode(hex.trim()).expect("EVMC_FUZZ_INPUT: hex")).boxed(),
         None => vec(any::<u8>(), 64..6000).boxed(),
     };
+    let trace = std::env::var_os("EVMC_FUZZ_TRACE").is_some();
     let result = runner.run(&inputs, |data| {
+        if trace {
+            log(&format!("world input {}", hex::encode(&data)));
+        }
         let world = decode(&data);
         let registry = world.registry(&|code: &[u8], spec, opt| {
             let key = (evmc_tests::evmc_compiler::code_hash(code), spec, opt);
