@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub mod diff;
+pub mod gen;
 
 pub use evmc_compiler;
 pub use evmc_runtime;
