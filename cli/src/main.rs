@@ -1,7 +1,7 @@
 //! `evmc-native`: compile EVM bytecode to native code and run it in revm.
 
-mod cmd_cache;
 mod cmd_bench;
+mod cmd_cache;
 mod cmd_compile;
 mod cmd_run;
 mod cmd_sequencer;

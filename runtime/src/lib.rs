@@ -4,10 +4,10 @@
 //! [`registry`] (code hash + spec → artifact) → [`NativeEvm`] (revm's frame
 //! loop, with compiled frames run by [`run_native`]).
 
+pub mod bench;
 pub mod cache;
 pub mod compile_worker;
 pub mod hot;
-pub mod bench;
 pub mod loader;
 pub mod registry;
 mod revm_glue;

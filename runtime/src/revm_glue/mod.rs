@@ -1,7 +1,7 @@
 //! Everything in the runtime that touches revm's API.
 
-pub mod block;
 pub mod bench_exec;
+pub mod block;
 pub mod evm;
 pub mod executor;
 pub mod fixture;
