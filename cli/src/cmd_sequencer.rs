@@ -57,6 +57,14 @@ pub struct Args {
     verify: bool,
     #[arg(long = "opt-level", short = 'O', default_value_t = 2)]
     opt_level: u8,
+    /// Artifact cache to take compiled contracts from and store them in
+    /// (default: `$EVMC_NATIVE_CACHE`, else `$XDG_CACHE_HOME/evmc-native`,
+    /// else `~/.cache/evmc-native`). Compiles run in capped worker processes.
+    #[arg(long = "cache-dir")]
+    cache_dir: Option<PathBuf>,
+    /// Compile in this process into a temporary directory instead.
+    #[arg(long = "no-cache")]
+    no_cache: bool,
     /// Hot mode: gas a contract's own frames must spend to be compiled.
     #[arg(long = "hot-gas", default_value_t = Thresholds::default().gas)]
     hot_gas: u64,
@@ -111,6 +119,22 @@ pub fn run_cmd(args: Args) -> Result<(), Failure> {
         o.compiler.workers = args.compile_workers.max(1);
         o.compiler.time_cap = Duration::from_secs_f64(args.compile_time_cap.max(0.0));
         o.keep_outputs = args.verify || args.json;
+        if !args.no_cache {
+            let limits = evmc_runtime::CompileLimits::default();
+            match crate::cmd_cache::open_cache(args.cache_dir.clone(), limits) {
+                Ok(cache) => {
+                    o.backend = std::sync::Arc::new(evmc_runtime::hot::CacheBackend::new(
+                        cache,
+                        args.opt_level,
+                    ))
+                }
+                // Execution never depends on the cache: compile in process.
+                Err(e) => {
+                    let (Failure::BadInput(e) | Failure::Failed(e) | Failure::Internal(e)) = e;
+                    eprintln!("warning: artifact cache unusable ({e}); compiling in process")
+                }
+            }
+        }
         Ok(o)
     };
     let mut report = json!({

@@ -189,6 +189,36 @@ pub trait CompileBackend: Send + Sync {
     fn compile(&self, code: &[u8], spec: SpecId) -> Result<Arc<LoadedArtifact>, String>;
 }
 
+/// The on-disk artifact cache as a compile backend: a restart finds what
+/// an earlier run compiled, and compiles run wherever the cache runs them
+/// (a capped worker process when it has one).
+pub struct CacheBackend {
+    cache: crate::ArtifactCache,
+    opt_level: u8,
+}
+
+impl CacheBackend {
+    pub fn new(cache: crate::ArtifactCache, opt_level: u8) -> Self {
+        Self { cache, opt_level }
+    }
+}
+
+impl CompileBackend for CacheBackend {
+    fn lookup(&self, code_hash: B256, spec: SpecId) -> Option<Arc<LoadedArtifact>> {
+        self.cache
+            .get(code_hash, spec, self.opt_level)
+            .ok()
+            .flatten()
+    }
+    fn compile(&self, code: &[u8], spec: SpecId) -> Result<Arc<LoadedArtifact>, String> {
+        let mut opts = evmc_compiler::CompileOptions::new(spec);
+        opts.opt_level = self.opt_level;
+        self.cache
+            .get_or_compile(code, &opts)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Compiles in this process into a temporary directory; remembers what it
 /// compiled for later lookups.
 pub struct InProcessBackend {
