@@ -13,13 +13,10 @@ use std::time::Duration;
 /// `$EVMC_SHARED_DIR/benchdata`, else `../shared/benchdata` beside the
 /// workspace root.
 pub fn benchdata() -> PathBuf {
-    let shared = std::env::var_os("EVMC_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    let dir = shared.join("benchdata");
+    let dir = evmc_runtime::shared_dir().join("benchdata");
     assert!(
         dir.is_dir(),
-        "benchmark data not found at {} (set EVMC_SHARED_DIR)",
+        "benchmark data not found at {}",
         dir.display()
     );
     dir

@@ -218,47 +218,13 @@ fn shorten(s: &str) -> String {
     }
 }
 
-/// Parses hex with optional `0x`, whitespace, and `(NxHH)` runs.
+/// Parses hex with optional `0x`, whitespace, and `(NxHEX)` runs.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>> {
-    let t = text.trim();
-    let t = t
-        .strip_prefix("0x")
-        .or_else(|| t.strip_prefix("0X"))
-        .unwrap_or(t);
-    let mut digits = String::with_capacity(t.len());
-    let mut rest = t;
-    while let Some(open) = rest.find('(') {
-        digits.push_str(&rest[..open]);
-        let close = rest[open..]
-            .find(')')
-            .map(|c| open + c)
-            .context("unclosed `(` in run-length notation")?;
-        let inner = &rest[open + 1..close];
-        let (n, byte) = inner
-            .split_once('x')
-            .context("run-length must look like (NxHH)")?;
-        let n: usize = n
-            .trim()
-            .parse()
-            .with_context(|| format!("bad repeat count in `({inner})`"))?;
-        if byte.trim().len() != 2 || n > 1 << 24 {
-            bail!("bad run-length `({inner})`");
-        }
-        digits.push_str(&byte.trim().repeat(n));
-        rest = &rest[close + 1..];
-    }
-    digits.push_str(rest);
-    digits.retain(|c| !c.is_whitespace());
-    if digits.is_empty() {
+    let code = evmc_runtime::bench::hexcode::parse(text).map_err(anyhow::Error::msg)?;
+    if code.is_empty() {
         bail!("empty bytecode");
     }
-    if let Some((i, c)) = digits.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
-        bail!("invalid hex character {c:?} at position {i}");
-    }
-    if !digits.len().is_multiple_of(2) {
-        bail!("odd number of hex digits ({})", digits.len());
-    }
-    Ok(hex::decode(&digits)?)
+    Ok(code)
 }
 
 #[cfg(test)]

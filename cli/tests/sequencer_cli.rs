@@ -3,9 +3,13 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+/// Runs the binary with a fresh artifact cache of its own (the sequencer
+/// compiles through the cache; the user's must not be touched or reused).
 fn bin(args: &[&str]) -> Output {
+    let cache = tempfile::tempdir().unwrap();
     Command::new(env!("CARGO_BIN_EXE_evmc-native"))
         .args(args)
+        .env("EVMC_NATIVE_CACHE", cache.path())
         .output()
         .unwrap()
 }

@@ -12,6 +12,7 @@ pub mod loader;
 pub mod registry;
 mod revm_glue;
 pub mod sequencer;
+mod shared_data;
 
 pub use cache::{
     ArtifactCache, CacheError, CacheKey, CompileFailure, CompileLimits, WorkerCommand,
@@ -23,6 +24,7 @@ pub use revm_glue::executor::run_native;
 pub use revm_glue::single_call::{run_call, CallLog, CallOutcome, CallSetup};
 pub use revm_glue::trace::{divergence_report, first_divergence, TraceStep};
 pub use revm_glue::{block, fixture, statetest};
+pub use shared_data::shared_dir;
 
 use evmc_compiler::{CompileOptions, SpecId};
 use std::path::Path;

@@ -14,7 +14,6 @@ use revm::interpreter::{CallInput, Interpreter, InterpreterAction};
 use revm::primitives::{address, Address, Bytes, TxKind, U256};
 use revm::state::AccountInfo;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub mod diff;
@@ -32,19 +31,7 @@ pub const CALLER: Address = address!("0x1111111111111111111111111111111111111111
 pub const OTHER: Address = address!("0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
 pub const OTHER_CODE: &[u8] = &[0x60, 0x2a, 0x5f, 0x52, 0x60, 0x20, 0x5f, 0xf3]; // return 42
 
-/// Where shared test data lives: `$EVMC_SHARED_DIR`, else `../shared`
-/// beside the workspace root. Panics (fails the test) when it is missing.
-pub fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("EVMC_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    assert!(
-        dir.is_dir(),
-        "shared test data not found at {} (set EVMC_SHARED_DIR)",
-        dir.display()
-    );
-    dir
-}
+pub use evmc_runtime::shared_dir;
 
 /// Compiles through the real path (object → `cc -shared` → validating
 /// loader), once per (code, spec, opt level) in this process.
@@ -253,6 +240,24 @@ pub struct TxOutcome {
     pub state: String,
 }
 
+/// Every touched account's post-state (info and storage), one per line, sorted.
+pub fn state_summary(state: &revm::state::EvmState) -> String {
+    let mut accounts: Vec<_> = state
+        .iter()
+        .map(|(a, acc)| {
+            let mut st: Vec<_> = acc
+                .storage
+                .iter()
+                .map(|(k, v)| (*k, v.present_value))
+                .collect();
+            st.sort();
+            format!("{a}: {:?} {st:?}", acc.info)
+        })
+        .collect();
+    accounts.sort();
+    accounts.join("\n")
+}
+
 /// Executes a call to `TARGET` (holding `code`) as a full transaction,
 /// natively when `artifacts` is non-empty.
 pub fn run_tx(
@@ -279,26 +284,10 @@ pub fn run_tx(
     let out = evm.transact(tx);
     let native_frames = evm.native_frames;
     let desc = match out {
-        Ok(r) => {
-            let mut accounts: Vec<_> = r
-                .state
-                .iter()
-                .map(|(a, acc)| {
-                    let mut st: Vec<_> = acc
-                        .storage
-                        .iter()
-                        .map(|(k, v)| (*k, v.present_value))
-                        .collect();
-                    st.sort();
-                    format!("{a}: {:?} {st:?}", acc.info)
-                })
-                .collect();
-            accounts.sort();
-            TxOutcome {
-                result: format!("{:?}", r.result),
-                state: accounts.join("\n"),
-            }
-        }
+        Ok(r) => TxOutcome {
+            result: format!("{:?}", r.result),
+            state: state_summary(&r.state),
+        },
         Err(e) => TxOutcome {
             result: format!("error: {e:?}"),
             state: String::new(),

@@ -249,21 +249,7 @@ fn recursion_tx() -> TxEnv {
 
 /// Result and every touched account's post-state.
 fn describe(r: &revm::context_interface::result::ResultAndState) -> String {
-    let mut accounts: Vec<String> = r
-        .state
-        .iter()
-        .map(|(a, acc)| {
-            let mut st: Vec<_> = acc
-                .storage
-                .iter()
-                .map(|(k, v)| (*k, v.present_value))
-                .collect();
-            st.sort();
-            format!("{a}: {:?} {st:?}", acc.info)
-        })
-        .collect();
-    accounts.sort();
-    format!("{:?}\n{}", r.result, accounts.join("\n"))
+    format!("{:?}\n{}", r.result, evmc_tests::state_summary(&r.state))
 }
 
 fn interpreted(code: &[u8]) -> String {

@@ -31,6 +31,12 @@ pub fn parse(text: &str) -> Result<Vec<u8>, String> {
     }
     digits.push_str(rest);
     digits.retain(|c| !c.is_whitespace());
+    if let Some((i, c)) = digits.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(format!("invalid hex character {c:?} at position {i}"));
+    }
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!("odd number of hex digits ({})", digits.len()));
+    }
     hex::decode(&digits).map_err(|e| format!("invalid hex: {e}"))
 }
 

@@ -13,18 +13,7 @@ use std::sync::{Arc, OnceLock};
 pub const SPEC: SpecId = SpecId::OSAKA;
 pub const OPT: u8 = 2;
 
-/// `$EVMC_SHARED_DIR`, else `../shared` beside the workspace; fails loudly.
-pub fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("EVMC_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    assert!(
-        dir.is_dir(),
-        "shared test data not found at {} (set EVMC_SHARED_DIR)",
-        dir.display()
-    );
-    dir
-}
+pub use evmc_runtime::shared_dir;
 
 /// The `counter` contract fixture: one small contract called once.
 pub fn fixture() -> &'static Fixture {
