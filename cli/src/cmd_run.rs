@@ -171,7 +171,9 @@ fn compile_fixture(f: &Fixture, args: &Args, dir: &Path) -> Result<Arc<Registry>
         .collect();
     let registry = Registry::new();
     for a in arts.map_err(|e| Failure::Internal(e.into()))? {
-        registry.register(args.spec, a);
+        registry
+            .register(args.spec, a)
+            .map_err(|e| Failure::Internal(e.into()))?;
     }
     Ok(registry)
 }

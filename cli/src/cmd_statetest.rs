@@ -197,10 +197,10 @@ fn compile_all(suites: &[(PathBuf, Suite)], args: &Args, dir: &Path) -> Compiled
     };
     for (hash, spec, r) in results {
         match r {
-            Ok(art) => {
-                registry.register(spec, art);
-                compiled.count += 1;
-            }
+            Ok(art) => match registry.register(spec, art) {
+                Ok(()) => compiled.count += 1,
+                Err(e) => compiled.errors.push((hash, spec, e.to_string())),
+            },
             Err(CompileOutcome::Interpreted(why)) => compiled.interpreted.push((hash, spec, why)),
             Err(CompileOutcome::Error(e)) => compiled.errors.push((hash, spec, e)),
         }

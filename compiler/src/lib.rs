@@ -188,6 +188,7 @@ pub fn compile_emit(
     }
     let start = Instant::now();
     optimize(&module, &tm, t.opt_level)?;
+    codegen::llvm_workarounds::freeze_wide_equality_operands(&module);
     t.optimize = start.elapsed();
     if what == Emit::OptimizedIr {
         return Ok((module.print_to_string().to_bytes().to_vec(), t));

@@ -383,8 +383,14 @@ impl HotCompiler {
             states.insert(hash, (order, CompileState::Queued));
         }
         let spec = self.shared.config.spec;
-        if let Some(art) = self.shared.backend.lookup(hash, spec) {
-            self.shared.registry.register(spec, art);
+        // A cached artifact of another spec (never written by this cache) is
+        // skipped and compiled afresh.
+        if let Some(Ok(())) = self
+            .shared
+            .backend
+            .lookup(hash, spec)
+            .map(|art| self.shared.registry.register(spec, art))
+        {
             self.shared.set(
                 hash,
                 CompileState::Ready {
@@ -420,9 +426,13 @@ impl HotCompiler {
     /// compiling; for contracts known to be hot from earlier runs.
     pub fn preload(&self, hash: B256) -> bool {
         let spec = self.shared.config.spec;
-        match self.shared.backend.lookup(hash, spec) {
-            Some(art) => {
-                self.shared.registry.register(spec, art);
+        match self
+            .shared
+            .backend
+            .lookup(hash, spec)
+            .map(|art| self.shared.registry.register(spec, art))
+        {
+            Some(Ok(())) => {
                 let mut states = self.shared.states.lock().unwrap_or_else(|e| e.into_inner());
                 let order = states.len();
                 states.entry(hash).or_insert((
@@ -436,7 +446,7 @@ impl HotCompiler {
                 self.shared.generation.fetch_add(1, Ordering::Release);
                 true
             }
-            None => false,
+            Some(Err(_)) | None => false,
         }
     }
 
@@ -515,14 +525,14 @@ fn worker(shared: &Shared, rx: &Mutex<mpsc::Receiver<Job>>) {
             Ok(art) if art.code_hash() != job.hash => {
                 CompileState::Failed(format!("artifact is for code hash {:x}", art.code_hash()))
             }
-            Ok(art) => {
-                shared.registry.register(spec, art);
-                CompileState::Ready {
+            Ok(art) => match shared.registry.register(spec, art) {
+                Ok(()) => CompileState::Ready {
                     time,
                     cached: false,
                     overran: time > shared.config.time_cap,
-                }
-            }
+                },
+                Err(e) => CompileState::Failed(e.to_string()),
+            },
             Err(e) => CompileState::Failed(e),
         };
         shared.set(job.hash, state);

@@ -18,7 +18,7 @@ pub use cache::{
     ArtifactCache, CacheError, CacheKey, CompileFailure, CompileLimits, WorkerCommand,
 };
 pub use loader::{load, Expect, LoadError, LoadedArtifact};
-pub use registry::Registry;
+pub use registry::{Registry, SpecMismatch};
 pub use revm_glue::evm::NativeEvm;
 pub use revm_glue::executor::run_native;
 pub use revm_glue::single_call::{run_call, CallLog, CallOutcome, CallSetup};

@@ -34,6 +34,14 @@ impl Hasher for PrefixHasher {
 pub type ArtifactMap =
     HashMap<(B256, SpecId), Arc<LoadedArtifact>, BuildHasherDefault<PrefixHasher>>;
 
+#[derive(Debug, thiserror::Error)]
+#[error("artifact for {code_hash} was compiled for {compiled_for}, not {registered_for}")]
+pub struct SpecMismatch {
+    pub code_hash: B256,
+    pub compiled_for: String,
+    pub registered_for: String,
+}
+
 #[derive(Default)]
 pub struct Registry {
     map: ArcSwap<ArtifactMap>,
@@ -53,7 +61,29 @@ impl Registry {
     }
 
     /// Makes `artifact` the executor for its code hash under `spec`.
-    pub fn register(&self, spec: SpecId, artifact: Arc<LoadedArtifact>) {
+    /// Refused when the artifact was compiled for another spec: its gas
+    /// costs and opcode set are those of the spec it records.
+    pub fn register(
+        &self,
+        spec: SpecId,
+        artifact: Arc<LoadedArtifact>,
+    ) -> Result<(), SpecMismatch> {
+        let want = evmc_compiler::spec_name(spec);
+        if artifact.spec() != want {
+            return Err(SpecMismatch {
+                code_hash: artifact.code_hash(),
+                compiled_for: artifact.spec().to_string(),
+                registered_for: want.to_string(),
+            });
+        }
+        self.register_unchecked(spec, artifact);
+        Ok(())
+    }
+
+    /// [`Registry::register`] without the spec check, for tests that need a
+    /// wrong executor in place (to prove the checkers notice).
+    #[doc(hidden)]
+    pub fn register_unchecked(&self, spec: SpecId, artifact: Arc<LoadedArtifact>) {
         let key = (artifact.code_hash(), spec);
         self.map.rcu(|m| {
             let mut m = ArtifactMap::clone(m);

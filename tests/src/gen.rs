@@ -207,7 +207,7 @@ impl World {
             .map(|c| compile(&c.code, self.spec, self.opt_level))
             .collect();
         for a in arts {
-            registry.register(self.spec, a);
+            registry.register(self.spec, a).unwrap();
         }
         registry
     }

@@ -278,7 +278,7 @@ pub fn run_tx(
         .unwrap();
     let registry = Registry::new();
     for a in artifacts {
-        registry.register(spec, a.clone());
+        registry.register(spec, a.clone()).unwrap();
     }
     let mut evm = NativeEvm::new(ctx.build_mainnet(), registry);
     let out = evm.transact(tx);

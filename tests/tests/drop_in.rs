@@ -23,7 +23,7 @@ fn registry_for(f: &Fixture) -> std::sync::Arc<Registry> {
         .map(|c| native(c, SPEC))
         .collect();
     for a in arts {
-        registry.register(SPEC, a);
+        registry.register(SPEC, a).unwrap();
     }
     registry
 }
@@ -172,7 +172,7 @@ fn call_chain_past_the_depth_limit_alternating_compiled_and_interpreted_frames()
     let b = chain_code(A, 0xb);
     let f = chain_fixture(A, 1100, &[(A, a.clone()), (B, b)]);
     let registry = Registry::new();
-    registry.register(SPEC, native(&a, SPEC)); // B stays interpreted
+    registry.register(SPEC, native(&a, SPEC)).unwrap(); // B stays interpreted
     let (runs, out) = run_small_stack(f, registry);
     // The frame at depth 1024 (d = 1100 - 1024) cannot call: it answers d - 1.
     assert_eq!(out, U256::from(75), "the chain reached the depth limit");
@@ -186,7 +186,7 @@ fn compiled_contract_reenters_itself_through_call() {
     let a = chain_code(A, 0xa);
     let f = chain_fixture(A, 300, &[(A, a.clone())]);
     let registry = Registry::new();
-    registry.register(SPEC, native(&a, SPEC));
+    registry.register(SPEC, native(&a, SPEC)).unwrap();
     let (runs, out) = run_small_stack(f, registry);
     assert_eq!(out, U256::from(42));
     assert_eq!(runs, 301 + 300);
@@ -218,7 +218,7 @@ fn traces_of_agreeing_runs_have_no_divergence() {
         let v = &vectors[0];
         let registry = Registry::new();
         for code in statetest::contract_codes(v.unit) {
-            registry.register(v.spec, native(code, v.spec));
+            registry.register(v.spec, native(code, v.spec)).unwrap();
         }
         let pre = statetest::pre_state(v.unit);
         let (i_out, interp) = statetest::execute(v, &pre, None, true);

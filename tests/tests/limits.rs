@@ -121,7 +121,7 @@ fn registering_and_removing_while_threads_execute_is_safe() {
         s.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
                 // Paced so that transactions see both states.
-                registry.register(SPEC, art.clone());
+                registry.register(SPEC, art.clone()).unwrap();
                 std::thread::sleep(std::time::Duration::from_micros(300));
                 registry.remove(art.code_hash(), SPEC);
                 std::thread::sleep(std::time::Duration::from_micros(300));
@@ -277,7 +277,7 @@ fn removing_an_artifact_while_its_frames_run_is_safe() {
     let hash = art.code_hash();
     let weak: Weak<LoadedArtifact> = Arc::downgrade(&art);
     let registry = Registry::new();
-    registry.register(SPEC, art);
+    registry.register(SPEC, art).unwrap();
 
     // At the bottom of the recursion, with DEPTH compiled frames suspended
     // in their CALL, the artifact leaves the registry and every other
@@ -321,7 +321,7 @@ fn registering_during_a_transaction_takes_effect_at_the_next() {
     let registry = Registry::new();
     let hook = {
         let registry = registry.clone();
-        Box::new(move || registry.register(SPEC, art))
+        Box::new(move || registry.register(SPEC, art).unwrap())
     };
     let mut evm = native_evm(&code, &registry, hook);
     let first = describe(&evm.transact(recursion_tx()).unwrap());
@@ -709,7 +709,7 @@ fn measure_compile_time_of_pathological_bytecode() {
         )
         .unwrap();
         let registry = Registry::new();
-        registry.register(SPEC, Arc::new(art));
+        registry.register(SPEC, Arc::new(art)).unwrap();
         let w = world(vec![code]);
         for data in [
             vec![],

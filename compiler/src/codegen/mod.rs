@@ -20,6 +20,7 @@
 //! - every exit jumps to one shared block per kind, so cold paths cost a
 //!   branch, not a copy of the machine state.
 
+pub mod llvm_workarounds;
 mod memory;
 mod ops;
 mod vstack;

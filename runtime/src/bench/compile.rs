@@ -169,7 +169,8 @@ impl Compiler {
         let registry = Registry::new();
         for c in &contracts {
             if let Ok(a) = &c.outcome {
-                registry.register(spec, a.artifact.clone());
+                // Compiled for `spec` just above.
+                let _ = registry.register(spec, a.artifact.clone());
             }
         }
         (contracts, registry)

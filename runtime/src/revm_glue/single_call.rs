@@ -78,7 +78,9 @@ pub fn run_call(
     ctx.modify_block(|b| b.gas_limit = u64::MAX);
     let registry = Registry::new();
     if let Some(a) = artifact {
-        registry.register(setup.spec, a);
+        registry
+            .register(setup.spec, a)
+            .map_err(|e| e.to_string())?;
     }
     let mut evm = NativeEvm::new(ctx.build_mainnet(), registry);
     let tx = TxEnv::builder()

@@ -99,7 +99,7 @@ pub fn run_through_cache(cache: &ArtifactCache) -> u64 {
     let f = fixture();
     let registry = Registry::new();
     if let Some(art) = cache.get(code_hash(), SPEC, OPT).unwrap() {
-        registry.register(SPEC, art);
+        registry.register(SPEC, art).unwrap();
     }
     let pre = f.pre_state();
     let interp = run_fixture(f, &pre, SPEC, None);
