@@ -11,7 +11,7 @@ use core::ffi::c_void;
 
 /// Bumped on any change to [`ExecCtx`], [`Builtins`], [`ArtifactMetadata`] or
 /// the meaning of an exit code.
-pub const INTERFACE_VERSION: u32 = 2;
+pub const INTERFACE_VERSION: u32 = 3;
 
 /// Exported name of the compiled entry function, `extern "C" fn(*mut ExecCtx) -> u32`.
 pub const ENTRY_SYMBOL: &str = "evmc_entry";
@@ -114,6 +114,13 @@ pub type ExecOpFn = unsafe extern "C" fn(ctx: *mut ExecCtx, opcode: u32, pc: u32
 pub type MemExpandFn =
     unsafe extern "C" fn(ctx: *mut ExecCtx, offset: u64, len: u64, offset_overflow: u64) -> u32;
 
+/// A pure 256-bit operation with the interpreter's semantics (division by
+/// zero gives zero, SDIV of MIN by -1 gives MIN, ...). `words` holds the
+/// operands as little-endian 64-bit limbs, the top of the EVM stack first;
+/// the result replaces `words[0]`. No gas, no halts: the opcodes behind
+/// these charge static gas only, which generated code does.
+pub type ArithFn = unsafe extern "C" fn(words: *mut [u64; 4]);
+
 /// Table of runtime functions passed to generated code; the `.so` imports
 /// nothing from the host process.
 #[repr(C)]
@@ -121,12 +128,24 @@ pub type MemExpandFn =
 pub struct Builtins {
     pub exec_op: ExecOpFn,
     pub mem_expand: MemExpandFn,
+    pub div: ArithFn,
+    pub sdiv: ArithFn,
+    pub rem: ArithFn,
+    pub smod: ArithFn,
+    pub addmod: ArithFn,
+    pub mulmod: ArithFn,
 }
 
 /// Byte offsets of [`Builtins`] fields.
 pub mod builtin_offsets {
     pub const EXEC_OP: u32 = 0;
     pub const MEM_EXPAND: u32 = 8;
+    pub const DIV: u32 = 16;
+    pub const SDIV: u32 = 24;
+    pub const MOD: u32 = 32;
+    pub const SMOD: u32 = 40;
+    pub const ADDMOD: u32 = 48;
+    pub const MULMOD: u32 = 56;
 }
 
 pub const META_TRIPLE_LEN: usize = 64;
@@ -244,6 +263,18 @@ mod tests {
         assert_eq!(
             offset_of!(Builtins, mem_expand),
             builtin_offsets::MEM_EXPAND as usize
+        );
+        assert_eq!(offset_of!(Builtins, div), builtin_offsets::DIV as usize);
+        assert_eq!(offset_of!(Builtins, sdiv), builtin_offsets::SDIV as usize);
+        assert_eq!(offset_of!(Builtins, rem), builtin_offsets::MOD as usize);
+        assert_eq!(offset_of!(Builtins, smod), builtin_offsets::SMOD as usize);
+        assert_eq!(
+            offset_of!(Builtins, addmod),
+            builtin_offsets::ADDMOD as usize
+        );
+        assert_eq!(
+            offset_of!(Builtins, mulmod),
+            builtin_offsets::MULMOD as usize
         );
     }
 

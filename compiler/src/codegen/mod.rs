@@ -88,6 +88,8 @@ pub(crate) fn lowering(opcode: u8, spec: SpecId) -> Lowering {
         | op::GAS
         | op::MSIZE
         | op::CALLDATASIZE => Inline,
+        // Calls to pure runtime functions: static gas only, no halts.
+        op::DIV | op::SDIV | op::MOD | op::SMOD | op::ADDMOD | op::MULMOD => Inline,
         op::PUSH1..=op::PUSH32 | op::DUP1..=op::DUP16 | op::SWAP1..=op::SWAP16 => Inline,
         op::SHL | op::SHR | op::SAR if spec.is_enabled_in(SpecId::PETERSBURG) => Inline,
         op::PUSH0 if spec.is_enabled_in(SpecId::SHANGHAI) => Inline,
@@ -126,6 +128,8 @@ pub(crate) struct Gen<'a, 'ctx> {
     pub jt_var: PointerValue<'ctx>,
     /// Pc of a pending deopt exit, read by the shared deopt block.
     pub pc_var: PointerValue<'ctx>,
+    /// Operands and result of the arithmetic builtins (three words).
+    pub arith_var: PointerValue<'ctx>,
     pub exits: Exits<'ctx>,
     pub a: &'a Analysis,
     pub spec: SpecId,
@@ -172,6 +176,7 @@ pub fn build_module<'ctx>(
         "jump_target",
     )?;
     let pc_var = b.build_alloca(i64t, "deopt_pc")?;
+    let arith_var = b.build_alloca(i64t.array_type(12), "arith")?;
     let exits = Exits {
         out_of_gas: cx.append_basic_block(f, "exit_out_of_gas"),
         builtin: cx.append_basic_block(f, "exit_builtin"),
@@ -198,6 +203,7 @@ pub fn build_module<'ctx>(
         len_var,
         jt_var,
         pc_var,
+        arith_var,
         exits,
         a: analysis,
         spec,

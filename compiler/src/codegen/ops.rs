@@ -3,7 +3,8 @@
 use super::vstack::VStack;
 use super::{Gen, Lowering, R};
 use crate::analysis::Inst;
-use evmc_interface::ctx_offsets;
+use evmc_interface::{builtin_offsets, ctx_offsets};
+use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::intrinsics::Intrinsic;
 use inkwell::values::IntValue;
 use inkwell::IntPredicate;
@@ -51,6 +52,8 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 let a = vs.pop(self)?;
                 vs.push(self.b.build_not(a, "")?);
             }
+            op::DIV | op::SDIV | op::MOD | op::SMOD => self.call_arith(vs, opc, 2)?,
+            op::ADDMOD | op::MULMOD => self.call_arith(vs, opc, 3)?,
             op::CLZ => {
                 let a = vs.pop(self)?;
                 let ctlz = Intrinsic::find("llvm.ctlz").unwrap();
@@ -67,6 +70,54 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 vs.push(r);
             }
         }
+        Ok(())
+    }
+
+    /// Pops `n` operands, runs the runtime's pure function for `opc` on
+    /// them and pushes its result. The call is declared to touch only the
+    /// scratch words, so stack values and context fields stay in registers.
+    fn call_arith(&self, vs: &mut VStack<'ctx>, opc: u8, n: u64) -> R<()> {
+        let off = match opc {
+            op::DIV => builtin_offsets::DIV,
+            op::SDIV => builtin_offsets::SDIV,
+            op::MOD => builtin_offsets::MOD,
+            op::SMOD => builtin_offsets::SMOD,
+            op::ADDMOD => builtin_offsets::ADDMOD,
+            _ => builtin_offsets::MULMOD,
+        };
+        for i in 0..n {
+            let v = vs.pop(self)?;
+            let p = unsafe {
+                self.b
+                    .build_gep(self.i8, self.arith_var, &[self.const_i64(32 * i)], "")?
+            };
+            self.b.build_store(p, v)?.set_alignment(8).ok();
+        }
+        let fptr = self.builtin_fn(off)?;
+        let fty = self.cx.void_type().fn_type(&[self.ptr.into()], false);
+        let call = self
+            .b
+            .build_indirect_call(fty, fptr, &[self.arith_var.into()], "")?;
+        let kind = |name| Attribute::get_named_enum_kind_id(name);
+        // memory(argmem: readwrite)
+        call.add_attribute(
+            AttributeLoc::Function,
+            self.cx.create_enum_attribute(kind("memory"), 3),
+        );
+        for name in ["nounwind", "willreturn", "nofree", "nosync"] {
+            call.add_attribute(
+                AttributeLoc::Function,
+                self.cx.create_enum_attribute(kind(name), 0),
+            );
+        }
+        let r = self
+            .b
+            .build_load(self.i256, self.arith_var, "")?
+            .into_int_value();
+        if let Some(load) = r.as_instruction() {
+            load.set_alignment(8).ok();
+        }
+        vs.push(r);
         Ok(())
     }
 

@@ -84,6 +84,12 @@ pub(crate) unsafe fn run_native_with<H: Host>(
     let builtins = Builtins {
         exec_op: exec_op::<H>,
         mem_expand: mem_expand::<H>,
+        div: super::arith::div,
+        sdiv: super::arith::sdiv,
+        rem: super::arith::rem,
+        smod: super::arith::smod,
+        addmod: super::arith::addmod,
+        mulmod: super::arith::mulmod,
     };
     let mut state = FrameState::<H> {
         interp: interp as *mut _,

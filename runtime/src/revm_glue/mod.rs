@@ -1,5 +1,6 @@
 //! Everything in the runtime that touches revm's API.
 
+mod arith;
 pub mod bench_exec;
 pub mod block;
 pub mod evm;

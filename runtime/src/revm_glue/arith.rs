@@ -1,0 +1,62 @@
+//! The pure 256-bit builtins ([`evmc_interface::ArithFn`]): division and
+//! modular arithmetic, which generated code calls instead of lowering them
+//! inline (LLVM expands a 256-bit division into a long bit loop) or running
+//! them through `exec_op` (which needs the stack written back and ends a
+//! gas segment). Each one computes exactly what revm's instruction does,
+//! through the same functions.
+
+use revm::interpreter::instructions::i256::{i256_div, i256_mod};
+use revm::primitives::U256;
+
+#[inline(always)]
+unsafe fn word(words: *mut [u64; 4], i: usize) -> U256 {
+    U256::from_limbs(*words.add(i))
+}
+
+#[inline(always)]
+unsafe fn set(words: *mut [u64; 4], v: U256) {
+    *words = *v.as_limbs();
+}
+
+/// `words[0] / words[1]`, 0 when dividing by zero.
+pub(crate) unsafe extern "C" fn div(words: *mut [u64; 4]) {
+    let (a, b) = (word(words, 0), word(words, 1));
+    set(
+        words,
+        if b.is_zero() {
+            U256::ZERO
+        } else {
+            a.wrapping_div(b)
+        },
+    );
+}
+
+pub(crate) unsafe extern "C" fn sdiv(words: *mut [u64; 4]) {
+    set(words, i256_div(word(words, 0), word(words, 1)));
+}
+
+pub(crate) unsafe extern "C" fn rem(words: *mut [u64; 4]) {
+    let (a, b) = (word(words, 0), word(words, 1));
+    set(
+        words,
+        if b.is_zero() {
+            U256::ZERO
+        } else {
+            a.wrapping_rem(b)
+        },
+    );
+}
+
+pub(crate) unsafe extern "C" fn smod(words: *mut [u64; 4]) {
+    set(words, i256_mod(word(words, 0), word(words, 1)));
+}
+
+pub(crate) unsafe extern "C" fn addmod(words: *mut [u64; 4]) {
+    let (a, b, n) = (word(words, 0), word(words, 1), word(words, 2));
+    set(words, a.add_mod(b, n));
+}
+
+pub(crate) unsafe extern "C" fn mulmod(words: *mut [u64; 4]) {
+    let (a, b, n) = (word(words, 0), word(words, 1), word(words, 2));
+    set(words, a.mul_mod(b, n));
+}
