@@ -145,6 +145,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         reports.push(r);
     }
+    if table {
+        println!(
+            "(floor: the same transaction with the callee's code replaced by STOP, interpreted: \
+             revm's cost around the contract, equal in both modes; max: interp / floor, the \
+             speedup if the contract itself took no time)"
+        );
+    }
 
     let loads: Vec<Duration> = compiler
         .contracts()
@@ -249,8 +256,18 @@ const NAME_WIDTH: usize = 34;
 
 fn print_header() {
     println!(
-        "{:<NAME_WIDTH$} {:>10} {:>10} {:>8}  {:<14} {:<4} {:>10} {:>8} {:>8}  notes",
-        "name", "interp", "native", "speedup", "target", "met", "compile ms", "load µs", ".so KB"
+        "{:<NAME_WIDTH$} {:>10} {:>10} {:>8} {:>10} {:>8}  {:<14} {:<4} {:>10} {:>8} {:>8}  notes",
+        "name",
+        "interp",
+        "native",
+        "speedup",
+        "floor",
+        "max",
+        "target",
+        "met",
+        "compile ms",
+        "load µs",
+        ".so KB"
     );
 }
 
@@ -288,11 +305,13 @@ fn print_row(r: &CaseReport) {
         notes.insert(0, format!("DIVERGENCE: {}", d.replace('\n', " ")));
     }
     println!(
-        "  {:<w$} {:>10} {:>10} {:>8}  {:<14} {:<4} {:>10} {:>8} {:>8}  {}",
+        "  {:<w$} {:>10} {:>10} {:>8} {:>10} {:>8}  {:<14} {:<4} {:>10} {:>8} {:>8}  {}",
         name,
         opt(r.interp.map(|s| s.median_us), time),
         opt(r.native.map(|s| s.median_us), time),
         speedup,
+        opt(r.floor.map(|s| s.median_us), time),
+        opt(r.max_speedup, |v| format!("{v:.2}×")),
         target,
         met,
         opt(r.compile_ms, |v| format!("{v:.1}")),

@@ -1,5 +1,5 @@
-//! Functions above the optimisation budget fall back to the fast code
-//! generator, so that no contract takes minutes to compile.
+//! Functions above the optimisation budget are compiled at level 0, so that
+//! no contract takes minutes to compile.
 
 use evmc_compiler::{compile_object, CompileOptions, SpecId};
 
@@ -13,7 +13,7 @@ fn program(reps: usize) -> Vec<u8> {
 }
 
 #[test]
-fn large_functions_fall_back_to_faster_levels_and_small_ones_keep_the_requested_level() {
+fn functions_above_the_budget_compile_at_level_0_and_others_keep_the_requested_level() {
     let mut opts = CompileOptions::new(SpecId::CANCUN);
     let code = program(600);
     // The IR size does not depend on the budget: place the budget around it.
@@ -22,14 +22,14 @@ fn large_functions_fall_back_to_faster_levels_and_small_ones_keep_the_requested_
         .timings
         .ir_instructions;
 
-    opts.opt_budget = n / 2;
-    let mid = compile_object(&code, &opts).unwrap();
-    assert_eq!(mid.timings.ir_instructions, n);
-    assert_eq!(mid.timings.opt_level, 1);
+    opts.opt_budget = n - 1;
+    let large = compile_object(&code, &opts).unwrap();
+    assert_eq!(large.timings.ir_instructions, n);
+    assert_eq!(large.timings.opt_level, 0);
 
-    opts.opt_budget = n / 4;
-    let huge = compile_object(&code, &opts).unwrap();
-    assert_eq!(huge.timings.opt_level, 0);
+    opts.opt_budget = n;
+    let at_budget = compile_object(&code, &opts).unwrap();
+    assert_eq!(at_budget.timings.opt_level, 2);
 
     opts.opt_budget = n / 2;
     let small = compile_object(&program(10), &opts).unwrap();

@@ -6,9 +6,10 @@ use crate::analysis::Inst;
 use evmc_interface::{builtin_offsets, ctx_offsets};
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::intrinsics::Intrinsic;
-use inkwell::values::IntValue;
+use inkwell::values::{AnyValue, IntValue};
 use inkwell::IntPredicate;
 use revm::bytecode::opcode as op;
+use revm::primitives::U256;
 
 impl<'a, 'ctx> Gen<'a, 'ctx> {
     pub(super) fn gen_inst(&self, vs: &mut VStack<'ctx>, inst: &Inst, gas_after: u64) -> R<()> {
@@ -52,7 +53,19 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 let a = vs.pop(self)?;
                 vs.push(self.b.build_not(a, "")?);
             }
-            op::DIV | op::SDIV | op::MOD | op::SMOD => self.call_arith(vs, opc, 2)?,
+            op::DIV | op::MOD => {
+                // Compilers (and hand-written code, e.g. sha1_divs) divide
+                // by constant powers of two to shift and mask.
+                match vs.peek(1).and_then(|b| self.const_word(b)) {
+                    Some(d) if d.is_zero() || d.is_power_of_two() => {
+                        let a = vs.pop(self)?;
+                        vs.pop(self)?;
+                        vs.push(self.unsigned_by_constant(opc, a, d)?);
+                    }
+                    _ => self.call_arith(vs, opc, 2)?,
+                }
+            }
+            op::SDIV | op::SMOD => self.call_arith(vs, opc, 2)?,
             op::ADDMOD | op::MULMOD => self.call_arith(vs, opc, 3)?,
             op::CLZ => {
                 let a = vs.pop(self)?;
@@ -119,6 +132,34 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         }
         vs.push(r);
         Ok(())
+    }
+
+    /// The value of a constant word (a pushed constant, or one LLVM's
+    /// builder folded from constants).
+    fn const_word(&self, v: IntValue<'ctx>) -> Option<U256> {
+        if !v.is_constant_int() {
+            return None;
+        }
+        // inkwell has no accessor for constants wider than 64 bits; the
+        // printed form is `i256 <decimal>`.
+        let text = v.print_to_string().to_string();
+        text.strip_prefix("i256 ")?.parse().ok()
+    }
+
+    /// DIV or MOD of `a` by the constant `d`, zero or a power of two.
+    fn unsigned_by_constant(&self, opc: u8, a: IntValue<'ctx>, d: U256) -> R<IntValue<'ctx>> {
+        if d.is_zero() {
+            return Ok(self.i256.const_zero());
+        }
+        let k = d.trailing_zeros() as u64;
+        Ok(if opc == op::DIV {
+            self.b
+                .build_right_shift(a, self.i256.const_int(k, false), false, "")?
+        } else {
+            let limbs = (d - U256::from(1)).into_limbs();
+            self.b
+                .build_and(a, self.i256.const_int_arbitrary_precision(&limbs), "")?
+        })
     }
 
     fn const_u256(&self, inst: &Inst) -> IntValue<'ctx> {

@@ -79,6 +79,12 @@ impl<'ctx> VStack<'ctx> {
         Ok(self.vals.pop().unwrap().v)
     }
 
+    /// The `i`-th word from the top (0: the top) if it is held as a value
+    /// here; words still in the stack array are not loaded.
+    pub fn peek(&self, i: usize) -> Option<IntValue<'ctx>> {
+        self.vals.len().checked_sub(i + 1).map(|j| self.vals[j].v)
+    }
+
     pub fn push(&mut self, v: IntValue<'ctx>) {
         self.vals.push(Slot { v, origin: None });
     }

@@ -129,6 +129,13 @@ pub struct CaseReport {
     /// The same from the fastest runs: less sensitive to other load on the
     /// machine, which only ever adds time.
     pub speedup_of_minimums: Option<f64>,
+    /// The same transaction with the callee's code replaced by STOP, in the
+    /// interpreter: revm's cost around the contract, which native code
+    /// cannot reduce.
+    pub floor: Option<Stats>,
+    /// The speedup if the contract's own execution took no time at all:
+    /// interpreter time over [`CaseReport::floor`].
+    pub max_speedup: Option<f64>,
     /// Native outcome differs from the interpreter's: what each produced.
     pub divergence: Option<String>,
     /// Problems that are not divergences: expectations of the data not met
@@ -180,6 +187,8 @@ pub fn bench_case(case: &Case, compiler: &mut Compiler, budget: &Budget) -> Case
         native: None,
         speedup: None,
         speedup_of_minimums: None,
+        floor: None,
+        max_speedup: None,
         divergence: None,
         notes: Vec::new(),
         native_frames: 0,
@@ -295,17 +304,31 @@ fn run_both(
             run_checked(&mut n, &native)?;
         }
     }
-    let [si, sn] = alternate(
+    // The floor runs in the same rotation, so that it sees the same machine.
+    let mut floor = tx.with_callee_stopped().map(|t| t.runner(None));
+    let mut floor_run = || match floor.as_mut() {
+        Some(r) => r.run().map(|run| run.elapsed),
+        None => Ok(Duration::ZERO),
+    };
+    let [si, sn, sf] = alternate(
         budget,
-        &mut [&mut || run_checked(&mut i, &interp), &mut || {
-            run_checked(&mut n, &native)
-        }],
+        &mut [
+            &mut || run_checked(&mut i, &interp),
+            &mut || run_checked(&mut n, &native),
+            &mut floor_run,
+        ],
     )?;
     report.interp = Stats::of(&si);
     report.native = Stats::of(&sn);
     if let (Some(a), Some(b)) = (report.interp, report.native) {
         report.speedup = Some(a.median_us / b.median_us.max(1e-3));
         report.speedup_of_minimums = Some(a.min_us / b.min_us.max(1e-3));
+    }
+    if tx.with_callee_stopped().is_some() {
+        report.floor = Stats::of(&sf);
+        if let (Some(a), Some(f)) = (report.interp, report.floor) {
+            report.max_speedup = Some(a.median_us / f.median_us.max(1e-3));
+        }
     }
     Ok(())
 }

@@ -243,6 +243,28 @@ impl Transaction {
         t
     }
 
+    /// The same transaction with the called account's code replaced by a
+    /// single STOP: what revm spends around the contract (validation,
+    /// intrinsic gas, journal, commit of the touched accounts), the same in
+    /// both modes, hence a floor no compiled code goes under. `None` for a
+    /// contract creation or a callee without code.
+    pub fn with_callee_stopped(&self) -> Option<Transaction> {
+        let TxKind::Call(to) = self.tx.kind else {
+            return None;
+        };
+        let mut t = self.clone();
+        let info = &mut t.pre.accounts.get_mut(&to)?.account.as_mut()?.info;
+        if info.code_hash == revm::primitives::KECCAK_EMPTY {
+            return None;
+        }
+        let stop = Bytecode::new_raw(Bytes::from_static(&[0x00]));
+        info.code_hash = stop.hash_slow();
+        info.code = Some(stop.clone());
+        t.pre.contracts.insert(info.code_hash, stop);
+        t.vector = None;
+        Some(t)
+    }
+
     /// Contracts of the pre-state, each once, skipping EIP-7702 delegation
     /// designators (never executed as code).
     pub fn codes(&self) -> Vec<Bytes> {
