@@ -235,6 +235,55 @@ impl Analysis {
     }
 }
 
+impl Analysis {
+    /// For each block, the block it can only be entered from, if there is
+    /// exactly one such static edge: not the entry block, not a resume point
+    /// (entered from the runtime), not a JUMPDEST that a dynamic jump may
+    /// reach. Code generation hands such a block its predecessor's stack
+    /// values directly instead of passing them through memory.
+    pub fn single_predecessors(&self) -> Vec<Option<usize>> {
+        let n = self.blocks.len();
+        let mut count = vec![0u32; n];
+        let mut from = vec![None; n];
+        for (a, blk) in self.blocks.iter().enumerate() {
+            if !blk.reachable {
+                continue;
+            }
+            let next = (a + 1 < n).then_some(a + 1);
+            let (fall, jump) = match blk.term {
+                Terminator::Fallthrough | Terminator::Suspend => (next, None),
+                Terminator::Jump(t) | Terminator::JumpI(t) => (
+                    next.filter(|_| matches!(blk.term, Terminator::JumpI(_))),
+                    match t {
+                        JumpTarget::Static(pc) => Some(self.jumpdests[&pc]),
+                        _ => None,
+                    },
+                ),
+                Terminator::Stop | Terminator::Exit => (None, None),
+            };
+            for s in fall.into_iter().chain(jump) {
+                count[s] += 1;
+                from[s] = Some(a);
+            }
+        }
+        (0..n)
+            .map(|s| {
+                let b = &self.blocks[s];
+                let open = s == 0
+                    || !b.reachable
+                    || b.is_resume
+                    || (self.has_dynamic_jumps && b.is_jumpdest)
+                    || count[s] != 1;
+                if open {
+                    None
+                } else {
+                    from[s].filter(|&a| a != s)
+                }
+            })
+            .collect()
+    }
+}
+
 /// Constant propagation over one instruction; unknown values are `None`.
 fn simulate_const(st: &mut VecDeque<Option<U256>>, inst: &Inst) {
     let ensure = |st: &mut VecDeque<Option<U256>>, n: usize| {

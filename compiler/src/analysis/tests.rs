@@ -71,3 +71,24 @@ fn snapshot_small_program() {
     let a = analyze("5f355b8015600f57600190036002565b00");
     insta::assert_snapshot!(a.to_string());
 }
+
+#[test]
+fn single_predecessors_follow_static_edges_only() {
+    // 0: PUSH1 1 PUSH1 8 JUMPI      (block 0)
+    // 5: PUSH1 2 POP                (block 1: fallthrough of the JUMPI)
+    // 8: JUMPDEST STOP              (block 2: JUMPI target and fallthrough of 1)
+    // 10: JUMPDEST STOP             (block 3: unreachable)
+    let a = analyze("60016008576002505b005b00");
+    let preds = a.single_predecessors();
+    assert_eq!(preds[0], None, "the entry block");
+    assert_eq!(preds[1], Some(0), "only the JUMPI falls through into it");
+    assert_eq!(preds[2], None, "entered from two blocks");
+    assert_eq!(preds[3], None, "unreachable");
+
+    // The same with a dynamic jump somewhere: JUMPDESTs are open.
+    // 0: CALLDATASIZE JUMP  2: JUMPDEST PUSH1 0 PUSH1 7 JUMPI  7: JUMPDEST STOP
+    let a = analyze("36565b60006007575b00");
+    let preds = a.single_predecessors();
+    assert!(a.has_dynamic_jumps);
+    assert!(preds.iter().all(Option::is_none), "{preds:?}");
+}

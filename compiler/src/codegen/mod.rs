@@ -136,6 +136,15 @@ pub(crate) struct Gen<'a, 'ctx> {
     pub gas_table: [u16; 256],
     block_bbs: Vec<Option<BasicBlock<'ctx>>>,
     dispatch_bb: Option<BasicBlock<'ctx>>,
+    /// The only block each block is entered from, if any (see
+    /// [`Analysis::single_predecessors`]): such a block starts from its
+    /// predecessor's virtual stack, with no stack check of its own.
+    preds: Vec<Option<usize>>,
+    /// Virtual stacks handed from a block to its single successors.
+    inherited: Vec<Option<VStack<'ctx>>>,
+    /// Entry-length bounds a block that others inherit from checks for all
+    /// of them: `lower <= len <= upper`.
+    bounds: Vec<(i64, i64)>,
 }
 
 /// Builds the LLVM module for one contract.
@@ -210,8 +219,12 @@ pub fn build_module<'ctx>(
         gas_table: static_gas_table(spec),
         block_bbs: vec![None; analysis.blocks.len()],
         dispatch_bb: None,
+        preds: analysis.single_predecessors(),
+        inherited: vec![None; analysis.blocks.len()],
+        bounds: Vec::new(),
         m,
     };
+    g.bounds = stack_bounds(analysis, &g.preds);
     g.stack_base = g.load_ctx_ptr(ctx_offsets::STACK)?;
     let gas0 = g.load_ctx_i64(ctx_offsets::GAS)?;
     g.b.build_store(gas_var, gas0)?;
@@ -245,15 +258,61 @@ pub fn build_module<'ctx>(
     g.b.build_unconditional_branch(exits.deopt)?;
     g.gen_exits()?;
 
+    let mut children = vec![Vec::new(); analysis.blocks.len()];
+    for (s, p) in g.preds.iter().enumerate() {
+        if let Some(p) = p {
+            children[*p].push(s);
+        }
+    }
+    // A block is generated after the block it inherits from.
     for i in 0..analysis.blocks.len() {
-        if analysis.blocks[i].reachable {
-            g.gen_block(i)?;
+        if analysis.blocks[i].reachable && g.preds[i].is_none() {
+            let mut todo = vec![i];
+            while let Some(b) = todo.pop() {
+                g.gen_block(b)?;
+                todo.extend(children[b].iter().copied());
+            }
         }
     }
     if let Some(d) = g.dispatch_bb {
         g.gen_dispatch(d)?;
     }
     Ok(g.m)
+}
+
+/// The entry-length bounds of each block that does not inherit a virtual
+/// stack, covering every block that inherits from it, directly or not (their
+/// entry lengths differ from its own by constants). A failed check deopts at
+/// the start of that block, where memory holds the stack, and the
+/// interpreter takes over from there: exact, even when the block that
+/// cannot run lies on a path the frame would not have taken.
+fn stack_bounds(a: &Analysis, preds: &[Option<usize>]) -> Vec<(i64, i64)> {
+    let n = a.blocks.len();
+    let limit = STACK_LIMIT as i64;
+    let mut bounds = vec![(0i64, limit); n];
+    let mut children = vec![Vec::new(); n];
+    for (s, p) in preds.iter().enumerate() {
+        if let Some(p) = p {
+            children[*p].push(s);
+        }
+    }
+    for h in 0..n {
+        if preds[h].is_some() || !a.blocks[h].reachable {
+            continue;
+        }
+        let (mut lower, mut upper) = (0i64, limit);
+        // (block, its entry length minus the head's)
+        let mut todo = vec![(h, 0i64)];
+        while let Some((b, d)) = todo.pop() {
+            let blk = &a.blocks[b];
+            lower = lower.max(blk.min_in as i64 - d);
+            upper = upper.min(limit - blk.max_growth as i64 - d);
+            let next = d + blk.delta as i64;
+            todo.extend(children[b].iter().map(|&s| (s, next)));
+        }
+        bounds[h] = (lower, upper);
+    }
+    bounds
 }
 
 /// Number of instructions in all functions of `m`.
@@ -423,35 +482,44 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     }
 
     fn gen_block(&mut self, bi: usize) -> R<()> {
-        let blk: &Block = &self.a.blocks[bi];
         let bb = self.block_bbs[bi].unwrap();
         self.b.position_at_end(bb);
+        let vs = match self.inherited[bi].take() {
+            Some(vs) => vs,
+            None => self.enter_from_memory(bi)?,
+        };
+        self.gen_block_body(bi, vs)
+    }
+
+    /// Starts a block whose stack is in memory: checks the entry length
+    /// against the bounds of the block and of all blocks that inherit from
+    /// it, once.
+    fn enter_from_memory(&mut self, bi: usize) -> R<VStack<'ctx>> {
+        let blk: &Block = &self.a.blocks[bi];
         let len = self
             .b
             .build_load(self.i64, self.len_var, "len")?
             .into_int_value();
-        let mut vs = VStack::new(len);
-
-        // Stack bounds for the whole block, checked once.
+        let vs = VStack::new(len);
+        let (lower, upper) = self.bounds[bi];
         let mut conds = Vec::new();
-        if blk.min_in > 0 {
+        if lower > 0 {
             conds.push(self.b.build_int_compare(
                 IntPredicate::UGE,
                 len,
-                self.const_i64(blk.min_in as u64),
+                self.const_i64(lower as u64),
                 "",
             )?);
         }
-        if blk.max_growth as u64 > STACK_LIMIT {
-            // No entry height fits: the block always overflows (the
+        if upper < 0 {
+            // No entry height fits: the region always fails (the
             // interpreter decides where and how).
             conds.push(self.i1.const_zero());
-        } else if blk.max_growth > 0 {
-            let max = STACK_LIMIT - blk.max_growth as u64;
+        } else if upper < STACK_LIMIT as i64 {
             conds.push(self.b.build_int_compare(
                 IntPredicate::ULE,
                 len,
-                self.const_i64(max),
+                self.const_i64(upper as u64),
                 "",
             )?);
         }
@@ -467,7 +535,11 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             self.deopt_at(blk.start_pc as u64)?;
             self.b.position_at_end(ok);
         }
+        Ok(vs)
+    }
 
+    fn gen_block_body(&mut self, bi: usize, mut vs: VStack<'ctx>) -> R<()> {
+        let blk: &Block = &self.a.blocks[bi];
         let insts = blk.insts(self.a);
         let n = insts.len();
         let mut need_gas_check = true;
@@ -539,21 +611,17 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     fn gen_terminator(&mut self, bi: usize, mut vs: VStack<'ctx>) -> R<()> {
         let blk = &self.a.blocks[bi];
         let last = blk.insts(self.a).last().unwrap();
-        let next_bb = || self.block_bbs.get(bi + 1).copied().flatten();
+        let next_bb = self.block_bbs.get(bi + 1).copied().flatten();
         match blk.term {
-            Terminator::Fallthrough | Terminator::Suspend => {
-                vs.commit(self)?;
-                match next_bb() {
-                    Some(nb) => {
-                        self.b.build_unconditional_branch(nb)?;
-                    }
-                    None => {
-                        // Only reachable if a builtin continued where it should
-                        // not have; the interpreter knows what to do there.
-                        self.deopt_at(last.next_pc() as u64)?;
-                    }
+            Terminator::Fallthrough | Terminator::Suspend => match next_bb {
+                Some(nb) => self.goto_block(bi, bi + 1, nb, vs)?,
+                None => {
+                    // Only reachable if a builtin continued where it should
+                    // not have; the interpreter knows what to do there.
+                    vs.commit(self)?;
+                    self.deopt_at(last.next_pc() as u64)?;
                 }
-            }
+            },
             Terminator::Exit => {
                 // The builtin always ends the frame; should it not, resume in
                 // the interpreter right after it.
@@ -566,26 +634,76 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             }
             Terminator::Jump(t) => {
                 let target = vs.pop(self)?;
-                if t != JumpTarget::Invalid {
-                    vs.commit(self)?;
-                }
-                self.jump_to(t, target)?;
+                self.take_jump(bi, t, target, vs)?;
             }
             Terminator::JumpI(t) => {
                 let target = vs.pop(self)?;
                 let cond = vs.pop(self)?;
-                vs.commit(self)?;
-                let taken = self.new_bb("jumpi_taken");
-                let nb = next_bb().expect("fallthrough of a reachable JUMPI is reachable");
+                let nb = next_bb.expect("fallthrough of a reachable JUMPI is reachable");
                 let c =
                     self.b
                         .build_int_compare(IntPredicate::NE, cond, self.i256.const_zero(), "")?;
-                self.b.build_conditional_branch(c, taken, nb)?;
-                self.b.position_at_end(taken);
-                self.jump_to(t, target)?;
+                let taken = self.new_bb("jumpi_taken");
+                let inherits = |s: usize| self.preds.get(s) == Some(&Some(bi));
+                let taken_inherits =
+                    matches!(t, JumpTarget::Static(pc) if inherits(self.a.jumpdests[&pc]));
+                if !taken_inherits && !inherits(bi + 1) {
+                    // Both successors read the stack from memory: one store
+                    // sequence before the branch.
+                    vs.commit(self)?;
+                    self.b.build_conditional_branch(c, taken, nb)?;
+                    self.b.position_at_end(taken);
+                    self.jump_to(t, target)?;
+                } else {
+                    let fall = self.new_bb("jumpi_fall");
+                    self.b.build_conditional_branch(c, taken, fall)?;
+                    self.b.position_at_end(taken);
+                    self.take_jump(bi, t, target, vs.clone())?;
+                    self.b.position_at_end(fall);
+                    self.goto_block(bi, bi + 1, nb, vs)?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Continues from block `from` into block `to`: with the virtual stack
+    /// if `to` inherits it, through memory otherwise.
+    fn goto_block(
+        &mut self,
+        from: usize,
+        to: usize,
+        bb: BasicBlock<'ctx>,
+        mut vs: VStack<'ctx>,
+    ) -> R<()> {
+        if self.preds[to] == Some(from) {
+            self.inherited[to] = Some(vs);
+        } else {
+            vs.commit(self)?;
+        }
+        self.b.build_unconditional_branch(bb)?;
+        Ok(())
+    }
+
+    fn take_jump(
+        &mut self,
+        from: usize,
+        t: JumpTarget,
+        target: IntValue<'ctx>,
+        mut vs: VStack<'ctx>,
+    ) -> R<()> {
+        match t {
+            JumpTarget::Static(pc) => {
+                let to = self.a.jumpdests[&pc];
+                self.goto_block(from, to, self.bb_of_pc(pc), vs)
+            }
+            // The stack of a halted frame is never read.
+            JumpTarget::Invalid => self.jump_to(t, target),
+            JumpTarget::Dynamic => {
+                vs.commit(self)?;
+                self.jump_to(t, target)
+            }
+        }
     }
 
     fn jump_to(&self, t: JumpTarget, target: IntValue<'ctx>) -> R<()> {
