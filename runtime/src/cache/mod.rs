@@ -292,6 +292,36 @@ impl ArtifactCache {
         Ok((art, Source::Compiled(compiled)))
     }
 
+    /// Publishes an artifact compiled outside the cache (by
+    /// `evmc_compiler::compile_to_file`) under `key`, as a compile through
+    /// the cache would. Returns false when the key already had an entry
+    /// (which stays). The artifact is checked only when it is looked up.
+    pub fn insert(
+        &self,
+        key: &CacheKey,
+        artifact: &Path,
+        code_size: usize,
+        compiled: &CompiledFile,
+    ) -> Result<bool, CacheError> {
+        let bytes = crate::loader::read_regular_file(artifact, crate::loader::MAX_ARTIFACT_SIZE)?;
+        let build = self.layout.build_dir()?;
+        let out = build.path().join(ARTIFACT_FILE);
+        std::fs::write(&out, &bytes).map_err(|source| CacheError::Io {
+            path: out.clone(),
+            source,
+        })?;
+        let manifest = Manifest {
+            key: key.clone(),
+            artifact_sha256: manifest::sha256_hex(&bytes),
+            artifact_size: bytes.len() as u64,
+            code_size,
+            created_unix: store::now_unix(),
+            compile_ms: compiled.compile_ms,
+            effective_opt_level: compiled.effective_opt_level,
+        };
+        self.layout.publish(build, &manifest)
+    }
+
     /// Every entry with its manifest, size and last use (no hashing).
     pub fn ls(&self) -> Result<Vec<EntryInfo>, CacheError> {
         gc::ls(&self.layout)
