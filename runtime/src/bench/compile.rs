@@ -6,7 +6,7 @@
 
 use super::discover::Case;
 use crate::cache::{ArtifactCache, CacheKey, CompiledFile};
-use crate::loader::{load, validate_bytes, Expect};
+use crate::loader::{load, load_bytes, validate_bytes, Expect};
 use crate::registry::Registry;
 use crate::LoadedArtifact;
 use evmc_compiler::{compile_to_file, CompileError, CompileOptions, SpecId, Timings, B256};
@@ -221,7 +221,14 @@ impl Compiler {
             code_hash: hash,
             spec: spec_name.to_string(),
         };
-        let loaded = load(&path, &expect).map_err(|e| NotCompiled::Failed(e.to_string()))?;
+        // The copy that runs is loaded from its bytes (a private copy), so
+        // that neither the file nor the cache entry timed below is loaded
+        // already (the loader would then load a private copy of it too).
+        let loaded = std::fs::read(&path)
+            .map_err(|e| NotCompiled::Failed(format!("{}: {e}", path.display())))
+            .and_then(|b| {
+                load_bytes(&path, &b, &expect).map_err(|e| NotCompiled::Failed(e.to_string()))
+            })?;
         let key = CacheKey::for_compile(hash, &opts);
         let published = CompiledFile {
             size: artifact.size,
