@@ -108,6 +108,8 @@ fn state_json_compiles_into_the_cache_and_cache_commands_see_it() {
     let victim = PathBuf::from(ls[0]["path"].as_str().unwrap()).join("artifact.so");
     let mut b = std::fs::read(&victim).unwrap();
     b[100] ^= 1;
+    // Published read-only: replaced, as whoever can write the directory can.
+    std::fs::remove_file(&victim).unwrap();
     std::fs::write(&victim, b).unwrap();
     let out = cache_cmd(&cache, &["verify"]);
     assert_eq!(out.status.code(), Some(1));
@@ -145,6 +147,7 @@ fn damaged_entry_is_warned_about_and_recompiled() {
     let counter = fixture("counter.json");
     let out = ok(compile(&cache, &[&counter]).output().unwrap());
     let so = PathBuf::from(json_lines(&out)[0]["output"].as_str().unwrap());
+    std::fs::remove_file(&so).unwrap();
     std::fs::write(&so, b"\x7fELF garbage").unwrap();
     let out = ok(compile(&cache, &[&counter]).output().unwrap());
     assert_eq!(json_lines(&out)[0]["status"], "compiled");

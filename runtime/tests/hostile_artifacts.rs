@@ -6,10 +6,9 @@
 
 mod support;
 
-use evmc_interface::{ArtifactMetadata, METADATA_MAGIC};
-use evmc_runtime::loader::{validate_bytes, Expect};
+use evmc_interface::ArtifactMetadata;
+use evmc_runtime::loader::validate_bytes;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use support::*;
 
 fn artifact(cache: &evmc_runtime::ArtifactCache) -> PathBuf {
@@ -18,66 +17,8 @@ fn artifact(cache: &evmc_runtime::ArtifactCache) -> PathBuf {
 
 /// Replaces the contract's artifact with `bytes`, re-pinning the manifest.
 fn plant(cache: &evmc_runtime::ArtifactCache, bytes: &[u8]) {
-    std::fs::write(artifact(cache), bytes).unwrap();
+    overwrite(&artifact(cache), bytes);
     repin(cache);
-}
-
-fn metadata_offset(so: &[u8]) -> usize {
-    so.windows(8)
-        .position(|w| w == METADATA_MAGIC)
-        .expect("metadata in artifact")
-}
-
-fn real_metadata() -> ArtifactMetadata {
-    let (_d, cache) = cache_with_contract();
-    let so = std::fs::read(artifact(&cache)).unwrap();
-    ArtifactMetadata::from_bytes(&so[metadata_offset(&so)..]).unwrap()
-}
-
-/// Builds a shared object from C with the system compiler, exporting the
-/// real contract's metadata and an entry point.
-fn c_library(name: &str, extra: &str, entry_body: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let bytes: Vec<String> = real_metadata()
-        .as_bytes()
-        .iter()
-        .map(|b| b.to_string())
-        .collect();
-    let src = format!(
-        "__attribute__((aligned(8))) const unsigned char evmc_metadata[{}] = {{{}}};\n{extra}\n\
-         unsigned int evmc_entry(void *ctx) {{ (void)ctx; {entry_body} }}\n",
-        bytes.len(),
-        bytes.join(",")
-    );
-    let c = dir.path().join(format!("{name}.c"));
-    let so = dir.path().join(format!("{name}.so"));
-    std::fs::write(&c, src).unwrap();
-    let out = Command::new("cc")
-        .args([
-            "-shared",
-            "-fPIC",
-            "-nostdlib",
-            "-O1",
-            "-Wl,-z,noexecstack",
-            "-o",
-        ])
-        .arg(&so)
-        .arg(&c)
-        .output()
-        .expect("a C compiler (cc) is needed to build the hostile libraries");
-    assert!(
-        out.status.success(),
-        "cc: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read(so).unwrap()
-}
-
-fn expect() -> Expect {
-    Expect {
-        code_hash: code_hash(),
-        spec: evmc_compiler::spec_name(SPEC).to_string(),
-    }
 }
 
 #[test]
@@ -138,7 +79,7 @@ fn flipped_bytes_are_refused_with_or_without_a_matching_manifest() {
     let (_d, cache) = cache_with_contract();
     let mut so = std::fs::read(artifact(&cache)).unwrap();
     so[0x12] ^= 0xff; // e_machine
-    std::fs::write(artifact(&cache), &so).unwrap();
+    overwrite(&artifact(&cache), &so);
     assert_refused(&cache, "content hash");
 
     let (_d, cache) = cache_with_contract();

@@ -30,9 +30,13 @@ pub struct ContractReport {
     pub link_ms: Option<f64>,
     pub opt_level: Option<u8>,
     pub ir_instructions: Option<usize>,
+    /// Cache hit through `ArtifactCache::get` (manifest, content hash,
+    /// validation, mapping, symbols): the load time the target judges.
     pub load_us: Option<f64>,
-    /// The part of `load_us` spent reading and validating the file; the
-    /// rest is the sealed copy, `dlopen` and the symbol lookup.
+    /// Loading the plain file (validation, mapping, symbols; no manifest
+    /// and no content hash).
+    pub file_load_us: Option<f64>,
+    /// The part of `file_load_us` spent reading and validating the file.
     pub validate_us: Option<f64>,
 }
 
@@ -54,6 +58,7 @@ impl ContractReport {
             opt_level: ok.map(|a| a.timings.opt_level),
             ir_instructions: ok.map(|a| a.timings.ir_instructions),
             load_us: ok.map(|a| a.load.as_secs_f64() * 1e6),
+            file_load_us: ok.map(|a| a.file_load.as_secs_f64() * 1e6),
             validate_us: ok.map(|a| a.validate.as_secs_f64() * 1e6),
         }
     }

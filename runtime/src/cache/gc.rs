@@ -2,7 +2,7 @@
 //! ls | verify | gc`). Removal first renames an entry out of `entries/`, so
 //! a concurrent lookup sees it whole or not at all.
 
-use super::manifest::{Manifest, ARTIFACT_FILE, MANIFEST_FILE, MAX_MANIFEST_SIZE};
+use super::manifest::{Manifest, MANIFEST_FILE, MAX_MANIFEST_SIZE};
 use super::store::{now_unix, EntryError, Layout, Rejection};
 use super::{validate_entry, CacheError};
 use crate::loader::read_regular_file;
@@ -131,11 +131,9 @@ pub fn verify(layout: &Layout) -> Result<VerifyReport, CacheError> {
                 report.checked -= 1;
                 continue;
             }
-            Ok(Some((m, bytes))) => {
-                report.bytes_hashed += bytes.len() as u64;
-                validate_entry(&dir.join(ARTIFACT_FILE), &m, &bytes)
-                    .err()
-                    .map(|e| e.to_string())
+            Ok(Some((m, file))) => {
+                report.bytes_hashed += file.len();
+                validate_entry(&m, file).err().map(|e| e.to_string())
             }
             Err(EntryError::Bad(reason)) => Some(reason),
             Err(EntryError::Transient(e)) => return Err(e),

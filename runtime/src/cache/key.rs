@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Bumped when the on-disk layout or the manifest format changes, so old
-/// entries become misses instead of being misread.
-pub const LAYOUT_VERSION: u32 = 1;
+/// entries become misses instead of being misread (their directory names
+/// differ; a manifest also names its format). 2: BLAKE3 content hash.
+pub const LAYOUT_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheKey {

@@ -1,9 +1,8 @@
 //! The manifest stored beside each artifact: its key, and the size and
 //! content hash the artifact must have before anything else looks at it.
 
-use super::key::CacheKey;
+use super::key::{CacheKey, LAYOUT_VERSION};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const ARTIFACT_FILE: &str = "artifact.so";
@@ -12,9 +11,14 @@ pub const MAX_MANIFEST_SIZE: u64 = 64 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The cache format ([`LAYOUT_VERSION`]) the entry was written in;
+    /// absent before version 2.
+    #[serde(default = "format_before_versioning")]
+    pub format: u32,
     pub key: CacheKey,
-    /// Hex SHA-256 of the artifact file.
-    pub artifact_sha256: String,
+    /// Hex BLAKE3 of the artifact file ([`crate::loader::content_hash`]).
+    #[serde(default)]
+    pub artifact_blake3: String,
     pub artifact_size: u64,
     pub code_size: usize,
     /// Seconds since the Unix epoch.
@@ -24,8 +28,13 @@ pub struct Manifest {
     pub effective_opt_level: u8,
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+fn format_before_versioning() -> u32 {
+    1
+}
+
+/// The hex content hash a manifest pins.
+pub fn content_hash_hex(bytes: &[u8]) -> String {
+    hex::encode(crate::loader::content_hash(bytes))
 }
 
 impl Manifest {
@@ -33,7 +42,17 @@ impl Manifest {
         serde_json::to_vec_pretty(self).expect("manifest serialises")
     }
 
+    /// Parses a manifest of this cache format; one of another format (an
+    /// entry written by an older or newer evmc-native) is refused.
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(bytes).map_err(|e| format!("unreadable manifest: {e}"))
+        let m: Self =
+            serde_json::from_slice(bytes).map_err(|e| format!("unreadable manifest: {e}"))?;
+        if m.format != LAYOUT_VERSION {
+            return Err(format!(
+                "manifest of cache format {}, this evmc-native reads format {LAYOUT_VERSION}",
+                m.format
+            ));
+        }
+        Ok(m)
     }
 }

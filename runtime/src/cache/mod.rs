@@ -2,7 +2,7 @@
 //!
 //! An entry is keyed by everything that changes the artifact or whether
 //! this machine may run it ([`CacheKey`]), and carries a manifest with the
-//! artifact's size and SHA-256. Nothing from the cache is `dlopen`ed before
+//! artifact's size and BLAKE3 hash. Nothing from the cache is mapped before
 //! the bytes match their manifest and pass the validating loader; an entry
 //! that does not is moved to `quarantine/` with the reason, reported through
 //! [`ArtifactCache::take_rejections`], and treated as a miss, so the
@@ -23,7 +23,10 @@ pub use manifest::Manifest;
 pub use store::Rejection;
 
 use crate::compile_worker::compile_to_path;
-use crate::loader::{load_pinned, validate_pinned, Expect, LoadError, LoadedArtifact, Pinned};
+use crate::loader::{
+    load_pinned, load_pinned_file, validate_pinned_file, Expect, LoadError, LoadedArtifact,
+    OpenedArtifact, Pinned,
+};
 use evmc_compiler::{host_target, CompileOptions, SpecId, TargetSpec, B256};
 use manifest::ARTIFACT_FILE;
 use std::collections::HashMap;
@@ -157,7 +160,7 @@ impl ArtifactCache {
 
     /// A valid entry, loaded; a corrupt/foreign one is moved aside (reason
     /// recorded) → `Ok(None)`. Errors only for trouble of the process
-    /// itself (out of file descriptors, cannot write a temporary copy).
+    /// itself (out of file descriptors or memory, no room for a private copy).
     pub fn get(
         &self,
         code_hash: B256,
@@ -170,7 +173,7 @@ impl ArtifactCache {
     /// [`Self::get`] for any key (e.g. artifacts built for another CPU).
     pub fn get_key(&self, key: &CacheKey) -> Result<Option<Arc<LoadedArtifact>>, CacheError> {
         let dir = self.layout.entry_dir(&key.digest_hex());
-        let (manifest, bytes) = match self.layout.read_entry(&dir) {
+        let (manifest, artifact) = match self.layout.read_entry(&dir) {
             Ok(None) => return Ok(None),
             Ok(Some(e)) => e,
             Err(EntryError::Transient(e)) => return Err(e),
@@ -180,13 +183,17 @@ impl ArtifactCache {
             return Ok(self.reject(&dir, "manifest is for another key"));
         }
         let path = dir.join(ARTIFACT_FILE);
-        match load_entry(&path, &manifest, &bytes) {
+        match load_entry_file(&manifest, artifact) {
             Ok(art) => {
                 store::touch(&dir);
                 Ok(Some(Arc::new(art)))
             }
-            // Our own temporary copy failed, not the entry.
-            Err(e @ LoadError::Io { .. }) => Err(CacheError::Load(e)),
+            // The process is in trouble (no memory or descriptors, no room
+            // for a private copy), not the entry.
+            Err(LoadError::Io { path, source }) if store::is_transient(&source) => {
+                Err(CacheError::Load(LoadError::Io { path, source }))
+            }
+            Err(e @ LoadError::PrivateCopy { .. }) => Err(CacheError::Load(e)),
             Err(e) => {
                 let reason = e.to_string();
                 let reason = reason
@@ -279,7 +286,8 @@ impl ArtifactCache {
         let bytes = crate::loader::read_regular_file(&out, crate::loader::MAX_ARTIFACT_SIZE)?;
         let manifest = Manifest {
             key: key.clone(),
-            artifact_sha256: manifest::sha256_hex(&bytes),
+            format: key::LAYOUT_VERSION,
+            artifact_blake3: manifest::content_hash_hex(&bytes),
             artifact_size: bytes.len() as u64,
             code_size: code.len(),
             created_unix: store::now_unix(),
@@ -290,6 +298,37 @@ impl ArtifactCache {
         let path = self.layout.entry_dir(digest).join(ARTIFACT_FILE);
         let art = Arc::new(load_entry(&path, &manifest, &bytes)?);
         Ok((art, Source::Compiled(compiled)))
+    }
+
+    /// Publishes an artifact compiled outside the cache (by
+    /// `evmc_compiler::compile_to_file`) under `key`, as a compile through
+    /// the cache would. Returns false when the key already had an entry
+    /// (which stays). The artifact is checked only when it is looked up.
+    pub fn insert(
+        &self,
+        key: &CacheKey,
+        artifact: &Path,
+        code_size: usize,
+        compiled: &CompiledFile,
+    ) -> Result<bool, CacheError> {
+        let bytes = crate::loader::read_regular_file(artifact, crate::loader::MAX_ARTIFACT_SIZE)?;
+        let build = self.layout.build_dir()?;
+        let out = build.path().join(ARTIFACT_FILE);
+        std::fs::write(&out, &bytes).map_err(|source| CacheError::Io {
+            path: out.clone(),
+            source,
+        })?;
+        let manifest = Manifest {
+            key: key.clone(),
+            format: key::LAYOUT_VERSION,
+            artifact_blake3: manifest::content_hash_hex(&bytes),
+            artifact_size: bytes.len() as u64,
+            code_size,
+            created_unix: store::now_unix(),
+            compile_ms: compiled.compile_ms,
+            effective_opt_level: compiled.effective_opt_level,
+        };
+        self.layout.publish(build, &manifest)
     }
 
     /// Every entry with its manifest, size and last use (no hashing).
@@ -313,7 +352,7 @@ impl ArtifactCache {
 /// What the loader must be told about an entry: the caller's expectations
 /// and everything its manifest pins.
 fn expectations(m: &Manifest) -> Result<(Expect, [u8; 32]), String> {
-    let sha: [u8; 32] = hex::decode(&m.artifact_sha256)
+    let hash: [u8; 32] = hex::decode(&m.artifact_blake3)
         .ok()
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| "manifest has a malformed content hash".to_string())?;
@@ -322,13 +361,13 @@ fn expectations(m: &Manifest) -> Result<(Expect, [u8; 32]), String> {
             code_hash: m.key.code_hash,
             spec: m.key.spec.clone(),
         },
-        sha,
+        hash,
     ))
 }
 
-fn pinned<'a>(m: &'a Manifest, sha256: [u8; 32]) -> Pinned<'a> {
+fn pinned<'a>(m: &'a Manifest, content_hash: [u8; 32]) -> Pinned<'a> {
     Pinned {
-        sha256,
+        content_hash,
         size: m.artifact_size,
         opt_level: m.key.opt_level,
         compiler_version: &m.key.compiler_version,
@@ -338,18 +377,25 @@ fn pinned<'a>(m: &'a Manifest, sha256: [u8; 32]) -> Pinned<'a> {
 }
 
 fn load_entry(path: &Path, m: &Manifest, bytes: &[u8]) -> Result<LoadedArtifact, LoadError> {
-    let (expect, sha) = entry_expectations(path, m)?;
-    load_pinned(path, bytes, &expect, &pinned(m, sha))
+    let (expect, hash) = entry_expectations(path, m)?;
+    load_pinned(path, bytes, &expect, &pinned(m, hash))
 }
 
-/// Every check [`load_entry`] makes, without loading.
-fn validate_entry(path: &Path, m: &Manifest, bytes: &[u8]) -> Result<(), LoadError> {
-    let (expect, sha) = entry_expectations(path, m)?;
-    validate_pinned(path, bytes, &expect, &pinned(m, sha)).map(|_| ())
+/// [`load_entry`] for the opened artifact file of an entry: read, hashed
+/// and checked through its descriptor, loaded in place when it may be.
+fn load_entry_file(m: &Manifest, file: OpenedArtifact) -> Result<LoadedArtifact, LoadError> {
+    let (expect, hash) = entry_expectations(file.path(), m)?;
+    load_pinned_file(file, &expect, &pinned(m, hash))
+}
+
+/// Every check [`load_entry_file`] makes, without loading.
+fn validate_entry(m: &Manifest, file: OpenedArtifact) -> Result<(), LoadError> {
+    let (expect, hash) = entry_expectations(file.path(), m)?;
+    validate_pinned_file(file, &expect, &pinned(m, hash)).map(|_| ())
 }
 
 fn entry_expectations(path: &Path, m: &Manifest) -> Result<(Expect, [u8; 32]), LoadError> {
-    let (expect, sha) = expectations(m).map_err(|reason| LoadError::Invalid {
+    let (expect, hash) = expectations(m).map_err(|reason| LoadError::Invalid {
         path: path.to_path_buf(),
         reason,
     })?;
@@ -361,5 +407,5 @@ fn entry_expectations(path: &Path, m: &Manifest) -> Result<(Expect, [u8; 32]), L
             expected: evmc_interface::INTERFACE_VERSION.to_string(),
         });
     }
-    Ok((expect, sha))
+    Ok((expect, hash))
 }

@@ -12,7 +12,7 @@
 
 use super::manifest::{Manifest, ARTIFACT_FILE, MANIFEST_FILE, MAX_MANIFEST_SIZE};
 use super::CacheError;
-use crate::loader::{read_regular_file, LoadError, MAX_ARTIFACT_SIZE};
+use crate::loader::{open_artifact, read_regular_file, LoadError, OpenedArtifact};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -56,7 +56,7 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-fn is_transient(e: &std::io::Error) -> bool {
+pub(super) fn is_transient(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::EINTR)
@@ -117,10 +117,10 @@ impl Layout {
         self.entries.join(digest)
     }
 
-    /// Reads an entry's manifest and artifact bytes. Checks that they are
-    /// regular files and that the manifest belongs under this name; the
-    /// content itself is checked by the loader.
-    pub fn read_entry(&self, dir: &Path) -> Result<Option<(Manifest, Vec<u8>)>, EntryError> {
+    /// Reads an entry's manifest and opens its artifact. Checks that they
+    /// are regular files and that the manifest belongs under this name; the
+    /// artifact's content is read and checked by the loader.
+    pub fn read_entry(&self, dir: &Path) -> Result<Option<(Manifest, OpenedArtifact)>, EntryError> {
         let md = match std::fs::symlink_metadata(dir) {
             Ok(md) => md,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -137,8 +137,8 @@ impl Layout {
                 "entry is not a directory (symlink or file in its place)".into(),
             ));
         }
-        let read = |name: &str, max: u64| {
-            read_regular_file(&dir.join(name), max).map_err(|e| match e {
+        let entry_error = |name: &'static str| {
+            move |e: LoadError| match e {
                 LoadError::Io { path, source } if is_transient(&source) => {
                     EntryError::Transient(CacheError::Io { path, source })
                 }
@@ -146,10 +146,11 @@ impl Layout {
                     EntryError::Bad(format!("{name} is not a regular file"))
                 }
                 e => EntryError::Bad(format!("{name}: {}", strip_path(&e.to_string()))),
-            })
+            }
         };
-        let manifest = Manifest::from_json(&read(MANIFEST_FILE, MAX_MANIFEST_SIZE)?)
-            .map_err(EntryError::Bad)?;
+        let manifest = read_regular_file(&dir.join(MANIFEST_FILE), MAX_MANIFEST_SIZE)
+            .map_err(entry_error(MANIFEST_FILE))?;
+        let manifest = Manifest::from_json(&manifest).map_err(EntryError::Bad)?;
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if manifest.key.digest_hex() != name {
             return Err(EntryError::Bad(format!(
@@ -157,8 +158,9 @@ impl Layout {
                 manifest.key.code_hash, manifest.key.spec, manifest.key.opt_level
             )));
         }
-        let bytes = read(ARTIFACT_FILE, MAX_ARTIFACT_SIZE)?;
-        Ok(Some((manifest, bytes)))
+        let artifact =
+            open_artifact(&dir.join(ARTIFACT_FILE)).map_err(entry_error(ARTIFACT_FILE))?;
+        Ok(Some((manifest, artifact)))
     }
 
     /// Moves `entry` (whatever it is) into `quarantine/` with a reason file.
@@ -223,10 +225,25 @@ impl Layout {
         let mut f = std::fs::File::create(&mpath).map_err(io(&mpath))?;
         f.write_all(&manifest.to_json()).map_err(io(&mpath))?;
         f.sync_all().map_err(io(&mpath))?;
+        // Read-only: nothing of ours ever writes to a published artifact,
+        // which lookups load in place (see `loader::open_artifact`).
         let apath = build.path().join(ARTIFACT_FILE);
         std::fs::File::open(&apath)
-            .and_then(|f| f.sync_all())
+            .and_then(|f| {
+                use std::os::unix::fs::PermissionsExt;
+                f.set_permissions(std::fs::Permissions::from_mode(0o444))?;
+                f.sync_all()
+            })
             .map_err(io(&apath))?;
+        // Only we may write the entry, whatever the umask: lookups then
+        // load its artifact in place.
+        std::fs::metadata(build.path())
+            .and_then(|md| {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = md.permissions().mode() & 0o7755;
+                std::fs::set_permissions(build.path(), std::fs::Permissions::from_mode(mode))
+            })
+            .map_err(io(build.path()))?;
         let dest = self.entry_dir(&manifest.key.digest_hex());
         match std::fs::rename(build.path(), &dest) {
             Ok(()) => {

@@ -5,9 +5,12 @@
 #![allow(dead_code)]
 
 use evmc_compiler::{CompileOptions, SpecId, B256};
+use evmc_interface::{ArtifactMetadata, METADATA_MAGIC};
 use evmc_runtime::fixture::{load_fixtures, run_fixture, Fixture};
+use evmc_runtime::loader::Expect;
 use evmc_runtime::{ArtifactCache, Registry};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 pub const SPEC: SpecId = SpecId::OSAKA;
@@ -79,15 +82,22 @@ pub fn entry_dir(cache: &ArtifactCache) -> PathBuf {
         .join(cache.host_key(code_hash(), SPEC, OPT).digest_hex())
 }
 
+/// Replaces a file's content, as someone who can write the directory
+/// would: published artifacts are read-only, so the file is replaced.
+pub fn overwrite(path: &Path, bytes: &[u8]) {
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, bytes).unwrap();
+}
+
 /// Rewrites the entry's manifest to pin the artifact as it is now, as an
 /// attacker who can write the whole cache would: only the loader's checks
-/// stand between these bytes and `dlopen`.
+/// stand between these bytes and running them.
 pub fn repin(cache: &ArtifactCache) {
     let dir = entry_dir(cache);
     let bytes = std::fs::read(dir.join("artifact.so")).unwrap();
     let mpath = dir.join("manifest.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
-    m["artifact_sha256"] = hex::encode(evmc_runtime::loader::content_hash(&bytes)).into();
+    m["artifact_blake3"] = hex::encode(evmc_runtime::loader::content_hash(&bytes)).into();
     m["artifact_size"] = bytes.len().into();
     std::fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
 }
@@ -169,4 +179,63 @@ pub fn rerun_as_nobody(test: &str, value: &std::ffi::OsStr) {
         stdout.contains("1 passed"),
         "the unprivileged run did not run the test: {stdout}"
     );
+}
+
+/// What the fixture's contract is expected to be compiled for.
+pub fn expect() -> Expect {
+    Expect {
+        code_hash: code_hash(),
+        spec: evmc_compiler::spec_name(SPEC).to_string(),
+    }
+}
+
+pub fn metadata_offset(so: &[u8]) -> usize {
+    so.windows(8)
+        .position(|w| w == METADATA_MAGIC)
+        .expect("metadata in artifact")
+}
+
+pub fn real_metadata() -> ArtifactMetadata {
+    let (_d, cache) = cache_with_contract();
+    let so = std::fs::read(entry_dir(&cache).join("artifact.so")).unwrap();
+    ArtifactMetadata::from_bytes(&so[metadata_offset(&so)..]).unwrap()
+}
+
+/// Builds a shared object from C with the system compiler, exporting the
+/// real contract's metadata and an entry point.
+pub fn c_library(name: &str, extra: &str, entry_body: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes: Vec<String> = real_metadata()
+        .as_bytes()
+        .iter()
+        .map(|b| b.to_string())
+        .collect();
+    let src = format!(
+        "__attribute__((aligned(8))) const unsigned char evmc_metadata[{}] = {{{}}};\n{extra}\n\
+         unsigned int evmc_entry(void *ctx) {{ (void)ctx; {entry_body} }}\n",
+        bytes.len(),
+        bytes.join(",")
+    );
+    let c = dir.path().join(format!("{name}.c"));
+    let so = dir.path().join(format!("{name}.so"));
+    std::fs::write(&c, src).unwrap();
+    let out = Command::new("cc")
+        .args([
+            "-shared",
+            "-fPIC",
+            "-nostdlib",
+            "-O1",
+            "-Wl,-z,noexecstack",
+            "-o",
+        ])
+        .arg(&so)
+        .arg(&c)
+        .output()
+        .expect("a C compiler (cc) is needed to build the hostile libraries");
+    assert!(
+        out.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(so).unwrap()
 }
