@@ -224,7 +224,13 @@ pub fn build_module<'ctx>(
         bounds: Vec::new(),
         m,
     };
-    g.bounds = stack_bounds(analysis, &g.preds);
+    let mut children = vec![Vec::new(); analysis.blocks.len()];
+    for (s, p) in g.preds.iter().enumerate() {
+        if let Some(p) = p {
+            children[*p].push(s);
+        }
+    }
+    g.bounds = stack_bounds(analysis, &g.preds, &children);
     g.stack_base = g.load_ctx_ptr(ctx_offsets::STACK)?;
     let gas0 = g.load_ctx_i64(ctx_offsets::GAS)?;
     g.b.build_store(gas_var, gas0)?;
@@ -258,12 +264,6 @@ pub fn build_module<'ctx>(
     g.b.build_unconditional_branch(exits.deopt)?;
     g.gen_exits()?;
 
-    let mut children = vec![Vec::new(); analysis.blocks.len()];
-    for (s, p) in g.preds.iter().enumerate() {
-        if let Some(p) = p {
-            children[*p].push(s);
-        }
-    }
     // A block is generated after the block it inherits from.
     for i in 0..analysis.blocks.len() {
         if analysis.blocks[i].reachable && g.preds[i].is_none() {
@@ -286,16 +286,10 @@ pub fn build_module<'ctx>(
 /// the start of that block, where memory holds the stack, and the
 /// interpreter takes over from there: exact, even when the block that
 /// cannot run lies on a path the frame would not have taken.
-fn stack_bounds(a: &Analysis, preds: &[Option<usize>]) -> Vec<(i64, i64)> {
+fn stack_bounds(a: &Analysis, preds: &[Option<usize>], children: &[Vec<usize>]) -> Vec<(i64, i64)> {
     let n = a.blocks.len();
     let limit = STACK_LIMIT as i64;
     let mut bounds = vec![(0i64, limit); n];
-    let mut children = vec![Vec::new(); n];
-    for (s, p) in preds.iter().enumerate() {
-        if let Some(p) = p {
-            children[*p].push(s);
-        }
-    }
     for h in 0..n {
         if preds[h].is_some() || !a.blocks[h].reachable {
             continue;
