@@ -608,7 +608,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let next_bb = self.block_bbs.get(bi + 1).copied().flatten();
         match blk.term {
             Terminator::Fallthrough | Terminator::Suspend => match next_bb {
-                Some(nb) => self.goto_block(bi, bi + 1, nb, vs)?,
+                Some(_) => self.goto_block(bi, bi + 1, vs)?,
                 None => {
                     // Only reachable if a builtin continued where it should
                     // not have; the interpreter knows what to do there.
@@ -638,10 +638,9 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                     self.b
                         .build_int_compare(IntPredicate::NE, cond, self.i256.const_zero(), "")?;
                 let taken = self.new_bb("jumpi_taken");
-                let inherits = |s: usize| self.preds.get(s) == Some(&Some(bi));
                 let taken_inherits =
-                    matches!(t, JumpTarget::Static(pc) if inherits(self.a.jumpdests[&pc]));
-                if !taken_inherits && !inherits(bi + 1) {
+                    matches!(t, JumpTarget::Static(pc) if self.inherits(bi, self.a.jumpdests[&pc]));
+                if !taken_inherits && !self.inherits(bi, bi + 1) {
                     // Both successors read the stack from memory: one store
                     // sequence before the branch.
                     vs.commit(self)?;
@@ -654,27 +653,27 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                     self.b.position_at_end(taken);
                     self.take_jump(bi, t, target, vs.clone())?;
                     self.b.position_at_end(fall);
-                    self.goto_block(bi, bi + 1, nb, vs)?;
+                    self.goto_block(bi, bi + 1, vs)?;
                 }
             }
         }
         Ok(())
     }
 
+    /// Whether block `to` starts from the virtual stack `from` ends with.
+    fn inherits(&self, from: usize, to: usize) -> bool {
+        self.preds.get(to) == Some(&Some(from))
+    }
+
     /// Continues from block `from` into block `to`: with the virtual stack
     /// if `to` inherits it, through memory otherwise.
-    fn goto_block(
-        &mut self,
-        from: usize,
-        to: usize,
-        bb: BasicBlock<'ctx>,
-        mut vs: VStack<'ctx>,
-    ) -> R<()> {
-        if self.preds[to] == Some(from) {
+    fn goto_block(&mut self, from: usize, to: usize, mut vs: VStack<'ctx>) -> R<()> {
+        if self.inherits(from, to) {
             self.inherited[to] = Some(vs);
         } else {
             vs.commit(self)?;
         }
+        let bb = self.block_bbs[to].expect("a successor of a reachable block is reachable");
         self.b.build_unconditional_branch(bb)?;
         Ok(())
     }
@@ -687,10 +686,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         mut vs: VStack<'ctx>,
     ) -> R<()> {
         match t {
-            JumpTarget::Static(pc) => {
-                let to = self.a.jumpdests[&pc];
-                self.goto_block(from, to, self.bb_of_pc(pc), vs)
-            }
+            JumpTarget::Static(pc) => self.goto_block(from, self.a.jumpdests[&pc], vs),
             // The stack of a halted frame is never read.
             JumpTarget::Invalid => self.jump_to(t, target),
             JumpTarget::Dynamic => {

@@ -311,6 +311,7 @@ fn run_both(
     }
     // The floor runs in the same rotation, so that it sees the same machine.
     let mut floor = tx.with_callee_stopped().map(|t| t.runner(None));
+    let has_floor = floor.is_some();
     let mut floor_run = || match floor.as_mut() {
         Some(r) => r.run().map(|run| run.elapsed),
         None => Ok(Duration::ZERO),
@@ -329,7 +330,7 @@ fn run_both(
         report.speedup = Some(a.median_us / b.median_us.max(1e-3));
         report.speedup_of_minimums = Some(a.min_us / b.min_us.max(1e-3));
     }
-    if tx.with_callee_stopped().is_some() {
+    if has_floor {
         report.floor = Stats::of(&sf);
         if let (Some(a), Some(f)) = (report.interp, report.floor) {
             report.max_speedup = Some(a.median_us / f.median_us.max(1e-3));

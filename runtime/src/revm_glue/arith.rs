@@ -18,45 +18,45 @@ unsafe fn set(words: *mut [u64; 4], v: U256) {
     *words = *v.as_limbs();
 }
 
+/// `f` of the top two words, into the top word.
+#[inline(always)]
+unsafe fn binary(words: *mut [u64; 4], f: impl FnOnce(U256, U256) -> U256) {
+    set(words, f(word(words, 0), word(words, 1)));
+}
+
+/// `f` of the top three words, into the top word.
+#[inline(always)]
+unsafe fn ternary(words: *mut [u64; 4], f: impl FnOnce(U256, U256, U256) -> U256) {
+    set(words, f(word(words, 0), word(words, 1), word(words, 2)));
+}
+
 /// `words[0] / words[1]`, 0 when dividing by zero.
 pub(crate) unsafe extern "C" fn div(words: *mut [u64; 4]) {
-    let (a, b) = (word(words, 0), word(words, 1));
-    set(
+    binary(
         words,
-        if b.is_zero() {
-            U256::ZERO
-        } else {
-            a.wrapping_div(b)
-        },
+        |a, b| if b.is_zero() { b } else { a.wrapping_div(b) },
     );
 }
 
 pub(crate) unsafe extern "C" fn sdiv(words: *mut [u64; 4]) {
-    set(words, i256_div(word(words, 0), word(words, 1)));
+    binary(words, i256_div);
 }
 
 pub(crate) unsafe extern "C" fn rem(words: *mut [u64; 4]) {
-    let (a, b) = (word(words, 0), word(words, 1));
-    set(
+    binary(
         words,
-        if b.is_zero() {
-            U256::ZERO
-        } else {
-            a.wrapping_rem(b)
-        },
+        |a, b| if b.is_zero() { b } else { a.wrapping_rem(b) },
     );
 }
 
 pub(crate) unsafe extern "C" fn smod(words: *mut [u64; 4]) {
-    set(words, i256_mod(word(words, 0), word(words, 1)));
+    binary(words, i256_mod);
 }
 
 pub(crate) unsafe extern "C" fn addmod(words: *mut [u64; 4]) {
-    let (a, b, n) = (word(words, 0), word(words, 1), word(words, 2));
-    set(words, a.add_mod(b, n));
+    ternary(words, |a, b, n| a.add_mod(b, n));
 }
 
 pub(crate) unsafe extern "C" fn mulmod(words: *mut [u64; 4]) {
-    let (a, b, n) = (word(words, 0), word(words, 1), word(words, 2));
-    set(words, a.mul_mod(b, n));
+    ternary(words, |a, b, n| a.mul_mod(b, n));
 }
