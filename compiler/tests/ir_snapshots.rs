@@ -35,3 +35,9 @@ fn counted_loop() {
 fn dynamic_jump() {
     insta::assert_snapshot!(ir("5f35565b005b00"));
 }
+
+#[test]
+fn internal_call_and_return() {
+    // PUSH1 7 (return address) PUSH1 5 JUMP ; 5: JUMPDEST JUMP ; 7: JUMPDEST STOP
+    insta::assert_snapshot!(ir("60076005565b565b00"));
+}

@@ -34,7 +34,10 @@ fn known_llvm_crash_triggers_compile_at_every_level() {
             opts.opt_level = level;
             let obj = compile_object(&code, &opts)
                 .unwrap_or_else(|e| panic!("{what} at level {level}: {e}"));
-            assert!(!obj.object.is_empty(), "{what} at level {level}");
+            assert!(
+                !obj.objects.is_empty() && obj.objects.iter().all(|o| !o.is_empty()),
+                "{what} at level {level}"
+            );
         }
     }
 }

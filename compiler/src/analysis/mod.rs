@@ -13,7 +13,7 @@ pub use decode::{decode, Inst};
 
 use crate::revm_api::{stack_io, U256};
 use revm::bytecode::opcode as op;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// How control leaves a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +77,14 @@ pub struct Analysis {
     pub jumpdests: BTreeMap<u32, usize>,
     /// Whether any reachable block jumps dynamically.
     pub has_dynamic_jumps: bool,
+    /// JUMPDESTs whose pc is pushed as a value that the next instruction
+    /// does not consume as its jump target: return addresses and jump-table
+    /// entries, the only targets a dynamic jump of compiler-generated code
+    /// reaches. Code generation enters only these from its dynamic-jump
+    /// dispatch; a dynamic jump to any other JUMPDEST (a target computed by
+    /// arithmetic, or read from memory) hands the frame to the interpreter
+    /// at that JUMPDEST, which is exact but slow.
+    pub pushed_targets: BTreeSet<u32>,
 }
 
 fn is_suspending(opcode: u8) -> bool {
@@ -125,12 +133,23 @@ impl Analysis {
                 jumpdests.insert(b.start_pc, idx);
             }
         }
+        let pushed_targets = insts
+            .iter()
+            .zip(insts.iter().skip(1).map(Some).chain([None]))
+            .filter(|(inst, next)| {
+                matches!(inst.op, op::PUSH1..=op::PUSH32)
+                    && !matches!(next.map(|n| n.op), Some(op::JUMP | op::JUMPI))
+            })
+            .filter_map(|(inst, _)| u32::try_from(inst.imm).ok())
+            .filter(|pc| jumpdests.contains_key(pc))
+            .collect();
         let mut a = Analysis {
             code_len: code.len(),
             insts,
             blocks,
             jumpdests,
             has_dynamic_jumps: false,
+            pushed_targets,
         };
         a.resolve_jumps();
         a.mark_reachable();
@@ -208,29 +227,16 @@ impl Analysis {
                 continue;
             }
             self.blocks[bi].reachable = true;
-            let next = (bi + 1 < self.blocks.len()).then_some(bi + 1);
-            let mut targets: Vec<usize> = Vec::new();
-            let mut dynamic = false;
-            match self.blocks[bi].term {
-                Terminator::Fallthrough | Terminator::Suspend => targets.extend(next),
-                Terminator::Jump(t) | Terminator::JumpI(t) => {
-                    if matches!(self.blocks[bi].term, Terminator::JumpI(_)) {
-                        targets.extend(next);
-                    }
-                    match t {
-                        JumpTarget::Static(pc) => targets.push(self.jumpdests[&pc]),
-                        JumpTarget::Dynamic => dynamic = true,
-                        JumpTarget::Invalid => {}
-                    }
-                }
-                Terminator::Stop | Terminator::Exit => {}
-            }
+            work.extend(self.static_successors(bi));
+            let dynamic = matches!(
+                self.blocks[bi].term,
+                Terminator::Jump(JumpTarget::Dynamic) | Terminator::JumpI(JumpTarget::Dynamic)
+            );
             if dynamic && !dynamic_done {
                 dynamic_done = true;
                 self.has_dynamic_jumps = true;
-                targets.extend(self.jumpdests.values().copied());
+                work.extend(self.pushed_targets.iter().map(|pc| self.jumpdests[pc]));
             }
-            work.extend(targets);
         }
     }
 }
@@ -249,19 +255,7 @@ impl Analysis {
             if !blk.reachable {
                 continue;
             }
-            let next = (a + 1 < n).then_some(a + 1);
-            let (fall, jump) = match blk.term {
-                Terminator::Fallthrough | Terminator::Suspend => (next, None),
-                Terminator::Jump(t) | Terminator::JumpI(t) => (
-                    next.filter(|_| matches!(blk.term, Terminator::JumpI(_))),
-                    match t {
-                        JumpTarget::Static(pc) => Some(self.jumpdests[&pc]),
-                        _ => None,
-                    },
-                ),
-                Terminator::Stop | Terminator::Exit => (None, None),
-            };
-            for s in fall.into_iter().chain(jump) {
+            for s in self.static_successors(a) {
                 count[s] += 1;
                 from[s] = Some(a);
             }
@@ -272,7 +266,7 @@ impl Analysis {
                 let open = s == 0
                     || !b.reachable
                     || b.is_resume
-                    || (self.has_dynamic_jumps && b.is_jumpdest)
+                    || self.is_dynamic_target(s)
                     || count[s] != 1;
                 if open {
                     None
@@ -281,6 +275,31 @@ impl Analysis {
                 }
             })
             .collect()
+    }
+
+    /// Whether the dynamic-jump dispatch of generated code enters block `b`.
+    pub fn is_dynamic_target(&self, b: usize) -> bool {
+        let blk = &self.blocks[b];
+        self.has_dynamic_jumps && blk.is_jumpdest && self.pushed_targets.contains(&blk.start_pc)
+    }
+
+    /// The blocks `b` continues into by falling through or by a jump
+    /// resolved at compile time.
+    pub fn static_successors(&self, b: usize) -> impl Iterator<Item = usize> + '_ {
+        let blk = &self.blocks[b];
+        let next = (b + 1 < self.blocks.len()).then_some(b + 1);
+        let (fall, jump) = match blk.term {
+            Terminator::Fallthrough | Terminator::Suspend => (next, None),
+            Terminator::Jump(t) | Terminator::JumpI(t) => (
+                next.filter(|_| matches!(blk.term, Terminator::JumpI(_))),
+                match t {
+                    JumpTarget::Static(pc) => Some(self.jumpdests[&pc]),
+                    _ => None,
+                },
+            ),
+            Terminator::Stop | Terminator::Exit => (None, None),
+        };
+        fall.into_iter().chain(jump)
     }
 }
 

@@ -58,11 +58,26 @@ fn call_starts_a_resume_block() {
 }
 
 #[test]
-fn dynamic_jump_reaches_every_jumpdest() {
-    // CALLDATALOAD(0) JUMP ; JUMPDEST STOP ; JUMPDEST STOP
-    let a = analyze("5f35565b005b00");
+fn dynamic_jump_reaches_pushed_jumpdests_only() {
+    // PUSH1 8 POP CALLDATALOAD(0) JUMP ; 6: JUMPDEST STOP ; 8: JUMPDEST STOP
+    let a = analyze("6008505f35565b005b00");
     assert!(a.has_dynamic_jumps);
-    assert!(a.jumpdests.values().all(|&b| a.blocks[b].reachable));
+    assert_eq!(
+        a.pushed_targets.iter().copied().collect::<Vec<_>>(),
+        vec![8]
+    );
+    assert!(a.is_dynamic_target(a.jumpdests[&8]));
+    assert!(!a.blocks[a.jumpdests[&6]].reachable);
+    assert!(a.blocks[a.jumpdests[&8]].reachable);
+}
+
+#[test]
+fn a_pushed_jump_target_consumed_at_once_is_not_a_dynamic_target() {
+    // PUSH1 3 JUMP ; 3: JUMPDEST CALLDATALOAD(0) JUMP ; 7: JUMPDEST STOP
+    let a = analyze("6003565b5f35565b00");
+    assert!(a.has_dynamic_jumps);
+    assert!(a.pushed_targets.is_empty());
+    assert!(!a.blocks[a.jumpdests[&7]].reachable);
 }
 
 #[test]

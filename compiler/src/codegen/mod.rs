@@ -1,14 +1,23 @@
-//! Lowering of an analysed contract to one LLVM function.
+//! Lowering of an analysed contract to LLVM functions.
 //!
-//! Shape of the generated function `u32 evmc_entry(ExecCtx*)`:
-//! - the entry block loads gas and stack length into locals and dispatches on
-//!   `ctx.resume_pc` (0 for a fresh frame, the pc after a CALL/CREATE when
-//!   resuming); an unknown resume pc deoptimises to the interpreter;
-//! - each reachable basic block checks its stack bounds once, then runs in gas
-//!   *segments*: the static gas of all instructions up to and including the
-//!   next one with dynamic gas is charged with a single check;
-//! - inside a block, stack values live in SSA registers ([`VStack`]) and are
-//!   written back only at block ends, builtin calls and exits;
+//! Shape of the generated code:
+//! - `u32 evmc_entry(ExecCtx*)` loads gas and stack length and calls the
+//!   *part* holding the frame's entry or resume point (`ctx.resume_pc`: 0
+//!   for a fresh frame, the pc after a CALL/CREATE when resuming); an
+//!   unknown resume pc deoptimises to the interpreter;
+//! - the contract is cut into parts, functions of bounded size (see
+//!   [`partition`]), so that LLVM's superlinear passes stay cheap; parts
+//!   continue in each other by guaranteed tail calls that carry gas, stack
+//!   length and pc, and a dynamic jump to another part goes through one
+//!   dispatch function;
+//! - each reachable basic block checks its stack bounds once, then runs in
+//!   gas *segments*: the static gas of all instructions up to and including
+//!   the next one with dynamic gas is charged with a single check;
+//! - stack values live in SSA registers ([`VStack`]) inside a block and
+//!   along edges that allow it: a block with one static predecessor
+//!   inherits its virtual stack, and a block entered only by static edges
+//!   of its part (loop headers, joins) takes its top words as phis; memory
+//!   holds the stack only at dynamic jumps, builtin calls and exits;
 //! - a failed stack-bounds check never decides the outcome itself: it hands
 //!   the frame, in exactly the interpreter's state at the block start, to the
 //!   interpreter (`exit::DEOPT`), which then reports the same halt reason and
@@ -17,12 +26,13 @@
 //!   ends at the first instruction with dynamic gas or effects, so the
 //!   interpreter would run out of gas at one of its static charges, and no
 //!   instruction before that point can halt in another way;
-//! - every exit jumps to one shared block per kind, so cold paths cost a
-//!   branch, not a copy of the machine state.
+//! - every exit jumps to one shared block per kind and function, so cold
+//!   paths cost a branch, not a copy of the machine state.
 
 pub mod llvm_workarounds;
 mod memory;
 mod ops;
+mod partition;
 mod vstack;
 
 use crate::analysis::{Analysis, Block, JumpTarget, Terminator};
@@ -38,13 +48,21 @@ use inkwell::context::Context;
 use inkwell::intrinsics::Intrinsic;
 use inkwell::module::{Linkage, Module};
 use inkwell::types::{IntType, PointerType};
-use inkwell::values::{FunctionValue, IntValue, PointerValue};
+use inkwell::values::{FunctionValue, IntValue, LLVMTailCallKind, PhiValue, PointerValue};
 use inkwell::AddressSpace;
+use inkwell::GlobalVisibility;
 use inkwell::IntPredicate;
+use partition::Partition;
 use revm::bytecode::opcode as op;
 use vstack::VStack;
 
 pub(crate) type R<T> = Result<T, BuilderError>;
+
+/// LLVM's `preserve_nonecc` for parts and the dispatch: a part keeps no
+/// register of its caller, so a transfer between parts (a tail call) saves
+/// and restores none. Only the entry function, called from Rust, saves the
+/// callee-saved registers, once per frame entry.
+const PRESERVE_NONE_CC: u32 = 21;
 
 /// Longest run of EVM instructions lowered into one LLVM basic block.
 const SPLIT_EVERY: usize = 256;
@@ -98,7 +116,7 @@ pub(crate) fn lowering(opcode: u8, spec: SpecId) -> Lowering {
     }
 }
 
-/// The shared exit blocks.
+/// The shared exit blocks of one function.
 #[derive(Clone, Copy)]
 pub(crate) struct Exits<'ctx> {
     pub out_of_gas: BasicBlock<'ctx>,
@@ -110,6 +128,20 @@ pub(crate) struct Exits<'ctx> {
     pub deopt: BasicBlock<'ctx>,
 }
 
+impl<'ctx> Exits<'ctx> {
+    fn new(cx: &'ctx Context, f: FunctionValue<'ctx>) -> Self {
+        Self {
+            out_of_gas: cx.append_basic_block(f, "exit_out_of_gas"),
+            builtin: cx.append_basic_block(f, "exit_builtin"),
+            invalid_jump: cx.append_basic_block(f, "exit_invalid_jump"),
+            stop: cx.append_basic_block(f, "exit_stop"),
+            deopt: cx.append_basic_block(f, "exit_deopt"),
+        }
+    }
+}
+
+/// Code generation state. The fields from `f` to `exits` belong to the
+/// function being generated (a part, see [`partition`]).
 pub(crate) struct Gen<'a, 'ctx> {
     pub cx: &'ctx Context,
     pub m: Module<'ctx>,
@@ -123,6 +155,8 @@ pub(crate) struct Gen<'a, 'ctx> {
     pub ptr: PointerType<'ctx>,
     pub ctx_ptr: PointerValue<'ctx>,
     pub stack_base: PointerValue<'ctx>,
+    /// The builtin table.
+    pub builtins: PointerValue<'ctx>,
     pub gas_var: PointerValue<'ctx>,
     pub len_var: PointerValue<'ctx>,
     pub jt_var: PointerValue<'ctx>,
@@ -145,54 +179,135 @@ pub(crate) struct Gen<'a, 'ctx> {
     /// Entry-length bounds a block that others inherit from checks for all
     /// of them: `lower <= len <= upper`.
     bounds: Vec<(i64, i64)>,
+    partition: Partition,
+    /// For a block entered only by static edges of its own part (a loop
+    /// header, a join, an internal function's entry): how many of its top
+    /// stack words it receives as SSA values (phis) instead of through
+    /// memory. 0 for all other blocks.
+    phi_words: Vec<usize>,
+    /// The phis of such a block: its base length, then its top words from
+    /// the deepest up. Created by whichever comes first, the block or an
+    /// edge into it.
+    phis: Vec<Option<(PhiValue<'ctx>, Vec<PhiValue<'ctx>>)>>,
+    /// The part being generated.
+    part: usize,
+    part_fns: Vec<FunctionValue<'ctx>>,
+    /// Enters the dynamic-jump targets of other parts.
+    dispatch_fn: Option<FunctionValue<'ctx>>,
 }
 
-/// Builds the LLVM module for one contract.
+/// Which parts of the contract a module defines: shard `index` of `count`
+/// (contiguous runs of parts of about equal size). Shards are compiled on
+/// separate threads, each in its own LLVM context, and linked together;
+/// shard 0 also holds the entry function, the dispatch and the metadata.
+#[derive(Clone, Copy, Debug)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+}
+
+/// How many shards `analysis` is worth: one per `SHARD_INSTS` EVM
+/// instructions, at most `threads`, at most one per part. Build every
+/// shard `0..count` with this count.
+pub fn shard_count(analysis: &Analysis, threads: usize) -> usize {
+    const SHARD_INSTS: usize = 2000;
+    let wanted = (analysis.insts.len() / SHARD_INSTS).clamp(1, threads.max(1));
+    if wanted == 1 {
+        return 1;
+    }
+    let preds = analysis.single_predecessors();
+    let children = children_of(&preds);
+    Partition::new(analysis, &preds, &children, partition::part_budget())
+        .shards(analysis, wanted)
+        .1
+}
+
+fn children_of(preds: &[Option<usize>]) -> Vec<Vec<usize>> {
+    let mut children = vec![Vec::new(); preds.len()];
+    for (s, p) in preds.iter().enumerate() {
+        if let Some(p) = p {
+            children[*p].push(s);
+        }
+    }
+    children
+}
+
+/// Builds the LLVM module for one contract, or for one shard of it.
 pub fn build_module<'ctx>(
     cx: &'ctx Context,
     analysis: &Analysis,
     spec: SpecId,
     meta: &ArtifactMetadata,
+    shard: Shard,
 ) -> R<Module<'ctx>> {
     let m = cx.create_module("evmc_contract");
     let b = cx.create_builder();
     let ptr = cx.ptr_type(AddressSpace::default());
     let i32t = cx.i32_type();
-    let fn_ty = i32t.fn_type(&[ptr.into()], false);
-    let f = m.add_function(ENTRY_SYMBOL, fn_ty, Some(Linkage::External));
+    let i64t = cx.i64_type();
     let noalias = cx.create_enum_attribute(Attribute::get_named_enum_kind_id("noalias"), 0);
-    f.add_attribute(AttributeLoc::Param(0), noalias);
     let nounwind = cx.create_enum_attribute(Attribute::get_named_enum_kind_id("nounwind"), 0);
+    let noinline = cx.create_enum_attribute(Attribute::get_named_enum_kind_id("noinline"), 0);
+    let entry_ty = i32t.fn_type(&[ptr.into()], false);
+    let main = shard.index == 0;
+    let f = m.add_function(ENTRY_SYMBOL, entry_ty, Some(Linkage::External));
+    f.add_attribute(AttributeLoc::Param(0), noalias);
     f.add_attribute(AttributeLoc::Function, nounwind);
 
-    // Metadata record, readable from the file without loading it.
-    let bytes = meta.as_bytes();
-    let init = cx.const_string(bytes, false);
-    let g = m.add_global(init.get_type(), None, METADATA_SYMBOL);
-    g.set_initializer(&init);
-    g.set_constant(true);
-    g.set_linkage(Linkage::External);
+    if main {
+        // Metadata record, readable from the file without loading it.
+        let bytes = meta.as_bytes();
+        let init = cx.const_string(bytes, false);
+        let g = m.add_global(init.get_type(), None, METADATA_SYMBOL);
+        g.set_initializer(&init);
+        g.set_constant(true);
+        g.set_linkage(Linkage::External);
+    }
 
-    let entry = cx.append_basic_block(f, "entry");
-    b.position_at_end(entry);
-    let ctx_ptr = f.get_nth_param(0).unwrap().into_pointer_value();
-    let i64t = cx.i64_type();
-    let gas_var = b.build_alloca(i64t, "gas")?;
-    let len_var = b.build_alloca(i64t, "len")?;
-    let jt_var = b.build_alloca(
-        cx.custom_width_int_type(std::num::NonZeroU32::new(256).unwrap())
-            .unwrap(),
-        "jump_target",
-    )?;
-    let pc_var = b.build_alloca(i64t, "deopt_pc")?;
-    let arith_var = b.build_alloca(i64t.array_type(12), "arith")?;
-    let exits = Exits {
-        out_of_gas: cx.append_basic_block(f, "exit_out_of_gas"),
-        builtin: cx.append_basic_block(f, "exit_builtin"),
-        invalid_jump: cx.append_basic_block(f, "exit_invalid_jump"),
-        stop: cx.append_basic_block(f, "exit_stop"),
-        deopt: cx.append_basic_block(f, "exit_deopt"),
+    let preds = analysis.single_predecessors();
+    let children = children_of(&preds);
+    let bounds = stack_bounds(analysis, &preds, &children);
+    let partition = Partition::new(analysis, &preds, &children, partition::part_budget());
+    let phi_words = phi_words(analysis, &preds, &partition, &bounds);
+    let (shard_of, _) = partition.shards(analysis, shard.count);
+
+    // Parts and the dispatch share one signature, so that every transfer
+    // between them is a guaranteed tail call: (ctx, gas, stack length, pc).
+    // In a sharded build they are hidden symbols, resolved by the linker
+    // inside the shared object.
+    let part_ty = i32t.fn_type(&[ptr.into(), i64t.into(), i64t.into(), i64t.into()], false);
+    let declare = |name: &str, here: bool| {
+        let linkage = match shard.count {
+            1 => Linkage::Private,
+            _ => Linkage::External,
+        };
+        let f = m.add_function(name, part_ty, Some(linkage));
+        if shard.count > 1 {
+            f.as_global_value().set_visibility(GlobalVisibility::Hidden);
+        }
+        f.set_call_conventions(PRESERVE_NONE_CC);
+        f.add_attribute(AttributeLoc::Param(0), noalias);
+        f.add_attribute(AttributeLoc::Function, nounwind);
+        f.add_attribute(AttributeLoc::Function, noinline);
+        if here {
+            // The entry block must come first in the function.
+            cx.append_basic_block(f, "entry");
+        }
+        f
     };
+    let part_fns: Vec<_> = (0..partition.heads.len())
+        .map(|k| declare(&format!("evmc_part{k}"), shard_of[k] == shard.index))
+        .collect();
+    let dispatch_fn = analysis
+        .has_dynamic_jumps
+        .then(|| declare("evmc_dispatch", main));
+    let first_here = (0..part_fns.len())
+        .find(|&k| shard_of[k] == shard.index)
+        .expect("every shard has a part");
 
     let mut g = Gen {
         cx,
@@ -206,76 +321,43 @@ pub fn build_module<'ctx>(
             .custom_width_int_type(std::num::NonZeroU32::new(256).unwrap())
             .unwrap(),
         ptr,
-        ctx_ptr,
+        ctx_ptr: ptr.const_null(),
         stack_base: ptr.const_null(),
-        gas_var,
-        len_var,
-        jt_var,
-        pc_var,
-        arith_var,
-        exits,
+        builtins: ptr.const_null(),
+        gas_var: ptr.const_null(),
+        len_var: ptr.const_null(),
+        jt_var: ptr.const_null(),
+        pc_var: ptr.const_null(),
+        arith_var: ptr.const_null(),
+        exits: Exits::new(cx, part_fns[first_here]),
         a: analysis,
         spec,
         gas_table: static_gas_table(spec),
         block_bbs: vec![None; analysis.blocks.len()],
         dispatch_bb: None,
-        preds: analysis.single_predecessors(),
+        preds,
         inherited: vec![None; analysis.blocks.len()],
-        bounds: Vec::new(),
+        bounds,
+        partition,
+        phis: vec![None; analysis.blocks.len()],
+        phi_words,
+        part: 0,
+        part_fns,
+        dispatch_fn,
         m,
     };
-    let mut children = vec![Vec::new(); analysis.blocks.len()];
-    for (s, p) in g.preds.iter().enumerate() {
-        if let Some(p) = p {
-            children[*p].push(s);
+    if main {
+        g.gen_entry(f)?;
+        if let Some(d) = g.dispatch_fn {
+            g.gen_global_dispatch(d)?;
         }
+    } else {
+        // Only shard 0 defines it.
+        unsafe { f.delete() };
     }
-    g.bounds = stack_bounds(analysis, &g.preds, &children);
-    g.stack_base = g.load_ctx_ptr(ctx_offsets::STACK)?;
-    let gas0 = g.load_ctx_i64(ctx_offsets::GAS)?;
-    g.b.build_store(gas_var, gas0)?;
-    let len0 = g.load_ctx_i64(ctx_offsets::STACK_LEN)?;
-    g.b.build_store(len_var, len0)?;
-    let resume = g.load_ctx_i64(ctx_offsets::RESUME_PC)?;
-    g.b.build_store(pc_var, resume)?;
-
-    for (i, blk) in analysis.blocks.iter().enumerate() {
-        if blk.reachable {
-            g.block_bbs[i] = Some(cx.append_basic_block(f, &format!("b{}_pc{}", i, blk.start_pc)));
-        }
-    }
-    if analysis.has_dynamic_jumps {
-        g.dispatch_bb = Some(cx.append_basic_block(f, "dispatch"));
-    }
-
-    // Entry dispatch on the resume pc.
-    let unknown_resume = cx.append_basic_block(f, "unknown_resume");
-    let mut cases = vec![(i64t.const_zero(), g.block_bbs[0].unwrap())];
-    for (i, blk) in analysis.blocks.iter().enumerate() {
-        if blk.is_resume && blk.reachable && blk.start_pc != 0 {
-            cases.push((
-                i64t.const_int(blk.start_pc as u64, false),
-                g.block_bbs[i].unwrap(),
-            ));
-        }
-    }
-    g.b.build_switch(resume, unknown_resume, &cases)?;
-    g.b.position_at_end(unknown_resume);
-    g.b.build_unconditional_branch(exits.deopt)?;
-    g.gen_exits()?;
-
-    // A block is generated after the block it inherits from.
-    for i in 0..analysis.blocks.len() {
-        if analysis.blocks[i].reachable && g.preds[i].is_none() {
-            let mut todo = vec![i];
-            while let Some(b) = todo.pop() {
-                g.gen_block(b)?;
-                todo.extend(children[b].iter().copied());
-            }
-        }
-    }
-    if let Some(d) = g.dispatch_bb {
-        g.gen_dispatch(d)?;
+    let here = (0..shard_of.len()).filter(|&k| shard_of[k] == shard.index);
+    for k in here {
+        g.gen_part(k, &children)?;
     }
     Ok(g.m)
 }
@@ -307,6 +389,31 @@ fn stack_bounds(a: &Analysis, preds: &[Option<usize>], children: &[Vec<usize>]) 
         bounds[h] = (lower, upper);
     }
     bounds
+}
+
+/// Most stack words a block receives as phis: enough for the loops and
+/// joins of compiler-generated code, few enough that the edges into a
+/// block do not load words it may not read.
+const MAX_PHI_WORDS: i64 = 8;
+
+/// See [`Gen::phi_words`]: as many words as the block and the blocks that
+/// inherit from it read below its entry height (the lower bound of its
+/// stack check), at most [`MAX_PHI_WORDS`].
+fn phi_words(
+    a: &Analysis,
+    preds: &[Option<usize>],
+    partition: &Partition,
+    bounds: &[(i64, i64)],
+) -> Vec<usize> {
+    (0..a.blocks.len())
+        .map(|b| {
+            let static_only = a.blocks[b].reachable && preds[b].is_none() && !partition.external[b];
+            match static_only {
+                true => bounds[b].0.clamp(0, MAX_PHI_WORDS) as usize,
+                false => 0,
+            }
+        })
+        .collect()
 }
 
 /// Number of instructions in all functions of `m`.
@@ -360,6 +467,200 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             .b
             .build_call(decl, &[c.into(), self.i1.const_int(1, false).into()], "")?;
         Ok(r.try_as_basic_value().basic().unwrap().into_int_value())
+    }
+
+    // ---- functions --------------------------------------------------------
+
+    /// `evmc_entry(ctx)`: enters the part holding the frame's entry or
+    /// resume point. An unknown resume pc deoptimises; the ctx still holds
+    /// the frame's state then.
+    fn gen_entry(&mut self, f: FunctionValue<'ctx>) -> R<()> {
+        let entry = self.cx.append_basic_block(f, "entry");
+        self.b.position_at_end(entry);
+        self.ctx_ptr = f.get_nth_param(0).unwrap().into_pointer_value();
+        let gas = self.load_ctx_i64(ctx_offsets::GAS)?;
+        let len = self.load_ctx_i64(ctx_offsets::STACK_LEN)?;
+        let resume = self.load_ctx_i64(ctx_offsets::RESUME_PC)?;
+        let unknown = self.cx.append_basic_block(f, "unknown_resume");
+        let mut part_bbs = vec![None; self.part_fns.len()];
+        let mut cases = Vec::new();
+        for (i, blk) in self.a.blocks.iter().enumerate() {
+            if blk.reachable && (i == 0 || blk.is_resume) {
+                let p = self.partition.part_of[i];
+                let bb = *part_bbs[p].get_or_insert_with(|| {
+                    self.cx.append_basic_block(f, &format!("enter_part{p}"))
+                });
+                cases.push((self.const_i64(blk.start_pc as u64), bb));
+            }
+        }
+        self.b.build_switch(resume, unknown, &cases)?;
+        self.b.position_at_end(unknown);
+        self.ret(exit::DEOPT)?;
+        for (p, bb) in part_bbs.into_iter().enumerate() {
+            if let Some(bb) = bb {
+                self.b.position_at_end(bb);
+                // Not `musttail` (the signatures differ): one native frame
+                // below the parts, which transfer among themselves by
+                // guaranteed tail calls.
+                let args = [self.ctx_ptr.into(), gas.into(), len.into(), resume.into()];
+                let call = self.b.build_call(self.part_fns[p], &args, "")?;
+                call.set_call_convention(PRESERVE_NONE_CC);
+                call.set_tail_call_kind(LLVMTailCallKind::LLVMTailCallKindTail);
+                let r = call.try_as_basic_value().basic().unwrap();
+                self.b.build_return(Some(&r))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Part `k`: enters the block at its `pc` argument, runs until the frame
+    /// exits or continues in another part.
+    fn gen_part(&mut self, k: usize, children: &[Vec<usize>]) -> R<()> {
+        let f = self.part_fns[k];
+        self.f = f;
+        self.part = k;
+        let entry = f
+            .get_first_basic_block()
+            .expect("created with the function");
+        if self.exits.out_of_gas.get_parent() != Some(f) {
+            self.exits = Exits::new(self.cx, f);
+        }
+        self.b.position_at_end(entry);
+        let param = |i| f.get_nth_param(i).unwrap();
+        self.ctx_ptr = param(0).into_pointer_value();
+        self.gas_var = self.b.build_alloca(self.i64, "gas")?;
+        self.len_var = self.b.build_alloca(self.i64, "len")?;
+        self.jt_var = self.b.build_alloca(self.i256, "jump_target")?;
+        self.pc_var = self.b.build_alloca(self.i64, "deopt_pc")?;
+        self.arith_var = self.b.build_alloca(self.i64.array_type(12), "arith")?;
+        self.b.build_store(self.gas_var, param(1))?;
+        self.b.build_store(self.len_var, param(2))?;
+        let pc = param(3).into_int_value();
+        self.b.build_store(self.pc_var, pc)?;
+        self.stack_base = self.load_invariant_ptr(self.ctx_field(ctx_offsets::STACK)?)?;
+        self.builtins = self.load_invariant_ptr(self.ctx_field(ctx_offsets::BUILTINS)?)?;
+
+        let mut members = Vec::new();
+        let mut todo = self.partition.heads[k].clone();
+        while let Some(b) = todo.pop() {
+            members.push(b);
+            todo.extend(children[b].iter().copied());
+        }
+        members.sort_unstable();
+        for &i in &members {
+            let name = format!("b{}_pc{}", i, self.a.blocks[i].start_pc);
+            self.block_bbs[i] = Some(self.new_bb(&name));
+        }
+        self.dispatch_bb = self.a.has_dynamic_jumps.then(|| self.new_bb("dispatch"));
+        let cases: Vec<_> = members
+            .iter()
+            .filter(|&&i| self.partition.external[i])
+            .map(|&i| {
+                let pc = self.const_i64(self.a.blocks[i].start_pc as u64);
+                (pc, self.block_bbs[i].unwrap())
+            })
+            .collect();
+        // Only the entry function and other parts call a part, with the pc
+        // of a block marked external; anything else would be a bug, which
+        // the interpreter resolves exactly.
+        self.b.build_switch(pc, self.exits.deopt, &cases)?;
+        self.gen_exits()?;
+
+        // A block is generated after the block it inherits from.
+        for h in self.partition.heads[k].clone() {
+            let mut todo = vec![h];
+            while let Some(b) = todo.pop() {
+                self.gen_block(b)?;
+                todo.extend(children[b].iter().copied());
+            }
+        }
+        if let Some(d) = self.dispatch_bb {
+            self.gen_dispatch(d)?;
+        }
+        Ok(())
+    }
+
+    /// Continues in `callee` (a part or the dispatch) at `pc`. A guaranteed
+    /// tail call: control moves between parts without growing the native
+    /// stack, however long the frame runs.
+    fn tail_call(
+        &self,
+        callee: FunctionValue<'ctx>,
+        gas: IntValue<'ctx>,
+        len: IntValue<'ctx>,
+        pc: IntValue<'ctx>,
+    ) -> R<()> {
+        let args = [self.ctx_ptr.into(), gas.into(), len.into(), pc.into()];
+        let call = self.b.build_call(callee, &args, "")?;
+        call.set_call_convention(PRESERVE_NONE_CC);
+        call.set_tail_call_kind(LLVMTailCallKind::LLVMTailCallKindMustTail);
+        let r = call.try_as_basic_value().basic().unwrap();
+        self.b.build_return(Some(&r))?;
+        Ok(())
+    }
+
+    /// Enters block `to` with the stack committed to memory: a branch in
+    /// this part, a tail call into another.
+    fn enter_block(&self, to: usize) -> R<()> {
+        let part = self.partition.part_of[to];
+        if part == self.part {
+            let bb = self.block_bbs[to].expect("a successor of a reachable block is reachable");
+            self.b.build_unconditional_branch(bb)?;
+            Ok(())
+        } else {
+            let len = self.b.build_load(self.i64, self.len_var, "len")?;
+            let pc = self.const_i64(self.a.blocks[to].start_pc as u64);
+            self.tail_call(
+                self.part_fns[part],
+                self.load_gas()?,
+                len.into_int_value(),
+                pc,
+            )
+        }
+    }
+
+    /// The dispatch function: enters the part holding a dynamic-jump
+    /// target. A JUMPDEST that is no such target (see
+    /// [`Analysis::pushed_targets`]) hands the frame to the interpreter
+    /// there; anything else is an invalid jump.
+    fn gen_global_dispatch(&mut self, f: FunctionValue<'ctx>) -> R<()> {
+        let entry = f
+            .get_first_basic_block()
+            .expect("created with the function");
+        self.b.position_at_end(entry);
+        let param = |i| f.get_nth_param(i).unwrap().into_int_value();
+        self.ctx_ptr = f.get_nth_param(0).unwrap().into_pointer_value();
+        let (gas, len, pc) = (param(1), param(2), param(3));
+        let invalid = self.cx.append_basic_block(f, "invalid_jump");
+        let deopt = self.cx.append_basic_block(f, "deopt");
+        let mut part_bbs = vec![None; self.part_fns.len()];
+        let mut cases = Vec::new();
+        for (&dest, &bi) in &self.a.jumpdests {
+            let bb = if self.a.is_dynamic_target(bi) {
+                let p = self.partition.part_of[bi];
+                *part_bbs[p]
+                    .get_or_insert_with(|| self.cx.append_basic_block(f, &format!("to_part{p}")))
+            } else {
+                deopt
+            };
+            cases.push((self.const_i64(dest as u64), bb));
+        }
+        self.b.build_switch(pc, invalid, &cases)?;
+        self.b.position_at_end(invalid);
+        self.store_ctx_i64(ctx_offsets::GAS, gas)?;
+        self.ret(exit::INVALID_JUMP)?;
+        self.b.position_at_end(deopt);
+        self.store_ctx_i64(ctx_offsets::GAS, gas)?;
+        self.store_ctx_i64(ctx_offsets::STACK_LEN, len)?;
+        self.store_ctx_i64(ctx_offsets::RESUME_PC, pc)?;
+        self.ret(exit::DEOPT)?;
+        for (p, bb) in part_bbs.into_iter().enumerate() {
+            if let Some(bb) = bb {
+                self.b.position_at_end(bb);
+                self.tail_call(self.part_fns[p], gas, len, pc)?;
+            }
+        }
+        Ok(())
     }
 
     // ---- exits ------------------------------------------------------------
@@ -419,15 +720,26 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     // ---- builtins ---------------------------------------------------------
 
     pub(crate) fn builtin_fn(&self, off: u32) -> R<PointerValue<'ctx>> {
-        let table = self.load_ctx_ptr(ctx_offsets::BUILTINS)?;
         let p = unsafe {
             self.b
-                .build_gep(self.i8, table, &[self.const_i64(off as u64)], "")?
+                .build_gep(self.i8, self.builtins, &[self.const_i64(off as u64)], "")?
         };
-        Ok(self
-            .b
-            .build_load(self.ptr, p, "builtin")?
-            .into_pointer_value())
+        self.load_invariant_ptr(p)
+    }
+
+    /// Loads a pointer that stays the same for the whole frame (the builtin
+    /// table and its entries, the stack array): marked so that LLVM loads
+    /// it once per function rather than again after every call.
+    fn load_invariant_ptr(&self, p: PointerValue<'ctx>) -> R<PointerValue<'ctx>> {
+        let v = self.b.build_load(self.ptr, p, "")?;
+        let kind = self.cx.get_kind_id("invariant.load");
+        let empty = self.cx.metadata_node(&[]);
+        v.into_pointer_value()
+            .as_instruction()
+            .expect("a load is an instruction")
+            .set_metadata(empty, kind)
+            .expect("metadata node");
+        Ok(v.into_pointer_value())
     }
 
     /// Runs `opcode` through the interpreter's instruction function. The
@@ -470,19 +782,85 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
 
     // ---- blocks -----------------------------------------------------------
 
-    fn bb_of_pc(&self, pc: u32) -> BasicBlock<'ctx> {
-        let idx = self.a.jumpdests[&pc];
-        self.block_bbs[idx].expect("jump target must be reachable")
-    }
-
     fn gen_block(&mut self, bi: usize) -> R<()> {
         let bb = self.block_bbs[bi].unwrap();
         self.b.position_at_end(bb);
         let vs = match self.inherited[bi].take() {
             Some(vs) => vs,
+            None if self.phi_words[bi] > 0 => {
+                let (base, words) = self.phis_of(bi)?;
+                let mut vs = VStack::new(base.as_basic_value().into_int_value());
+                for w in words {
+                    vs.push(w.as_basic_value().into_int_value());
+                }
+                vs
+            }
             None => self.enter_from_memory(bi)?,
         };
         self.gen_block_body(bi, vs)
+    }
+
+    /// The phis at the start of block `to` (see [`Gen::phi_words`]).
+    fn phis_of(&mut self, to: usize) -> R<(PhiValue<'ctx>, Vec<PhiValue<'ctx>>)> {
+        if let Some(p) = &self.phis[to] {
+            return Ok(p.clone());
+        }
+        let here = self.b.get_insert_block();
+        self.b.position_at_end(self.block_bbs[to].unwrap());
+        let base = self.b.build_phi(self.i64, "base")?;
+        let words = (0..self.phi_words[to])
+            .map(|_| self.b.build_phi(self.i256, "w"))
+            .collect::<R<Vec<_>>>()?;
+        if let Some(bb) = here {
+            self.b.position_at_end(bb);
+        }
+        self.phis[to] = Some((base, words.clone()));
+        Ok((base, words))
+    }
+
+    /// An edge into block `to`, which takes its top words as phis. Its stack
+    /// check is done here, before the words are loaded: a failure commits
+    /// the stack and deopts at `to`, as its own check would.
+    fn enter_with_phis(&mut self, to: usize, mut vs: VStack<'ctx>) -> R<()> {
+        let k = self.phi_words[to];
+        let len = vs.len(self)?;
+        let (lower, upper) = self.bounds[to];
+        let mut ok =
+            self.b
+                .build_int_compare(IntPredicate::UGE, len, self.const_i64(lower as u64), "")?;
+        if upper < STACK_LIMIT as i64 {
+            let below = self.b.build_int_compare(
+                IntPredicate::ULE,
+                len,
+                self.const_i64(upper.max(0) as u64),
+                "",
+            )?;
+            ok = self.b.build_and(ok, below, "")?;
+        }
+        if upper < 0 {
+            ok = self.i1.const_zero();
+        }
+        let ok = self.likely(ok)?;
+        let good = self.new_bb("edge_ok");
+        let bad = self.new_bb("edge_bad");
+        self.b.build_conditional_branch(ok, good, bad)?;
+        self.b.position_at_end(bad);
+        let committed = vs.flush(self)?;
+        self.b.build_store(self.len_var, committed)?;
+        self.deopt_at(self.a.blocks[to].start_pc as u64)?;
+        self.b.position_at_end(good);
+        vs.ensure(self, k)?;
+        let base = vs.flush_below(self, k)?;
+        let (base_phi, words) = self.phis_of(to)?;
+        let from = self.b.get_insert_block().unwrap();
+        base_phi.add_incoming(&[(&base, from)]);
+        let top = &vs.vals[vs.vals.len() - k..];
+        for (phi, slot) in words.iter().zip(top) {
+            phi.add_incoming(&[(&slot.v, from)]);
+        }
+        self.b
+            .build_unconditional_branch(self.block_bbs[to].unwrap())?;
+        Ok(())
     }
 
     /// Starts a block whose stack is in memory: checks the entry length
@@ -605,11 +983,11 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     fn gen_terminator(&mut self, bi: usize, mut vs: VStack<'ctx>) -> R<()> {
         let blk = &self.a.blocks[bi];
         let last = blk.insts(self.a).last().unwrap();
-        let next_bb = self.block_bbs.get(bi + 1).copied().flatten();
+        let has_next = self.a.blocks.get(bi + 1).is_some_and(|b| b.reachable);
         match blk.term {
-            Terminator::Fallthrough | Terminator::Suspend => match next_bb {
-                Some(_) => self.goto_block(bi, bi + 1, vs)?,
-                None => {
+            Terminator::Fallthrough | Terminator::Suspend => match has_next {
+                true => self.goto_block(bi, bi + 1, vs)?,
+                false => {
                     // Only reachable if a builtin continued where it should
                     // not have; the interpreter knows what to do there.
                     vs.commit(self)?;
@@ -633,20 +1011,28 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             Terminator::JumpI(t) => {
                 let target = vs.pop(self)?;
                 let cond = vs.pop(self)?;
-                let nb = next_bb.expect("fallthrough of a reachable JUMPI is reachable");
+                assert!(has_next, "fallthrough of a reachable JUMPI is reachable");
                 let c =
                     self.b
                         .build_int_compare(IntPredicate::NE, cond, self.i256.const_zero(), "")?;
                 let taken = self.new_bb("jumpi_taken");
-                let taken_inherits =
-                    matches!(t, JumpTarget::Static(pc) if self.inherits(bi, self.a.jumpdests[&pc]));
-                if !taken_inherits && !self.inherits(bi, bi + 1) {
+                let taken_takes = matches!(t, JumpTarget::Static(pc) if self.takes_stack(bi, self.a.jumpdests[&pc]));
+                if !taken_takes && !self.takes_stack(bi, bi + 1) {
                     // Both successors read the stack from memory: one store
                     // sequence before the branch.
                     vs.commit(self)?;
-                    self.b.build_conditional_branch(c, taken, nb)?;
+                    let local = self.partition.part_of[bi + 1] == self.part;
+                    let fall = match local {
+                        true => self.block_bbs[bi + 1].unwrap(),
+                        false => self.new_bb("jumpi_fall"),
+                    };
+                    self.b.build_conditional_branch(c, taken, fall)?;
                     self.b.position_at_end(taken);
                     self.jump_to(t, target)?;
+                    if !local {
+                        self.b.position_at_end(fall);
+                        self.enter_block(bi + 1)?;
+                    }
                 } else {
                     let fall = self.new_bb("jumpi_fall");
                     self.b.build_conditional_branch(c, taken, fall)?;
@@ -665,17 +1051,26 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         self.preds.get(to) == Some(&Some(from))
     }
 
+    /// Whether the edge from `from` to `to` passes stack words as values
+    /// (inheritance or phis) rather than through memory.
+    fn takes_stack(&self, from: usize, to: usize) -> bool {
+        self.inherits(from, to) || self.phi_words.get(to).is_some_and(|&k| k > 0)
+    }
+
     /// Continues from block `from` into block `to`: with the virtual stack
     /// if `to` inherits it, through memory otherwise.
     fn goto_block(&mut self, from: usize, to: usize, mut vs: VStack<'ctx>) -> R<()> {
         if self.inherits(from, to) {
             self.inherited[to] = Some(vs);
+            let bb = self.block_bbs[to].expect("an inheriting block is in its parent's part");
+            self.b.build_unconditional_branch(bb)?;
+            Ok(())
+        } else if self.phi_words[to] > 0 {
+            self.enter_with_phis(to, vs)
         } else {
             vs.commit(self)?;
+            self.enter_block(to)
         }
-        let bb = self.block_bbs[to].expect("a successor of a reachable block is reachable");
-        self.b.build_unconditional_branch(bb)?;
-        Ok(())
     }
 
     fn take_jump(
@@ -698,9 +1093,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
 
     fn jump_to(&self, t: JumpTarget, target: IntValue<'ctx>) -> R<()> {
         match t {
-            JumpTarget::Static(dest) => {
-                self.b.build_unconditional_branch(self.bb_of_pc(dest))?;
-            }
+            JumpTarget::Static(dest) => self.enter_block(self.a.jumpdests[&dest])?,
             JumpTarget::Invalid => {
                 self.b.build_unconditional_branch(self.exits.invalid_jump)?;
             }
@@ -713,14 +1106,14 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         Ok(())
     }
 
-    /// One switch over every JUMPDEST; anything else is an invalid jump.
+    /// Dynamic jumps to targets in this part are branches; the dispatch
+    /// function takes the rest.
     fn gen_dispatch(&self, d: BasicBlock<'ctx>) -> R<()> {
         self.b.position_at_end(d);
         let t = self
             .b
             .build_load(self.i256, self.jt_var, "target")?
             .into_int_value();
-        let invalid = self.exits.invalid_jump;
         let small = self.b.build_int_compare(
             IntPredicate::ULT,
             t,
@@ -728,18 +1121,26 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             "",
         )?;
         let sw = self.new_bb("dispatch_switch");
-        self.b.build_conditional_branch(small, sw, invalid)?;
+        self.b
+            .build_conditional_branch(small, sw, self.exits.invalid_jump)?;
         self.b.position_at_end(sw);
-        let t32 = self.b.build_int_truncate(t, self.i32, "")?;
+        let t64 = self.b.build_int_truncate(t, self.i64, "")?;
+        let elsewhere = self.new_bb("dispatch_other_part");
         let cases: Vec<_> = self
             .a
             .jumpdests
             .iter()
-            .filter_map(|(&pc, &bi)| {
-                self.block_bbs[bi].map(|bb| (self.i32.const_int(pc as u64, false), bb))
+            .filter(|&(_, &bi)| {
+                self.a.is_dynamic_target(bi) && self.partition.part_of[bi] == self.part
             })
+            .map(|(&pc, &bi)| (self.const_i64(pc as u64), self.block_bbs[bi].unwrap()))
             .collect();
-        self.b.build_switch(t32, invalid, &cases)?;
-        Ok(())
+        self.b.build_switch(t64, elsewhere, &cases)?;
+        self.b.position_at_end(elsewhere);
+        let len = self.b.build_load(self.i64, self.len_var, "len")?;
+        let dispatch = self
+            .dispatch_fn
+            .expect("a part with dynamic jumps has a dispatch");
+        self.tail_call(dispatch, self.load_gas()?, len.into_int_value(), t64)
     }
 }

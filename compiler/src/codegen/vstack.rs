@@ -106,7 +106,28 @@ impl<'ctx> VStack<'ctx> {
     /// Emits the stores that make memory match this state; returns the
     /// stack length. Does not change `self` (usable on side exits).
     pub fn flush(&self, g: &Gen<'_, 'ctx>) -> R<IntValue<'ctx>> {
-        for (i, s) in self.vals.iter().enumerate() {
+        self.flush_below(g, 0)
+    }
+
+    /// The current stack length.
+    pub fn len(&self, g: &Gen<'_, 'ctx>) -> R<IntValue<'ctx>> {
+        self.offset(g, self.vals.len() as i64 - self.popped)
+    }
+
+    fn offset(&self, g: &Gen<'_, 'ctx>, delta: i64) -> R<IntValue<'ctx>> {
+        if delta == 0 {
+            Ok(self.base)
+        } else {
+            g.b.build_int_add(self.base, g.i64.const_int(delta as u64, true), "len")
+        }
+    }
+
+    /// Emits the stores for all but the top `keep` words (which must be in
+    /// `vals`); returns the length of the stack below them. Does not change
+    /// `self`.
+    pub fn flush_below(&self, g: &Gen<'_, 'ctx>, keep: usize) -> R<IntValue<'ctx>> {
+        let n = self.vals.len() - keep;
+        for (i, s) in self.vals[..n].iter().enumerate() {
             let rel = i as i64 - self.popped;
             if s.origin == Some(rel) {
                 continue;
@@ -115,12 +136,7 @@ impl<'ctx> VStack<'ctx> {
             let st = g.b.build_store(p, s.v)?;
             st.set_alignment(8).unwrap();
         }
-        let delta = self.vals.len() as i64 - self.popped;
-        if delta == 0 {
-            Ok(self.base)
-        } else {
-            g.b.build_int_add(self.base, g.i64.const_int(delta as u64, true), "len")
-        }
+        self.offset(g, n as i64 - self.popped)
     }
 
     /// Flushes on the main path: memory becomes authoritative, the state

@@ -1,0 +1,120 @@
+//! Assignment of blocks to LLVM functions.
+//!
+//! LLVM's register allocator and its live-interval analyses grow faster
+//! than linearly with the size of a function. One function per contract
+//! made large contracts cost seconds at the optimising code generator, so
+//! the contract is cut into *parts* of bounded size, each its own function.
+//! A part holds whole inheritance trees (a block that starts from its
+//! predecessor's virtual stack is always in that predecessor's part), so
+//! every edge between parts already passes the stack through memory; it
+//! becomes a tail call that carries gas and stack length in registers.
+
+use crate::analysis::Analysis;
+
+/// EVM instructions per part, unless `EVMC_PART_INSTS` says otherwise
+/// (for experiments). Trees are never split, so a part can be larger.
+pub const DEFAULT_PART_INSTS: usize = 1500;
+
+pub(crate) struct Partition {
+    /// Part of each reachable block.
+    pub part_of: Vec<usize>,
+    /// Tree roots of each part, in block order.
+    pub heads: Vec<Vec<usize>>,
+    /// Whether a block is entered from outside its part: the frame's entry
+    /// or a resume point (from the runtime), a dynamic-jump target (from
+    /// the dispatch), or the target of a static edge from another part.
+    pub external: Vec<bool>,
+}
+
+pub(crate) fn part_budget() -> usize {
+    std::env::var("EVMC_PART_INSTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_PART_INSTS)
+}
+
+impl Partition {
+    /// Fills parts with whole trees in block order (code of one source
+    /// function tends to be contiguous, and so do its loops) until each
+    /// holds at least `budget` instructions.
+    pub fn new(
+        a: &Analysis,
+        preds: &[Option<usize>],
+        children: &[Vec<usize>],
+        budget: usize,
+    ) -> Self {
+        let n = a.blocks.len();
+        let mut part_of = vec![usize::MAX; n];
+        let mut heads: Vec<Vec<usize>> = Vec::new();
+        let mut filled = budget;
+        let roots = (0..n).filter(|&h| a.blocks[h].reachable && preds[h].is_none());
+        for h in roots {
+            if filled >= budget {
+                heads.push(Vec::new());
+                filled = 0;
+            }
+            let part = heads.len() - 1;
+            heads[part].push(h);
+            let mut todo = vec![h];
+            while let Some(b) = todo.pop() {
+                part_of[b] = part;
+                filled += a.blocks[b].end - a.blocks[b].first;
+                todo.extend(children[b].iter().copied());
+            }
+        }
+        let mut external = vec![false; n];
+        for b in 0..n {
+            if !a.blocks[b].reachable {
+                continue;
+            }
+            external[b] |= b == 0 || a.blocks[b].is_resume || a.is_dynamic_target(b);
+            for s in a.static_successors(b) {
+                if part_of[s] != part_of[b] {
+                    external[s] = true;
+                }
+            }
+        }
+        Self {
+            part_of,
+            heads,
+            external,
+        }
+    }
+
+    /// The shard of each part: up to `count` contiguous runs of parts, cut
+    /// where the running instruction count crosses a multiple of the
+    /// average; shards left empty by uneven parts are dropped. Returns the
+    /// shard of each part and the number of shards.
+    pub fn shards(&self, a: &Analysis, count: usize) -> (Vec<usize>, usize) {
+        let size = |k: usize| -> usize {
+            (0..a.blocks.len())
+                .filter(|&b| self.part_of[b] == k)
+                .map(|b| a.blocks[b].end - a.blocks[b].first)
+                .sum()
+        };
+        let sizes: Vec<usize> = (0..self.heads.len()).map(size).collect();
+        let total: usize = sizes.iter().sum::<usize>().max(1);
+        let count = count.clamp(1, self.heads.len().max(1));
+        let mut before = 0;
+        let mut shard_of: Vec<usize> = sizes
+            .iter()
+            .map(|&s| {
+                let shard = ((before + s / 2) * count / total).min(count - 1);
+                before += s;
+                shard
+            })
+            .collect();
+        // Renumber densely (the runs are contiguous and ascending).
+        let mut used = 0;
+        let mut last = None;
+        for s in shard_of.iter_mut() {
+            if last != Some(*s) {
+                last = Some(*s);
+                used += 1;
+            }
+            *s = used - 1;
+        }
+        (shard_of, used.max(1))
+    }
+}

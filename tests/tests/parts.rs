@@ -1,0 +1,104 @@
+//! Contracts large enough to be cut into several parts and compiled as
+//! several shards: internal calls and returns across parts, loops whose
+//! words travel as phis, a computed jump to a JUMPDEST that no PUSH names
+//! (the interpreter takes over there), out of gas everywhere.
+
+use evmc_compiler::{compile_object, CompileOptions, SpecId};
+use evmc_tests::assert_frame_eq;
+
+const FUNCTIONS: usize = 30;
+
+fn push2(code: &mut Vec<u8>, v: usize) {
+    code.extend_from_slice(&[0x61, (v >> 8) as u8, v as u8]);
+}
+
+/// A loop over calldata word 0 that calls `FUNCTIONS` internal functions,
+/// Solidity-style (return address pushed, result returned by a dynamic
+/// jump). With `computed`, the first call's target is computed by ADD, so
+/// no PUSH names it.
+fn program(computed: bool) -> Vec<u8> {
+    // Two passes: the first finds the pcs.
+    let mut pcs = vec![0usize; FUNCTIONS];
+    let mut end = 0;
+    let mut code = Vec::new();
+    for _ in 0..2 {
+        code.clear();
+        code.extend_from_slice(&[0x5f, 0x35, 0x5f]); // [n, acc=0]
+        let h = code.len();
+        code.extend_from_slice(&[0x5b, 0x81, 0x15]); // JUMPDEST DUP2 ISZERO
+        push2(&mut code, end);
+        code.push(0x57); // JUMPI
+        for (f, &target) in pcs.iter().enumerate() {
+            let ret_at = code.len() + 3 + 1 + 3 + if computed && f == 0 { 3 } else { 0 } + 1;
+            push2(&mut code, ret_at);
+            code.push(0x90); // SWAP1: [n, ret, acc]
+            if computed && f == 0 {
+                push2(&mut code, target - 1);
+                code.extend_from_slice(&[0x60, 0x01, 0x01]); // +1
+            } else {
+                push2(&mut code, target);
+            }
+            code.push(0x56); // JUMP
+            assert_eq!(code.len(), ret_at);
+            code.push(0x5b); // return point
+        }
+        // [n, acc] -> [n - 1, acc]
+        code.extend_from_slice(&[0x90, 0x60, 0x01, 0x90, 0x03, 0x90]);
+        push2(&mut code, h);
+        code.push(0x56);
+        let e = code.len();
+        code.extend_from_slice(&[0x5b, 0x5f, 0x52, 0x50, 0x60, 0x20, 0x5f, 0xf3]);
+        for (f, pc) in pcs.iter_mut().enumerate() {
+            *pc = code.len();
+            code.push(0x5b);
+            for k in 0..40u8 {
+                // acc = acc * c + k
+                code.extend_from_slice(&[0x60, 3 + f as u8, 0x02, 0x60, k, 0x01]);
+            }
+            code.extend_from_slice(&[0x90, 0x56]); // SWAP1 JUMP (return)
+        }
+        end = e;
+    }
+    code
+}
+
+fn input(n: u64) -> Vec<u8> {
+    let mut w = vec![0u8; 32];
+    w[24..].copy_from_slice(&n.to_be_bytes());
+    w
+}
+
+#[test]
+fn a_large_contract_is_sharded_and_linked_into_one_artifact() {
+    let code = program(false);
+    let mut opts = CompileOptions::new(SpecId::CANCUN);
+    opts.threads = 2;
+    assert_eq!(compile_object(&code, &opts).unwrap().objects.len(), 2);
+    opts.threads = 1;
+    assert_eq!(compile_object(&code, &opts).unwrap().objects.len(), 1);
+}
+
+#[test]
+fn calls_and_returns_across_parts_match_the_interpreter() {
+    for computed in [false, true] {
+        let code = program(computed);
+        for n in [0, 1, 5] {
+            let out = assert_frame_eq(&code, &input(n), 10_000_000, SpecId::CANCUN);
+            assert!(out.action.contains("Return"), "{out:?}");
+        }
+    }
+}
+
+#[test]
+fn out_of_gas_across_parts_matches_the_interpreter() {
+    let code = program(false);
+    let full = 10_000_000;
+    let used = {
+        let out = assert_frame_eq(&code, &input(3), full, SpecId::CANCUN);
+        full - out.gas_remaining
+    };
+    // Cut the run at many points, in every part.
+    for i in 0..40 {
+        assert_frame_eq(&code, &input(3), used * i / 40 + i, SpecId::CANCUN);
+    }
+}
