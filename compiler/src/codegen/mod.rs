@@ -48,7 +48,9 @@ use inkwell::context::Context;
 use inkwell::intrinsics::Intrinsic;
 use inkwell::module::{Linkage, Module};
 use inkwell::types::{IntType, PointerType};
-use inkwell::values::{FunctionValue, IntValue, LLVMTailCallKind, PhiValue, PointerValue};
+use inkwell::values::{
+    FunctionValue, GlobalValue, IntValue, LLVMTailCallKind, PhiValue, PointerValue,
+};
 use inkwell::AddressSpace;
 use inkwell::GlobalVisibility;
 use inkwell::IntPredicate;
@@ -194,6 +196,57 @@ pub(crate) struct Gen<'a, 'ctx> {
     part_fns: Vec<FunctionValue<'ctx>>,
     /// Enters the dynamic-jump targets of other parts.
     dispatch_fn: Option<FunctionValue<'ctx>>,
+    jump_table: Option<JumpTable<'ctx>>,
+}
+
+/// `table[pc]` for every pc of the code: 1 + the entry number of a
+/// dynamic-jump target, `sentinel` for any other JUMPDEST, 0 elsewhere.
+/// One load turns a jump target into a dense number that switches
+/// take through jump tables, instead of searching sparse pcs.
+#[derive(Clone, Copy)]
+struct JumpTable<'ctx> {
+    table: GlobalValue<'ctx>,
+    elem: IntType<'ctx>,
+    sentinel: u64,
+}
+
+fn jump_table<'ctx>(
+    cx: &'ctx Context,
+    m: &Module<'ctx>,
+    a: &Analysis,
+    partition: &Partition,
+    shard: Shard,
+    main: bool,
+) -> JumpTable<'ctx> {
+    let wide = partition.entries as u64 + 2 >= u16::MAX as u64;
+    let (elem, sentinel) = match wide {
+        false => (cx.i16_type(), u16::MAX as u64),
+        true => (cx.i32_type(), u32::MAX as u64),
+    };
+    let ty = elem.array_type(a.code_len as u32);
+    let table = m.add_global(ty, None, "evmc_jump_table");
+    if shard.count > 1 {
+        table.set_visibility(GlobalVisibility::Hidden);
+    } else {
+        table.set_linkage(Linkage::Private);
+    }
+    if main {
+        let mut values = vec![elem.const_zero(); a.code_len];
+        for (&pc, &b) in &a.jumpdests {
+            let v = match (a.is_dynamic_target(b), partition.entry_of[b]) {
+                (true, Some(e)) => e as u64 + 1,
+                _ => sentinel,
+            };
+            values[pc as usize] = elem.const_int(v, false);
+        }
+        table.set_initializer(&elem.const_array(&values));
+        table.set_constant(true);
+    }
+    JumpTable {
+        table,
+        elem,
+        sentinel,
+    }
 }
 
 /// Which parts of the contract a module defines: shard `index` of `count`
@@ -276,10 +329,20 @@ pub fn build_module<'ctx>(
     let (shard_of, _) = partition.shards(analysis, shard.count);
 
     // Parts and the dispatch share one signature, so that every transfer
-    // between them is a guaranteed tail call: (ctx, gas, stack length, pc).
+    // between them is a guaranteed tail call: (ctx, gas, stack length, pc,
+    // entry number).
     // In a sharded build they are hidden symbols, resolved by the linker
     // inside the shared object.
-    let part_ty = i32t.fn_type(&[ptr.into(), i64t.into(), i64t.into(), i64t.into()], false);
+    let part_ty = i32t.fn_type(
+        &[
+            ptr.into(),
+            i64t.into(),
+            i64t.into(),
+            i64t.into(),
+            i64t.into(),
+        ],
+        false,
+    );
     let declare = |name: &str, here: bool| {
         let linkage = match shard.count {
             1 => Linkage::Private,
@@ -305,6 +368,9 @@ pub fn build_module<'ctx>(
     let dispatch_fn = analysis
         .has_dynamic_jumps
         .then(|| declare("evmc_dispatch", main));
+    let jump_table = analysis
+        .has_dynamic_jumps
+        .then(|| jump_table(cx, &m, analysis, &partition, shard, main));
     let first_here = (0..part_fns.len())
         .find(|&k| shard_of[k] == shard.index)
         .expect("every shard has a part");
@@ -344,6 +410,7 @@ pub fn build_module<'ctx>(
         part: 0,
         part_fns,
         dispatch_fn,
+        jump_table,
         m,
     };
     if main {
@@ -482,35 +549,36 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let len = self.load_ctx_i64(ctx_offsets::STACK_LEN)?;
         let resume = self.load_ctx_i64(ctx_offsets::RESUME_PC)?;
         let unknown = self.cx.append_basic_block(f, "unknown_resume");
-        let mut part_bbs = vec![None; self.part_fns.len()];
         let mut cases = Vec::new();
         for (i, blk) in self.a.blocks.iter().enumerate() {
             if blk.reachable && (i == 0 || blk.is_resume) {
-                let p = self.partition.part_of[i];
-                let bb = *part_bbs[p].get_or_insert_with(|| {
-                    self.cx.append_basic_block(f, &format!("enter_part{p}"))
-                });
+                let bb = self.cx.append_basic_block(f, &format!("enter_b{i}"));
                 cases.push((self.const_i64(blk.start_pc as u64), bb));
-            }
-        }
-        self.b.build_switch(resume, unknown, &cases)?;
-        self.b.position_at_end(unknown);
-        self.ret(exit::DEOPT)?;
-        for (p, bb) in part_bbs.into_iter().enumerate() {
-            if let Some(bb) = bb {
+                let here = self.b.get_insert_block().unwrap();
                 self.b.position_at_end(bb);
                 // Not `musttail` (the signatures differ): one native frame
                 // below the parts, which transfer among themselves by
                 // guaranteed tail calls.
-                let args = [self.ctx_ptr.into(), gas.into(), len.into(), resume.into()];
+                let e = self.partition.entry_of[i].expect("entry points are external");
+                let args = [
+                    self.ctx_ptr.into(),
+                    gas.into(),
+                    len.into(),
+                    resume.into(),
+                    self.const_i64(e as u64).into(),
+                ];
+                let p = self.partition.part_of[i];
                 let call = self.b.build_call(self.part_fns[p], &args, "")?;
                 call.set_call_convention(PRESERVE_NONE_CC);
                 call.set_tail_call_kind(LLVMTailCallKind::LLVMTailCallKindTail);
                 let r = call.try_as_basic_value().basic().unwrap();
                 self.b.build_return(Some(&r))?;
+                self.b.position_at_end(here);
             }
         }
-        Ok(())
+        self.b.build_switch(resume, unknown, &cases)?;
+        self.b.position_at_end(unknown);
+        self.ret(exit::DEOPT)
     }
 
     /// Part `k`: enters the block at its `pc` argument, runs until the frame
@@ -554,16 +622,16 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         self.dispatch_bb = self.a.has_dynamic_jumps.then(|| self.new_bb("dispatch"));
         let cases: Vec<_> = members
             .iter()
-            .filter(|&&i| self.partition.external[i])
-            .map(|&i| {
-                let pc = self.const_i64(self.a.blocks[i].start_pc as u64);
-                (pc, self.block_bbs[i].unwrap())
+            .filter_map(|&i| {
+                let e = self.partition.entry_of[i]?;
+                Some((self.const_i64(e as u64), self.block_bbs[i].unwrap()))
             })
             .collect();
-        // Only the entry function and other parts call a part, with the pc
-        // of a block marked external; anything else would be a bug, which
-        // the interpreter resolves exactly.
-        self.b.build_switch(pc, self.exits.deopt, &cases)?;
+        // Only the entry function and other parts call a part, with the
+        // entry number and pc of a block marked external; anything else
+        // would be a bug, which the interpreter resolves exactly at `pc`.
+        let entry_no = param(4).into_int_value();
+        self.b.build_switch(entry_no, self.exits.deopt, &cases)?;
         self.gen_exits()?;
 
         // A block is generated after the block it inherits from.
@@ -589,8 +657,15 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         gas: IntValue<'ctx>,
         len: IntValue<'ctx>,
         pc: IntValue<'ctx>,
+        entry: IntValue<'ctx>,
     ) -> R<()> {
-        let args = [self.ctx_ptr.into(), gas.into(), len.into(), pc.into()];
+        let args = [
+            self.ctx_ptr.into(),
+            gas.into(),
+            len.into(),
+            pc.into(),
+            entry.into(),
+        ];
         let call = self.b.build_call(callee, &args, "")?;
         call.set_call_convention(PRESERVE_NONE_CC);
         call.set_tail_call_kind(LLVMTailCallKind::LLVMTailCallKindMustTail);
@@ -610,19 +685,21 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         } else {
             let len = self.b.build_load(self.i64, self.len_var, "len")?;
             let pc = self.const_i64(self.a.blocks[to].start_pc as u64);
+            let e = self.partition.entry_of[to].expect("a cross-part target is external");
             self.tail_call(
                 self.part_fns[part],
                 self.load_gas()?,
                 len.into_int_value(),
                 pc,
+                self.const_i64(e as u64),
             )
         }
     }
 
     /// The dispatch function: enters the part holding a dynamic-jump
-    /// target. A JUMPDEST that is no such target (see
-    /// [`Analysis::pushed_targets`]) hands the frame to the interpreter
-    /// there; anything else is an invalid jump.
+    /// target, by the target's number from the jump table. A JUMPDEST that
+    /// is no such target (see [`Analysis::pushed_targets`]) hands the frame
+    /// to the interpreter there; anything else is an invalid jump.
     fn gen_global_dispatch(&mut self, f: FunctionValue<'ctx>) -> R<()> {
         let entry = f
             .get_first_basic_block()
@@ -630,22 +707,23 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         self.b.position_at_end(entry);
         let param = |i| f.get_nth_param(i).unwrap().into_int_value();
         self.ctx_ptr = f.get_nth_param(0).unwrap().into_pointer_value();
-        let (gas, len, pc) = (param(1), param(2), param(3));
+        let (gas, len, pc, number) = (param(1), param(2), param(3), param(4));
+        let jt = self.jump_table.expect("dynamic jumps have a jump table");
         let invalid = self.cx.append_basic_block(f, "invalid_jump");
         let deopt = self.cx.append_basic_block(f, "deopt");
         let mut part_bbs = vec![None; self.part_fns.len()];
-        let mut cases = Vec::new();
-        for (&dest, &bi) in &self.a.jumpdests {
-            let bb = if self.a.is_dynamic_target(bi) {
-                let p = self.partition.part_of[bi];
-                *part_bbs[p]
-                    .get_or_insert_with(|| self.cx.append_basic_block(f, &format!("to_part{p}")))
-            } else {
-                deopt
-            };
-            cases.push((self.const_i64(dest as u64), bb));
+        let mut cases = vec![(self.const_i64(jt.sentinel), deopt)];
+        for &bi in self.a.jumpdests.values() {
+            if !self.a.is_dynamic_target(bi) {
+                continue;
+            }
+            let p = self.partition.part_of[bi];
+            let bb = *part_bbs[p]
+                .get_or_insert_with(|| self.cx.append_basic_block(f, &format!("to_part{p}")));
+            let e = self.partition.entry_of[bi].expect("a dynamic target is external");
+            cases.push((self.const_i64(e as u64 + 1), bb));
         }
-        self.b.build_switch(pc, invalid, &cases)?;
+        self.b.build_switch(number, invalid, &cases)?;
         self.b.position_at_end(invalid);
         self.store_ctx_i64(ctx_offsets::GAS, gas)?;
         self.ret(exit::INVALID_JUMP)?;
@@ -657,7 +735,8 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         for (p, bb) in part_bbs.into_iter().enumerate() {
             if let Some(bb) = bb {
                 self.b.position_at_end(bb);
-                self.tail_call(self.part_fns[p], gas, len, pc)?;
+                let e = self.b.build_int_sub(number, self.const_i64(1), "entry")?;
+                self.tail_call(self.part_fns[p], gas, len, pc, e)?;
             }
         }
         Ok(())
@@ -1107,40 +1186,59 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     }
 
     /// Dynamic jumps to targets in this part are branches; the dispatch
-    /// function takes the rest.
+    /// function takes the rest. Both switch on the target's number from the
+    /// jump table.
     fn gen_dispatch(&self, d: BasicBlock<'ctx>) -> R<()> {
         self.b.position_at_end(d);
         let t = self
             .b
             .build_load(self.i256, self.jt_var, "target")?
             .into_int_value();
-        let small = self.b.build_int_compare(
+        let in_code = self.b.build_int_compare(
             IntPredicate::ULT,
             t,
-            self.i256.const_int(u32::MAX as u64, false),
+            self.i256.const_int(self.a.code_len as u64, false),
             "",
         )?;
-        let sw = self.new_bb("dispatch_switch");
+        let lookup = self.new_bb("dispatch_lookup");
         self.b
-            .build_conditional_branch(small, sw, self.exits.invalid_jump)?;
-        self.b.position_at_end(sw);
+            .build_conditional_branch(in_code, lookup, self.exits.invalid_jump)?;
+        self.b.position_at_end(lookup);
         let t64 = self.b.build_int_truncate(t, self.i64, "")?;
+        let jt = self.jump_table.expect("dynamic jumps have a jump table");
+        let slot = unsafe {
+            self.b.build_gep(
+                jt.elem.array_type(self.a.code_len as u32),
+                jt.table.as_pointer_value(),
+                &[self.const_i64(0), t64],
+                "",
+            )?
+        };
+        let number = self.b.build_load(jt.elem, slot, "")?.into_int_value();
+        let number = self.b.build_int_z_extend(number, self.i64, "number")?;
         let elsewhere = self.new_bb("dispatch_other_part");
         let cases: Vec<_> = self
             .a
             .jumpdests
-            .iter()
-            .filter(|&(_, &bi)| {
-                self.a.is_dynamic_target(bi) && self.partition.part_of[bi] == self.part
+            .values()
+            .filter(|&&bi| self.a.is_dynamic_target(bi) && self.partition.part_of[bi] == self.part)
+            .map(|&bi| {
+                let e = self.partition.entry_of[bi].expect("a dynamic target is external");
+                (self.const_i64(e as u64 + 1), self.block_bbs[bi].unwrap())
             })
-            .map(|(&pc, &bi)| (self.const_i64(pc as u64), self.block_bbs[bi].unwrap()))
             .collect();
-        self.b.build_switch(t64, elsewhere, &cases)?;
+        self.b.build_switch(number, elsewhere, &cases)?;
         self.b.position_at_end(elsewhere);
         let len = self.b.build_load(self.i64, self.len_var, "len")?;
         let dispatch = self
             .dispatch_fn
             .expect("a part with dynamic jumps has a dispatch");
-        self.tail_call(dispatch, self.load_gas()?, len.into_int_value(), t64)
+        self.tail_call(
+            dispatch,
+            self.load_gas()?,
+            len.into_int_value(),
+            t64,
+            number,
+        )
     }
 }

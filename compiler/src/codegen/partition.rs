@@ -24,6 +24,12 @@ pub(crate) struct Partition {
     /// or a resume point (from the runtime), a dynamic-jump target (from
     /// the dispatch), or the target of a static edge from another part.
     pub external: Vec<bool>,
+    /// Entry number of each external block: dense, and contiguous within a
+    /// part, so that the switches entering a part and taking a dynamic
+    /// jump compile to jump tables.
+    pub entry_of: Vec<Option<u32>>,
+    /// Number of entries.
+    pub entries: u32,
 }
 
 pub(crate) fn part_budget() -> usize {
@@ -75,10 +81,20 @@ impl Partition {
                 }
             }
         }
+        let mut entry_of = vec![None; n];
+        let mut entries = 0;
+        for part in 0..heads.len() {
+            for b in (0..n).filter(|&b| external[b] && part_of[b] == part) {
+                entry_of[b] = Some(entries);
+                entries += 1;
+            }
+        }
         Self {
             part_of,
             heads,
             external,
+            entry_of,
+            entries,
         }
     }
 
