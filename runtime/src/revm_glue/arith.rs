@@ -123,14 +123,14 @@ mod tests {
     }
 
     fn random(r: &mut impl Rng) -> U256 {
-        let bits = r.gen_range(0..=256usize);
-        let v = U256::from_limbs([r.gen(), r.gen(), r.gen(), r.gen()]);
+        let bits = r.random_range(0..=256usize);
+        let v = U256::from_limbs([r.random(), r.random(), r.random(), r.random()]);
         let v = if bits == 256 {
             v
         } else {
             v & ((U256::from(1u8) << bits) - U256::from(1u8))
         };
-        if r.gen() {
+        if r.random() {
             v.wrapping_neg()
         } else {
             v
