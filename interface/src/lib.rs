@@ -11,7 +11,7 @@ use core::ffi::c_void;
 
 /// Bumped on any change to [`ExecCtx`], [`Builtins`], [`ArtifactMetadata`] or
 /// the meaning of an exit code.
-pub const INTERFACE_VERSION: u32 = 3;
+pub const INTERFACE_VERSION: u32 = 4;
 
 /// Exported name of the compiled entry function, `extern "C" fn(*mut ExecCtx) -> u32`.
 pub const ENTRY_SYMBOL: &str = "evmc_entry";
@@ -121,6 +121,15 @@ pub type MemExpandFn =
 /// these charge static gas only, which generated code does.
 pub type ArithFn = unsafe extern "C" fn(words: *mut [u64; 4]);
 
+/// KECCAK256 with the interpreter's semantics after its static gas: `words[0]`
+/// is the offset (the top of the EVM stack), `words[1]` the length, as
+/// little-endian 64-bit limbs; the hash replaces `words[0]`. Charges the
+/// per-word and memory-expansion gas on `ctx.gas` and updates `ctx.mem_ptr`
+/// and `ctx.mem_len`. Returns 0 to continue; non-zero when the interpreter
+/// would halt there (invalid operand, out of gas), with the frame halted the
+/// same way: generated code then exits with [`exit::BUILTIN`].
+pub type KeccakFn = unsafe extern "C" fn(ctx: *mut ExecCtx, words: *mut [u64; 4]) -> u32;
+
 /// Table of runtime functions passed to generated code; the `.so` imports
 /// nothing from the host process.
 #[repr(C)]
@@ -134,6 +143,7 @@ pub struct Builtins {
     pub smod: ArithFn,
     pub addmod: ArithFn,
     pub mulmod: ArithFn,
+    pub keccak256: KeccakFn,
 }
 
 /// Byte offsets of [`Builtins`] fields.
@@ -146,6 +156,7 @@ pub mod builtin_offsets {
     pub const SMOD: u32 = 40;
     pub const ADDMOD: u32 = 48;
     pub const MULMOD: u32 = 56;
+    pub const KECCAK256: u32 = 64;
 }
 
 pub const META_TRIPLE_LEN: usize = 64;
@@ -275,6 +286,10 @@ mod tests {
         assert_eq!(
             offset_of!(Builtins, mulmod),
             builtin_offsets::MULMOD as usize
+        );
+        assert_eq!(
+            offset_of!(Builtins, keccak256),
+            builtin_offsets::KECCAK256 as usize
         );
     }
 

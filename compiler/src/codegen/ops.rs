@@ -15,6 +15,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     pub(super) fn gen_inst(&self, vs: &mut VStack<'ctx>, inst: &Inst, gas_after: u64) -> R<()> {
         let opc = inst.op;
         match super::lowering(opc, self.spec) {
+            Lowering::Builtin if opc == op::KECCAK256 => return self.call_keccak(vs),
             Lowering::Builtin => return self.call_exec_op(vs, opc, inst.pc),
             Lowering::InlineMemory => return self.gen_memory(vs, inst),
             Lowering::Control => unreachable!("control flow is lowered by the block epilogue"),
@@ -131,6 +132,51 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             load.set_alignment(8).ok();
         }
         vs.push(r);
+        Ok(())
+    }
+
+    /// KECCAK256 through its own builtin: the virtual stack stays as it is
+    /// (no write-back, no reload), and the runtime skips the generic
+    /// instruction dispatch.
+    fn call_keccak(&self, vs: &mut VStack<'ctx>) -> R<()> {
+        for i in 0..2 {
+            let v = vs.pop(self)?;
+            let p = unsafe {
+                self.b
+                    .build_gep(self.i8, self.arith_var, &[self.const_i64(32 * i)], "")?
+            };
+            self.b.build_store(p, v)?.set_alignment(8).ok();
+        }
+        self.store_ctx_i64(ctx_offsets::GAS, self.load_gas()?)?;
+        let fptr = self.builtin_fn(builtin_offsets::KECCAK256)?;
+        let fty = self.i32.fn_type(&[self.ptr.into(), self.ptr.into()], false);
+        let r = self
+            .b
+            .build_indirect_call(
+                fty,
+                fptr,
+                &[self.ctx_ptr.into(), self.arith_var.into()],
+                "r",
+            )?
+            .try_as_basic_value()
+            .basic()
+            .unwrap()
+            .into_int_value();
+        let ok = self
+            .b
+            .build_int_compare(IntPredicate::EQ, r, self.i32.const_zero(), "")?;
+        // A halt: the runtime holds the reason; stack and gas are not read.
+        self.check(ok, self.exits.builtin, "keccak_ok")?;
+        self.b
+            .build_store(self.gas_var, self.load_ctx_i64(ctx_offsets::GAS)?)?;
+        let h = self
+            .b
+            .build_load(self.i256, self.arith_var, "")?
+            .into_int_value();
+        if let Some(load) = h.as_instruction() {
+            load.set_alignment(8).ok();
+        }
+        vs.push(h);
         Ok(())
     }
 

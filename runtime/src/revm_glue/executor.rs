@@ -15,6 +15,7 @@ use revm::interpreter::{
     interpreter::EthInterpreter, GasTable, Host, InstructionContext, InstructionResult,
     InstructionTable, Interpreter, InterpreterAction,
 };
+use revm::primitives::{keccak256 as keccak, KECCAK_EMPTY};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -90,6 +91,7 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         smod: super::arith::smod,
         addmod: super::arith::addmod,
         mulmod: super::arith::mulmod,
+        keccak256: keccak256::<H>,
     };
     let mut state = FrameState::<H> {
         interp: interp as *mut _,
@@ -244,6 +246,65 @@ unsafe extern "C" fn mem_expand<H: Host>(
             let (p, l) = memory_view(interp);
             ctx.mem_ptr = p;
             ctx.mem_len = l;
+            0
+        }
+        Err(e) => {
+            st.result = e;
+            1
+        }
+    }
+}
+
+/// Limb `k` of `words[i]`, read on its own: generated code stored the words
+/// limb by limb, and a wider load would miss store forwarding.
+#[inline(always)]
+unsafe fn limb(words: *const [u64; 4], i: usize, k: usize) -> u64 {
+    (words.add(i) as *const u64).add(k).read_volatile()
+}
+
+/// The word `words[i]` as a `usize`, if it fits (`as_usize_or_fail`).
+#[inline(always)]
+unsafe fn word_usize(words: *const [u64; 4], i: usize) -> Option<usize> {
+    let high = limb(words, i, 1) | limb(words, i, 2) | limb(words, i, 3);
+    let low = limb(words, i, 0);
+    (high == 0 && low <= usize::MAX as u64).then_some(low as usize)
+}
+
+/// revm's KECCAK256 after the pops, check for check in the same order.
+unsafe extern "C" fn keccak256<H: Host>(ctx: *mut ExecCtx, words: *mut [u64; 4]) -> u32 {
+    let ctx = &mut *ctx;
+    let st = &mut *(ctx.frame as *mut FrameState<H>);
+    let interp = &mut *st.interp;
+    let host = &mut *st.host;
+    interp.gas.set_remaining(ctx.gas);
+    let r = (|| {
+        let len = word_usize(words, 1).ok_or(InstructionResult::InvalidOperandOOG)?;
+        let gas_params = host.gas_params();
+        if !interp
+            .gas
+            .record_regular_cost(gas_params.keccak256_cost(len))
+        {
+            return Err(InstructionResult::OutOfGas);
+        }
+        if len == 0 {
+            return Ok(KECCAK_EMPTY);
+        }
+        let from = word_usize(words, 0).ok_or(InstructionResult::InvalidOperandOOG)?;
+        interp.resize_memory(gas_params, from, len)?;
+        Ok(keccak(interp.memory.slice_len(from, len).as_ref()))
+    })();
+    ctx.gas = interp.gas.remaining();
+    match r {
+        Ok(hash) => {
+            let (p, l) = memory_view(interp);
+            ctx.mem_ptr = p;
+            ctx.mem_len = l;
+            // Big-endian bytes to little-endian limbs.
+            let out = words as *mut u64;
+            for k in 0..4 {
+                let b: [u8; 8] = hash[24 - 8 * k..32 - 8 * k].try_into().unwrap();
+                out.add(k).write_volatile(u64::from_be_bytes(b));
+            }
             0
         }
         Err(e) => {
