@@ -11,7 +11,7 @@ use core::ffi::c_void;
 
 /// Bumped on any change to [`ExecCtx`], [`Builtins`], [`ArtifactMetadata`] or
 /// the meaning of an exit code.
-pub const INTERFACE_VERSION: u32 = 4;
+pub const INTERFACE_VERSION: u32 = 5;
 
 /// Exported name of the compiled entry function, `extern "C" fn(*mut ExecCtx) -> u32`.
 pub const ENTRY_SYMBOL: &str = "evmc_entry";
@@ -68,8 +68,9 @@ pub struct ExecCtx {
     pub mem_ptr: *mut u8,
     /// Size of this frame's memory in bytes (always a multiple of 32).
     pub mem_len: u64,
-    /// Call data. Not provided yet (null): generated code only reads
-    /// `input_len`; CALLDATALOAD/CALLDATACOPY go through the runtime.
+    /// Call data, `input_len` bytes. It may live in the shared memory
+    /// buffer of the calling frame, which moves when memory grows: valid
+    /// until the next runtime call, which refreshes it.
     pub input_ptr: *const u8,
     /// Call data length.
     pub input_len: u64,
@@ -130,6 +131,12 @@ pub type ArithFn = unsafe extern "C" fn(words: *mut [u64; 4]);
 /// same way: generated code then exits with [`exit::BUILTIN`].
 pub type KeccakFn = unsafe extern "C" fn(ctx: *mut ExecCtx, words: *mut [u64; 4]) -> u32;
 
+/// CALLDATALOAD of the offset in `words[0]` (little-endian 64-bit limbs),
+/// result into `words[0]`, for the offsets generated code does not read
+/// inline (the word runs past the end of the call data). Static gas only,
+/// no halts.
+pub type CallDataLoadFn = unsafe extern "C" fn(ctx: *mut ExecCtx, words: *mut [u64; 4]);
+
 /// Table of runtime functions passed to generated code; the `.so` imports
 /// nothing from the host process.
 #[repr(C)]
@@ -144,6 +151,7 @@ pub struct Builtins {
     pub addmod: ArithFn,
     pub mulmod: ArithFn,
     pub keccak256: KeccakFn,
+    pub calldataload: CallDataLoadFn,
 }
 
 /// Byte offsets of [`Builtins`] fields.
@@ -157,6 +165,7 @@ pub mod builtin_offsets {
     pub const ADDMOD: u32 = 48;
     pub const MULMOD: u32 = 56;
     pub const KECCAK256: u32 = 64;
+    pub const CALLDATALOAD: u32 = 72;
 }
 
 pub const META_TRIPLE_LEN: usize = 64;
@@ -290,6 +299,10 @@ mod tests {
         assert_eq!(
             offset_of!(Builtins, keccak256),
             builtin_offsets::KECCAK256 as usize
+        );
+        assert_eq!(
+            offset_of!(Builtins, calldataload),
+            builtin_offsets::CALLDATALOAD as usize
         );
     }
 

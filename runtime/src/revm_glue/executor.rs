@@ -10,9 +10,9 @@
 
 use super::trace::{run_traced, TraceStep};
 use evmc_interface::{exit, Builtins, EntryFn, ExecCtx, STACK_LIMIT};
-use revm::interpreter::interpreter_types::{InputsTr, Jumps, LoopControl};
+use revm::interpreter::interpreter_types::{Jumps, LoopControl};
 use revm::interpreter::{
-    interpreter::EthInterpreter, GasTable, Host, InstructionContext, InstructionResult,
+    interpreter::EthInterpreter, CallInput, GasTable, Host, InstructionContext, InstructionResult,
     InstructionTable, Interpreter, InterpreterAction,
 };
 use revm::primitives::{keccak256 as keccak, KECCAK_EMPTY};
@@ -82,6 +82,7 @@ pub(crate) unsafe fn run_native_with<H: Host>(
     let stack_ptr = data.as_mut_ptr() as *mut u8;
     let stack_len = data.len() as u64;
     let (mem_ptr, mem_len) = memory_view(interp);
+    let (input_ptr, input_len) = input_view(interp);
     let builtins = Builtins {
         exec_op: exec_op::<H>,
         mem_expand: mem_expand::<H>,
@@ -92,6 +93,7 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         addmod: super::arith::addmod,
         mulmod: super::arith::mulmod,
         keccak256: keccak256::<H>,
+        calldataload,
     };
     let mut state = FrameState::<H> {
         interp: interp as *mut _,
@@ -109,8 +111,8 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         stack_len,
         mem_ptr,
         mem_len,
-        input_ptr: std::ptr::null(),
-        input_len: interp.input.input().len() as u64,
+        input_ptr,
+        input_len,
         resume_pc: interp.bytecode.pc() as u64,
         builtins: &builtins,
         frame: &mut state as *mut FrameState<H> as *mut c_void,
@@ -177,6 +179,30 @@ fn memory_view(interp: &mut Interpreter<EthInterpreter>) -> (*mut u8, u64) {
     (mem.as_mut_ptr(), mem.len() as u64)
 }
 
+/// The call data where it is now (see `ExecCtx::input_ptr`).
+fn input_view(interp: &Interpreter<EthInterpreter>) -> (*const u8, u64) {
+    match &interp.input.input {
+        CallInput::Bytes(b) => (b.as_ptr(), b.len() as u64),
+        CallInput::SharedBuffer(range) => {
+            let s = interp.memory.global_slice_range(range.clone());
+            (s.as_ptr(), s.len() as u64)
+        }
+    }
+}
+
+/// The memory and call data views after the runtime may have grown memory.
+fn refresh_views(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
+    let (p, l) = memory_view(interp);
+    ctx.mem_ptr = p;
+    ctx.mem_len = l;
+    // Call data of its own (a transaction's) never moves.
+    if let CallInput::SharedBuffer(_) = interp.input.input {
+        let (p, l) = input_view(interp);
+        ctx.input_ptr = p;
+        ctx.input_len = l;
+    }
+}
+
 unsafe fn sync_in(ctx: &ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     interp.stack.data_mut().set_len(ctx.stack_len as usize);
     interp.gas.set_remaining(ctx.gas);
@@ -185,9 +211,7 @@ unsafe fn sync_in(ctx: &ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
 fn sync_out(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     ctx.stack_len = interp.stack.len() as u64;
     ctx.gas = interp.gas.remaining();
-    let (p, l) = memory_view(interp);
-    ctx.mem_ptr = p;
-    ctx.mem_len = l;
+    refresh_views(ctx, interp);
 }
 
 unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32 {
@@ -243,9 +267,7 @@ unsafe extern "C" fn mem_expand<H: Host>(
     match r {
         Ok(()) => {
             ctx.gas = interp.gas.remaining();
-            let (p, l) = memory_view(interp);
-            ctx.mem_ptr = p;
-            ctx.mem_len = l;
+            refresh_views(ctx, interp);
             0
         }
         Err(e) => {
@@ -296,9 +318,7 @@ unsafe extern "C" fn keccak256<H: Host>(ctx: *mut ExecCtx, words: *mut [u64; 4])
     ctx.gas = interp.gas.remaining();
     match r {
         Ok(hash) => {
-            let (p, l) = memory_view(interp);
-            ctx.mem_ptr = p;
-            ctx.mem_len = l;
+            refresh_views(ctx, interp);
             // Big-endian bytes to little-endian limbs.
             let out = words as *mut u64;
             for k in 0..4 {
@@ -311,5 +331,24 @@ unsafe extern "C" fn keccak256<H: Host>(ctx: *mut ExecCtx, words: *mut [u64; 4])
             st.result = e;
             1
         }
+    }
+}
+
+/// revm's CALLDATALOAD after the pop: the bytes from the offset up to the
+/// end of the call data, zero-padded.
+unsafe extern "C" fn calldataload(ctx: *mut ExecCtx, words: *mut [u64; 4]) {
+    let ctx = &*ctx;
+    let mut word = [0u8; 32];
+    if let Some(offset) = word_usize(words, 0) {
+        let len = ctx.input_len as usize;
+        if offset < len {
+            let count = 32.min(len - offset);
+            std::ptr::copy_nonoverlapping(ctx.input_ptr.add(offset), word.as_mut_ptr(), count);
+        }
+    }
+    let out = words as *mut u64;
+    for k in 0..4 {
+        let b: [u8; 8] = word[24 - 8 * k..32 - 8 * k].try_into().unwrap();
+        out.add(k).write_volatile(u64::from_be_bytes(b));
     }
 }
