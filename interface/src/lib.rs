@@ -11,7 +11,7 @@ use core::ffi::c_void;
 
 /// Bumped on any change to [`ExecCtx`], [`Builtins`], [`ArtifactMetadata`] or
 /// the meaning of an exit code.
-pub const INTERFACE_VERSION: u32 = 5;
+pub const INTERFACE_VERSION: u32 = 6;
 
 /// Exported name of the compiled entry function, `extern "C" fn(*mut ExecCtx) -> u32`.
 pub const ENTRY_SYMBOL: &str = "evmc_entry";
@@ -81,6 +81,11 @@ pub struct ExecCtx {
     pub builtins: *const Builtins,
     /// Opaque runtime state for this frame (interpreter, host, pending result).
     pub frame: *mut c_void,
+    /// CALLER, CALLVALUE and ADDRESS of this frame as EVM words (the stack's
+    /// layout), so generated code reads them without a runtime call.
+    pub caller: [u64; 4],
+    pub call_value: [u64; 4],
+    pub address: [u64; 4],
 }
 
 /// Byte offsets of [`ExecCtx`] fields, used by code generation.
@@ -95,7 +100,10 @@ pub mod ctx_offsets {
     pub const RESUME_PC: u32 = 56;
     pub const BUILTINS: u32 = 64;
     pub const FRAME: u32 = 72;
-    pub const SIZE: u32 = 80;
+    pub const CALLER: u32 = 80;
+    pub const CALL_VALUE: u32 = 112;
+    pub const ADDRESS: u32 = 144;
+    pub const SIZE: u32 = 176;
 }
 
 /// Executes one EVM instruction with the interpreter's own semantics, on the
@@ -275,6 +283,12 @@ mod tests {
             ctx_offsets::BUILTINS as usize
         );
         assert_eq!(offset_of!(ExecCtx, frame), ctx_offsets::FRAME as usize);
+        assert_eq!(offset_of!(ExecCtx, caller), ctx_offsets::CALLER as usize);
+        assert_eq!(
+            offset_of!(ExecCtx, call_value),
+            ctx_offsets::CALL_VALUE as usize
+        );
+        assert_eq!(offset_of!(ExecCtx, address), ctx_offsets::ADDRESS as usize);
         assert_eq!(size_of::<ExecCtx>(), ctx_offsets::SIZE as usize);
         assert_eq!(
             offset_of!(Builtins, exec_op),

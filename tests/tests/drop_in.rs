@@ -242,7 +242,8 @@ fn traces_of_agreeing_runs_have_no_divergence() {
 
 /// A compiled callee reads call data that lives in its caller's memory,
 /// before and after growing its own memory far enough to move the shared
-/// buffer, inside the data, across its end and past it.
+/// buffer, inside the data, across its end and past it; then its caller,
+/// value and address.
 #[test]
 fn calldataload_from_callers_memory_after_the_buffer_moves() {
     let mut b = Vec::new();
@@ -257,6 +258,10 @@ fn calldataload_from_callers_memory_after_the_buffer_moves() {
             b.extend_from_slice(&[0x60, off, 0x35]);
         }
         b.extend_from_slice(&[0x60, slot, 0x55]);
+    }
+    // CALLER, CALLVALUE, ADDRESS into slots 6, 7, 8.
+    for (i, op) in [0x33u8, 0x34, 0x30].into_iter().enumerate() {
+        b.extend_from_slice(&[op, 0x60, 6 + i as u8, 0x55]);
     }
     b.push(0x00);
     let mut a = Vec::new();

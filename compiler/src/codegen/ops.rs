@@ -43,6 +43,19 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 let l = self.load_ctx_i64(ctx_offsets::INPUT_LEN)?;
                 vs.push(self.b.build_int_z_extend(l, self.i256, "")?);
             }
+            op::CALLER | op::CALLVALUE | op::ADDRESS => {
+                let off = match opc {
+                    op::CALLER => ctx_offsets::CALLER,
+                    op::CALLVALUE => ctx_offsets::CALL_VALUE,
+                    _ => ctx_offsets::ADDRESS,
+                };
+                let v = self
+                    .b
+                    .build_load(self.i256, self.ctx_field(off)?, "")?
+                    .into_int_value();
+                v.as_instruction().unwrap().set_alignment(8).unwrap();
+                vs.push(v);
+            }
             op::CALLDATALOAD => {
                 let off = vs.pop(self)?;
                 vs.push(self.calldataload(off)?);

@@ -15,7 +15,7 @@ use revm::interpreter::{
     interpreter::EthInterpreter, CallInput, GasTable, Host, InstructionContext, InstructionResult,
     InstructionTable, Interpreter, InterpreterAction,
 };
-use revm::primitives::{keccak256 as keccak, KECCAK_EMPTY};
+use revm::primitives::{keccak256 as keccak, Address, KECCAK_EMPTY, U256};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -116,6 +116,9 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         resume_pc: interp.bytecode.pc() as u64,
         builtins: &builtins,
         frame: &mut state as *mut FrameState<H> as *mut c_void,
+        caller: address_word(interp.input.caller_address),
+        call_value: *interp.input.call_value.as_limbs(),
+        address: address_word(interp.input.target_address),
     };
     let status = entry(&mut ctx);
 
@@ -177,6 +180,11 @@ pub(super) fn finish(
 fn memory_view(interp: &mut Interpreter<EthInterpreter>) -> (*mut u8, u64) {
     let mut mem = interp.memory.context_memory_mut();
     (mem.as_mut_ptr(), mem.len() as u64)
+}
+
+/// An address as the EVM word CALLER/ADDRESS push.
+fn address_word(a: Address) -> [u64; 4] {
+    *U256::from_be_bytes(a.into_word().0).as_limbs()
 }
 
 /// The call data where it is now (see `ExecCtx::input_ptr`).
