@@ -117,7 +117,7 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         builtins: &builtins,
         frame: &mut state as *mut FrameState<H> as *mut c_void,
         caller: address_word(interp.input.caller_address),
-        call_value: *interp.input.call_value.as_limbs(),
+        call_value: word_limbs(&interp.input.call_value),
         address: address_word(interp.input.target_address),
     };
     let status = entry(&mut ctx);
@@ -180,6 +180,14 @@ pub(super) fn finish(
 fn memory_view(interp: &mut Interpreter<EthInterpreter>) -> (*mut u8, u64) {
     let mut mem = interp.memory.context_memory_mut();
     (mem.as_mut_ptr(), mem.len() as u64)
+}
+
+/// The limbs of `v`, read one by one: the frame's setup has just written
+/// them, and a wider load would miss store forwarding.
+fn word_limbs(v: &U256) -> [u64; 4] {
+    let p = v.as_limbs().as_ptr();
+    // SAFETY: four limbs behind a reference.
+    std::array::from_fn(|k| unsafe { p.add(k).read_volatile() })
 }
 
 /// An address as the EVM word CALLER/ADDRESS push.
