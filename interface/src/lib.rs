@@ -11,7 +11,7 @@ use core::ffi::c_void;
 
 /// Bumped on any change to [`ExecCtx`], [`Builtins`], [`ArtifactMetadata`] or
 /// the meaning of an exit code.
-pub const INTERFACE_VERSION: u32 = 3;
+pub const INTERFACE_VERSION: u32 = 6;
 
 /// Exported name of the compiled entry function, `extern "C" fn(*mut ExecCtx) -> u32`.
 pub const ENTRY_SYMBOL: &str = "evmc_entry";
@@ -68,8 +68,9 @@ pub struct ExecCtx {
     pub mem_ptr: *mut u8,
     /// Size of this frame's memory in bytes (always a multiple of 32).
     pub mem_len: u64,
-    /// Call data. Not provided yet (null): generated code only reads
-    /// `input_len`; CALLDATALOAD/CALLDATACOPY go through the runtime.
+    /// Call data, `input_len` bytes. It may live in the shared memory
+    /// buffer of the calling frame, which moves when memory grows: valid
+    /// until the next runtime call, which refreshes it.
     pub input_ptr: *const u8,
     /// Call data length.
     pub input_len: u64,
@@ -80,6 +81,11 @@ pub struct ExecCtx {
     pub builtins: *const Builtins,
     /// Opaque runtime state for this frame (interpreter, host, pending result).
     pub frame: *mut c_void,
+    /// CALLER, CALLVALUE and ADDRESS of this frame as EVM words (the stack's
+    /// layout), so generated code reads them without a runtime call.
+    pub caller: [u64; 4],
+    pub call_value: [u64; 4],
+    pub address: [u64; 4],
 }
 
 /// Byte offsets of [`ExecCtx`] fields, used by code generation.
@@ -94,7 +100,10 @@ pub mod ctx_offsets {
     pub const RESUME_PC: u32 = 56;
     pub const BUILTINS: u32 = 64;
     pub const FRAME: u32 = 72;
-    pub const SIZE: u32 = 80;
+    pub const CALLER: u32 = 80;
+    pub const CALL_VALUE: u32 = 112;
+    pub const ADDRESS: u32 = 144;
+    pub const SIZE: u32 = 176;
 }
 
 /// Executes one EVM instruction with the interpreter's own semantics, on the
@@ -121,6 +130,21 @@ pub type MemExpandFn =
 /// these charge static gas only, which generated code does.
 pub type ArithFn = unsafe extern "C" fn(words: *mut [u64; 4]);
 
+/// KECCAK256 with the interpreter's semantics after its static gas: `words[0]`
+/// is the offset (the top of the EVM stack), `words[1]` the length, as
+/// little-endian 64-bit limbs; the hash replaces `words[0]`. Charges the
+/// per-word and memory-expansion gas on `ctx.gas` and updates `ctx.mem_ptr`
+/// and `ctx.mem_len`. Returns 0 to continue; non-zero when the interpreter
+/// would halt there (invalid operand, out of gas), with the frame halted the
+/// same way: generated code then exits with [`exit::BUILTIN`].
+pub type KeccakFn = unsafe extern "C" fn(ctx: *mut ExecCtx, words: *mut [u64; 4]) -> u32;
+
+/// CALLDATALOAD of the offset in `words[0]` (little-endian 64-bit limbs),
+/// result into `words[0]`, for the offsets generated code does not read
+/// inline (the word runs past the end of the call data). Static gas only,
+/// no halts.
+pub type CallDataLoadFn = unsafe extern "C" fn(ctx: *mut ExecCtx, words: *mut [u64; 4]);
+
 /// Table of runtime functions passed to generated code; the `.so` imports
 /// nothing from the host process.
 #[repr(C)]
@@ -134,6 +158,8 @@ pub struct Builtins {
     pub smod: ArithFn,
     pub addmod: ArithFn,
     pub mulmod: ArithFn,
+    pub keccak256: KeccakFn,
+    pub calldataload: CallDataLoadFn,
 }
 
 /// Byte offsets of [`Builtins`] fields.
@@ -146,6 +172,8 @@ pub mod builtin_offsets {
     pub const SMOD: u32 = 40;
     pub const ADDMOD: u32 = 48;
     pub const MULMOD: u32 = 56;
+    pub const KECCAK256: u32 = 64;
+    pub const CALLDATALOAD: u32 = 72;
 }
 
 pub const META_TRIPLE_LEN: usize = 64;
@@ -255,6 +283,12 @@ mod tests {
             ctx_offsets::BUILTINS as usize
         );
         assert_eq!(offset_of!(ExecCtx, frame), ctx_offsets::FRAME as usize);
+        assert_eq!(offset_of!(ExecCtx, caller), ctx_offsets::CALLER as usize);
+        assert_eq!(
+            offset_of!(ExecCtx, call_value),
+            ctx_offsets::CALL_VALUE as usize
+        );
+        assert_eq!(offset_of!(ExecCtx, address), ctx_offsets::ADDRESS as usize);
         assert_eq!(size_of::<ExecCtx>(), ctx_offsets::SIZE as usize);
         assert_eq!(
             offset_of!(Builtins, exec_op),
@@ -275,6 +309,14 @@ mod tests {
         assert_eq!(
             offset_of!(Builtins, mulmod),
             builtin_offsets::MULMOD as usize
+        );
+        assert_eq!(
+            offset_of!(Builtins, keccak256),
+            builtin_offsets::KECCAK256 as usize
+        );
+        assert_eq!(
+            offset_of!(Builtins, calldataload),
+            builtin_offsets::CALLDATALOAD as usize
         );
     }
 

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use evmc_compiler::{SpecId, B256};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Code hashes are keccak outputs: their first bytes are already uniform.
@@ -45,6 +46,11 @@ pub struct SpecMismatch {
 #[derive(Default)]
 pub struct Registry {
     map: ArcSwap<ArtifactMap>,
+    /// Bumped after every change of `map`: a reader whose snapshot is of
+    /// the current generation keeps it without touching the `ArcSwap`
+    /// (whose load and reference counting cost more than the rest of a
+    /// small transaction's dispatch).
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Registry {
@@ -90,6 +96,7 @@ impl Registry {
             m.insert(key, artifact.clone());
             m
         });
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     pub fn remove(&self, code_hash: B256, spec: SpecId) {
@@ -98,11 +105,28 @@ impl Registry {
             m.remove(&(code_hash, spec));
             m
         });
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// The current set of artifacts.
     pub fn snapshot(&self) -> Arc<ArtifactMap> {
         self.map.load_full()
+    }
+
+    /// Changes so far; read before [`Registry::snapshot`], a snapshot is at
+    /// least as new as the generation read (see [`Registry::refresh`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Replaces `snapshot` (taken at generation `*seen`) with the current
+    /// map, unless nothing changed since.
+    pub fn refresh(&self, snapshot: &mut Arc<ArtifactMap>, seen: &mut u64) {
+        let g = self.generation();
+        if g != *seen {
+            *snapshot = self.snapshot();
+            *seen = g;
+        }
     }
 
     pub fn get(&self, code_hash: B256, spec: SpecId) -> Option<Arc<LoadedArtifact>> {

@@ -239,3 +239,54 @@ fn traces_of_agreeing_runs_have_no_divergence() {
         "compiled frames report their runtime calls"
     );
 }
+
+/// A compiled callee reads call data that lives in its caller's memory,
+/// before and after growing its own memory far enough to move the shared
+/// buffer, inside the data, across its end and past it; then its caller,
+/// value and address.
+#[test]
+fn calldataload_from_callers_memory_after_the_buffer_moves() {
+    let mut b = Vec::new();
+    for (off, slot) in [(0u8, 0u8), (1, 1), (68, 2), (99, 3), (100, 4), (0, 5)] {
+        if slot == 1 {
+            // mstore(0x400000, 1): 4 MiB of memory.
+            b.extend_from_slice(&[0x60, 0x01, 0x62, 0x40, 0x00, 0x00, 0x52]);
+        }
+        if slot == 5 {
+            b.push(0x36); // CALLDATASIZE
+        } else {
+            b.extend_from_slice(&[0x60, off, 0x35]);
+        }
+        b.extend_from_slice(&[0x60, slot, 0x55]);
+    }
+    // CALLER, CALLVALUE, ADDRESS into slots 6, 7, 8.
+    for (i, op) in [0x33u8, 0x34, 0x30].into_iter().enumerate() {
+        b.extend_from_slice(&[op, 0x60, 6 + i as u8, 0x55]);
+    }
+    b.push(0x00);
+    let mut a = Vec::new();
+    for i in 0..4u8 {
+        // mstore(32 * i, a distinct word)
+        a.push(0x7f);
+        a.extend((0..32u8).map(|k| k.wrapping_mul(13).wrapping_add(i * 64 + 1)));
+        a.extend_from_slice(&[0x60, 32 * i, 0x52]);
+    }
+    // call(gas, B, 0, 0, 100, 0, 0)
+    a.extend_from_slice(&[0x5f, 0x5f, 0x60, 0x64, 0x5f, 0x5f, 0x73]);
+    a.extend_from_slice(B.as_slice());
+    a.extend_from_slice(&[0x5a, 0xf1, 0x00]);
+    for compile_a in [false, true] {
+        let f = chain_fixture(A, 0, &[(A, a.clone()), (B, b.clone())]);
+        let registry = Registry::new();
+        registry.register(SPEC, native(&b, SPEC)).unwrap();
+        if compile_a {
+            registry.register(SPEC, native(&a, SPEC)).unwrap();
+        }
+        let pre = f.pre_state();
+        let interp = run_fixture(&f, &pre, SPEC, None);
+        let got = run_fixture(&f, &pre, SPEC, Some(&registry));
+        assert_eq!(interp.exact(), got.exact());
+        assert!(got.native_frames >= 1);
+        assert!(interp.result.expect("executes").is_success());
+    }
+}

@@ -952,3 +952,51 @@ fn random_bytes() {
     }
     chk.finish(300);
 }
+
+// ---------------------------------------------------------------------------
+// KECCAK256 (its own builtin)
+// ---------------------------------------------------------------------------
+
+/// KECCAK256 around the sponge's 136-byte rate, at unaligned offsets, with
+/// words live below it, then the halts in the interpreter's order of checks
+/// (length operand, per-word gas, offset operand only for a non-empty
+/// range, memory expansion), each at the exact gas used and one below.
+#[test]
+fn keccak256_builtin() {
+    let chk = Checker::new("keccak256 builtin");
+    // Memory 0..300 from the call data, three words that must survive.
+    let mut head = h("61012c 6000 6000 37");
+    for v in [u(7), U256::MAX, pow2(200) + u(3)] {
+        push(&mut head, v);
+    }
+    let input: Vec<u8> = (0..300u32).map(|i| (i * 7 + 1) as u8).collect();
+    for &spec in SPECS_SMALL {
+        let mut code = head.clone();
+        for off in [0u64, 1, 31, 100] {
+            for len in [0u64, 1, 31, 32, 33, 64, 135, 136, 137, 200] {
+                push(&mut code, u(len));
+                push(&mut code, u(off));
+                code.push(op::KECCAK256);
+                // Used right away and kept: XOR with the word below.
+                code.extend_from_slice(&[op::DUP2, op::XOR]);
+            }
+        }
+        chk.gases("hashes", &code, spec, &input, &[5000, 10_000]);
+        for (off, len) in [
+            (U256::MAX, u(0)),
+            (u(0), pow2(64)),
+            (u(0), U256::MAX),
+            (pow2(64), u(1)),
+            (u(u64::MAX), u(1)),
+            (u(0), u(1 << 32)),
+            (u(1 << 20), u(1 << 10)),
+        ] {
+            let mut c = head.clone();
+            push(&mut c, len);
+            push(&mut c, off);
+            c.push(op::KECCAK256);
+            chk.gases("halts", &c, spec, &input, &[1000, 100_000]);
+        }
+    }
+    chk.finish(100);
+}

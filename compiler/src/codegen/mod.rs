@@ -107,7 +107,11 @@ pub(crate) fn lowering(opcode: u8, spec: SpecId) -> Lowering {
         | op::PC
         | op::GAS
         | op::MSIZE
-        | op::CALLDATASIZE => Inline,
+        | op::CALLDATASIZE
+        | op::CALLDATALOAD
+        | op::CALLER
+        | op::CALLVALUE
+        | op::ADDRESS => Inline,
         // Calls to pure runtime functions: static gas only, no halts.
         op::DIV | op::SDIV | op::MOD | op::SMOD | op::ADDMOD | op::MULMOD => Inline,
         op::PUSH1..=op::PUSH32 | op::DUP1..=op::DUP16 | op::SWAP1..=op::SWAP16 => Inline,

@@ -15,6 +15,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     pub(super) fn gen_inst(&self, vs: &mut VStack<'ctx>, inst: &Inst, gas_after: u64) -> R<()> {
         let opc = inst.op;
         match super::lowering(opc, self.spec) {
+            Lowering::Builtin if opc == op::KECCAK256 => return self.call_keccak(vs),
             Lowering::Builtin => return self.call_exec_op(vs, opc, inst.pc),
             Lowering::InlineMemory => return self.gen_memory(vs, inst),
             Lowering::Control => unreachable!("control flow is lowered by the block epilogue"),
@@ -41,6 +42,23 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             op::CALLDATASIZE => {
                 let l = self.load_ctx_i64(ctx_offsets::INPUT_LEN)?;
                 vs.push(self.b.build_int_z_extend(l, self.i256, "")?);
+            }
+            op::CALLER | op::CALLVALUE | op::ADDRESS => {
+                let off = match opc {
+                    op::CALLER => ctx_offsets::CALLER,
+                    op::CALLVALUE => ctx_offsets::CALL_VALUE,
+                    _ => ctx_offsets::ADDRESS,
+                };
+                let v = self
+                    .b
+                    .build_load(self.i256, self.ctx_field(off)?, "")?
+                    .into_int_value();
+                v.as_instruction().unwrap().set_alignment(8).unwrap();
+                vs.push(v);
+            }
+            op::CALLDATALOAD => {
+                let off = vs.pop(self)?;
+                vs.push(self.calldataload(off)?);
             }
             op::ISZERO => {
                 let a = vs.pop(self)?;
@@ -131,6 +149,104 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             load.set_alignment(8).ok();
         }
         vs.push(r);
+        Ok(())
+    }
+
+    /// CALLDATALOAD: a word inside the call data is read in place; one that
+    /// runs past its end (or starts there) comes from the runtime.
+    fn calldataload(&self, off: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        let bld = &self.b;
+        // Offsets below 2^32 cannot overflow the 64-bit add.
+        let small = bld.build_int_compare(
+            IntPredicate::ULT,
+            off,
+            self.i256.const_int(1 << 32, false),
+            "",
+        )?;
+        let off64 = bld.build_int_truncate(off, self.i64, "")?;
+        let end = bld.build_int_add(off64, self.const_i64(32), "")?;
+        let len = self.load_ctx_i64(ctx_offsets::INPUT_LEN)?;
+        let fits = bld.build_int_compare(IntPredicate::ULE, end, len, "")?;
+        let fast_ok = self.likely(bld.build_and(small, fits, "")?)?;
+        let fast = self.new_bb("cdl_fast");
+        let slow = self.new_bb("cdl_slow");
+        let join = self.new_bb("cdl_join");
+        bld.build_conditional_branch(fast_ok, fast, slow)?;
+
+        bld.position_at_end(fast);
+        let base = self.load_ctx_ptr(ctx_offsets::INPUT_PTR)?;
+        let p = unsafe { bld.build_gep(self.i8, base, &[off64], "")? };
+        let raw = bld.build_load(self.i256, p, "")?.into_int_value();
+        raw.as_instruction().unwrap().set_alignment(1).unwrap();
+        let v_fast = self.bswap(raw)?;
+        let fast_end = bld.get_insert_block().unwrap();
+        bld.build_unconditional_branch(join)?;
+
+        bld.position_at_end(slow);
+        bld.build_store(self.arith_var, off)?.set_alignment(8).ok();
+        let fptr = self.builtin_fn(builtin_offsets::CALLDATALOAD)?;
+        let fty = self
+            .cx
+            .void_type()
+            .fn_type(&[self.ptr.into(), self.ptr.into()], false);
+        bld.build_indirect_call(fty, fptr, &[self.ctx_ptr.into(), self.arith_var.into()], "")?;
+        let v_slow = bld
+            .build_load(self.i256, self.arith_var, "")?
+            .into_int_value();
+        if let Some(load) = v_slow.as_instruction() {
+            load.set_alignment(8).ok();
+        }
+        let slow_end = bld.get_insert_block().unwrap();
+        bld.build_unconditional_branch(join)?;
+
+        bld.position_at_end(join);
+        let phi = bld.build_phi(self.i256, "cdl")?;
+        phi.add_incoming(&[(&v_fast, fast_end), (&v_slow, slow_end)]);
+        Ok(phi.as_basic_value().into_int_value())
+    }
+
+    /// KECCAK256 through its own builtin: the virtual stack stays as it is
+    /// (no write-back, no reload), and the runtime skips the generic
+    /// instruction dispatch.
+    fn call_keccak(&self, vs: &mut VStack<'ctx>) -> R<()> {
+        for i in 0..2 {
+            let v = vs.pop(self)?;
+            let p = unsafe {
+                self.b
+                    .build_gep(self.i8, self.arith_var, &[self.const_i64(32 * i)], "")?
+            };
+            self.b.build_store(p, v)?.set_alignment(8).ok();
+        }
+        self.store_ctx_i64(ctx_offsets::GAS, self.load_gas()?)?;
+        let fptr = self.builtin_fn(builtin_offsets::KECCAK256)?;
+        let fty = self.i32.fn_type(&[self.ptr.into(), self.ptr.into()], false);
+        let r = self
+            .b
+            .build_indirect_call(
+                fty,
+                fptr,
+                &[self.ctx_ptr.into(), self.arith_var.into()],
+                "r",
+            )?
+            .try_as_basic_value()
+            .basic()
+            .unwrap()
+            .into_int_value();
+        let ok = self
+            .b
+            .build_int_compare(IntPredicate::EQ, r, self.i32.const_zero(), "")?;
+        // A halt: the runtime holds the reason; stack and gas are not read.
+        self.check(ok, self.exits.builtin, "keccak_ok")?;
+        self.b
+            .build_store(self.gas_var, self.load_ctx_i64(ctx_offsets::GAS)?)?;
+        let h = self
+            .b
+            .build_load(self.i256, self.arith_var, "")?
+            .into_int_value();
+        if let Some(load) = h.as_instruction() {
+            load.set_alignment(8).ok();
+        }
+        vs.push(h);
         Ok(())
     }
 

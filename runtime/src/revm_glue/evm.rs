@@ -34,6 +34,8 @@ pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P
     registry: Arc<Registry>,
     /// Snapshot of the registry, refreshed at each transaction boundary.
     artifacts: Arc<ArtifactMap>,
+    /// The registry generation `artifacts` is at least as new as.
+    generation: u64,
     /// Frames run natively since construction (for tests and statistics).
     pub native_frames: u64,
     /// Steps recorded while tracing is on (see [`NativeEvm::start_trace`]).
@@ -47,11 +49,13 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
         inner: Evm<CTX, INSP, I, P, EthFrame<EthInterpreter>>,
         registry: Arc<Registry>,
     ) -> Self {
+        let generation = registry.generation();
         let artifacts = registry.snapshot();
         Self {
             inner,
             registry,
             artifacts,
+            generation,
             native_frames: 0,
             trace: None,
             hot: None,
@@ -88,7 +92,8 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
 
     /// Picks up artifacts registered since the last transaction.
     pub fn refresh(&mut self) {
-        self.artifacts = self.registry.snapshot();
+        self.registry
+            .refresh(&mut self.artifacts, &mut self.generation);
     }
 }
 

@@ -10,11 +10,12 @@
 
 use super::trace::{run_traced, TraceStep};
 use evmc_interface::{exit, Builtins, EntryFn, ExecCtx, STACK_LIMIT};
-use revm::interpreter::interpreter_types::{InputsTr, Jumps, LoopControl};
+use revm::interpreter::interpreter_types::{Jumps, LoopControl};
 use revm::interpreter::{
-    interpreter::EthInterpreter, GasTable, Host, InstructionContext, InstructionResult,
+    interpreter::EthInterpreter, CallInput, GasTable, Host, InstructionContext, InstructionResult,
     InstructionTable, Interpreter, InterpreterAction,
 };
+use revm::primitives::{keccak256 as keccak, Address, KECCAK_EMPTY, U256};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -81,6 +82,7 @@ pub(crate) unsafe fn run_native_with<H: Host>(
     let stack_ptr = data.as_mut_ptr() as *mut u8;
     let stack_len = data.len() as u64;
     let (mem_ptr, mem_len) = memory_view(interp);
+    let (input_ptr, input_len) = input_view(interp);
     let builtins = Builtins {
         exec_op: exec_op::<H>,
         mem_expand: mem_expand::<H>,
@@ -90,6 +92,8 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         smod: super::arith::smod,
         addmod: super::arith::addmod,
         mulmod: super::arith::mulmod,
+        keccak256: keccak256::<H>,
+        calldataload,
     };
     let mut state = FrameState::<H> {
         interp: interp as *mut _,
@@ -107,11 +111,14 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         stack_len,
         mem_ptr,
         mem_len,
-        input_ptr: std::ptr::null(),
-        input_len: interp.input.input().len() as u64,
+        input_ptr,
+        input_len,
         resume_pc: interp.bytecode.pc() as u64,
         builtins: &builtins,
         frame: &mut state as *mut FrameState<H> as *mut c_void,
+        caller: address_word(interp.input.caller_address),
+        call_value: word_limbs(&interp.input.call_value),
+        address: address_word(interp.input.target_address),
     };
     let status = entry(&mut ctx);
 
@@ -175,6 +182,43 @@ fn memory_view(interp: &mut Interpreter<EthInterpreter>) -> (*mut u8, u64) {
     (mem.as_mut_ptr(), mem.len() as u64)
 }
 
+/// The limbs of `v`, read one by one: the frame's setup has just written
+/// them, and a wider load would miss store forwarding.
+fn word_limbs(v: &U256) -> [u64; 4] {
+    let p = v.as_limbs().as_ptr();
+    // SAFETY: four limbs behind a reference.
+    std::array::from_fn(|k| unsafe { p.add(k).read_volatile() })
+}
+
+/// An address as the EVM word CALLER/ADDRESS push.
+fn address_word(a: Address) -> [u64; 4] {
+    *U256::from_be_bytes(a.into_word().0).as_limbs()
+}
+
+/// The call data where it is now (see `ExecCtx::input_ptr`).
+fn input_view(interp: &Interpreter<EthInterpreter>) -> (*const u8, u64) {
+    match &interp.input.input {
+        CallInput::Bytes(b) => (b.as_ptr(), b.len() as u64),
+        CallInput::SharedBuffer(range) => {
+            let s = interp.memory.global_slice_range(range.clone());
+            (s.as_ptr(), s.len() as u64)
+        }
+    }
+}
+
+/// The memory and call data views after the runtime may have grown memory.
+fn refresh_views(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
+    let (p, l) = memory_view(interp);
+    ctx.mem_ptr = p;
+    ctx.mem_len = l;
+    // Call data of its own (a transaction's) never moves.
+    if let CallInput::SharedBuffer(_) = interp.input.input {
+        let (p, l) = input_view(interp);
+        ctx.input_ptr = p;
+        ctx.input_len = l;
+    }
+}
+
 unsafe fn sync_in(ctx: &ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     interp.stack.data_mut().set_len(ctx.stack_len as usize);
     interp.gas.set_remaining(ctx.gas);
@@ -183,9 +227,7 @@ unsafe fn sync_in(ctx: &ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
 fn sync_out(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     ctx.stack_len = interp.stack.len() as u64;
     ctx.gas = interp.gas.remaining();
-    let (p, l) = memory_view(interp);
-    ctx.mem_ptr = p;
-    ctx.mem_len = l;
+    refresh_views(ctx, interp);
 }
 
 unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32 {
@@ -241,14 +283,88 @@ unsafe extern "C" fn mem_expand<H: Host>(
     match r {
         Ok(()) => {
             ctx.gas = interp.gas.remaining();
-            let (p, l) = memory_view(interp);
-            ctx.mem_ptr = p;
-            ctx.mem_len = l;
+            refresh_views(ctx, interp);
             0
         }
         Err(e) => {
             st.result = e;
             1
         }
+    }
+}
+
+/// Limb `k` of `words[i]`, read on its own: generated code stored the words
+/// limb by limb, and a wider load would miss store forwarding.
+#[inline(always)]
+unsafe fn limb(words: *const [u64; 4], i: usize, k: usize) -> u64 {
+    (words.add(i) as *const u64).add(k).read_volatile()
+}
+
+/// The word `words[i]` as a `usize`, if it fits (`as_usize_or_fail`).
+#[inline(always)]
+unsafe fn word_usize(words: *const [u64; 4], i: usize) -> Option<usize> {
+    let high = limb(words, i, 1) | limb(words, i, 2) | limb(words, i, 3);
+    let low = limb(words, i, 0);
+    (high == 0 && low <= usize::MAX as u64).then_some(low as usize)
+}
+
+/// revm's KECCAK256 after the pops, check for check in the same order.
+unsafe extern "C" fn keccak256<H: Host>(ctx: *mut ExecCtx, words: *mut [u64; 4]) -> u32 {
+    let ctx = &mut *ctx;
+    let st = &mut *(ctx.frame as *mut FrameState<H>);
+    let interp = &mut *st.interp;
+    let host = &mut *st.host;
+    interp.gas.set_remaining(ctx.gas);
+    let r = (|| {
+        let len = word_usize(words, 1).ok_or(InstructionResult::InvalidOperandOOG)?;
+        let gas_params = host.gas_params();
+        if !interp
+            .gas
+            .record_regular_cost(gas_params.keccak256_cost(len))
+        {
+            return Err(InstructionResult::OutOfGas);
+        }
+        if len == 0 {
+            return Ok(KECCAK_EMPTY);
+        }
+        let from = word_usize(words, 0).ok_or(InstructionResult::InvalidOperandOOG)?;
+        interp.resize_memory(gas_params, from, len)?;
+        Ok(keccak(interp.memory.slice_len(from, len).as_ref()))
+    })();
+    ctx.gas = interp.gas.remaining();
+    match r {
+        Ok(hash) => {
+            refresh_views(ctx, interp);
+            // Big-endian bytes to little-endian limbs.
+            let out = words as *mut u64;
+            for k in 0..4 {
+                let b: [u8; 8] = hash[24 - 8 * k..32 - 8 * k].try_into().unwrap();
+                out.add(k).write_volatile(u64::from_be_bytes(b));
+            }
+            0
+        }
+        Err(e) => {
+            st.result = e;
+            1
+        }
+    }
+}
+
+/// revm's CALLDATALOAD after the pop: the bytes from the offset up to the
+/// end of the call data, zero-padded.
+unsafe extern "C" fn calldataload(ctx: *mut ExecCtx, words: *mut [u64; 4]) {
+    let ctx = &*ctx;
+    let mut word = [0u8; 32];
+    if let Some(offset) = word_usize(words, 0) {
+        let len = ctx.input_len as usize;
+        if offset < len {
+            let count = 32.min(len - offset);
+            std::ptr::copy_nonoverlapping(ctx.input_ptr.add(offset), word.as_mut_ptr(), count);
+        }
+    }
+    let out = words as *mut u64;
+    for k in 0..4 {
+        let b: [u8; 8] = word[24 - 8 * k..32 - 8 * k].try_into().unwrap();
+        out.add(k).write_volatile(u64::from_be_bytes(b));
     }
 }
