@@ -51,22 +51,44 @@ impl Partition {
         budget: usize,
     ) -> Self {
         let n = a.blocks.len();
+        // Trees: root, members, size.
+        let roots: Vec<usize> = (0..n)
+            .filter(|&h| a.blocks[h].reachable && preds[h].is_none())
+            .collect();
+        let mut tree_of = vec![usize::MAX; n];
+        let mut size = vec![0usize; roots.len()];
+        for (t, &h) in roots.iter().enumerate() {
+            let mut todo = vec![h];
+            while let Some(b) = todo.pop() {
+                tree_of[b] = t;
+                size[t] += a.blocks[b].end - a.blocks[b].first;
+                todo.extend(children[b].iter().copied());
+            }
+        }
+        let order = Self::order(a, &roots, &tree_of, &size, budget);
         let mut part_of = vec![usize::MAX; n];
         let mut heads: Vec<Vec<usize>> = Vec::new();
         let mut filled = budget;
-        let roots = (0..n).filter(|&h| a.blocks[h].reachable && preds[h].is_none());
-        for h in roots {
+        for t in order {
             if filled >= budget {
                 heads.push(Vec::new());
                 filled = 0;
             }
             let part = heads.len() - 1;
-            heads[part].push(h);
-            let mut todo = vec![h];
-            while let Some(b) = todo.pop() {
-                part_of[b] = part;
-                filled += a.blocks[b].end - a.blocks[b].first;
-                todo.extend(children[b].iter().copied());
+            heads[part].push(roots[t]);
+            filled += size[t];
+        }
+        for heads_k in &mut heads {
+            heads_k.sort_unstable();
+        }
+        for (k, hs) in heads.iter().enumerate() {
+            for &h in hs {
+                let t = tree_of[h];
+                for b in 0..n {
+                    if tree_of[b] == t {
+                        part_of[b] = k;
+                    }
+                }
             }
         }
         let mut external = vec![false; n];
@@ -96,6 +118,65 @@ impl Partition {
             entry_of,
             entries,
         }
+    }
+
+    /// The order in which trees fill parts. Block order by default; with
+    /// `EVMC_PARTITION=graph`, a breadth-first walk over the trees linked
+    /// by static edges and by pushed return addresses (the tree that pushes
+    /// a return address and the tree it returns to), so that callers,
+    /// callees and return points tend to share a part.
+    fn order(
+        a: &Analysis,
+        roots: &[usize],
+        tree_of: &[usize],
+        size: &[usize],
+        budget: usize,
+    ) -> Vec<usize> {
+        let graph = std::env::var("EVMC_PARTITION").is_ok_and(|v| v == "graph");
+        if !graph {
+            return (0..roots.len()).collect();
+        }
+        let n = a.blocks.len();
+        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); roots.len()];
+        for b in (0..n).filter(|&b| a.blocks[b].reachable) {
+            let t = tree_of[b];
+            for s in a.static_successors(b) {
+                if tree_of[s] != t {
+                    adj[t].push(tree_of[s]);
+                    adj[tree_of[s]].push(t);
+                }
+            }
+            for inst in a.blocks[b].insts(a) {
+                let pushed = u32::try_from(inst.imm)
+                    .ok()
+                    .filter(|pc| a.pushed_targets.contains(pc));
+                if let Some(&r) = pushed.and_then(|pc| a.jumpdests.get(&pc)) {
+                    if a.blocks[r].reachable && tree_of[r] != t {
+                        adj[t].push(tree_of[r]);
+                        adj[tree_of[r]].push(t);
+                    }
+                }
+            }
+        }
+        let mut placed = vec![false; roots.len()];
+        let mut order = Vec::with_capacity(roots.len());
+        for start in 0..roots.len() {
+            if placed[start] {
+                continue;
+            }
+            let mut filled = 0;
+            let mut queue = std::collections::VecDeque::from([start]);
+            while let Some(t) = queue.pop_front() {
+                if placed[t] || (filled > 0 && filled + size[t] > budget) {
+                    continue;
+                }
+                placed[t] = true;
+                order.push(t);
+                filled += size[t];
+                queue.extend(adj[t].iter().copied().filter(|&u| !placed[u]));
+            }
+        }
+        order
     }
 
     /// The shard of each part: up to `count` contiguous runs of parts, cut
