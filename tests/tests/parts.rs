@@ -102,3 +102,21 @@ fn out_of_gas_across_parts_matches_the_interpreter() {
         assert_frame_eq(&code, &input(3), used * i / 40 + i, SpecId::CANCUN);
     }
 }
+
+/// Straight-line code longer than one LLVM block's worth of instructions
+/// is cut into pieces, each charging its own gas: out of gas at every unit
+/// around the cuts matches the interpreter.
+#[test]
+fn out_of_gas_around_the_cuts_of_a_long_block_matches_the_interpreter() {
+    let mut code = vec![0x5f, 0x35];
+    for _ in 0..300 {
+        code.extend_from_slice(&[0x60, 0x01, 0x01]); // PUSH1 1 ADD
+    }
+    code.extend_from_slice(&[0x5f, 0x52, 0x60, 0x20, 0x5f, 0xf3]);
+    let full = 100_000;
+    let out = assert_frame_eq(&code, &input(7), full, SpecId::CANCUN);
+    let used = full - out.gas_remaining;
+    for gas in 0..=used {
+        assert_frame_eq(&code, &input(7), gas, SpecId::CANCUN);
+    }
+}

@@ -997,6 +997,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let blk: &Block = &self.a.blocks[bi];
         let insts = blk.insts(self.a);
         let n = insts.len();
+        let splits_after = |i: usize| (i + 1) % SPLIT_EVERY == 0 && i + 2 < n;
         let mut need_gas_check = true;
         let mut after = vec![0u64; n];
         for (i, inst) in insts.iter().enumerate() {
@@ -1004,7 +1005,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 // Charge this segment: up to and including the next instruction
                 // whose gas is dynamic, or the end of the block.
                 let mut end = i;
-                while end + 1 < n && !self.is_dynamic(insts[end].op) {
+                while end + 1 < n && !self.is_dynamic(insts[end].op) && !splits_after(end) {
                     end += 1;
                 }
                 let costs: Vec<u64> = insts[i..=end]
@@ -1030,17 +1031,50 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             if self.is_dynamic(inst.op) {
                 need_gas_check = true;
             }
-            if (i + 1) % SPLIT_EVERY == 0 && i + 2 < n {
-                // Instruction selection is superlinear in the size of one
-                // LLVM block: cut very long straight-line code in pieces,
-                // passing the stack through memory.
+            if splits_after(i) {
+                // Instruction selection and scheduling are superlinear in
+                // the size of one LLVM block: cut very long straight-line
+                // code in pieces, passing the stack through memory, each
+                // charging its own gas. The IR pipeline would merge pieces
+                // joined by a plain branch back into one block, so the
+                // branch tests a value LLVM cannot see is always false (a
+                // register zeroed by inline assembly); the other side
+                // deopts at the next instruction, exact if ever taken.
                 vs.commit(self)?;
                 let next = self.new_bb("split");
-                self.b.build_unconditional_branch(next)?;
+                let never = self.opaque_false()?;
+                let cold = self.new_bb("split_deopt");
+                self.b.build_conditional_branch(never, cold, next)?;
+                self.b.position_at_end(cold);
+                self.deopt_at(insts[i + 1].pc as u64)?;
                 self.b.position_at_end(next);
+                need_gas_check = true;
             }
         }
         self.gen_terminator(bi, vs)
+    }
+
+    /// `false`, computed where LLVM cannot see it.
+    fn opaque_false(&self) -> R<IntValue<'ctx>> {
+        let ty = self.i32.fn_type(&[], false);
+        let asm = self.cx.create_inline_asm(
+            ty,
+            "xorl $0, $0".to_string(),
+            "=r".to_string(),
+            false,
+            false,
+            None,
+            false,
+        );
+        let v = self
+            .b
+            .build_indirect_call(ty, asm, &[], "zero")?
+            .try_as_basic_value()
+            .basic()
+            .unwrap()
+            .into_int_value();
+        self.b
+            .build_int_compare(IntPredicate::NE, v, self.i32.const_zero(), "never")
     }
 
     /// Whether a gas segment ends after `opcode`: its gas or its effects go
