@@ -997,7 +997,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let blk: &Block = &self.a.blocks[bi];
         let insts = blk.insts(self.a);
         let n = insts.len();
-        let splits_after = |i: usize| (i + 1) % SPLIT_EVERY == 0 && i + 2 < n;
+        let splits_after = |i: usize| (i + 1).is_multiple_of(SPLIT_EVERY) && i + 2 < n;
         let mut need_gas_check = true;
         let mut after = vec![0u64; n];
         for (i, inst) in insts.iter().enumerate() {
