@@ -825,29 +825,28 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         Ok(v.into_pointer_value())
     }
 
-    /// Runs `opcode` through the interpreter's instruction function. The
-    /// virtual stack is written back first and is empty afterwards.
-    pub fn call_exec_op(&self, vs: &mut VStack<'ctx>, opcode: u8, pc: u32) -> R<()> {
-        let len = vs.flush(self)?;
-        self.store_ctx_i64(ctx_offsets::STACK_LEN, len)?;
-        let gas = self.load_gas()?;
-        self.store_ctx_i64(ctx_offsets::GAS, gas)?;
-        let fptr = self.builtin_fn(builtin_offsets::EXEC_OP)?;
-        let fty = self
-            .i32
-            .fn_type(&[self.ptr.into(), self.i32.into(), self.i32.into()], false);
+    /// Calls the builtin at `off` (`u32 f(args)`, gas in the ctx): a
+    /// non-zero result is a halt whose reason the runtime holds (stack and
+    /// gas are not read again); otherwise the gas local is reloaded.
+    pub(crate) fn call_halting_builtin(
+        &self,
+        off: u32,
+        args: &[inkwell::values::BasicMetadataValueEnum<'ctx>],
+    ) -> R<()> {
+        let fptr = self.builtin_fn(off)?;
+        use inkwell::values::BasicMetadataValueEnum as V;
+        let params: Vec<_> = args
+            .iter()
+            .map(|a| match a {
+                V::PointerValue(p) => p.get_type().into(),
+                V::IntValue(i) => i.get_type().into(),
+                other => panic!("builtin argument of unexpected kind: {other:?}"),
+            })
+            .collect();
+        let fty = self.i32.fn_type(&params, false);
         let r = self
             .b
-            .build_indirect_call(
-                fty,
-                fptr,
-                &[
-                    self.ctx_ptr.into(),
-                    self.i32.const_int(opcode as u64, false).into(),
-                    self.i32.const_int(pc as u64, false).into(),
-                ],
-                "r",
-            )?
+            .build_indirect_call(fty, fptr, args, "r")?
             .try_as_basic_value()
             .basic()
             .unwrap()
@@ -855,9 +854,45 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let ok = self
             .b
             .build_int_compare(IntPredicate::EQ, r, self.i32.const_zero(), "")?;
-        self.check(ok, self.exits.builtin, "op_ok")?;
+        self.check(ok, self.exits.builtin, "builtin_ok")?;
         let gas = self.load_ctx_i64(ctx_offsets::GAS)?;
         self.b.build_store(self.gas_var, gas)?;
+        Ok(())
+    }
+
+    /// The first scratch word (a builtin's result), pushed.
+    pub(crate) fn push_scratch(&self, vs: &mut VStack<'ctx>) -> R<()> {
+        let r = self.load_scratch()?;
+        vs.push(r);
+        Ok(())
+    }
+
+    pub(crate) fn load_scratch(&self) -> R<IntValue<'ctx>> {
+        let r = self
+            .b
+            .build_load(self.i256, self.arith_var, "")?
+            .into_int_value();
+        if let Some(load) = r.as_instruction() {
+            load.set_alignment(8).ok();
+        }
+        Ok(r)
+    }
+
+    /// Runs `opcode` through the interpreter's instruction function. The
+    /// virtual stack is written back first and is empty afterwards.
+    pub fn call_exec_op(&self, vs: &mut VStack<'ctx>, opcode: u8, pc: u32) -> R<()> {
+        let len = vs.flush(self)?;
+        self.store_ctx_i64(ctx_offsets::STACK_LEN, len)?;
+        let gas = self.load_gas()?;
+        self.store_ctx_i64(ctx_offsets::GAS, gas)?;
+        self.call_halting_builtin(
+            builtin_offsets::EXEC_OP,
+            &[
+                self.ctx_ptr.into(),
+                self.i32.const_int(opcode as u64, false).into(),
+                self.i32.const_int(pc as u64, false).into(),
+            ],
+        )?;
         let len = self.load_ctx_i64(ctx_offsets::STACK_LEN)?;
         *vs = VStack::new(len);
         Ok(())

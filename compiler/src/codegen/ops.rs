@@ -141,15 +141,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 self.cx.create_enum_attribute(kind(name), 0),
             );
         }
-        let r = self
-            .b
-            .build_load(self.i256, self.arith_var, "")?
-            .into_int_value();
-        if let Some(load) = r.as_instruction() {
-            load.set_alignment(8).ok();
-        }
-        vs.push(r);
-        Ok(())
+        self.push_scratch(vs)
     }
 
     /// CALLDATALOAD: a word inside the call data is read in place; one that
@@ -190,12 +182,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             .void_type()
             .fn_type(&[self.ptr.into(), self.ptr.into()], false);
         bld.build_indirect_call(fty, fptr, &[self.ctx_ptr.into(), self.arith_var.into()], "")?;
-        let v_slow = bld
-            .build_load(self.i256, self.arith_var, "")?
-            .into_int_value();
-        if let Some(load) = v_slow.as_instruction() {
-            load.set_alignment(8).ok();
-        }
+        let v_slow = self.load_scratch()?;
         let slow_end = bld.get_insert_block().unwrap();
         bld.build_unconditional_branch(join)?;
 
@@ -218,36 +205,11 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             self.b.build_store(p, v)?.set_alignment(8).ok();
         }
         self.store_ctx_i64(ctx_offsets::GAS, self.load_gas()?)?;
-        let fptr = self.builtin_fn(builtin_offsets::KECCAK256)?;
-        let fty = self.i32.fn_type(&[self.ptr.into(), self.ptr.into()], false);
-        let r = self
-            .b
-            .build_indirect_call(
-                fty,
-                fptr,
-                &[self.ctx_ptr.into(), self.arith_var.into()],
-                "r",
-            )?
-            .try_as_basic_value()
-            .basic()
-            .unwrap()
-            .into_int_value();
-        let ok = self
-            .b
-            .build_int_compare(IntPredicate::EQ, r, self.i32.const_zero(), "")?;
-        // A halt: the runtime holds the reason; stack and gas are not read.
-        self.check(ok, self.exits.builtin, "keccak_ok")?;
-        self.b
-            .build_store(self.gas_var, self.load_ctx_i64(ctx_offsets::GAS)?)?;
-        let h = self
-            .b
-            .build_load(self.i256, self.arith_var, "")?
-            .into_int_value();
-        if let Some(load) = h.as_instruction() {
-            load.set_alignment(8).ok();
-        }
-        vs.push(h);
-        Ok(())
+        self.call_halting_builtin(
+            builtin_offsets::KECCAK256,
+            &[self.ctx_ptr.into(), self.arith_var.into()],
+        )?;
+        self.push_scratch(vs)
     }
 
     /// The value of a constant word (a pushed constant, or one LLVM's
