@@ -97,14 +97,13 @@ impl Partition {
                 }
             }
         }
+        let mut outside: Vec<usize> = (0..n).filter(|&b| external[b]).collect();
+        outside.sort_by_key(|&b| (part_of[b], b));
         let mut entry_of = vec![None; n];
-        let mut entries = 0;
-        for part in 0..heads.len() {
-            for b in (0..n).filter(|&b| external[b] && part_of[b] == part) {
-                entry_of[b] = Some(entries);
-                entries += 1;
-            }
+        for (e, &b) in outside.iter().enumerate() {
+            entry_of[b] = Some(e as u32);
         }
+        let entries = outside.len() as u32;
         Self {
             part_of,
             heads,
@@ -119,13 +118,12 @@ impl Partition {
     /// average; shards left empty by uneven parts are dropped. Returns the
     /// shard of each part and the number of shards.
     pub fn shards(&self, a: &Analysis, count: usize) -> (Vec<usize>, usize) {
-        let size = |k: usize| -> usize {
-            (0..a.blocks.len())
-                .filter(|&b| self.part_of[b] == k)
-                .map(|b| a.blocks[b].end - a.blocks[b].first)
-                .sum()
-        };
-        let sizes: Vec<usize> = (0..self.heads.len()).map(size).collect();
+        let mut sizes = vec![0usize; self.heads.len()];
+        for (b, &k) in self.part_of.iter().enumerate() {
+            if let Some(s) = sizes.get_mut(k) {
+                *s += a.blocks[b].end - a.blocks[b].first;
+            }
+        }
         let total: usize = sizes.iter().sum::<usize>().max(1);
         let count = count.clamp(1, self.heads.len().max(1));
         let mut before = 0;
