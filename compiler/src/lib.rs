@@ -179,15 +179,27 @@ pub fn compile_emit(
     what: Emit,
 ) -> Result<(Vec<u8>, Timings), CompileError> {
     check(code, opts)?;
-    let mut t = Timings::default();
     let start = Instant::now();
     let analysis = Analysis::new(code);
-    t.analysis = start.elapsed();
+    emit_whole(&analysis, code, opts, what, start.elapsed())
+}
 
+/// [`compile_emit`] after the analysis: the contract as one module.
+fn emit_whole(
+    analysis: &Analysis,
+    code: &[u8],
+    opts: &CompileOptions,
+    what: Emit,
+    analysis_time: Duration,
+) -> Result<(Vec<u8>, Timings), CompileError> {
+    let mut t = Timings {
+        analysis: analysis_time,
+        ..Timings::default()
+    };
     let cx = Context::create();
     let meta = metadata_for(code, opts);
     let start = Instant::now();
-    let module = codegen::build_module(&cx, &analysis, opts.spec, &meta, Shard::WHOLE)
+    let module = codegen::build_module(&cx, analysis, opts.spec, &meta, Shard::WHOLE)
         .map_err(|e| CompileError::Llvm(e.to_string()))?;
     t.ir_instructions = codegen::instruction_count(&module);
     t.opt_level = level_for(opts, t.ir_instructions);
@@ -253,7 +265,13 @@ pub fn compile_object(code: &[u8], opts: &CompileOptions) -> Result<CompiledObje
     let count = codegen::shard_count(&analysis, opts.threads);
     let analysis_time = start.elapsed();
     let objects_and_times = if count == 1 {
-        vec![compile_emit(code, opts, Emit::Object)?]
+        vec![emit_whole(
+            &analysis,
+            code,
+            opts,
+            Emit::Object,
+            analysis_time,
+        )?]
     } else {
         compile_shards(&analysis, code, opts, count)?
     };

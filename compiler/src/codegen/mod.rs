@@ -942,31 +942,14 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     fn enter_with_phis(&mut self, to: usize, mut vs: VStack<'ctx>) -> R<()> {
         let k = self.phi_words[to];
         let len = vs.len(self)?;
-        let (lower, upper) = self.bounds[to];
-        let mut ok =
-            self.b
-                .build_int_compare(IntPredicate::UGE, len, self.const_i64(lower as u64), "")?;
-        if upper < STACK_LIMIT as i64 {
-            let below = self.b.build_int_compare(
-                IntPredicate::ULE,
-                len,
-                self.const_i64(upper.max(0) as u64),
-                "",
-            )?;
-            ok = self.b.build_and(ok, below, "")?;
+        if let Some(bad) = self.check_entry_len(to, len, "edge")? {
+            let good = self.b.get_insert_block().unwrap();
+            self.b.position_at_end(bad);
+            let committed = vs.flush(self)?;
+            self.b.build_store(self.len_var, committed)?;
+            self.deopt_at(self.a.blocks[to].start_pc as u64)?;
+            self.b.position_at_end(good);
         }
-        if upper < 0 {
-            ok = self.i1.const_zero();
-        }
-        let ok = self.likely(ok)?;
-        let good = self.new_bb("edge_ok");
-        let bad = self.new_bb("edge_bad");
-        self.b.build_conditional_branch(ok, good, bad)?;
-        self.b.position_at_end(bad);
-        let committed = vs.flush(self)?;
-        self.b.build_store(self.len_var, committed)?;
-        self.deopt_at(self.a.blocks[to].start_pc as u64)?;
-        self.b.position_at_end(good);
         vs.ensure(self, k)?;
         let base = vs.flush_below(self, k)?;
         let (base_phi, words) = self.phis_of(to)?;
@@ -991,6 +974,24 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             .build_load(self.i64, self.len_var, "len")?
             .into_int_value();
         let vs = VStack::new(len);
+        if let Some(bad) = self.check_entry_len(bi, len, "stack")? {
+            let ok = self.b.get_insert_block().unwrap();
+            self.b.position_at_end(bad);
+            self.deopt_at(blk.start_pc as u64)?;
+            self.b.position_at_end(ok);
+        }
+        Ok(vs)
+    }
+
+    /// Branches on `len` lying within the entry bounds of block `bi` (see
+    /// [`stack_bounds`]) and continues where it does; returns the block
+    /// taken where it does not, or `None` if every length fits.
+    fn check_entry_len(
+        &self,
+        bi: usize,
+        len: IntValue<'ctx>,
+        name: &str,
+    ) -> R<Option<BasicBlock<'ctx>>> {
         let (lower, upper) = self.bounds[bi];
         let mut conds = Vec::new();
         if lower > 0 {
@@ -1013,19 +1014,18 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 "",
             )?);
         }
-        if let Some(mut c) = conds.pop() {
-            for o in conds {
-                c = self.b.build_and(c, o, "")?;
-            }
-            let c = self.likely(c)?;
-            let ok = self.new_bb("stack_ok");
-            let bad = self.new_bb("stack_bad");
-            self.b.build_conditional_branch(c, ok, bad)?;
-            self.b.position_at_end(bad);
-            self.deopt_at(blk.start_pc as u64)?;
-            self.b.position_at_end(ok);
+        let Some(mut c) = conds.pop() else {
+            return Ok(None);
+        };
+        for o in conds {
+            c = self.b.build_and(c, o, "")?;
         }
-        Ok(vs)
+        let c = self.likely(c)?;
+        let ok = self.new_bb(&format!("{name}_ok"));
+        let bad = self.new_bb(&format!("{name}_bad"));
+        self.b.build_conditional_branch(c, ok, bad)?;
+        self.b.position_at_end(ok);
+        Ok(Some(bad))
     }
 
     fn gen_block_body(&mut self, bi: usize, mut vs: VStack<'ctx>) -> R<()> {
