@@ -3,9 +3,10 @@
 //! of the shared object.
 
 use criterion::{criterion_main, Criterion};
-use evmc_benches::{cases, criterion};
+mod common;
+use common::{cases, criterion};
+use evmc_benches::median;
 use evmc_compiler::{compile_to_file, CompileOptions, Timings};
-use evmc_runtime::bench::median;
 use std::collections::HashSet;
 use std::time::Duration;
 

@@ -2,8 +2,9 @@
 //! after checking that both produce the same outcome; prints the ratio.
 
 use criterion::{criterion_main, Criterion};
-use evmc_benches::{cases, compiler, criterion, median_per_iter};
-use evmc_runtime::bench::{divergence, Runner, Work};
+mod common;
+use common::{cases, compiler, criterion, median_per_iter};
+use evmc_benches::{divergence, Runner, Work};
 use std::time::Duration;
 
 fn time_runs(runner: &mut Runner, iters: u64, log: &mut Vec<(u64, Duration)>) -> Duration {

@@ -3,7 +3,8 @@
 //! CLI also times the whole cache hit, manifest and content hash included).
 
 use criterion::{criterion_main, Criterion};
-use evmc_benches::{cases, compiler, criterion};
+mod common;
+use common::{cases, compiler, criterion};
 use evmc_runtime::{load, Expect};
 use std::collections::HashSet;
 

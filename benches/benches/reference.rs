@@ -3,8 +3,9 @@
 //! gas accounting (the physical limit).
 
 use criterion::{criterion_main, Criterion};
-use evmc_benches::{cases, compiler, criterion};
-use evmc_runtime::bench::{divergence, reference, Work};
+mod common;
+use common::{cases, compiler, criterion};
+use evmc_benches::{divergence, reference, Work};
 use std::hint::black_box;
 
 fn reference_programs(c: &mut Criterion) {

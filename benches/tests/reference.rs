@@ -1,7 +1,7 @@
 //! The hand-written Rust programs compute what the contracts compute, with
 //! the same gas, and run out of gas exactly when the contracts do.
 
-use evmc_runtime::bench::{discover, reference, CallSettings, Transaction, Work};
+use evmc_benches::{discover, reference, CallSettings, Transaction, Work};
 use evmc_tests::shared_dir;
 
 fn fixture(name: &str) -> Transaction {

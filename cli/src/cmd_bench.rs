@@ -4,11 +4,11 @@
 
 use crate::Failure;
 use anyhow::anyhow;
-use evmc_compiler::SpecId;
-use evmc_runtime::bench::{
+use evmc_benches::{
     bench_case, discover, geomean, measure, targets, Budget, CallSettings, CaseReport,
     CompileSettings, Compiler,
 };
+use evmc_compiler::SpecId;
 use regex::Regex;
 use serde::Serialize;
 use std::path::PathBuf;

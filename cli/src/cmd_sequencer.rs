@@ -4,10 +4,11 @@
 
 use crate::Failure;
 use anyhow::anyhow;
+use evmc_harness::workloads::{build, WorkloadConfig, WorkloadKind};
 use evmc_runtime::hot::Thresholds;
 use evmc_runtime::sequencer::{
-    build, compare, first_difference, run, run_digest, CompileRecord, Mode, RunOptions, RunReport,
-    RunStats, Workload, WorkloadConfig, WorkloadKind,
+    compare, first_difference, run, run_digest, CompileRecord, Mode, RunOptions, RunReport,
+    RunStats, Workload,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;

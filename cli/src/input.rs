@@ -220,7 +220,7 @@ fn shorten(s: &str) -> String {
 
 /// Parses hex with optional `0x`, whitespace, and `(NxHEX)` runs.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>> {
-    let code = evmc_runtime::bench::hexcode::parse(text).map_err(anyhow::Error::msg)?;
+    let code = evmc_harness::hexcode::parse(text).map_err(anyhow::Error::msg)?;
     if code.is_empty() {
         bail!("empty bytecode");
     }

@@ -4,7 +4,6 @@
 //! [`registry`] (code hash + spec → artifact) → [`NativeEvm`] (revm's frame
 //! loop, with compiled frames run by [`run_native`]).
 
-pub mod bench;
 pub mod cache;
 pub mod compile_worker;
 pub mod hot;
@@ -12,19 +11,16 @@ pub mod loader;
 pub mod registry;
 mod revm_glue;
 pub mod sequencer;
-mod shared_data;
 
 pub use cache::{
     ArtifactCache, CacheError, CacheKey, CompileFailure, CompileLimits, WorkerCommand,
 };
 pub use loader::{load, Expect, LoadError, LoadedArtifact};
 pub use registry::{Registry, SpecMismatch};
+pub use revm_glue::block;
 pub use revm_glue::evm::NativeEvm;
 pub use revm_glue::executor::run_native;
-pub use revm_glue::single_call::{run_call, CallLog, CallOutcome, CallSetup};
 pub use revm_glue::trace::{divergence_report, first_divergence, TraceStep};
-pub use revm_glue::{block, fixture, statetest};
-pub use shared_data::shared_dir;
 
 use evmc_compiler::{CompileOptions, SpecId};
 use std::path::Path;

@@ -247,9 +247,9 @@ fn unusable_directory_is_a_clear_error_and_execution_continues_interpreted() {
     // No cache: nothing is compiled, the fixture runs interpreted, exactly.
     let f = fixture();
     let pre = f.pre_state();
-    let interp = evmc_runtime::fixture::run_fixture(f, &pre, SPEC, None);
+    let interp = evmc_harness::fixture::run_fixture(f, &pre, SPEC, None);
     let with_empty =
-        evmc_runtime::fixture::run_fixture(f, &pre, SPEC, Some(&evmc_runtime::Registry::new()));
+        evmc_harness::fixture::run_fixture(f, &pre, SPEC, Some(&evmc_runtime::Registry::new()));
     assert_eq!(interp.exact(), with_empty.exact());
     assert_eq!(with_empty.native_frames, 0);
 }

@@ -3,10 +3,9 @@
 //! transaction on, without changing any receipt or state diff.
 
 use evmc_compiler::{SpecId, B256};
+use evmc_harness::workloads::{build, WorkloadConfig, WorkloadKind};
 use evmc_runtime::hot::{CompileBackend, InProcessBackend, Thresholds};
-use evmc_runtime::sequencer::{
-    build, first_difference, run, Mode, RunOptions, Workload, WorkloadConfig, WorkloadKind,
-};
+use evmc_runtime::sequencer::{first_difference, run, Mode, RunOptions, Workload};
 use evmc_runtime::LoadedArtifact;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -2,13 +2,11 @@
 //! compiled) gives the interpreter's receipts, logs and state diffs, block
 //! by block; workloads are deterministic from their seed.
 
+use evmc_harness::workloads::compute::SNAILTRACER;
+use evmc_harness::workloads::{build, WorkloadConfig, WorkloadKind};
 use evmc_runtime::block::TxStatus;
 use evmc_runtime::hot::{CompileBackend, InProcessBackend};
-use evmc_runtime::sequencer::workloads::compute::SNAILTRACER;
-use evmc_runtime::sequencer::{
-    build, compare, first_difference, run, run_digest, Mode, RunOptions, WorkloadConfig,
-    WorkloadKind,
-};
+use evmc_runtime::sequencer::{compare, first_difference, run, run_digest, Mode, RunOptions};
 use std::sync::Arc;
 
 fn options(

@@ -14,11 +14,11 @@
 //! callee, offsets), and passes the calldata minus its first word on to the
 //! contracts it calls, so one world covers many paths and call graphs.
 
-use crate::evmc_runtime::fixture::{run_fixture, AccountInfo, Fixture, FixtureEnv, FixtureTx};
-use crate::evmc_runtime::statetest::Outcome;
 use crate::evmc_runtime::{LoadedArtifact, Registry};
 use arbitrary::Unstructured;
 use evmc_compiler::SpecId;
+use evmc_harness::fixture::{run_fixture, AccountInfo, Fixture, FixtureEnv, FixtureTx};
+use evmc_harness::statetest::Outcome;
 use rayon::prelude::*;
 use revm::bytecode::opcode as op;
 use revm::primitives::{Address, Bytes, U256};

@@ -31,7 +31,7 @@ pub const CALLER: Address = address!("0x1111111111111111111111111111111111111111
 pub const OTHER: Address = address!("0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
 pub const OTHER_CODE: &[u8] = &[0x60, 0x2a, 0x5f, 0x52, 0x60, 0x20, 0x5f, 0xf3]; // return 42
 
-pub use evmc_runtime::shared_dir;
+pub use evmc_harness::shared_dir;
 
 /// Compiles through the real path (object → `cc -shared` → validating
 /// loader), once per (code, spec, opt level) in this process.

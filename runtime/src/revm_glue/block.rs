@@ -6,7 +6,6 @@
 //! the executor, so their outputs can be compared field by field.
 
 use super::evm::NativeEvm;
-use super::statetest::Outcome;
 use crate::hot::HotCounters;
 use crate::registry::Registry;
 use evmc_compiler::SpecId;
@@ -259,23 +258,8 @@ impl BlockExecutor {
     }
 }
 
-/// The receipt of a single-transaction run (a state test or a contract
-/// fixture); `cumulative_gas_used` is its own gas.
-pub fn receipt_of(outcome: &Outcome) -> Receipt {
-    let (status, gas_used, logs, output) = match &outcome.result {
-        Ok(r) => receipt_fields(r.clone()),
-        Err(e) => (TxStatus::Rejected(e.clone()), 0, Vec::new(), Bytes::new()),
-    };
-    Receipt {
-        status,
-        gas_used,
-        cumulative_gas_used: gas_used,
-        logs,
-        output,
-    }
-}
-
-fn receipt_fields(r: ExecutionResult<HaltReason>) -> (TxStatus, u64, Vec<Log>, Bytes) {
+/// Status, gas, logs and output of an execution result, as a receipt holds them.
+pub fn receipt_fields(r: ExecutionResult<HaltReason>) -> (TxStatus, u64, Vec<Log>, Bytes) {
     let gas = r.tx_gas_used();
     match r {
         ExecutionResult::Success { logs, output, .. } => {

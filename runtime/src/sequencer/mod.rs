@@ -6,7 +6,7 @@
 mod runner;
 pub mod stats;
 pub mod verify;
-pub mod workloads;
+mod workload;
 
 pub use runner::{
     compare, run, run_digest, CompareReport, CompileRecord, HotEntry, HotOptions, Mode, RunOptions,
@@ -14,4 +14,4 @@ pub use runner::{
 };
 pub use stats::{BlockStat, RunStats, Throughput};
 pub use verify::first_difference;
-pub use workloads::{build, Workload, WorkloadConfig, WorkloadKind};
+pub use workload::{Block, Contract, Workload};

@@ -2,7 +2,7 @@
 
 use super::stats::RunStats;
 use super::verify::block_difference;
-use super::workloads::Workload;
+use super::workload::Workload;
 use crate::hot::{
     CompileBackend, CompileState, CompilerConfig, HotCompiler, HotCounters, InProcessBackend,
     Thresholds,

@@ -5,8 +5,8 @@
 #![allow(dead_code)]
 
 use evmc_compiler::{CompileOptions, SpecId, B256};
+use evmc_harness::fixture::{load_fixtures, run_fixture, Fixture};
 use evmc_interface::{ArtifactMetadata, METADATA_MAGIC};
-use evmc_runtime::fixture::{load_fixtures, run_fixture, Fixture};
 use evmc_runtime::loader::Expect;
 use evmc_runtime::{ArtifactCache, Registry};
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 pub const SPEC: SpecId = SpecId::OSAKA;
 pub const OPT: u8 = 2;
 
-pub use evmc_runtime::shared_dir;
+pub use evmc_harness::shared_dir;
 
 /// The `counter` contract fixture: one small contract called once.
 pub fn fixture() -> &'static Fixture {

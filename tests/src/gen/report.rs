@@ -2,8 +2,8 @@
 //! the post-state of every touched account, both ways.
 
 use super::{address, Variant, World, SENDER};
-use crate::evmc_runtime::statetest::Outcome;
 use crate::evmc_runtime::{NativeEvm, Registry};
+use evmc_harness::statetest::Outcome;
 use revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
 use revm::database::State;
 use revm::handler::{ExecuteEvm, MainBuilder, MainContext};

@@ -4,7 +4,7 @@
 //! appends it to storage, so each call there costs more than the last).
 
 use super::{calldata, hex_code, install_code, Contract, Generator, Rand, Users, WorkloadConfig};
-use crate::revm_glue::block::{address, Address, Genesis, TxRequest, U256};
+use evmc_runtime::block::{address, Address, Genesis, TxRequest, U256};
 use rand::Rng;
 
 pub const SNAILTRACER: Address = address!("0x00000000000000000000000000000000005a1170");

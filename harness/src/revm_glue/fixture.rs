@@ -3,8 +3,8 @@
 //! results. They are judged against the interpreter.
 
 use super::statetest::{transact, Outcome};
-use crate::registry::Registry;
 use evmc_compiler::SpecId;
+use evmc_runtime::Registry;
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::database::CacheState;
 use revm::primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
@@ -121,7 +121,7 @@ pub fn run_fixture(
 /// Configuration, block and transaction of a fixture under `spec`. The
 /// per-transaction gas cap of Osaka is lifted: these transactions are
 /// benchmarks, some far above it.
-pub(crate) fn environment(f: &Fixture, spec: SpecId) -> (CfgEnv, BlockEnv, TxEnv) {
+pub fn environment(f: &Fixture, spec: SpecId) -> (CfgEnv, BlockEnv, TxEnv) {
     let tx = &f.transaction[0];
     let mut cfg = CfgEnv::new_with_spec(spec);
     cfg.tx_gas_limit_cap = Some(u64::MAX);

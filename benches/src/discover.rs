@@ -2,11 +2,11 @@
 //! state tests (every vector, named by its `_info.labels` entry), contract
 //! fixtures, evmone's `.bin-runtime` + `.inputs`, and revm's `.hex` programs.
 
-use super::hexcode;
-use crate::revm_glue::bench_exec::{
+use crate::exec::{
     call_transaction, fixture_transactions, is_state_test, state_test_transactions, Transaction,
 };
 use evmc_compiler::SpecId;
+use evmc_harness::hexcode;
 use std::path::{Path, PathBuf};
 
 /// One benchmark program with one input.

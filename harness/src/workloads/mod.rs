@@ -12,8 +12,9 @@ pub mod usdc;
 pub mod weth;
 
 use crate::fixture::load_fixtures;
-use crate::revm_glue::block::{keccak256, Address, BlockHeader, Bytes, Genesis, TxRequest, U256};
 use evmc_compiler::SpecId;
+use evmc_runtime::block::{keccak256, Address, BlockHeader, Bytes, Genesis, TxRequest, U256};
+pub use evmc_runtime::sequencer::{Block, Contract, Workload};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
@@ -80,34 +81,6 @@ impl WorkloadConfig {
 /// `data/contracts` of the project.
 pub fn default_contracts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/contracts")
-}
-
-/// A contract of the workload, for compiling and reporting.
-#[derive(Clone, Debug)]
-pub struct Contract {
-    pub name: &'static str,
-    pub address: Address,
-    pub code: Bytes,
-}
-
-#[derive(Clone, Debug)]
-pub struct Block {
-    pub header: BlockHeader,
-    pub txs: Vec<TxRequest>,
-}
-
-pub struct Workload {
-    pub name: String,
-    pub spec: SpecId,
-    pub genesis: Genesis,
-    pub contracts: Vec<Contract>,
-    pub blocks: Vec<Block>,
-}
-
-impl Workload {
-    pub fn txs(&self) -> usize {
-        self.blocks.iter().map(|b| b.txs.len()).sum()
-    }
 }
 
 /// A stream of transactions over contracts it installed.

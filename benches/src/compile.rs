@@ -4,12 +4,11 @@
 //! artefact is also published into a private [`ArtifactCache`] and looked up
 //! there, through the path the sequencer takes on a hit.
 
-use super::discover::Case;
-use crate::cache::{ArtifactCache, CacheKey, CompiledFile};
-use crate::loader::{load, load_bytes, validate_bytes, Expect};
-use crate::registry::Registry;
-use crate::LoadedArtifact;
+use crate::discover::Case;
 use evmc_compiler::{compile_to_file, CompileError, CompileOptions, SpecId, Timings, B256};
+use evmc_runtime::cache::{ArtifactCache, CacheKey, CompiledFile};
+use evmc_runtime::loader::{load, load_bytes, validate_bytes, Expect};
+use evmc_runtime::{LoadedArtifact, Registry};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,7 +39,7 @@ pub struct Compiled {
     /// the manifest, read the artifact and check its size and content hash,
     /// validate it, map it, find its symbols. What a user waits for.
     pub load: Duration,
-    /// Median of repeated [`crate::loader::load`]s of the plain file: the
+    /// Median of repeated [`evmc_runtime::loader::load`]s of the plain file: the
     /// same without the manifest and content hash.
     pub file_load: Duration,
     /// The part of `file_load` that reads and validates the file (median).
@@ -276,9 +275,9 @@ impl Compiler {
             size: artifact.size,
             timings: artifact.timings,
             wall,
-            load: super::measure::median(&hits),
-            file_load: super::measure::median(&loads),
-            validate: super::measure::median(&validations),
+            load: crate::measure::median(&hits),
+            file_load: crate::measure::median(&loads),
+            validate: crate::measure::median(&validations),
         })
     }
 }

@@ -1,13 +1,12 @@
-//! The revm side of the benchmark harness (see [`crate::bench`]): turning
+//! The revm side of the benchmark harness (see [`crate`]): turning
 //! state tests, contract fixtures and bare calls into transactions, checking
 //! them once with full post-state roots, and timing them on an EVM that is
 //! built once and reused, so that a timed run is only `transact`.
 
-use super::evm::NativeEvm;
-use super::fixture::{self, load_fixtures};
-use super::statetest::{self, load_suite, transact, vectors, Outcome, Vector};
-use crate::registry::Registry;
 use evmc_compiler::{SpecId, B256};
+use evmc_harness::fixture::{self, load_fixtures};
+use evmc_harness::statetest::{self, load_suite, transact, vectors, Outcome, Vector};
+use evmc_runtime::{NativeEvm, Registry};
 use revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
 use revm::context_interface::cfg::gas::calculate_initial_tx_gas_for_tx;
 use revm::context_interface::result::ExecutionResult;
@@ -21,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where the bare calls of evmone's and revm's benchmarks are sent from and to.
-pub const CALL_TARGET: Address = super::single_call::CALL_TARGET;
-pub const CALL_SENDER: Address = super::single_call::CALL_SENDER;
+pub const CALL_TARGET: Address = evmc_harness::single_call::CALL_TARGET;
+pub const CALL_SENDER: Address = evmc_harness::single_call::CALL_SENDER;
 
 /// One transaction on its pre-state, ready to be verified and timed.
 #[derive(Clone)]

@@ -2,7 +2,7 @@
 //! contract fixtures, deep call chains on a small thread stack, re-entrancy.
 
 use evmc_compiler::SpecId;
-use evmc_runtime::fixture::{
+use evmc_harness::fixture::{
     load_fixtures, run_fixture, AccountInfo, Fixture, FixtureEnv, FixtureTx,
 };
 use evmc_runtime::Registry;
@@ -194,7 +194,7 @@ fn compiled_contract_reenters_itself_through_call() {
 
 #[test]
 fn traces_of_agreeing_runs_have_no_divergence() {
-    use evmc_runtime::statetest;
+    use evmc_harness::statetest;
     let root = shared_dir().join("testdata/state-tests/GeneralStateTests");
     let mut files = Vec::new();
     for d in [

@@ -1,8 +1,8 @@
 //! One call into one contract, as a whole transaction on an in-memory state.
 //! Used by `evmc-native run` and quick checks.
 
-use crate::{LoadedArtifact, NativeEvm, Registry};
 use evmc_compiler::SpecId;
+use evmc_runtime::{LoadedArtifact, NativeEvm, Registry};
 use revm::bytecode::Bytecode;
 use revm::context::{Context, TxEnv};
 use revm::context_interface::result::{ExecutionResult, Output};

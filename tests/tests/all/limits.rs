@@ -56,7 +56,7 @@ fn must_agree(
     w: &World,
     v: &Variant,
     registry: &Arc<Registry>,
-) -> evmc_runtime::statetest::Outcome {
+) -> evmc_harness::statetest::Outcome {
     w.check(v, registry)
         .unwrap_or_else(|report| panic!("{report}"))
 }

@@ -5,7 +5,7 @@ use super::uniswap::UniswapGen;
 use super::usdc::UsdcGen;
 use super::weth::WethGen;
 use super::{Contract, Generator, Rand, WorkloadConfig};
-use crate::revm_glue::block::{Genesis, TxRequest};
+use evmc_runtime::block::{Genesis, TxRequest};
 use rand::Rng;
 
 /// Transactions from each generator per 100,000: WETH, USDC, Uniswap

@@ -1,13 +1,13 @@
 //! Benchmarking one case: compile its contracts, check the native run
 //! against the interpreter's, then time both, alternated.
 
-use super::compile::{Compiler, Contract, NotCompiled};
-use super::discover::{Case, Work};
-use super::measure::{alternate, median, Budget};
-use super::reference::{for_program, RefProgram};
-use super::targets::{met, targets_for, Target, MAX_REFERENCE_RATIO};
-use crate::registry::Registry;
-use crate::revm_glue::bench_exec::{Runner, Transaction, Verified};
+use crate::compile::{Compiler, Contract, NotCompiled};
+use crate::discover::{Case, Work};
+use crate::exec::{Runner, Transaction, Verified};
+use crate::measure::{alternate, median, Budget};
+use crate::reference::{for_program, RefProgram};
+use crate::targets::{met, targets_for, Target, MAX_REFERENCE_RATIO};
+use evmc_runtime::Registry;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,7 +6,7 @@ use super::{
     calldata, fixture_code, install_code, mapping2_slot, mapping_slot, two_distinct, word,
     Contract, Generator, Rand, Users, WorkloadConfig,
 };
-use crate::revm_glue::block::{address, b256, Address, Genesis, TxRequest, U256};
+use evmc_runtime::block::{address, b256, Address, Genesis, TxRequest, U256};
 use rand::Rng;
 
 /// Mainnet addresses of the USDC proxy and of a FiatToken implementation.

@@ -5,12 +5,11 @@
 //! match the fixture, or, when the fixture expects an exception, when the
 //! transaction is rejected.
 
-use super::evm::NativeEvm;
-use super::trace::TraceStep;
-use crate::registry::Registry;
 use alloy_trie::root::{state_root_unhashed, storage_root_unhashed};
 use alloy_trie::TrieAccount;
 use evmc_compiler::SpecId;
+use evmc_runtime::block::{receipt_fields, Receipt, TxStatus};
+use evmc_runtime::{NativeEvm, Registry, TraceStep};
 use revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
 use revm::context_interface::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
 use revm::database::State;
@@ -144,7 +143,7 @@ fn status(r: &ExecutionResult<HaltReason>) -> String {
 }
 
 /// Environment of one vector, as revm's own state-test runner sets it up.
-pub(crate) fn environment(v: &Vector<'_>) -> Result<(CfgEnv, BlockEnv, TxEnv), String> {
+pub fn environment(v: &Vector<'_>) -> Result<(CfgEnv, BlockEnv, TxEnv), String> {
     let mut cfg = CfgEnv::new_with_spec(v.spec);
     cfg.chain_id = v
         .unit
@@ -192,7 +191,7 @@ pub fn execute(
 
 /// Runs `tx` and commits it on a copy of `pre`: through revm's own EVM, or
 /// through [`NativeEvm`] when there is a registry or a trace is wanted.
-pub(crate) fn transact(
+pub fn transact(
     pre: &CacheState,
     cfg: CfgEnv,
     block: BlockEnv,
@@ -293,4 +292,20 @@ pub fn logs_root(logs: &[Log]) -> B256 {
     let mut out = Vec::new();
     alloy_rlp::encode_list(logs, &mut out);
     keccak256(out)
+}
+
+/// The receipt of a single-transaction run (a state test or a contract
+/// fixture); `cumulative_gas_used` is its own gas.
+pub fn receipt_of(outcome: &Outcome) -> Receipt {
+    let (status, gas_used, logs, output) = match &outcome.result {
+        Ok(r) => receipt_fields(r.clone()),
+        Err(e) => (TxStatus::Rejected(e.clone()), 0, Vec::new(), Bytes::new()),
+    };
+    Receipt {
+        status,
+        gas_used,
+        cumulative_gas_used: gas_used,
+        logs,
+        output,
+    }
 }

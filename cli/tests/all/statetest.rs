@@ -115,6 +115,28 @@ fn the_skip_file_leaves_files_out_and_counts_them() {
 }
 
 #[test]
+fn a_skipped_file_that_does_not_parse_counts_as_skipped() {
+    // As ethereum/tests' ValueOverflowParis.json: listed in SKIP.txt because
+    // revm's types cannot read it.
+    let dir = tempfile::tempdir().unwrap();
+    let unreadable = dir.path().join("ValueOverflowParis.json");
+    std::fs::write(
+        &unreadable,
+        "{\"x\": {\"transaction\": {\"value\": [\"0x1${256}\"]}}}",
+    )
+    .unwrap();
+    let skip = dir.path().join("SKIP.txt");
+    std::fs::write(&skip, "ValueOverflowParis.json\n").unwrap();
+    let out = statetest(
+        &["--mode", "interp", "--skip-file", skip.to_str().unwrap()],
+        &[unreadable, add11()],
+    );
+    show("skipped unparseable", &out);
+    assert!(out.status.success());
+    assert_eq!(counts(&out), (1, 0, 1));
+}
+
+#[test]
 fn missing_paths_and_broken_fixtures_are_reported() {
     let out = statetest(&["--no-skip"], &[PathBuf::from("/nonexistent/dir")]);
     assert_eq!(out.status.code(), Some(2));

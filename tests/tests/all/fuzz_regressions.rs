@@ -19,8 +19,15 @@ fn in_child(name: &str, f: impl FnOnce()) {
         f();
         return;
     }
+    // The harness names a test by its module path without the crate.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
     let out = Command::new(std::env::current_exe().expect("test binary"))
-        .args([name, "--exact", "--include-ignored", "--nocapture"])
+        .args([
+            &format!("{module}::{name}"),
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+        ])
         .env("EVMC_REGRESSION_CHILD", "1")
         .output()
         .expect("runs the test binary");

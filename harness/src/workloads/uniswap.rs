@@ -7,7 +7,7 @@ use super::{
     calldata, fixture_code, install_code, mapping_slot, usdc, weth, word, Contract, Generator,
     Rand, Users, WorkloadConfig, ETHER,
 };
-use crate::revm_glue::block::{address, Address, Genesis, TxRequest, U256};
+use evmc_runtime::block::{address, Address, Genesis, TxRequest, U256};
 use rand::Rng;
 
 /// Mainnet addresses of the USDC/WETH pair and of the V2 factory.

@@ -4,7 +4,7 @@ use super::{
     calldata, fixture_code, install_code, mapping_slot, two_distinct, word, Contract, Generator,
     Rand, Users, WorkloadConfig, ETHER,
 };
-use crate::revm_glue::block::{address, Address, Genesis, TxRequest, U256};
+use evmc_runtime::block::{address, Address, Genesis, TxRequest, U256};
 use rand::Rng;
 
 /// Mainnet address of WETH9.

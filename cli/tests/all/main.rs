@@ -1,0 +1,10 @@
+//! The integration tests of this crate, as one binary: each module is one
+//! area. One binary links once, where a file per binary linked LLVM and
+//! revm once each, which was most of CI's time on two cores.
+
+mod bench_cli;
+mod cache_cli;
+mod cli;
+mod compile_limits;
+mod sequencer_cli;
+mod statetest;
