@@ -8,7 +8,8 @@
 //! ones, without recursion on the native stack.
 
 use super::executor::{run_native_with, Tracing};
-use super::trace::{run_traced, TraceStep};
+use super::interp_loop::run_traced;
+use super::trace::TraceStep;
 use crate::hot::{FrameTally, HotCounters};
 use crate::registry::{ArtifactMap, Registry};
 use revm::context::{ContextSetters, ContextTr, Evm, FrameStack, JournalTr};

@@ -8,7 +8,8 @@
 //! compiled function resumes at the pc after the CALL) and what makes
 //! deoptimisation exact (the interpreter continues from the same state).
 
-use super::trace::{run_traced, TraceStep};
+use super::interp_loop::{finish, run_traced};
+use super::trace::TraceStep;
 use evmc_interface::{exit, Builtins, EntryFn, ExecCtx, STACK_LIMIT};
 use revm::interpreter::interpreter_types::{Jumps, LoopControl};
 use revm::interpreter::{
@@ -164,17 +165,6 @@ pub(crate) unsafe fn run_native_with<H: Host>(
             finish(interp, InstructionResult::FatalExternalError)
         }
     }
-}
-
-/// The tail of the interpreter's own run loop.
-pub(super) fn finish(
-    interp: &mut Interpreter<EthInterpreter>,
-    result: InstructionResult,
-) -> InterpreterAction {
-    if interp.bytecode.action().is_none() {
-        interp.halt(result);
-    }
-    interp.take_next_action()
 }
 
 fn memory_view(interp: &mut Interpreter<EthInterpreter>) -> (*mut u8, u64) {

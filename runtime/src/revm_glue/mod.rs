@@ -4,4 +4,5 @@ mod arith;
 pub mod block;
 pub mod evm;
 pub mod executor;
+mod interp_loop;
 pub mod trace;

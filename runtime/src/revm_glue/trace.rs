@@ -9,10 +9,8 @@
 //! materialised, so comparing stacks there locates a divergence to within
 //! one stretch of inlined code.
 
-use super::executor::finish;
 use revm::interpreter::interpreter::EthInterpreter;
-use revm::interpreter::interpreter_types::Jumps;
-use revm::interpreter::{GasTable, Host, InstructionTable, Interpreter, InterpreterAction};
+use revm::interpreter::Interpreter;
 use revm::primitives::U256;
 use std::fmt;
 
@@ -78,27 +76,6 @@ impl fmt::Display for TraceStep {
         }
         Ok(())
     }
-}
-
-/// Runs the interpreter loop like `Interpreter::run_plain`, recording every
-/// step.
-pub(crate) fn run_traced<H: Host>(
-    interp: &mut Interpreter<EthInterpreter>,
-    table: &InstructionTable<EthInterpreter, H>,
-    gas_table: &GasTable,
-    host: &mut H,
-    depth: usize,
-    trace: &mut Vec<TraceStep>,
-) -> InterpreterAction {
-    let result = loop {
-        let pc = interp.bytecode.pc();
-        let opcode = interp.bytecode.opcode();
-        trace.push(TraceStep::capture(interp, depth, pc, opcode, false));
-        if let Err(e) = interp.step(table, gas_table, host) {
-            break e;
-        }
-    };
-    finish(interp, result)
 }
 
 /// Where a native trace first disagrees with the interpreter's trace of the
