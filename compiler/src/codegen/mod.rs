@@ -38,7 +38,7 @@ mod vstack;
 use crate::analysis::{Analysis, Block, JumpTarget, Terminator};
 use crate::revm_api::{static_gas_table, SpecId};
 use evmc_interface::{
-    builtin_offsets, ctx_offsets, exit, ArtifactMetadata, ENTRY_SYMBOL, METADATA_SYMBOL,
+    ctx_offsets, exit, AbiType, ArtifactMetadata, Builtin, ENTRY_SYMBOL, METADATA_SYMBOL,
     STACK_LIMIT,
 };
 use inkwell::attributes::{Attribute, AttributeLoc};
@@ -47,9 +47,10 @@ use inkwell::builder::{Builder, BuilderError};
 use inkwell::context::Context;
 use inkwell::intrinsics::Intrinsic;
 use inkwell::module::{Linkage, Module};
-use inkwell::types::{IntType, PointerType};
+use inkwell::types::{BasicMetadataTypeEnum, FunctionType, IntType, PointerType};
 use inkwell::values::{
-    FunctionValue, GlobalValue, IntValue, LLVMTailCallKind, PhiValue, PointerValue,
+    BasicMetadataValueEnum, CallSiteValue, FunctionValue, GlobalValue, IntValue, LLVMTailCallKind,
+    PhiValue, PointerValue,
 };
 use inkwell::AddressSpace;
 use inkwell::GlobalVisibility;
@@ -802,12 +803,45 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
 
     // ---- builtins ---------------------------------------------------------
 
-    pub(crate) fn builtin_fn(&self, off: u32) -> R<PointerValue<'ctx>> {
-        let p = unsafe {
-            self.b
-                .build_gep(self.i8, self.builtins, &[self.const_i64(off as u64)], "")?
+    /// The LLVM type of a builtin's function, from its signature in the
+    /// interface's builtin table.
+    pub(crate) fn builtin_type(&self, builtin: Builtin) -> FunctionType<'ctx> {
+        let sig = builtin.signature();
+        let param = |t: &AbiType| -> BasicMetadataTypeEnum<'ctx> {
+            match t {
+                AbiType::I32 => self.i32.into(),
+                AbiType::I64 => self.i64.into(),
+                AbiType::Ptr => self.ptr.into(),
+                AbiType::Void => unreachable!("no builtin takes a void argument"),
+            }
         };
-        self.load_invariant_ptr(p)
+        let params: Vec<_> = sig.params.iter().map(param).collect();
+        match sig.ret {
+            AbiType::Void => self.cx.void_type().fn_type(&params, false),
+            AbiType::I32 => self.i32.fn_type(&params, false),
+            AbiType::I64 => self.i64.fn_type(&params, false),
+            AbiType::Ptr => self.ptr.fn_type(&params, false),
+        }
+    }
+
+    /// Calls `builtin` through the table with `args`.
+    pub(crate) fn call_builtin(
+        &self,
+        builtin: Builtin,
+        args: &[BasicMetadataValueEnum<'ctx>],
+        name: &str,
+    ) -> R<CallSiteValue<'ctx>> {
+        let p = unsafe {
+            self.b.build_gep(
+                self.i8,
+                self.builtins,
+                &[self.const_i64(builtin.offset() as u64)],
+                "",
+            )?
+        };
+        let fptr = self.load_invariant_ptr(p)?;
+        self.b
+            .build_indirect_call(self.builtin_type(builtin), fptr, args, name)
     }
 
     /// Loads a pointer that stays the same for the whole frame (the builtin
@@ -825,28 +859,16 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         Ok(v.into_pointer_value())
     }
 
-    /// Calls the builtin at `off` (`u32 f(args)`, gas in the ctx): a
+    /// Calls `builtin` (`u32 f(args)`, gas in the ctx): a
     /// non-zero result is a halt whose reason the runtime holds (stack and
     /// gas are not read again); otherwise the gas local is reloaded.
     pub(crate) fn call_halting_builtin(
         &self,
-        off: u32,
-        args: &[inkwell::values::BasicMetadataValueEnum<'ctx>],
+        builtin: Builtin,
+        args: &[BasicMetadataValueEnum<'ctx>],
     ) -> R<()> {
-        let fptr = self.builtin_fn(off)?;
-        use inkwell::values::BasicMetadataValueEnum as V;
-        let params: Vec<_> = args
-            .iter()
-            .map(|a| match a {
-                V::PointerValue(p) => p.get_type().into(),
-                V::IntValue(i) => i.get_type().into(),
-                other => panic!("builtin argument of unexpected kind: {other:?}"),
-            })
-            .collect();
-        let fty = self.i32.fn_type(&params, false);
         let r = self
-            .b
-            .build_indirect_call(fty, fptr, args, "r")?
+            .call_builtin(builtin, args, "r")?
             .try_as_basic_value()
             .basic()
             .unwrap()
@@ -886,7 +908,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let gas = self.load_gas()?;
         self.store_ctx_i64(ctx_offsets::GAS, gas)?;
         self.call_halting_builtin(
-            builtin_offsets::EXEC_OP,
+            Builtin::ExecOp,
             &[
                 self.ctx_ptr.into(),
                 self.i32.const_int(opcode as u64, false).into(),
