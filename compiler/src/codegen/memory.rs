@@ -6,14 +6,15 @@
 //! its gas segment, so nothing after it has been charged yet and no state of
 //! ours (stack, pc) is needed for the halt.
 
+use super::part::PartGen;
 use super::vstack::VStack;
-use super::{Gen, R};
+use super::R;
 use crate::analysis::Inst;
 use evmc_interface::{ctx_offsets, Builtin};
 use inkwell::IntPredicate;
 use revm::bytecode::opcode as op;
 
-impl<'a, 'ctx> Gen<'a, 'ctx> {
+impl<'ctx> PartGen<'_, '_, 'ctx> {
     pub(super) fn gen_memory(&self, vs: &mut VStack<'ctx>, inst: &Inst) -> R<()> {
         let bld = &self.b;
         let opc = inst.op;

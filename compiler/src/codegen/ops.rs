@@ -1,7 +1,8 @@
 //! Lowering of single instructions.
 
+use super::part::PartGen;
 use super::vstack::VStack;
-use super::{Gen, Lowering, R};
+use super::{Lowering, R};
 use crate::analysis::Inst;
 use evmc_interface::{ctx_offsets, Builtin};
 use inkwell::attributes::{Attribute, AttributeLoc};
@@ -11,7 +12,7 @@ use inkwell::IntPredicate;
 use revm::bytecode::opcode as op;
 use revm::primitives::U256;
 
-impl<'a, 'ctx> Gen<'a, 'ctx> {
+impl<'ctx> PartGen<'_, '_, 'ctx> {
     pub(super) fn gen_inst(&self, vs: &mut VStack<'ctx>, inst: &Inst, gas_after: u64) -> R<()> {
         let opc = inst.op;
         match super::lowering(opc, self.spec) {

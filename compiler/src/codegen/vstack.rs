@@ -6,7 +6,8 @@
 //! word whose value was loaded from memory and that ends up back in the same
 //! slot is not stored again.
 
-use super::{Gen, R};
+use super::part::PartGen;
+use super::R;
 use inkwell::values::IntValue;
 
 #[derive(Clone, Copy)]
@@ -32,7 +33,11 @@ impl<'ctx> VStack<'ctx> {
         }
     }
 
-    fn slot_ptr(&self, g: &Gen<'_, 'ctx>, rel: i64) -> R<inkwell::values::PointerValue<'ctx>> {
+    fn slot_ptr(
+        &self,
+        g: &PartGen<'_, '_, 'ctx>,
+        rel: i64,
+    ) -> R<inkwell::values::PointerValue<'ctx>> {
         // stack_base + base * 32 + rel * 32; the block's stack check proves it
         // in range. Every slot of the block is a constant offset from one
         // pointer (CSE'd): computing `(base + rel) * 32` instead lets
@@ -52,7 +57,7 @@ impl<'ctx> VStack<'ctx> {
     }
 
     /// Makes sure the top `n` words are in `vals`.
-    pub fn ensure(&mut self, g: &Gen<'_, 'ctx>, n: usize) -> R<()> {
+    pub fn ensure(&mut self, g: &PartGen<'_, '_, 'ctx>, n: usize) -> R<()> {
         while self.vals.len() < n {
             self.popped += 1;
             let rel = -self.popped;
@@ -74,7 +79,7 @@ impl<'ctx> VStack<'ctx> {
         Ok(())
     }
 
-    pub fn pop(&mut self, g: &Gen<'_, 'ctx>) -> R<IntValue<'ctx>> {
+    pub fn pop(&mut self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
         self.ensure(g, 1)?;
         Ok(self.vals.pop().unwrap().v)
     }
@@ -89,14 +94,14 @@ impl<'ctx> VStack<'ctx> {
         self.vals.push(Slot { v, origin: None });
     }
 
-    pub fn dup(&mut self, g: &Gen<'_, 'ctx>, n: usize) -> R<()> {
+    pub fn dup(&mut self, g: &PartGen<'_, '_, 'ctx>, n: usize) -> R<()> {
         self.ensure(g, n)?;
         let s = self.vals[self.vals.len() - n];
         self.vals.push(s);
         Ok(())
     }
 
-    pub fn swap(&mut self, g: &Gen<'_, 'ctx>, n: usize) -> R<()> {
+    pub fn swap(&mut self, g: &PartGen<'_, '_, 'ctx>, n: usize) -> R<()> {
         self.ensure(g, n + 1)?;
         let top = self.vals.len() - 1;
         self.vals.swap(top, top - n);
@@ -105,16 +110,16 @@ impl<'ctx> VStack<'ctx> {
 
     /// Emits the stores that make memory match this state; returns the
     /// stack length. Does not change `self` (usable on side exits).
-    pub fn flush(&self, g: &Gen<'_, 'ctx>) -> R<IntValue<'ctx>> {
+    pub fn flush(&self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
         self.flush_below(g, 0)
     }
 
     /// The current stack length.
-    pub fn len(&self, g: &Gen<'_, 'ctx>) -> R<IntValue<'ctx>> {
+    pub fn len(&self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
         self.offset(g, self.vals.len() as i64 - self.popped)
     }
 
-    fn offset(&self, g: &Gen<'_, 'ctx>, delta: i64) -> R<IntValue<'ctx>> {
+    fn offset(&self, g: &PartGen<'_, '_, 'ctx>, delta: i64) -> R<IntValue<'ctx>> {
         if delta == 0 {
             Ok(self.base)
         } else {
@@ -125,7 +130,7 @@ impl<'ctx> VStack<'ctx> {
     /// Emits the stores for all but the top `keep` words (which must be in
     /// `vals`); returns the length of the stack below them. Does not change
     /// `self`.
-    pub fn flush_below(&self, g: &Gen<'_, 'ctx>, keep: usize) -> R<IntValue<'ctx>> {
+    pub fn flush_below(&self, g: &PartGen<'_, '_, 'ctx>, keep: usize) -> R<IntValue<'ctx>> {
         let n = self.vals.len() - keep;
         for (i, s) in self.vals[..n].iter().enumerate() {
             let rel = i as i64 - self.popped;
@@ -142,7 +147,7 @@ impl<'ctx> VStack<'ctx> {
     /// Flushes on the main path: memory becomes authoritative, the state
     /// restarts empty at the new length, which is also stored to the length
     /// local for the next block. Returns the length.
-    pub fn commit(&mut self, g: &Gen<'_, 'ctx>) -> R<IntValue<'ctx>> {
+    pub fn commit(&mut self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
         let len = self.flush(g)?;
         g.b.build_store(g.len_var, len)?;
         *self = VStack::new(len);
