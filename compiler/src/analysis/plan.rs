@@ -179,3 +179,124 @@ fn phi_words(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analyze(hex_code: &str) -> Analysis {
+        Analysis::new(&hex::decode(hex_code).unwrap())
+    }
+
+    /// PUSH0 CALLDATALOAD; loop: JUMPDEST DUP1 ISZERO PUSH1 15 JUMPI;
+    /// PUSH1 1 SWAP1 SUB PUSH1 2 JUMP; end: JUMPDEST STOP.
+    const COUNTED_LOOP: &str = "5f355b8015600f57600190036002565b00";
+
+    #[test]
+    fn loop_header_checks_its_body_and_takes_its_counter_as_a_phi() {
+        let a = analyze(COUNTED_LOOP);
+        let plan = Plan::new(&a, 1500, 1);
+        // The loop header has two predecessors (entry, back edge); the
+        // body and the exit inherit from it. (Block 4 is the implicit STOP
+        // at the end of the code, unreachable.)
+        assert!(!a.blocks[4].reachable);
+        assert_eq!(plan.preds, vec![None, None, Some(1), Some(1), None]);
+        assert_eq!(plan.children[1], vec![2, 3]);
+        // The entry pushes one word; the header, its body and the exit
+        // read one word below the header's entry and grow by two at most.
+        assert_eq!(plan.bounds[0], (0, 1023));
+        assert_eq!(plan.bounds[1], (1, 1022));
+        assert_eq!(plan.phi_words, vec![0, 1, 0, 0, 0]);
+        assert_eq!(plan.parts(), 1);
+        assert_eq!(plan.partition.heads, vec![vec![0, 1]]);
+        assert_eq!(
+            plan.partition.entry_of,
+            vec![Some(0), None, None, None, None]
+        );
+        assert_eq!(plan.partition.entries, 1);
+        assert!(plan.inherits(1, 2) && !plan.inherits(2, 1));
+        assert!(plan.takes_stack(0, 1) && plan.takes_stack(1, 3));
+        assert!(!plan.takes_stack(1, 0));
+    }
+
+    #[test]
+    fn a_block_entered_from_another_part_takes_no_phis() {
+        let a = analyze(COUNTED_LOOP);
+        // Every tree its own part.
+        let plan = Plan::new(&a, 1, 1);
+        assert_eq!(plan.partition.heads, vec![vec![0], vec![1]]);
+        assert_eq!(plan.partition.part_of[..4], [0, 1, 1, 1]);
+        assert_eq!(
+            plan.partition.external,
+            vec![true, true, false, false, false]
+        );
+        assert_eq!(
+            plan.partition.entry_of,
+            vec![Some(0), Some(1), None, None, None]
+        );
+        assert_eq!(plan.phi_words, vec![0; 5]);
+        assert_eq!(plan.partition.members(1), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn stack_bounds_that_no_height_meets_are_empty() {
+        // POP with nothing below, then 1,024 pushes: no entry height fits.
+        let code = format!("50{}00", "5f".repeat(1025));
+        let a = analyze(&code);
+        let plan = Plan::new(&a, 1500, 1);
+        let (lower, upper) = plan.bounds[0];
+        assert_eq!(lower, 1);
+        assert!(upper < lower, "{lower}..={upper}");
+    }
+
+    #[test]
+    fn dynamic_targets_are_numbered_entries_and_never_inherit() {
+        // PUSH1 5 CALLDATALOAD JUMP; INVALID; 5: JUMPDEST STOP. The pushed
+        // 5 makes that JUMPDEST a target of the dynamic jump.
+        let a = analyze("60053556fe5b00");
+        let plan = Plan::new(&a, 1500, 1);
+        let target = a.jumpdests[&5];
+        assert!(a.is_dynamic_target(target));
+        assert_eq!(plan.preds[target], None);
+        assert!(plan.partition.external[target]);
+        assert!(plan.partition.entry_of[target].is_some());
+        assert_eq!(plan.phi_words[target], 0);
+        assert!(!plan.wide_jump_table());
+    }
+
+    /// `n` blocks after calls (resume points, so each roots its own tree)
+    /// of `len` instructions each: PUSH0 x7, CALL, POP.
+    fn calls(n: usize) -> Analysis {
+        let seg = format!("{}f150", "5f".repeat(7));
+        analyze(&seg.repeat(n))
+    }
+
+    #[test]
+    fn shards_follow_the_instruction_count_and_the_threads() {
+        let a = calls(1000); // 9,000 instructions
+        assert_eq!(Plan::new(&a, 1500, 1).shards(), 1);
+        assert_eq!(Plan::new(&a, 1500, 2).shards(), 2);
+        assert_eq!(Plan::new(&a, 1500, 8).shards(), 4);
+        // One part cannot be split.
+        assert_eq!(Plan::new(&a, usize::MAX, 4).shards(), 1);
+        assert_eq!(Plan::new(&calls(10), 1500, 4).shards(), 1);
+    }
+
+    #[test]
+    fn every_shard_holds_a_contiguous_run_of_parts() {
+        // Uneven trees: one long block, then many small ones.
+        let long = analyze(&format!("{}{}", "5f50".repeat(3000), "5ff150".repeat(900)));
+        for a in [calls(1000), long] {
+            for part_insts in [1, 50, 150, 400, 1500, 5000] {
+                for threads in 1..=4 {
+                    let plan = Plan::new(&a, part_insts, threads);
+                    assert!(plan.shard_of.windows(2).all(|w| w[0] <= w[1]));
+                    for s in 0..plan.shards() {
+                        assert!(plan.parts_of_shard(s).next().is_some());
+                    }
+                    assert_eq!(plan.shard_of.last(), Some(&(plan.shards() - 1)));
+                }
+            }
+        }
+    }
+}

@@ -154,3 +154,106 @@ impl<'ctx> VStack<'ctx> {
         Ok(len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{Analysis, Plan};
+    use crate::codegen::ModuleGen;
+    use crate::revm_api::SpecId;
+    use evmc_interface::ArtifactMetadata;
+    use inkwell::basic_block::BasicBlock;
+    use inkwell::context::Context;
+    use inkwell::values::InstructionOpcode;
+
+    fn count(bb: BasicBlock<'_>, opcode: InstructionOpcode) -> usize {
+        bb.get_instructions()
+            .filter(|i| i.get_opcode() == opcode)
+            .count()
+    }
+
+    /// Runs `f` on a fresh block of the only part of a one-block contract,
+    /// with a virtual stack at the in-memory length; returns the loads (but
+    /// that of the length) and the stores it emitted.
+    fn emitted(
+        f: impl for<'ctx> FnOnce(&PartGen<'_, '_, 'ctx>, &mut VStack<'ctx>),
+    ) -> (usize, usize) {
+        let a = Analysis::new(&[0x00]);
+        let plan = Plan::new(&a, 1500, 1);
+        let cx = Context::create();
+        let mg = ModuleGen::declare(&cx, &plan, SpecId::CANCUN, &ArtifactMetadata::empty(), 0);
+        let g = PartGen::new(&mg, 0).unwrap();
+        let bb = g.new_bb("test");
+        g.b.position_at_end(bb);
+        let len = g.b.build_load(g.i64, g.len_var, "len").unwrap();
+        let mut vs = VStack::new(len.into_int_value());
+        f(&g, &mut vs);
+        (
+            count(bb, InstructionOpcode::Load) - 1,
+            count(bb, InstructionOpcode::Store),
+        )
+    }
+
+    #[test]
+    fn pushes_stay_values_until_flushed() {
+        let (loads, stores) = emitted(|g, vs| {
+            vs.push(g.i256.const_int(1, false));
+            vs.push(g.i256.const_int(2, false));
+            assert_eq!(vs.peek(0).unwrap(), g.i256.const_int(2, false));
+            assert_eq!(vs.peek(1).unwrap(), g.i256.const_int(1, false));
+            assert!(vs.peek(2).is_none());
+            vs.flush(g).unwrap();
+            // Flushing does not change the state: the values stay held.
+            assert_eq!(vs.vals.len(), 2);
+        });
+        assert_eq!((loads, stores), (0, 2));
+    }
+
+    #[test]
+    fn words_read_from_memory_are_loaded_once_and_not_stored_back() {
+        let (loads, stores) = emitted(|g, vs| {
+            // DUP2: loads the top two words, pushes a copy of the second.
+            vs.dup(g, 2).unwrap();
+            assert_eq!(vs.popped, 2);
+            vs.dup(g, 2).unwrap();
+            assert_eq!(vs.popped, 2);
+            // Only the two copies, above the original words, are stored.
+            vs.flush(g).unwrap();
+        });
+        assert_eq!((loads, stores), (2, 2));
+    }
+
+    #[test]
+    fn swapped_words_are_stored_in_their_new_slots() {
+        let (loads, stores) = emitted(|g, vs| {
+            vs.swap(g, 1).unwrap();
+            vs.flush(g).unwrap();
+        });
+        assert_eq!((loads, stores), (2, 2));
+        let (_, stores) = emitted(|g, vs| {
+            // Swapping back restores both words to their slots.
+            vs.swap(g, 1).unwrap();
+            vs.swap(g, 1).unwrap();
+            vs.flush(g).unwrap();
+        });
+        assert_eq!(stores, 0);
+    }
+
+    #[test]
+    fn pops_below_the_values_load_lazily_and_commit_restarts_empty() {
+        let (loads, stores) = emitted(|g, vs| {
+            vs.push(g.i256.const_int(7, false));
+            vs.pop(g).unwrap();
+            vs.pop(g).unwrap();
+            assert_eq!(vs.popped, 1);
+            // One word below the entry is kept, the top is stored over it.
+            vs.push(g.i256.const_int(8, false));
+            vs.flush_below(g, 1).unwrap();
+            vs.commit(g).unwrap();
+            assert!(vs.vals.is_empty() && vs.popped == 0);
+        });
+        // The popped word's load; the store of 8 by the commit, and the
+        // commit's store of the length.
+        assert_eq!((loads, stores), (1, 2));
+    }
+}
