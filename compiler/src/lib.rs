@@ -56,7 +56,7 @@ pub struct CompileOptions {
     pub max_code_size: usize,
     /// Above this many LLVM instructions, levels 1 to 3 fall back to level
     /// 0, so that no contract takes minutes to compile. Contracts are cut
-    /// into functions of bounded size (see `codegen::partition`), but the
+    /// into functions of bounded size (see [`analysis::plan`]), but the
     /// IR pipeline merges the pieces of very long straight-line code back
     /// into one block, on which instruction scheduling is superlinear
     /// (ipsilon's `signextend`, 91K instructions: over 10 minutes at level

@@ -47,7 +47,7 @@ pub struct Plan<'a> {
 
 impl<'a> Plan<'a> {
     /// The plan for parts of about `part_insts` EVM instructions, in at
-    /// most `max_shards` shards (one per [`SHARD_INSTS`] instructions).
+    /// most `max_shards` shards (one per 2,000 instructions).
     pub fn new(analysis: &'a Analysis, part_insts: usize, max_shards: usize) -> Self {
         let preds = analysis.single_predecessors();
         let children = children_of(&preds);

@@ -13,7 +13,7 @@
 //! - each reachable basic block checks its stack bounds once, then runs in
 //!   gas *segments*: the static gas of all instructions up to and including
 //!   the next one with dynamic gas is charged with a single check;
-//! - stack values live in SSA registers ([`VStack`]) inside a block and
+//! - stack values live in SSA registers (`vstack`) inside a block and
 //!   along edges that allow it: a block with one static predecessor
 //!   inherits its virtual stack, and a block entered only by static edges
 //!   of its part (loop headers, joins) takes its top words as phis; memory
@@ -32,9 +32,9 @@
 //!
 //! Everything decided about the contract (parts, shards, inheritance, stack
 //! bounds, phis, entry numbers) comes from its [`Plan`]. The module skeleton
-//! (entry function, global dispatch, jump table, metadata; [`skeleton`]) is
-//! emitted by a [`ModuleGen`], each part's blocks by a [`PartGen`]
-//! ([`part`], [`blocks`], [`ops`], [`memory`]).
+//! (entry function, global dispatch, jump table, metadata: `skeleton`) is
+//! emitted by a module context, `ModuleGen`, each part's blocks by a
+//! function context, `PartGen` (`part`, `blocks`, `ops`, `memory`).
 
 mod blocks;
 pub mod llvm_workarounds;
