@@ -128,6 +128,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
     opts.target = target;
     opts.max_code_size = args.max_code_size;
     opts.opt_budget = args.opt_budget;
+    // For experiments with the part size (not passed to the cache's
+    // compile workers, which use the default).
+    if let Some(n) = std::env::var("EVMC_PART_INSTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+    {
+        opts.part_insts = n;
+    }
 
     let to_cache = args.out_dir.is_none() && matches!(args.emit, EmitKind::So);
     let cache = if to_cache {

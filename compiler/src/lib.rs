@@ -10,10 +10,9 @@ pub mod backend;
 pub mod codegen;
 pub mod revm_api;
 
-use analysis::Analysis;
+use analysis::{Analysis, Plan};
 use backend::target::{emit, machine, optimize};
 pub use backend::{host_target, TargetSpec};
-use codegen::Shard;
 use evmc_interface::ArtifactMetadata;
 use inkwell::context::Context;
 use inkwell::targets::FileType;
@@ -57,7 +56,7 @@ pub struct CompileOptions {
     pub max_code_size: usize,
     /// Above this many LLVM instructions, levels 1 to 3 fall back to level
     /// 0, so that no contract takes minutes to compile. Contracts are cut
-    /// into functions of bounded size (see `codegen::partition`), but the
+    /// into functions of bounded size (see [`analysis::plan`]), but the
     /// IR pipeline merges the pieces of very long straight-line code back
     /// into one block, on which instruction scheduling is superlinear
     /// (ipsilon's `signextend`, 91K instructions: over 10 minutes at level
@@ -68,8 +67,14 @@ pub struct CompileOptions {
     /// 1.4x at level 0, 2.9x at level 2).
     pub opt_budget: usize,
     /// Threads one compile may use: a large contract is cut into shards
-    /// (see [`codegen::Shard`]) compiled in parallel and linked together.
+    /// (see [`codegen::build_module`]) compiled in parallel and linked
+    /// together.
     pub threads: usize,
+    /// EVM instructions per part, the LLVM functions a contract is cut into
+    /// (see [`analysis::plan`]); whole inheritance trees of blocks go into
+    /// one part, so a part can be larger. A large value compiles a contract
+    /// as one function.
+    pub part_insts: usize,
 }
 
 /// Default [`CompileOptions::opt_budget`]: the compute-heavy benchmark
@@ -78,6 +83,10 @@ pub struct CompileOptions {
 /// compile at level 2; Seaport (107K) and the biggest ipsilon programs at
 /// level 0, in under a second.
 pub const DEFAULT_OPT_BUDGET: usize = 80_000;
+
+/// Default [`CompileOptions::part_insts`]: small enough that LLVM's
+/// superlinear passes stay cheap on every part.
+pub const DEFAULT_PART_INSTS: usize = 1500;
 
 /// Default [`CompileOptions::threads`]: the machine's parallelism, at most 4.
 pub fn default_threads() -> usize {
@@ -96,6 +105,7 @@ impl CompileOptions {
             max_code_size: DEFAULT_MAX_CODE_SIZE,
             opt_budget: DEFAULT_OPT_BUDGET,
             threads: default_threads(),
+            part_insts: DEFAULT_PART_INSTS,
         }
     }
 }
@@ -181,12 +191,13 @@ pub fn compile_emit(
     check(code, opts)?;
     let start = Instant::now();
     let analysis = Analysis::new(code);
-    emit_whole(&analysis, code, opts, what, start.elapsed())
+    let plan = Plan::new(&analysis, opts.part_insts, 1);
+    emit_whole(&plan, code, opts, what, start.elapsed())
 }
 
 /// [`compile_emit`] after the analysis: the contract as one module.
 fn emit_whole(
-    analysis: &Analysis,
+    plan: &Plan<'_>,
     code: &[u8],
     opts: &CompileOptions,
     what: Emit,
@@ -199,7 +210,7 @@ fn emit_whole(
     let cx = Context::create();
     let meta = metadata_for(code, opts);
     let start = Instant::now();
-    let module = codegen::build_module(&cx, analysis, opts.spec, &meta, Shard::WHOLE)
+    let module = codegen::build_module(&cx, plan, opts.spec, &meta, 0)
         .map_err(|e| CompileError::Llvm(e.to_string()))?;
     t.ir_instructions = codegen::instruction_count(&module);
     t.opt_level = level_for(opts, t.ir_instructions);
@@ -262,18 +273,12 @@ pub fn compile_object(code: &[u8], opts: &CompileOptions) -> Result<CompiledObje
     check(code, opts)?;
     let start = Instant::now();
     let analysis = Analysis::new(code);
-    let count = codegen::shard_count(&analysis, opts.threads);
+    let plan = Plan::new(&analysis, opts.part_insts, opts.threads);
     let analysis_time = start.elapsed();
-    let objects_and_times = if count == 1 {
-        vec![emit_whole(
-            &analysis,
-            code,
-            opts,
-            Emit::Object,
-            analysis_time,
-        )?]
+    let objects_and_times = if plan.shards() == 1 {
+        vec![emit_whole(&plan, code, opts, Emit::Object, analysis_time)?]
     } else {
-        compile_shards(&analysis, code, opts, count)?
+        compile_shards(&plan, code, opts)?
     };
     let mut t = Timings::default();
     let mut objects = Vec::new();
@@ -298,11 +303,11 @@ pub fn compile_object(code: &[u8], opts: &CompileOptions) -> Result<CompiledObje
 /// One thread per shard, each with its own LLVM context. The shards agree
 /// on the optimisation level, which depends on the size of all of them.
 fn compile_shards(
-    analysis: &Analysis,
+    plan: &Plan<'_>,
     code: &[u8],
     opts: &CompileOptions,
-    count: usize,
 ) -> Result<Vec<(Vec<u8>, Timings)>, CompileError> {
+    let count = plan.shards();
     let meta = metadata_for(code, opts);
     let total = AtomicUsize::new(0);
     let sized = Barrier::new(count);
@@ -313,13 +318,7 @@ fn compile_shards(
                 s.spawn(move || {
                     let start = Instant::now();
                     let cx = Context::create();
-                    let built = codegen::build_module(
-                        &cx,
-                        analysis,
-                        opts.spec,
-                        meta,
-                        Shard { index, count },
-                    );
+                    let built = codegen::build_module(&cx, plan, opts.spec, meta, index);
                     let size = built.as_ref().map_or(0, codegen::instruction_count);
                     total.fetch_add(size, Ordering::SeqCst);
                     // Every shard reaches the barrier, failed or not.

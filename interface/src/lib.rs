@@ -88,22 +88,26 @@ pub struct ExecCtx {
     pub address: [u64; 4],
 }
 
-/// Byte offsets of [`ExecCtx`] fields, used by code generation.
+/// Byte offsets of [`ExecCtx`] fields, used by code generation. Derived
+/// from the struct itself, so they cannot drift from it.
 pub mod ctx_offsets {
-    pub const GAS: u32 = 0;
-    pub const STACK: u32 = 8;
-    pub const STACK_LEN: u32 = 16;
-    pub const MEM_PTR: u32 = 24;
-    pub const MEM_LEN: u32 = 32;
-    pub const INPUT_PTR: u32 = 40;
-    pub const INPUT_LEN: u32 = 48;
-    pub const RESUME_PC: u32 = 56;
-    pub const BUILTINS: u32 = 64;
-    pub const FRAME: u32 = 72;
-    pub const CALLER: u32 = 80;
-    pub const CALL_VALUE: u32 = 112;
-    pub const ADDRESS: u32 = 144;
-    pub const SIZE: u32 = 176;
+    use super::ExecCtx;
+    use core::mem::{offset_of, size_of};
+
+    pub const GAS: u32 = offset_of!(ExecCtx, gas) as u32;
+    pub const STACK: u32 = offset_of!(ExecCtx, stack) as u32;
+    pub const STACK_LEN: u32 = offset_of!(ExecCtx, stack_len) as u32;
+    pub const MEM_PTR: u32 = offset_of!(ExecCtx, mem_ptr) as u32;
+    pub const MEM_LEN: u32 = offset_of!(ExecCtx, mem_len) as u32;
+    pub const INPUT_PTR: u32 = offset_of!(ExecCtx, input_ptr) as u32;
+    pub const INPUT_LEN: u32 = offset_of!(ExecCtx, input_len) as u32;
+    pub const RESUME_PC: u32 = offset_of!(ExecCtx, resume_pc) as u32;
+    pub const BUILTINS: u32 = offset_of!(ExecCtx, builtins) as u32;
+    pub const FRAME: u32 = offset_of!(ExecCtx, frame) as u32;
+    pub const CALLER: u32 = offset_of!(ExecCtx, caller) as u32;
+    pub const CALL_VALUE: u32 = offset_of!(ExecCtx, call_value) as u32;
+    pub const ADDRESS: u32 = offset_of!(ExecCtx, address) as u32;
+    pub const SIZE: u32 = size_of::<ExecCtx>() as u32;
 }
 
 /// Executes one EVM instruction with the interpreter's own semantics, on the
@@ -145,36 +149,146 @@ pub type KeccakFn = unsafe extern "C" fn(ctx: *mut ExecCtx, words: *mut [u64; 4]
 /// no halts.
 pub type CallDataLoadFn = unsafe extern "C" fn(ctx: *mut ExecCtx, words: *mut [u64; 4]);
 
-/// Table of runtime functions passed to generated code; the `.so` imports
-/// nothing from the host process.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct Builtins {
-    pub exec_op: ExecOpFn,
-    pub mem_expand: MemExpandFn,
-    pub div: ArithFn,
-    pub sdiv: ArithFn,
-    pub rem: ArithFn,
-    pub smod: ArithFn,
-    pub addmod: ArithFn,
-    pub mulmod: ArithFn,
-    pub keccak256: KeccakFn,
-    pub calldataload: CallDataLoadFn,
+/// The builtin table, one line per builtin: the [`Builtin`] variant, the
+/// [`Builtins`] field, the [`builtin_offsets`] constant and the Rust
+/// signature. Everything else about a builtin (the struct, its offsets, the
+/// argument and return kinds code generation declares) is generated from
+/// here, so adding one is a line here plus its implementation in the runtime.
+/// Fields keep this order: it is the table's layout.
+macro_rules! for_each_builtin {
+    ($gen:ident) => {
+        $gen! {
+            ExecOp exec_op EXEC_OP: ExecOpFn,
+            MemExpand mem_expand MEM_EXPAND: MemExpandFn,
+            Div div DIV: ArithFn,
+            Sdiv sdiv SDIV: ArithFn,
+            Rem rem REM: ArithFn,
+            Smod smod SMOD: ArithFn,
+            Addmod addmod ADDMOD: ArithFn,
+            Mulmod mulmod MULMOD: ArithFn,
+            Keccak256 keccak256 KECCAK256: KeccakFn,
+            CallDataLoad calldataload CALLDATALOAD: CallDataLoadFn,
+        }
+    };
 }
 
-/// Byte offsets of [`Builtins`] fields.
-pub mod builtin_offsets {
-    pub const EXEC_OP: u32 = 0;
-    pub const MEM_EXPAND: u32 = 8;
-    pub const DIV: u32 = 16;
-    pub const SDIV: u32 = 24;
-    pub const MOD: u32 = 32;
-    pub const SMOD: u32 = 40;
-    pub const ADDMOD: u32 = 48;
-    pub const MULMOD: u32 = 56;
-    pub const KECCAK256: u32 = 64;
-    pub const CALLDATALOAD: u32 = 72;
+macro_rules! builtin_items {
+    ($($variant:ident $field:ident $offset:ident: $ty:ident,)*) => {
+        /// Table of runtime functions passed to generated code; the `.so`
+        /// imports nothing from the host process.
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy)]
+        pub struct Builtins {
+            $(pub $field: $ty,)*
+        }
+
+        /// Byte offsets of [`Builtins`] fields, derived from the struct.
+        pub mod builtin_offsets {
+            use super::Builtins;
+            $(pub const $offset: u32 = core::mem::offset_of!(Builtins, $field) as u32;)*
+        }
+
+        /// Names one entry of the [`Builtins`] table.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Builtin {
+            $($variant,)*
+        }
+
+        impl Builtin {
+            /// Every builtin, in table order.
+            pub const ALL: &'static [Builtin] = &[$(Builtin::$variant,)*];
+
+            /// Byte offset of its function pointer in [`Builtins`].
+            pub const fn offset(self) -> u32 {
+                match self {
+                    $(Builtin::$variant => builtin_offsets::$offset,)*
+                }
+            }
+
+            /// Name of its field in [`Builtins`].
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Builtin::$variant => stringify!($field),)*
+                }
+            }
+
+            /// Argument and return kinds of its function, read off its
+            /// Rust signature.
+            pub const fn signature(self) -> Signature {
+                match self {
+                    $(Builtin::$variant => Signature {
+                        params: <$ty as AbiFn>::PARAMS,
+                        ret: <$ty as AbiFn>::RET,
+                    },)*
+                }
+            }
+        }
+    };
 }
+
+for_each_builtin!(builtin_items);
+
+/// How a value crosses the builtin ABI (the C calling convention of
+/// x86-64), as code generation declares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AbiType {
+    /// No value (a function that returns nothing).
+    Void,
+    I32,
+    I64,
+    /// Any pointer.
+    Ptr,
+}
+
+/// The argument and return kinds of a builtin's function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signature {
+    pub params: &'static [AbiType],
+    pub ret: AbiType,
+}
+
+/// A Rust type that crosses the builtin ABI as one [`AbiType`].
+pub trait AbiValue {
+    const KIND: AbiType;
+}
+
+impl AbiValue for () {
+    const KIND: AbiType = AbiType::Void;
+}
+impl AbiValue for u32 {
+    const KIND: AbiType = AbiType::I32;
+}
+impl AbiValue for u64 {
+    const KIND: AbiType = AbiType::I64;
+}
+impl<T> AbiValue for *mut T {
+    const KIND: AbiType = AbiType::Ptr;
+}
+impl<T> AbiValue for *const T {
+    const KIND: AbiType = AbiType::Ptr;
+}
+
+/// An `unsafe extern "C"` function pointer type whose arguments and result
+/// cross the ABI as [`AbiType`]s: how a builtin's LLVM signature follows
+/// from its Rust one.
+pub trait AbiFn {
+    const PARAMS: &'static [AbiType];
+    const RET: AbiType;
+}
+
+macro_rules! abi_fn {
+    ($($arg:ident),*) => {
+        impl<R: AbiValue, $($arg: AbiValue),*> AbiFn for unsafe extern "C" fn($($arg),*) -> R {
+            const PARAMS: &'static [AbiType] = &[$($arg::KIND),*];
+            const RET: AbiType = R::KIND;
+        }
+    };
+}
+
+abi_fn!(A);
+abi_fn!(A, B);
+abi_fn!(A, B, C);
+abi_fn!(A, B, C, D);
 
 pub const META_TRIPLE_LEN: usize = 64;
 pub const META_CPU_LEN: usize = 64;
@@ -254,70 +368,76 @@ impl ArtifactMetadata {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::mem::{offset_of, size_of};
+    use core::mem::size_of;
+
+    /// The layout of interface version 6. The offsets are derived from the
+    /// structs; this pins them, so that a change to a struct that would need
+    /// a new [`INTERFACE_VERSION`] cannot go unnoticed.
+    #[test]
+    fn layout_is_that_of_version_6() {
+        assert_eq!(INTERFACE_VERSION, 6);
+        let ctx = [
+            ctx_offsets::GAS,
+            ctx_offsets::STACK,
+            ctx_offsets::STACK_LEN,
+            ctx_offsets::MEM_PTR,
+            ctx_offsets::MEM_LEN,
+            ctx_offsets::INPUT_PTR,
+            ctx_offsets::INPUT_LEN,
+            ctx_offsets::RESUME_PC,
+            ctx_offsets::BUILTINS,
+            ctx_offsets::FRAME,
+            ctx_offsets::CALLER,
+            ctx_offsets::CALL_VALUE,
+            ctx_offsets::ADDRESS,
+            ctx_offsets::SIZE,
+        ];
+        assert_eq!(
+            ctx,
+            [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 112, 144, 176]
+        );
+        let names = [
+            "exec_op",
+            "mem_expand",
+            "div",
+            "sdiv",
+            "rem",
+            "smod",
+            "addmod",
+            "mulmod",
+            "keccak256",
+            "calldataload",
+        ];
+        assert_eq!(Builtin::ALL.len(), names.len());
+        for (i, (b, name)) in Builtin::ALL.iter().zip(names).enumerate() {
+            assert_eq!(b.name(), name);
+            assert_eq!(b.offset() as usize, 8 * i);
+        }
+        assert_eq!(builtin_offsets::REM, Builtin::Rem.offset());
+        assert_eq!(size_of::<Builtins>(), 8 * names.len());
+    }
 
     #[test]
-    fn ctx_layout_matches_offsets() {
-        assert_eq!(offset_of!(ExecCtx, gas), ctx_offsets::GAS as usize);
-        assert_eq!(offset_of!(ExecCtx, stack), ctx_offsets::STACK as usize);
-        assert_eq!(
-            offset_of!(ExecCtx, stack_len),
-            ctx_offsets::STACK_LEN as usize
-        );
-        assert_eq!(offset_of!(ExecCtx, mem_ptr), ctx_offsets::MEM_PTR as usize);
-        assert_eq!(offset_of!(ExecCtx, mem_len), ctx_offsets::MEM_LEN as usize);
-        assert_eq!(
-            offset_of!(ExecCtx, input_ptr),
-            ctx_offsets::INPUT_PTR as usize
-        );
-        assert_eq!(
-            offset_of!(ExecCtx, input_len),
-            ctx_offsets::INPUT_LEN as usize
-        );
-        assert_eq!(
-            offset_of!(ExecCtx, resume_pc),
-            ctx_offsets::RESUME_PC as usize
-        );
-        assert_eq!(
-            offset_of!(ExecCtx, builtins),
-            ctx_offsets::BUILTINS as usize
-        );
-        assert_eq!(offset_of!(ExecCtx, frame), ctx_offsets::FRAME as usize);
-        assert_eq!(offset_of!(ExecCtx, caller), ctx_offsets::CALLER as usize);
-        assert_eq!(
-            offset_of!(ExecCtx, call_value),
-            ctx_offsets::CALL_VALUE as usize
-        );
-        assert_eq!(offset_of!(ExecCtx, address), ctx_offsets::ADDRESS as usize);
-        assert_eq!(size_of::<ExecCtx>(), ctx_offsets::SIZE as usize);
-        assert_eq!(
-            offset_of!(Builtins, exec_op),
-            builtin_offsets::EXEC_OP as usize
-        );
-        assert_eq!(
-            offset_of!(Builtins, mem_expand),
-            builtin_offsets::MEM_EXPAND as usize
-        );
-        assert_eq!(offset_of!(Builtins, div), builtin_offsets::DIV as usize);
-        assert_eq!(offset_of!(Builtins, sdiv), builtin_offsets::SDIV as usize);
-        assert_eq!(offset_of!(Builtins, rem), builtin_offsets::MOD as usize);
-        assert_eq!(offset_of!(Builtins, smod), builtin_offsets::SMOD as usize);
-        assert_eq!(
-            offset_of!(Builtins, addmod),
-            builtin_offsets::ADDMOD as usize
-        );
-        assert_eq!(
-            offset_of!(Builtins, mulmod),
-            builtin_offsets::MULMOD as usize
-        );
-        assert_eq!(
-            offset_of!(Builtins, keccak256),
-            builtin_offsets::KECCAK256 as usize
-        );
-        assert_eq!(
-            offset_of!(Builtins, calldataload),
-            builtin_offsets::CALLDATALOAD as usize
-        );
+    fn signatures_follow_the_rust_types() {
+        use AbiType::*;
+        let sig = |b: Builtin| {
+            let s = b.signature();
+            (s.params, s.ret)
+        };
+        assert_eq!(sig(Builtin::ExecOp), (&[Ptr, I32, I32][..], I32));
+        assert_eq!(sig(Builtin::MemExpand), (&[Ptr, I64, I64, I64][..], I32));
+        for b in [
+            Builtin::Div,
+            Builtin::Sdiv,
+            Builtin::Rem,
+            Builtin::Smod,
+            Builtin::Addmod,
+            Builtin::Mulmod,
+        ] {
+            assert_eq!(sig(b), (&[Ptr][..], Void));
+        }
+        assert_eq!(sig(Builtin::Keccak256), (&[Ptr, Ptr][..], I32));
+        assert_eq!(sig(Builtin::CallDataLoad), (&[Ptr, Ptr][..], Void));
     }
 
     #[test]

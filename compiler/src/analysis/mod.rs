@@ -1,5 +1,6 @@
 //! Bytecode analysis: decoding, JUMPDESTs, basic blocks, statically resolved
-//! jumps, per-block stack bounds and reachability.
+//! jumps, per-block stack bounds and reachability; then the [`Plan`] code
+//! generation follows (see [`plan`]).
 //!
 //! The JUMPDEST set is exactly the interpreter's: a `0x5b` byte is a
 //! destination unless it lies inside PUSH immediate data. Code that ends in the
@@ -8,8 +9,11 @@
 
 mod decode;
 mod display;
+mod partition;
+pub mod plan;
 
 pub use decode::{decode, Inst};
+pub use plan::Plan;
 
 use crate::revm_api::{stack_io, U256};
 use revm::bytecode::opcode as op;

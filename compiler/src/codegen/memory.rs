@@ -6,14 +6,15 @@
 //! its gas segment, so nothing after it has been charged yet and no state of
 //! ours (stack, pc) is needed for the halt.
 
+use super::part::PartGen;
 use super::vstack::VStack;
-use super::{Gen, R};
+use super::R;
 use crate::analysis::Inst;
-use evmc_interface::{builtin_offsets, ctx_offsets};
+use evmc_interface::{ctx_offsets, Builtin};
 use inkwell::IntPredicate;
 use revm::bytecode::opcode as op;
 
-impl<'a, 'ctx> Gen<'a, 'ctx> {
+impl<'ctx> PartGen<'_, '_, 'ctx> {
     pub(super) fn gen_memory(&self, vs: &mut VStack<'ctx>, inst: &Inst) -> R<()> {
         let bld = &self.b;
         let opc = inst.op;
@@ -54,24 +55,14 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         )?;
         let overflow = bld.build_int_z_extend(overflow, self.i64, "")?;
         self.store_ctx_i64(ctx_offsets::GAS, self.load_gas()?)?;
-        let fptr = self.builtin_fn(builtin_offsets::MEM_EXPAND)?;
-        let fty = self.i32.fn_type(
-            &[
-                self.ptr.into(),
-                self.i64.into(),
-                self.i64.into(),
-                self.i64.into(),
-            ],
-            false,
-        );
         let args = [
             self.ctx_ptr.into(),
             off64.into(),
             self.const_i64(size).into(),
             overflow.into(),
         ];
-        let r = bld
-            .build_indirect_call(fty, fptr, &args, "r")?
+        let r = self
+            .call_builtin(Builtin::MemExpand, &args, "r")?
             .try_as_basic_value()
             .basic()
             .unwrap()

@@ -1,9 +1,10 @@
 //! Lowering of single instructions.
 
+use super::part::PartGen;
 use super::vstack::VStack;
-use super::{Gen, Lowering, R};
+use super::{Lowering, R};
 use crate::analysis::Inst;
-use evmc_interface::{builtin_offsets, ctx_offsets};
+use evmc_interface::{ctx_offsets, Builtin};
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::intrinsics::Intrinsic;
 use inkwell::values::{AnyValue, IntValue};
@@ -11,7 +12,7 @@ use inkwell::IntPredicate;
 use revm::bytecode::opcode as op;
 use revm::primitives::U256;
 
-impl<'a, 'ctx> Gen<'a, 'ctx> {
+impl<'ctx> PartGen<'_, '_, 'ctx> {
     pub(super) fn gen_inst(&self, vs: &mut VStack<'ctx>, inst: &Inst, gas_after: u64) -> R<()> {
         let opc = inst.op;
         match super::lowering(opc, self.spec) {
@@ -108,13 +109,13 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     /// them and pushes its result. The call is declared to touch only the
     /// scratch words, so stack values and context fields stay in registers.
     fn call_arith(&self, vs: &mut VStack<'ctx>, opc: u8, n: u64) -> R<()> {
-        let off = match opc {
-            op::DIV => builtin_offsets::DIV,
-            op::SDIV => builtin_offsets::SDIV,
-            op::MOD => builtin_offsets::MOD,
-            op::SMOD => builtin_offsets::SMOD,
-            op::ADDMOD => builtin_offsets::ADDMOD,
-            _ => builtin_offsets::MULMOD,
+        let builtin = match opc {
+            op::DIV => Builtin::Div,
+            op::SDIV => Builtin::Sdiv,
+            op::MOD => Builtin::Rem,
+            op::SMOD => Builtin::Smod,
+            op::ADDMOD => Builtin::Addmod,
+            _ => Builtin::Mulmod,
         };
         for i in 0..n {
             let v = vs.pop(self)?;
@@ -124,11 +125,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             };
             self.b.build_store(p, v)?.set_alignment(8).ok();
         }
-        let fptr = self.builtin_fn(off)?;
-        let fty = self.cx.void_type().fn_type(&[self.ptr.into()], false);
-        let call = self
-            .b
-            .build_indirect_call(fty, fptr, &[self.arith_var.into()], "")?;
+        let call = self.call_builtin(builtin, &[self.arith_var.into()], "")?;
         let kind = |name| Attribute::get_named_enum_kind_id(name);
         // memory(argmem: readwrite)
         call.add_attribute(
@@ -176,12 +173,11 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
 
         bld.position_at_end(slow);
         bld.build_store(self.arith_var, off)?.set_alignment(8).ok();
-        let fptr = self.builtin_fn(builtin_offsets::CALLDATALOAD)?;
-        let fty = self
-            .cx
-            .void_type()
-            .fn_type(&[self.ptr.into(), self.ptr.into()], false);
-        bld.build_indirect_call(fty, fptr, &[self.ctx_ptr.into(), self.arith_var.into()], "")?;
+        self.call_builtin(
+            Builtin::CallDataLoad,
+            &[self.ctx_ptr.into(), self.arith_var.into()],
+            "",
+        )?;
         let v_slow = self.load_scratch()?;
         let slow_end = bld.get_insert_block().unwrap();
         bld.build_unconditional_branch(join)?;
@@ -206,7 +202,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         }
         self.store_ctx_i64(ctx_offsets::GAS, self.load_gas()?)?;
         self.call_halting_builtin(
-            builtin_offsets::KECCAK256,
+            Builtin::Keccak256,
             &[self.ctx_ptr.into(), self.arith_var.into()],
         )?;
         self.push_scratch(vs)

@@ -6,7 +6,8 @@
 //! word whose value was loaded from memory and that ends up back in the same
 //! slot is not stored again.
 
-use super::{Gen, R};
+use super::part::PartGen;
+use super::R;
 use inkwell::values::IntValue;
 
 #[derive(Clone, Copy)]
@@ -32,7 +33,11 @@ impl<'ctx> VStack<'ctx> {
         }
     }
 
-    fn slot_ptr(&self, g: &Gen<'_, 'ctx>, rel: i64) -> R<inkwell::values::PointerValue<'ctx>> {
+    fn slot_ptr(
+        &self,
+        g: &PartGen<'_, '_, 'ctx>,
+        rel: i64,
+    ) -> R<inkwell::values::PointerValue<'ctx>> {
         // stack_base + base * 32 + rel * 32; the block's stack check proves it
         // in range. Every slot of the block is a constant offset from one
         // pointer (CSE'd): computing `(base + rel) * 32` instead lets
@@ -52,7 +57,7 @@ impl<'ctx> VStack<'ctx> {
     }
 
     /// Makes sure the top `n` words are in `vals`.
-    pub fn ensure(&mut self, g: &Gen<'_, 'ctx>, n: usize) -> R<()> {
+    pub fn ensure(&mut self, g: &PartGen<'_, '_, 'ctx>, n: usize) -> R<()> {
         while self.vals.len() < n {
             self.popped += 1;
             let rel = -self.popped;
@@ -74,7 +79,7 @@ impl<'ctx> VStack<'ctx> {
         Ok(())
     }
 
-    pub fn pop(&mut self, g: &Gen<'_, 'ctx>) -> R<IntValue<'ctx>> {
+    pub fn pop(&mut self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
         self.ensure(g, 1)?;
         Ok(self.vals.pop().unwrap().v)
     }
@@ -89,14 +94,14 @@ impl<'ctx> VStack<'ctx> {
         self.vals.push(Slot { v, origin: None });
     }
 
-    pub fn dup(&mut self, g: &Gen<'_, 'ctx>, n: usize) -> R<()> {
+    pub fn dup(&mut self, g: &PartGen<'_, '_, 'ctx>, n: usize) -> R<()> {
         self.ensure(g, n)?;
         let s = self.vals[self.vals.len() - n];
         self.vals.push(s);
         Ok(())
     }
 
-    pub fn swap(&mut self, g: &Gen<'_, 'ctx>, n: usize) -> R<()> {
+    pub fn swap(&mut self, g: &PartGen<'_, '_, 'ctx>, n: usize) -> R<()> {
         self.ensure(g, n + 1)?;
         let top = self.vals.len() - 1;
         self.vals.swap(top, top - n);
@@ -105,16 +110,16 @@ impl<'ctx> VStack<'ctx> {
 
     /// Emits the stores that make memory match this state; returns the
     /// stack length. Does not change `self` (usable on side exits).
-    pub fn flush(&self, g: &Gen<'_, 'ctx>) -> R<IntValue<'ctx>> {
+    pub fn flush(&self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
         self.flush_below(g, 0)
     }
 
     /// The current stack length.
-    pub fn len(&self, g: &Gen<'_, 'ctx>) -> R<IntValue<'ctx>> {
+    pub fn len(&self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
         self.offset(g, self.vals.len() as i64 - self.popped)
     }
 
-    fn offset(&self, g: &Gen<'_, 'ctx>, delta: i64) -> R<IntValue<'ctx>> {
+    fn offset(&self, g: &PartGen<'_, '_, 'ctx>, delta: i64) -> R<IntValue<'ctx>> {
         if delta == 0 {
             Ok(self.base)
         } else {
@@ -125,7 +130,7 @@ impl<'ctx> VStack<'ctx> {
     /// Emits the stores for all but the top `keep` words (which must be in
     /// `vals`); returns the length of the stack below them. Does not change
     /// `self`.
-    pub fn flush_below(&self, g: &Gen<'_, 'ctx>, keep: usize) -> R<IntValue<'ctx>> {
+    pub fn flush_below(&self, g: &PartGen<'_, '_, 'ctx>, keep: usize) -> R<IntValue<'ctx>> {
         let n = self.vals.len() - keep;
         for (i, s) in self.vals[..n].iter().enumerate() {
             let rel = i as i64 - self.popped;
@@ -142,10 +147,113 @@ impl<'ctx> VStack<'ctx> {
     /// Flushes on the main path: memory becomes authoritative, the state
     /// restarts empty at the new length, which is also stored to the length
     /// local for the next block. Returns the length.
-    pub fn commit(&mut self, g: &Gen<'_, 'ctx>) -> R<IntValue<'ctx>> {
+    pub fn commit(&mut self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
         let len = self.flush(g)?;
         g.b.build_store(g.len_var, len)?;
         *self = VStack::new(len);
         Ok(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{Analysis, Plan};
+    use crate::codegen::ModuleGen;
+    use crate::revm_api::SpecId;
+    use evmc_interface::ArtifactMetadata;
+    use inkwell::basic_block::BasicBlock;
+    use inkwell::context::Context;
+    use inkwell::values::InstructionOpcode;
+
+    fn count(bb: BasicBlock<'_>, opcode: InstructionOpcode) -> usize {
+        bb.get_instructions()
+            .filter(|i| i.get_opcode() == opcode)
+            .count()
+    }
+
+    /// Runs `f` on a fresh block of the only part of a one-block contract,
+    /// with a virtual stack at the in-memory length; returns the loads (but
+    /// that of the length) and the stores it emitted.
+    fn emitted(
+        f: impl for<'ctx> FnOnce(&PartGen<'_, '_, 'ctx>, &mut VStack<'ctx>),
+    ) -> (usize, usize) {
+        let a = Analysis::new(&[0x00]);
+        let plan = Plan::new(&a, 1500, 1);
+        let cx = Context::create();
+        let mg = ModuleGen::declare(&cx, &plan, SpecId::CANCUN, &ArtifactMetadata::empty(), 0);
+        let g = PartGen::new(&mg, 0).unwrap();
+        let bb = g.new_bb("test");
+        g.b.position_at_end(bb);
+        let len = g.b.build_load(g.i64, g.len_var, "len").unwrap();
+        let mut vs = VStack::new(len.into_int_value());
+        f(&g, &mut vs);
+        (
+            count(bb, InstructionOpcode::Load) - 1,
+            count(bb, InstructionOpcode::Store),
+        )
+    }
+
+    #[test]
+    fn pushes_stay_values_until_flushed() {
+        let (loads, stores) = emitted(|g, vs| {
+            vs.push(g.i256.const_int(1, false));
+            vs.push(g.i256.const_int(2, false));
+            assert_eq!(vs.peek(0).unwrap(), g.i256.const_int(2, false));
+            assert_eq!(vs.peek(1).unwrap(), g.i256.const_int(1, false));
+            assert!(vs.peek(2).is_none());
+            vs.flush(g).unwrap();
+            // Flushing does not change the state: the values stay held.
+            assert_eq!(vs.vals.len(), 2);
+        });
+        assert_eq!((loads, stores), (0, 2));
+    }
+
+    #[test]
+    fn words_read_from_memory_are_loaded_once_and_not_stored_back() {
+        let (loads, stores) = emitted(|g, vs| {
+            // DUP2: loads the top two words, pushes a copy of the second.
+            vs.dup(g, 2).unwrap();
+            assert_eq!(vs.popped, 2);
+            vs.dup(g, 2).unwrap();
+            assert_eq!(vs.popped, 2);
+            // Only the two copies, above the original words, are stored.
+            vs.flush(g).unwrap();
+        });
+        assert_eq!((loads, stores), (2, 2));
+    }
+
+    #[test]
+    fn swapped_words_are_stored_in_their_new_slots() {
+        let (loads, stores) = emitted(|g, vs| {
+            vs.swap(g, 1).unwrap();
+            vs.flush(g).unwrap();
+        });
+        assert_eq!((loads, stores), (2, 2));
+        let (_, stores) = emitted(|g, vs| {
+            // Swapping back restores both words to their slots.
+            vs.swap(g, 1).unwrap();
+            vs.swap(g, 1).unwrap();
+            vs.flush(g).unwrap();
+        });
+        assert_eq!(stores, 0);
+    }
+
+    #[test]
+    fn pops_below_the_values_load_lazily_and_commit_restarts_empty() {
+        let (loads, stores) = emitted(|g, vs| {
+            vs.push(g.i256.const_int(7, false));
+            vs.pop(g).unwrap();
+            vs.pop(g).unwrap();
+            assert_eq!(vs.popped, 1);
+            // One word below the entry is kept, the top is stored over it.
+            vs.push(g.i256.const_int(8, false));
+            vs.flush_below(g, 1).unwrap();
+            vs.commit(g).unwrap();
+            assert!(vs.vals.is_empty() && vs.popped == 0);
+        });
+        // The popped word's load; the store of 8 by the commit, and the
+        // commit's store of the length.
+        assert_eq!((loads, stores), (1, 2));
     }
 }

@@ -9,12 +9,9 @@
 //! every edge between parts already passes the stack through memory; it
 //! becomes a tail call that carries gas and stack length in registers.
 
-use crate::analysis::Analysis;
+use super::Analysis;
 
-/// EVM instructions per part, unless `EVMC_PART_INSTS` says otherwise
-/// (for experiments). Trees are never split, so a part can be larger.
-pub const DEFAULT_PART_INSTS: usize = 1500;
-
+#[derive(Clone, Debug)]
 pub(crate) struct Partition {
     /// Part of each reachable block.
     pub part_of: Vec<usize>,
@@ -32,18 +29,11 @@ pub(crate) struct Partition {
     pub entries: u32,
 }
 
-pub(crate) fn part_budget() -> usize {
-    std::env::var("EVMC_PART_INSTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(DEFAULT_PART_INSTS)
-}
-
 impl Partition {
     /// Fills parts with whole trees in block order (code of one source
     /// function tends to be contiguous, and so do its loops) until each
-    /// holds at least `budget` instructions.
+    /// holds at least `budget` instructions (trees are never split, so a
+    /// part can be larger).
     pub fn new(
         a: &Analysis,
         preds: &[Option<usize>],
@@ -111,6 +101,13 @@ impl Partition {
             entry_of,
             entries,
         }
+    }
+
+    /// The blocks of part `k`, in block order.
+    pub fn members(&self, k: usize) -> Vec<usize> {
+        (0..self.part_of.len())
+            .filter(|&b| self.part_of[b] == k)
+            .collect()
     }
 
     /// The shard of each part: up to `count` contiguous runs of parts, cut

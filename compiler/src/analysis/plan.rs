@@ -1,0 +1,302 @@
+//! What code generation decides about a contract before it emits anything:
+//! which blocks inherit their predecessor's virtual stack, the stack bounds
+//! each block checks, the cut into parts and shards, the entry numbers of
+//! the jump table and which blocks take words as phis.
+//!
+//! It is computed once per compile and shared read-only by the threads that
+//! emit the shards, so that they agree by construction.
+
+use super::partition::Partition;
+use super::Analysis;
+use evmc_interface::STACK_LIMIT;
+
+/// Most stack words a block receives as phis: enough for the loops and
+/// joins of compiler-generated code, few enough that the edges into a
+/// block do not load words it may not read.
+const MAX_PHI_WORDS: i64 = 8;
+
+/// EVM instructions per shard: a contract gets one shard per this many
+/// instructions, up to the threads allowed.
+const SHARD_INSTS: usize = 2000;
+
+/// The decisions code generation follows for one contract (see the module
+/// documentation).
+#[derive(Clone, Debug)]
+pub struct Plan<'a> {
+    pub analysis: &'a Analysis,
+    /// The only block each block is entered from, if any (see
+    /// [`Analysis::single_predecessors`]): such a block starts from its
+    /// predecessor's virtual stack, with no stack check of its own.
+    pub(crate) preds: Vec<Option<usize>>,
+    /// The blocks that inherit from each block: `preds` inverted. Each
+    /// block without a predecessor roots a tree of them.
+    pub(crate) children: Vec<Vec<usize>>,
+    /// Entry-length bounds a block that others inherit from checks for all
+    /// of them: `lower <= len <= upper` (see [`stack_bounds`]).
+    pub(crate) bounds: Vec<(i64, i64)>,
+    pub(crate) partition: Partition,
+    /// For a block entered only by static edges of its own part (a loop
+    /// header, a join, an internal function's entry): how many of its top
+    /// stack words it receives as SSA values (phis) instead of through
+    /// memory. 0 for all other blocks.
+    pub(crate) phi_words: Vec<usize>,
+    /// The shard of each part.
+    pub(crate) shard_of: Vec<usize>,
+    shards: usize,
+}
+
+impl<'a> Plan<'a> {
+    /// The plan for parts of about `part_insts` EVM instructions, in at
+    /// most `max_shards` shards (one per 2,000 instructions).
+    pub fn new(analysis: &'a Analysis, part_insts: usize, max_shards: usize) -> Self {
+        let preds = analysis.single_predecessors();
+        let children = children_of(&preds);
+        let bounds = stack_bounds(analysis, &preds, &children);
+        let partition = Partition::new(analysis, &preds, &children, part_insts.max(1));
+        let phi_words = phi_words(analysis, &preds, &partition, &bounds);
+        let (shard_of, shards) = shards(analysis, &partition, max_shards);
+        Self {
+            analysis,
+            preds,
+            children,
+            bounds,
+            partition,
+            phi_words,
+            shard_of,
+            shards,
+        }
+    }
+
+    /// Number of shards, each built as its own module: `0..shards()`.
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    /// Number of parts (LLVM functions holding blocks).
+    pub fn parts(&self) -> usize {
+        self.partition.heads.len()
+    }
+
+    /// The parts shard `shard` defines, in order.
+    pub fn parts_of_shard(&self, shard: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.parts()).filter(move |&k| self.shard_of[k] == shard)
+    }
+
+    /// Whether block `to` starts from the virtual stack block `from` ends
+    /// with.
+    pub(crate) fn inherits(&self, from: usize, to: usize) -> bool {
+        self.preds.get(to) == Some(&Some(from))
+    }
+
+    /// Whether the edge from `from` to `to` passes stack words as values
+    /// (inheritance or phis) rather than through memory.
+    pub(crate) fn takes_stack(&self, from: usize, to: usize) -> bool {
+        self.inherits(from, to) || self.phi_words.get(to).is_some_and(|&k| k > 0)
+    }
+
+    /// Whether the jump table's elements need 32 bits: every entry number
+    /// plus one, and a sentinel, must fit.
+    pub(crate) fn wide_jump_table(&self) -> bool {
+        self.partition.entries as u64 + 2 >= u16::MAX as u64
+    }
+}
+
+/// The shard of each part and the number of shards: one per
+/// [`SHARD_INSTS`] instructions, at most `max_shards`, at most one per part.
+/// The count is that of the non-empty shards of a split into as many as
+/// wanted, and the split is then made for that count; should that split
+/// leave a shard empty in turn, the count shrinks again.
+fn shards(a: &Analysis, partition: &Partition, max_shards: usize) -> (Vec<usize>, usize) {
+    let wanted = (a.insts.len() / SHARD_INSTS).clamp(1, max_shards.max(1));
+    if wanted == 1 {
+        return (vec![0; partition.heads.len()], 1);
+    }
+    let mut count = partition.shards(a, wanted).1;
+    loop {
+        let (shard_of, used) = partition.shards(a, count);
+        if used == count {
+            return (shard_of, count);
+        }
+        count = used;
+    }
+}
+
+fn children_of(preds: &[Option<usize>]) -> Vec<Vec<usize>> {
+    let mut children = vec![Vec::new(); preds.len()];
+    for (s, p) in preds.iter().enumerate() {
+        if let Some(p) = p {
+            children[*p].push(s);
+        }
+    }
+    children
+}
+
+/// The entry-length bounds of each block that does not inherit a virtual
+/// stack, covering every block that inherits from it, directly or not (their
+/// entry lengths differ from its own by constants). A failed check deopts at
+/// the start of that block, where memory holds the stack, and the
+/// interpreter takes over from there: exact, even when the block that
+/// cannot run lies on a path the frame would not have taken.
+fn stack_bounds(a: &Analysis, preds: &[Option<usize>], children: &[Vec<usize>]) -> Vec<(i64, i64)> {
+    let n = a.blocks.len();
+    let limit = STACK_LIMIT as i64;
+    let mut bounds = vec![(0i64, limit); n];
+    for h in 0..n {
+        if preds[h].is_some() || !a.blocks[h].reachable {
+            continue;
+        }
+        let (mut lower, mut upper) = (0i64, limit);
+        // (block, its entry length minus the head's)
+        let mut todo = vec![(h, 0i64)];
+        while let Some((b, d)) = todo.pop() {
+            let blk = &a.blocks[b];
+            lower = lower.max(blk.min_in as i64 - d);
+            upper = upper.min(limit - blk.max_growth as i64 - d);
+            let next = d + blk.delta as i64;
+            todo.extend(children[b].iter().map(|&s| (s, next)));
+        }
+        bounds[h] = (lower, upper);
+    }
+    bounds
+}
+
+/// See [`Plan::phi_words`]: as many words as the block and the blocks that
+/// inherit from it read below its entry height (the lower bound of its
+/// stack check), at most [`MAX_PHI_WORDS`].
+fn phi_words(
+    a: &Analysis,
+    preds: &[Option<usize>],
+    partition: &Partition,
+    bounds: &[(i64, i64)],
+) -> Vec<usize> {
+    (0..a.blocks.len())
+        .map(|b| {
+            let static_only = a.blocks[b].reachable && preds[b].is_none() && !partition.external[b];
+            match static_only {
+                true => bounds[b].0.clamp(0, MAX_PHI_WORDS) as usize,
+                false => 0,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analyze(hex_code: &str) -> Analysis {
+        Analysis::new(&hex::decode(hex_code).unwrap())
+    }
+
+    /// PUSH0 CALLDATALOAD; loop: JUMPDEST DUP1 ISZERO PUSH1 15 JUMPI;
+    /// PUSH1 1 SWAP1 SUB PUSH1 2 JUMP; end: JUMPDEST STOP.
+    const COUNTED_LOOP: &str = "5f355b8015600f57600190036002565b00";
+
+    #[test]
+    fn loop_header_checks_its_body_and_takes_its_counter_as_a_phi() {
+        let a = analyze(COUNTED_LOOP);
+        let plan = Plan::new(&a, 1500, 1);
+        // The loop header has two predecessors (entry, back edge); the
+        // body and the exit inherit from it. (Block 4 is the implicit STOP
+        // at the end of the code, unreachable.)
+        assert!(!a.blocks[4].reachable);
+        assert_eq!(plan.preds, vec![None, None, Some(1), Some(1), None]);
+        assert_eq!(plan.children[1], vec![2, 3]);
+        // The entry pushes one word; the header, its body and the exit
+        // read one word below the header's entry and grow by two at most.
+        assert_eq!(plan.bounds[0], (0, 1023));
+        assert_eq!(plan.bounds[1], (1, 1022));
+        assert_eq!(plan.phi_words, vec![0, 1, 0, 0, 0]);
+        assert_eq!(plan.parts(), 1);
+        assert_eq!(plan.partition.heads, vec![vec![0, 1]]);
+        assert_eq!(
+            plan.partition.entry_of,
+            vec![Some(0), None, None, None, None]
+        );
+        assert_eq!(plan.partition.entries, 1);
+        assert!(plan.inherits(1, 2) && !plan.inherits(2, 1));
+        assert!(plan.takes_stack(0, 1) && plan.takes_stack(1, 3));
+        assert!(!plan.takes_stack(1, 0));
+    }
+
+    #[test]
+    fn a_block_entered_from_another_part_takes_no_phis() {
+        let a = analyze(COUNTED_LOOP);
+        // Every tree its own part.
+        let plan = Plan::new(&a, 1, 1);
+        assert_eq!(plan.partition.heads, vec![vec![0], vec![1]]);
+        assert_eq!(plan.partition.part_of[..4], [0, 1, 1, 1]);
+        assert_eq!(
+            plan.partition.external,
+            vec![true, true, false, false, false]
+        );
+        assert_eq!(
+            plan.partition.entry_of,
+            vec![Some(0), Some(1), None, None, None]
+        );
+        assert_eq!(plan.phi_words, vec![0; 5]);
+        assert_eq!(plan.partition.members(1), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn stack_bounds_that_no_height_meets_are_empty() {
+        // POP with nothing below, then 1,024 pushes: no entry height fits.
+        let code = format!("50{}00", "5f".repeat(1025));
+        let a = analyze(&code);
+        let plan = Plan::new(&a, 1500, 1);
+        let (lower, upper) = plan.bounds[0];
+        assert_eq!(lower, 1);
+        assert!(upper < lower, "{lower}..={upper}");
+    }
+
+    #[test]
+    fn dynamic_targets_are_numbered_entries_and_never_inherit() {
+        // PUSH1 5 CALLDATALOAD JUMP; INVALID; 5: JUMPDEST STOP. The pushed
+        // 5 makes that JUMPDEST a target of the dynamic jump.
+        let a = analyze("60053556fe5b00");
+        let plan = Plan::new(&a, 1500, 1);
+        let target = a.jumpdests[&5];
+        assert!(a.is_dynamic_target(target));
+        assert_eq!(plan.preds[target], None);
+        assert!(plan.partition.external[target]);
+        assert!(plan.partition.entry_of[target].is_some());
+        assert_eq!(plan.phi_words[target], 0);
+        assert!(!plan.wide_jump_table());
+    }
+
+    /// `n` blocks after calls (resume points, so each roots its own tree)
+    /// of `len` instructions each: PUSH0 x7, CALL, POP.
+    fn calls(n: usize) -> Analysis {
+        let seg = format!("{}f150", "5f".repeat(7));
+        analyze(&seg.repeat(n))
+    }
+
+    #[test]
+    fn shards_follow_the_instruction_count_and_the_threads() {
+        let a = calls(1000); // 9,000 instructions
+        assert_eq!(Plan::new(&a, 1500, 1).shards(), 1);
+        assert_eq!(Plan::new(&a, 1500, 2).shards(), 2);
+        assert_eq!(Plan::new(&a, 1500, 8).shards(), 4);
+        // One part cannot be split.
+        assert_eq!(Plan::new(&a, usize::MAX, 4).shards(), 1);
+        assert_eq!(Plan::new(&calls(10), 1500, 4).shards(), 1);
+    }
+
+    #[test]
+    fn every_shard_holds_a_contiguous_run_of_parts() {
+        // Uneven trees: one long block, then many small ones.
+        let long = analyze(&format!("{}{}", "5f50".repeat(3000), "5ff150".repeat(900)));
+        for a in [calls(1000), long] {
+            for part_insts in [1, 50, 150, 400, 1500, 5000] {
+                for threads in 1..=4 {
+                    let plan = Plan::new(&a, part_insts, threads);
+                    assert!(plan.shard_of.windows(2).all(|w| w[0] <= w[1]));
+                    for s in 0..plan.shards() {
+                        assert!(plan.parts_of_shard(s).next().is_some());
+                    }
+                    assert_eq!(plan.shard_of.last(), Some(&(plan.shards() - 1)));
+                }
+            }
+        }
+    }
+}

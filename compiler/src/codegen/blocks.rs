@@ -1,0 +1,425 @@
+//! Lowering of blocks: entry (inherited virtual stack, phis or memory,
+//! with the stack-bounds check), gas segments, terminators and the
+//! transfers between blocks, and the dispatch of dynamic jumps.
+
+use super::part::PartGen;
+use super::vstack::VStack;
+use super::{lowering, Lowering, R};
+use crate::analysis::{Block, JumpTarget, Terminator};
+use evmc_interface::STACK_LIMIT;
+use inkwell::basic_block::BasicBlock;
+use inkwell::values::{IntValue, PhiValue};
+use inkwell::IntPredicate;
+use revm::bytecode::opcode as op;
+
+/// Longest run of EVM instructions lowered into one LLVM basic block.
+const SPLIT_EVERY: usize = 256;
+
+impl<'ctx> PartGen<'_, '_, 'ctx> {
+    pub(super) fn gen_block(&mut self, bi: usize) -> R<()> {
+        let bb = self.block_bbs[bi].unwrap();
+        self.b.position_at_end(bb);
+        let vs = match self.inherited[bi].take() {
+            Some(vs) => vs,
+            None if self.plan.phi_words[bi] > 0 => {
+                let (base, words) = self.phis_of(bi)?;
+                let mut vs = VStack::new(base.as_basic_value().into_int_value());
+                for w in words {
+                    vs.push(w.as_basic_value().into_int_value());
+                }
+                vs
+            }
+            None => self.enter_from_memory(bi)?,
+        };
+        self.gen_block_body(bi, vs)
+    }
+
+    /// The phis at the start of block `to` (see [`crate::analysis::Plan`]).
+    fn phis_of(&mut self, to: usize) -> R<(PhiValue<'ctx>, Vec<PhiValue<'ctx>>)> {
+        if let Some(p) = &self.phis[to] {
+            return Ok(p.clone());
+        }
+        let here = self.b.get_insert_block();
+        self.b.position_at_end(self.block_bbs[to].unwrap());
+        let base = self.b.build_phi(self.i64, "base")?;
+        let words = (0..self.plan.phi_words[to])
+            .map(|_| self.b.build_phi(self.i256, "w"))
+            .collect::<R<Vec<_>>>()?;
+        if let Some(bb) = here {
+            self.b.position_at_end(bb);
+        }
+        self.phis[to] = Some((base, words.clone()));
+        Ok((base, words))
+    }
+
+    /// An edge into block `to`, which takes its top words as phis. Its stack
+    /// check is done here, before the words are loaded: a failure commits
+    /// the stack and deopts at `to`, as its own check would.
+    fn enter_with_phis(&mut self, to: usize, mut vs: VStack<'ctx>) -> R<()> {
+        let k = self.plan.phi_words[to];
+        let len = vs.len(self)?;
+        if let Some(bad) = self.check_entry_len(to, len, "edge")? {
+            let good = self.b.get_insert_block().unwrap();
+            self.b.position_at_end(bad);
+            let committed = vs.flush(self)?;
+            self.b.build_store(self.len_var, committed)?;
+            self.deopt_at(self.a.blocks[to].start_pc as u64)?;
+            self.b.position_at_end(good);
+        }
+        vs.ensure(self, k)?;
+        let base = vs.flush_below(self, k)?;
+        let (base_phi, words) = self.phis_of(to)?;
+        let from = self.b.get_insert_block().unwrap();
+        base_phi.add_incoming(&[(&base, from)]);
+        let top = &vs.vals[vs.vals.len() - k..];
+        for (phi, slot) in words.iter().zip(top) {
+            phi.add_incoming(&[(&slot.v, from)]);
+        }
+        self.b
+            .build_unconditional_branch(self.block_bbs[to].unwrap())?;
+        Ok(())
+    }
+
+    /// Starts a block whose stack is in memory: checks the entry length
+    /// against the bounds of the block and of all blocks that inherit from
+    /// it, once.
+    fn enter_from_memory(&mut self, bi: usize) -> R<VStack<'ctx>> {
+        let blk: &Block = &self.a.blocks[bi];
+        let len = self
+            .b
+            .build_load(self.i64, self.len_var, "len")?
+            .into_int_value();
+        let vs = VStack::new(len);
+        if let Some(bad) = self.check_entry_len(bi, len, "stack")? {
+            let ok = self.b.get_insert_block().unwrap();
+            self.b.position_at_end(bad);
+            self.deopt_at(blk.start_pc as u64)?;
+            self.b.position_at_end(ok);
+        }
+        Ok(vs)
+    }
+
+    /// Branches on `len` lying within the entry bounds of block `bi` (see
+    /// [`crate::analysis::Plan`]) and continues where it does; returns the block
+    /// taken where it does not, or `None` if every length fits.
+    fn check_entry_len(
+        &self,
+        bi: usize,
+        len: IntValue<'ctx>,
+        name: &str,
+    ) -> R<Option<BasicBlock<'ctx>>> {
+        let (lower, upper) = self.plan.bounds[bi];
+        let mut conds = Vec::new();
+        if lower > 0 {
+            conds.push(self.b.build_int_compare(
+                IntPredicate::UGE,
+                len,
+                self.const_i64(lower as u64),
+                "",
+            )?);
+        }
+        if upper < 0 {
+            // No entry height fits: the region always fails (the
+            // interpreter decides where and how).
+            conds.push(self.i1.const_zero());
+        } else if upper < STACK_LIMIT as i64 {
+            conds.push(self.b.build_int_compare(
+                IntPredicate::ULE,
+                len,
+                self.const_i64(upper as u64),
+                "",
+            )?);
+        }
+        let Some(mut c) = conds.pop() else {
+            return Ok(None);
+        };
+        for o in conds {
+            c = self.b.build_and(c, o, "")?;
+        }
+        let c = self.likely(c)?;
+        let ok = self.new_bb(&format!("{name}_ok"));
+        let bad = self.new_bb(&format!("{name}_bad"));
+        self.b.build_conditional_branch(c, ok, bad)?;
+        self.b.position_at_end(ok);
+        Ok(Some(bad))
+    }
+
+    fn gen_block_body(&mut self, bi: usize, mut vs: VStack<'ctx>) -> R<()> {
+        let blk: &Block = &self.a.blocks[bi];
+        let insts = blk.insts(self.a);
+        let n = insts.len();
+        let splits_after = |i: usize| (i + 1).is_multiple_of(SPLIT_EVERY) && i + 2 < n;
+        let mut need_gas_check = true;
+        let mut after = vec![0u64; n];
+        for (i, inst) in insts.iter().enumerate() {
+            if need_gas_check {
+                // Charge this segment: up to and including the next instruction
+                // whose gas is dynamic, or the end of the block.
+                let mut end = i;
+                while end + 1 < n && !self.is_dynamic(insts[end].op) && !splits_after(end) {
+                    end += 1;
+                }
+                let costs: Vec<u64> = insts[i..=end]
+                    .iter()
+                    .map(|x| self.gas_table[x.op as usize] as u64)
+                    .collect();
+                let total: u64 = costs.iter().sum();
+                let mut acc = total;
+                for (k, c) in costs.iter().enumerate() {
+                    acc -= c;
+                    after[i + k] = acc;
+                }
+                if total > 0 {
+                    self.charge_segment(total)?;
+                }
+                need_gas_check = false;
+            }
+            let is_last = i + 1 == n;
+            if is_last && matches!(inst.op, op::JUMP | op::JUMPI | op::STOP) {
+                break;
+            }
+            self.gen_inst(&mut vs, inst, after[i])?;
+            if self.is_dynamic(inst.op) {
+                need_gas_check = true;
+            }
+            if splits_after(i) {
+                // Instruction selection and scheduling are superlinear in
+                // the size of one LLVM block: cut very long straight-line
+                // code in pieces, passing the stack through memory, each
+                // charging its own gas. The IR pipeline would merge pieces
+                // joined by a plain branch back into one block, so the
+                // branch tests a value LLVM cannot see is always false (a
+                // register zeroed by inline assembly); the other side
+                // deopts at the next instruction, exact if ever taken.
+                vs.commit(self)?;
+                let next = self.new_bb("split");
+                let never = self.opaque_false()?;
+                let cold = self.new_bb("split_deopt");
+                self.b.build_conditional_branch(never, cold, next)?;
+                self.b.position_at_end(cold);
+                self.deopt_at(insts[i + 1].pc as u64)?;
+                self.b.position_at_end(next);
+                need_gas_check = true;
+            }
+        }
+        self.gen_terminator(bi, vs)
+    }
+
+    /// `false`, computed where LLVM cannot see it.
+    fn opaque_false(&self) -> R<IntValue<'ctx>> {
+        let ty = self.i32.fn_type(&[], false);
+        let asm = self.cx.create_inline_asm(
+            ty,
+            "xorl $0, $0".to_string(),
+            "=r".to_string(),
+            false,
+            false,
+            None,
+            false,
+        );
+        let v = self
+            .b
+            .build_indirect_call(ty, asm, &[], "zero")?
+            .try_as_basic_value()
+            .basic()
+            .unwrap()
+            .into_int_value();
+        self.b
+            .build_int_compare(IntPredicate::NE, v, self.i32.const_zero(), "never")
+    }
+
+    /// Whether a gas segment ends after `opcode`: its gas or its effects go
+    /// beyond a static charge, so what follows is charged separately (see the
+    /// module comment on why that makes a failed check an exact halt).
+    fn is_dynamic(&self, opcode: u8) -> bool {
+        matches!(
+            lowering(opcode, self.spec),
+            Lowering::Builtin | Lowering::InlineMemory
+        )
+    }
+
+    fn charge_segment(&self, cost: u64) -> R<()> {
+        let gas = self.load_gas()?;
+        let c = self.const_i64(cost);
+        let enough = self.b.build_int_compare(IntPredicate::UGE, gas, c, "")?;
+        self.check(enough, self.exits.out_of_gas, "gas_ok")?;
+        let rest = self.b.build_int_sub(gas, c, "")?;
+        self.b.build_store(self.gas_var, rest)?;
+        Ok(())
+    }
+
+    fn gen_terminator(&mut self, bi: usize, mut vs: VStack<'ctx>) -> R<()> {
+        let blk = &self.a.blocks[bi];
+        let last = blk.insts(self.a).last().unwrap();
+        let has_next = self.a.blocks.get(bi + 1).is_some_and(|b| b.reachable);
+        match blk.term {
+            Terminator::Fallthrough | Terminator::Suspend => match has_next {
+                true => self.goto_block(bi, bi + 1, vs)?,
+                false => {
+                    // Only reachable if a builtin continued where it should
+                    // not have; the interpreter knows what to do there.
+                    vs.commit(self)?;
+                    self.deopt_at(last.next_pc() as u64)?;
+                }
+            },
+            Terminator::Exit => {
+                // The builtin always ends the frame; should it not, resume in
+                // the interpreter right after it.
+                vs.commit(self)?;
+                self.deopt_at(last.next_pc() as u64)?;
+            }
+            Terminator::Stop => {
+                // The stack of a finished frame is never read.
+                self.b.build_unconditional_branch(self.exits.stop)?;
+            }
+            Terminator::Jump(t) => {
+                let target = vs.pop(self)?;
+                self.take_jump(bi, t, target, vs)?;
+            }
+            Terminator::JumpI(t) => {
+                let target = vs.pop(self)?;
+                let cond = vs.pop(self)?;
+                assert!(has_next, "fallthrough of a reachable JUMPI is reachable");
+                let c =
+                    self.b
+                        .build_int_compare(IntPredicate::NE, cond, self.i256.const_zero(), "")?;
+                let taken = self.new_bb("jumpi_taken");
+                let taken_takes = matches!(t, JumpTarget::Static(pc) if self.plan.takes_stack(bi, self.a.jumpdests[&pc]));
+                if !taken_takes && !self.plan.takes_stack(bi, bi + 1) {
+                    // Both successors read the stack from memory: one store
+                    // sequence before the branch.
+                    vs.commit(self)?;
+                    let local = self.plan.partition.part_of[bi + 1] == self.part;
+                    let fall = match local {
+                        true => self.block_bbs[bi + 1].unwrap(),
+                        false => self.new_bb("jumpi_fall"),
+                    };
+                    self.b.build_conditional_branch(c, taken, fall)?;
+                    self.b.position_at_end(taken);
+                    self.jump_to(t, target)?;
+                    if !local {
+                        self.b.position_at_end(fall);
+                        self.enter_block(bi + 1)?;
+                    }
+                } else {
+                    let fall = self.new_bb("jumpi_fall");
+                    self.b.build_conditional_branch(c, taken, fall)?;
+                    self.b.position_at_end(taken);
+                    self.take_jump(bi, t, target, vs.clone())?;
+                    self.b.position_at_end(fall);
+                    self.goto_block(bi, bi + 1, vs)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Continues from block `from` into block `to`: with the virtual stack
+    /// if `to` inherits it, through memory otherwise.
+    fn goto_block(&mut self, from: usize, to: usize, mut vs: VStack<'ctx>) -> R<()> {
+        if self.plan.inherits(from, to) {
+            self.inherited[to] = Some(vs);
+            let bb = self.block_bbs[to].expect("an inheriting block is in its parent's part");
+            self.b.build_unconditional_branch(bb)?;
+            Ok(())
+        } else if self.plan.phi_words[to] > 0 {
+            self.enter_with_phis(to, vs)
+        } else {
+            vs.commit(self)?;
+            self.enter_block(to)
+        }
+    }
+
+    fn take_jump(
+        &mut self,
+        from: usize,
+        t: JumpTarget,
+        target: IntValue<'ctx>,
+        mut vs: VStack<'ctx>,
+    ) -> R<()> {
+        match t {
+            JumpTarget::Static(pc) => self.goto_block(from, self.a.jumpdests[&pc], vs),
+            // The stack of a halted frame is never read.
+            JumpTarget::Invalid => self.jump_to(t, target),
+            JumpTarget::Dynamic => {
+                vs.commit(self)?;
+                self.jump_to(t, target)
+            }
+        }
+    }
+
+    fn jump_to(&self, t: JumpTarget, target: IntValue<'ctx>) -> R<()> {
+        match t {
+            JumpTarget::Static(dest) => self.enter_block(self.a.jumpdests[&dest])?,
+            JumpTarget::Invalid => {
+                self.b.build_unconditional_branch(self.exits.invalid_jump)?;
+            }
+            JumpTarget::Dynamic => {
+                self.b.build_store(self.jt_var, target)?;
+                self.b
+                    .build_unconditional_branch(self.dispatch_bb.unwrap())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Dynamic jumps to targets in this part are branches; the dispatch
+    /// function takes the rest. Both switch on the target's number from the
+    /// jump table.
+    pub(super) fn gen_dispatch(&self, d: BasicBlock<'ctx>) -> R<()> {
+        self.b.position_at_end(d);
+        let t = self
+            .b
+            .build_load(self.i256, self.jt_var, "target")?
+            .into_int_value();
+        let in_code = self.b.build_int_compare(
+            IntPredicate::ULT,
+            t,
+            self.i256.const_int(self.a.code_len as u64, false),
+            "",
+        )?;
+        let lookup = self.new_bb("dispatch_lookup");
+        self.b
+            .build_conditional_branch(in_code, lookup, self.exits.invalid_jump)?;
+        self.b.position_at_end(lookup);
+        let t64 = self.b.build_int_truncate(t, self.i64, "")?;
+        let jt = self.jump_table.expect("dynamic jumps have a jump table");
+        let slot = unsafe {
+            self.b.build_gep(
+                jt.elem.array_type(self.a.code_len as u32),
+                jt.table.as_pointer_value(),
+                &[self.const_i64(0), t64],
+                "",
+            )?
+        };
+        let number = self.b.build_load(jt.elem, slot, "")?.into_int_value();
+        let number = self.b.build_int_z_extend(number, self.i64, "number")?;
+        let elsewhere = self.new_bb("dispatch_other_part");
+        let cases: Vec<_> = self
+            .a
+            .jumpdests
+            .values()
+            .filter(|&&bi| {
+                self.a.is_dynamic_target(bi) && self.plan.partition.part_of[bi] == self.part
+            })
+            .map(|&bi| {
+                let e = self.plan.partition.entry_of[bi].expect("a dynamic target is external");
+                (self.const_i64(e as u64 + 1), self.block_bbs[bi].unwrap())
+            })
+            .collect();
+        self.b.build_switch(number, elsewhere, &cases)?;
+        self.b.position_at_end(elsewhere);
+        let len = self.b.build_load(self.i64, self.len_var, "len")?;
+        let dispatch = self
+            .dispatch_fn
+            .expect("a part with dynamic jumps has a dispatch");
+        self.tail_call(
+            self.ctx_ptr,
+            dispatch,
+            self.load_gas()?,
+            len.into_int_value(),
+            t64,
+            number,
+        )
+    }
+}
