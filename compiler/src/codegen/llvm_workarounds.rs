@@ -5,7 +5,7 @@
 //! A crash inside LLVM is not a compile error: it takes the whole process
 //! down, and the bytecode that triggers it is chosen by whoever deploys a
 //! contract. So each known trigger is removed here, and the regression tests
-//! (`compiler/tests/llvm_workarounds.rs`) compile it for real.
+//! (`compiler/tests/all/llvm_workarounds.rs`) compile it for real.
 
 use inkwell::module::Module;
 use inkwell::values::{AsValueRef, BasicValueEnum, InstructionOpcode, InstructionValue};

@@ -158,7 +158,7 @@ fn the_checker_catches_an_artifact_of_the_wrong_spec() {
 /// weights): compiling this 45-byte program for the host CPU (any x86-64-v3
 /// or later) crashed inside LLVM 19's SelectionDAG combiner with SIGSEGV,
 /// taking the host process down. Fixed by
-/// `evmc_compiler::codegen::llvm_workarounds` (compiler/tests/llvm_workarounds.rs
+/// `evmc_compiler::codegen::llvm_workarounds` (compiler/tests/all/llvm_workarounds.rs
 /// holds the reduced triggers); run in a child so that a regression fails
 /// this test instead of killing the run.
 #[test]
