@@ -4,7 +4,7 @@
 
 use criterion::{criterion_main, Criterion};
 use evmc_benches::{cases, compiler, criterion};
-use evmc_runtime::{load, Expect};
+use evmc_runtime::{Expect, Loader};
 use std::collections::HashSet;
 
 fn load_artifacts(c: &mut Criterion) {
@@ -19,10 +19,10 @@ fn load_artifacts(c: &mut Criterion) {
             if !seen.insert(contract.code_hash) {
                 continue;
             }
-            let expect = Expect {
+            let loader = Loader::new(Expect {
                 code_hash: contract.code_hash,
                 spec: evmc_compiler::spec_name(contract.spec).to_string(),
-            };
+            });
             let id = format!(
                 "load/{}/{:.10}",
                 case.id(),
@@ -30,7 +30,9 @@ fn load_artifacts(c: &mut Criterion) {
             );
             c.bench_function(&id, |b| {
                 b.iter_with_large_drop(|| {
-                    load(&compiled.path, &expect).unwrap_or_else(|e| panic!("{id}: {e}"))
+                    loader
+                        .load(&compiled.path)
+                        .unwrap_or_else(|e| panic!("{id}: {e}"))
                 })
             });
         }

@@ -5,25 +5,52 @@
 //! [`codegen`] (LLVM IR against the `evmc-interface` ABI) →
 //! [`backend`] (optimise, emit object/assembly, link the `.so`).
 
+//!
+//! Without the `llvm` feature only what loading artefacts needs is built:
+//! [`CompileOptions`], [`TargetSpec`], spec names, [`code_hash`] and
+//! [`COMPILER_BUILD_ID`].
+
 pub mod analysis;
 pub mod backend;
+#[cfg(feature = "llvm")]
 pub mod codegen;
 pub mod revm_api;
 
+#[cfg(feature = "llvm")]
 use analysis::Analysis;
+#[cfg(feature = "llvm")]
+pub use backend::host_target;
+#[cfg(feature = "llvm")]
 use backend::target::{emit, machine, optimize};
-pub use backend::{host_target, TargetSpec};
+pub use backend::TargetSpec;
+#[cfg(feature = "llvm")]
 use codegen::Shard;
 use evmc_interface::ArtifactMetadata;
+#[cfg(feature = "llvm")]
 use inkwell::context::Context;
+#[cfg(feature = "llvm")]
 use inkwell::targets::FileType;
 pub use revm_api::{parse_spec, spec_name, SpecId, B256};
-use std::path::{Path, PathBuf};
+#[cfg(feature = "llvm")]
+use std::path::Path;
+use std::path::PathBuf;
+#[cfg(feature = "llvm")]
 use std::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(feature = "llvm")]
 use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "llvm")]
+use std::time::Instant;
 
-pub const COMPILER_VERSION: &str = concat!("evmc-compiler ", env!("CARGO_PKG_VERSION"));
+/// Identifies the compiler that built an artefact: `evmc-` and 16 hex
+/// digits of a hash of the compiler's and the interface's sources (see
+/// `build.rs`). Recorded in every artefact's metadata and in cache keys, so
+/// a change to code generation never reuses artefacts of the old one.
+pub const COMPILER_BUILD_ID: &str = env!("EVMC_COMPILER_BUILD_ID");
+
+/// Stack size of every thread that runs LLVM: it recurses deeply on large
+/// functions. Whoever starts a thread that compiles uses this.
+pub const LLVM_THREAD_STACK: usize = 64 << 20;
 
 /// Contracts above this size are not compiled by default (EIP-170's limit);
 /// they stay interpreted.
@@ -88,15 +115,38 @@ pub fn default_threads() -> usize {
 }
 
 impl CompileOptions {
+    /// Defaults for `spec`, generating code for this machine.
+    #[cfg(feature = "llvm")]
     pub fn new(spec: SpecId) -> Self {
+        Self::for_target(spec, host_target())
+    }
+
+    /// Defaults for `spec`, generating code for `target`. Needs no LLVM:
+    /// loaders use it to name the artefacts a default compile produces.
+    pub fn for_target(spec: SpecId, target: TargetSpec) -> Self {
         Self {
             spec,
             opt_level: 2,
-            target: host_target(),
+            target,
             max_code_size: DEFAULT_MAX_CODE_SIZE,
             opt_budget: DEFAULT_OPT_BUDGET,
             threads: default_threads(),
         }
+    }
+
+    /// Every option that changes the bytes of an artefact, apart from the
+    /// spec and the target (which keys and metadata record on their own),
+    /// as one line: two compiles of the same code with equal fingerprints,
+    /// specs and targets produce the same file. `max_code_size` only
+    /// decides whether a compile happens, so it is not part of it.
+    pub fn codegen_fingerprint(&self) -> String {
+        // `threads` bounds the number of shards, each its own object file
+        // in the linked artefact.
+        // part_insts: add `part_insts={}` here once `CompileOptions` has the field.
+        format!(
+            "opt={} opt_budget={} threads={}",
+            self.opt_level, self.opt_budget, self.threads
+        )
     }
 }
 
@@ -121,6 +171,7 @@ impl Timings {
 }
 
 /// The object files for one contract (one per shard), not yet linked.
+#[cfg(feature = "llvm")]
 pub struct CompiledObject {
     pub code_hash: B256,
     pub metadata: ArtifactMetadata,
@@ -153,10 +204,11 @@ pub fn metadata_for(code: &[u8], opts: &CompileOptions) -> ArtifactMetadata {
     ArtifactMetadata::set_str(&mut m.target_triple, &opts.target.triple);
     ArtifactMetadata::set_str(&mut m.target_cpu, &opts.target.cpu);
     ArtifactMetadata::set_str(&mut m.cpu_features, &opts.target.required_features());
-    ArtifactMetadata::set_str(&mut m.compiler_version, COMPILER_VERSION);
+    ArtifactMetadata::set_str(&mut m.compiler_version, COMPILER_BUILD_ID);
     m
 }
 
+#[cfg(feature = "llvm")]
 fn check(code: &[u8], opts: &CompileOptions) -> Result<(), CompileError> {
     if !revm_api::is_supported_spec(opts.spec) {
         return Err(CompileError::UnsupportedSpec(
@@ -173,6 +225,7 @@ fn check(code: &[u8], opts: &CompileOptions) -> Result<(), CompileError> {
 }
 
 /// Produces textual IR/assembly or an object file for `code`.
+#[cfg(feature = "llvm")]
 pub fn compile_emit(
     code: &[u8],
     opts: &CompileOptions,
@@ -185,6 +238,7 @@ pub fn compile_emit(
 }
 
 /// [`compile_emit`] after the analysis: the contract as one module.
+#[cfg(feature = "llvm")]
 fn emit_whole(
     analysis: &Analysis,
     code: &[u8],
@@ -208,6 +262,7 @@ fn emit_whole(
 }
 
 /// The optimisation level for a contract of `ir_instructions`.
+#[cfg(feature = "llvm")]
 fn level_for(opts: &CompileOptions, ir_instructions: usize) -> u8 {
     if ir_instructions > opts.opt_budget {
         0
@@ -217,6 +272,7 @@ fn level_for(opts: &CompileOptions, ir_instructions: usize) -> u8 {
 }
 
 /// Verifies, optimises and emits `module` at `t.opt_level`.
+#[cfg(feature = "llvm")]
 fn lower(
     module: inkwell::module::Module<'_>,
     opts: &CompileOptions,
@@ -258,6 +314,7 @@ fn lower(
 /// Compiles `code` into object files: one, or one per shard when the
 /// contract is large and `opts.threads` allows, compiled in parallel.
 /// Stage timings are those of the slowest shard (they overlap).
+#[cfg(feature = "llvm")]
 pub fn compile_object(code: &[u8], opts: &CompileOptions) -> Result<CompiledObject, CompileError> {
     check(code, opts)?;
     let start = Instant::now();
@@ -297,6 +354,7 @@ pub fn compile_object(code: &[u8], opts: &CompileOptions) -> Result<CompiledObje
 
 /// One thread per shard, each with its own LLVM context. The shards agree
 /// on the optimisation level, which depends on the size of all of them.
+#[cfg(feature = "llvm")]
 fn compile_shards(
     analysis: &Analysis,
     code: &[u8],
@@ -310,7 +368,10 @@ fn compile_shards(
         let workers: Vec<_> = (0..count)
             .map(|index| {
                 let (meta, total, sized) = (&meta, &total, &sized);
-                s.spawn(move || {
+                let shard = std::thread::Builder::new()
+                    .name(format!("evmc-shard-{index}"))
+                    .stack_size(LLVM_THREAD_STACK);
+                let worker = shard.spawn_scoped(s, move || {
                     let start = Instant::now();
                     let cx = Context::create();
                     let built = codegen::build_module(
@@ -332,7 +393,10 @@ fn compile_shards(
                         ..Timings::default()
                     };
                     lower(module, opts, Emit::Object, t)
-                })
+                });
+                // As `Scope::spawn` would: the shards already started wait
+                // for this one at the barrier, so there is no going back.
+                worker.expect("cannot start a compile shard thread")
             })
             .collect();
         workers
@@ -343,6 +407,7 @@ fn compile_shards(
 }
 
 /// A shared object written to disk.
+#[cfg(feature = "llvm")]
 #[derive(Clone, Debug)]
 pub struct Artifact {
     pub path: PathBuf,
@@ -353,6 +418,7 @@ pub struct Artifact {
 
 /// Compiles `code` into the shared object `out`. The file appears atomically:
 /// it is linked under a temporary name in the same directory and renamed.
+#[cfg(feature = "llvm")]
 pub fn compile_to_file(
     code: &[u8],
     opts: &CompileOptions,

@@ -3,7 +3,12 @@
 //! Pipeline position: `.so` on disk → [`loader`] (validate, then load) →
 //! [`registry`] (code hash + spec → artifact) → [`NativeEvm`] (revm's frame
 //! loop, with compiled frames run by [`run_native`]).
+//!
+//! The `compiler` feature (on by default) adds compiling in this process:
+//! [`compile_and_load`], cache compiles, hot compilation. Without it the
+//! runtime has no LLVM in it and loads artefacts compiled elsewhere.
 
+#[cfg(feature = "compiler")]
 pub mod bench;
 pub mod cache;
 pub mod compile_worker;
@@ -11,13 +16,14 @@ pub mod hot;
 pub mod loader;
 pub mod registry;
 mod revm_glue;
+#[cfg(feature = "compiler")]
 pub mod sequencer;
 mod shared_data;
 
 pub use cache::{
     ArtifactCache, CacheError, CacheKey, CompileFailure, CompileLimits, WorkerCommand,
 };
-pub use loader::{load, Expect, LoadError, LoadedArtifact};
+pub use loader::{Expect, LoadError, LoadedArtifact, Loader};
 pub use registry::{Registry, SpecMismatch};
 pub use revm_glue::evm::NativeEvm;
 pub use revm_glue::executor::run_native;
@@ -26,8 +32,11 @@ pub use revm_glue::trace::{divergence_report, first_divergence, TraceStep};
 pub use revm_glue::{block, fixture, statetest};
 pub use shared_data::shared_dir;
 
+#[cfg(feature = "compiler")]
 use evmc_compiler::{CompileOptions, SpecId};
+#[cfg(feature = "compiler")]
 use std::path::Path;
+#[cfg(feature = "compiler")]
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +49,7 @@ pub enum Error {
 
 /// Compiles `code` for `spec` into `dir`, then loads it through the
 /// validating loader: the whole real path.
+#[cfg(feature = "compiler")]
 pub fn compile_and_load(
     code: &[u8],
     spec: SpecId,
@@ -54,12 +64,10 @@ pub fn compile_and_load(
         evmc_compiler::spec_name(spec)
     ));
     evmc_compiler::compile_to_file(code, &opts, &path)?;
-    let art = load(
-        &path,
-        &Expect {
-            code_hash: hash,
-            spec: evmc_compiler::spec_name(spec).to_string(),
-        },
-    )?;
+    let art = Loader::new(Expect {
+        code_hash: hash,
+        spec: evmc_compiler::spec_name(spec).to_string(),
+    })
+    .load(&path)?;
     Ok(Arc::new(art))
 }

@@ -7,7 +7,7 @@
 mod support;
 
 use evmc_interface::ArtifactMetadata;
-use evmc_runtime::loader::validate_bytes;
+use evmc_runtime::loader::{Loader, Source};
 use std::path::{Path, PathBuf};
 use support::*;
 
@@ -26,7 +26,11 @@ fn control_c_library_passes_validation() {
     // The hostile variants below differ from this one only by their trick:
     // their refusal is due to it, not to being built by cc.
     let so = c_library("control", "", "return 0;");
-    validate_bytes(Path::new("control.so"), &so, &expect()).unwrap();
+    let source = Source::Bytes {
+        path: Path::new("control.so"),
+        bytes: &so,
+    };
+    Loader::new(expect()).validate(source).unwrap();
 }
 
 #[test]

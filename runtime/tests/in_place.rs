@@ -8,12 +8,17 @@
 
 mod support;
 
-use evmc_runtime::loader::{load, load_file, open_artifact};
-use evmc_runtime::LoadedArtifact;
+use evmc_runtime::loader::{open_artifact, Source};
+use evmc_runtime::{Expect, LoadError, LoadedArtifact, Loader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use support::*;
+
+/// Validates and loads `source` as the fixture contract.
+fn load<'a>(source: impl Into<Source<'a>>, expect: &Expect) -> Result<LoadedArtifact, LoadError> {
+    Loader::new(expect.clone()).load(source)
+}
 
 fn serial() -> MutexGuard<'static, ()> {
     static M: Mutex<()> = Mutex::new(());
@@ -148,7 +153,7 @@ fn an_artifact_replaced_after_validation_is_not_loaded_in_its_place() {
     for replace_with_symlink in [false, true] {
         write_mode(&p, returning(1), 0o444);
         let checked = inode(&p);
-        let file = open_artifact(&p).unwrap().read(None).unwrap();
+        let file = open_artifact(&p).unwrap().read().unwrap();
         assert!(file.loadable_in_place());
         write_mode(&other, returning(2), 0o444);
         if replace_with_symlink {
@@ -158,7 +163,7 @@ fn an_artifact_replaced_after_validation_is_not_loaded_in_its_place() {
         } else {
             std::fs::rename(&other, &p).unwrap();
         }
-        let art = load_file(file, &expect()).unwrap();
+        let art = load(file, &expect()).unwrap();
         assert!(art.loaded_in_place());
         assert_eq!(mapped_inode(&art), checked);
         assert_eq!(call(&art), 1, "symlink: {replace_with_symlink}");
@@ -169,10 +174,10 @@ fn an_artifact_replaced_after_validation_is_not_loaded_in_its_place() {
     // make here) does not reach what is loaded.
     let p = d.path().join("shared.so");
     write_mode(&p, returning(1), 0o666);
-    let file = open_artifact(&p).unwrap().read(None).unwrap();
+    let file = open_artifact(&p).unwrap().read().unwrap();
     assert!(!file.loadable_in_place());
     std::fs::write(&p, returning(2)).unwrap();
-    let art = load_file(file, &expect()).unwrap();
+    let art = load(file, &expect()).unwrap();
     assert!(!art.loaded_in_place());
     assert_eq!(call(&art), 1);
     // The file now holds the other library: loaded afresh, it is that one.

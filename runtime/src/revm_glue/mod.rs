@@ -1,6 +1,8 @@
 //! Everything in the runtime that touches revm's API.
 
 mod arith;
+// Only the bench harness (compiling) uses it.
+#[cfg(feature = "compiler")]
 pub mod bench_exec;
 pub mod block;
 pub mod evm;

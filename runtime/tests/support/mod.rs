@@ -79,7 +79,7 @@ pub fn entry_dir(cache: &ArtifactCache) -> PathBuf {
     cache
         .dir()
         .join("entries")
-        .join(cache.host_key(code_hash(), SPEC, OPT).digest_hex())
+        .join(cache.host_key(code_hash(), SPEC, OPT).unwrap().digest_hex())
 }
 
 /// Replaces a file's content, as someone who can write the directory
