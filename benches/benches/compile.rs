@@ -58,9 +58,8 @@ fn compile(c: &mut Criterion) {
 }
 
 fn benches() {
-    // LLVM recurses deeply on large functions.
     std::thread::Builder::new()
-        .stack_size(64 << 20)
+        .stack_size(evmc_compiler::LLVM_THREAD_STACK)
         .spawn(|| {
             let mut c = criterion();
             compile(&mut c);

@@ -5,7 +5,7 @@
 use criterion::{criterion_main, Criterion};
 mod common;
 use common::{cases, compiler, criterion};
-use evmc_runtime::{load, Expect};
+use evmc_runtime::{Expect, Loader};
 use std::collections::HashSet;
 
 fn load_artifacts(c: &mut Criterion) {
@@ -20,10 +20,10 @@ fn load_artifacts(c: &mut Criterion) {
             if !seen.insert(contract.code_hash) {
                 continue;
             }
-            let expect = Expect {
+            let loader = Loader::new(Expect {
                 code_hash: contract.code_hash,
                 spec: evmc_compiler::spec_name(contract.spec).to_string(),
-            };
+            });
             let id = format!(
                 "load/{}/{:.10}",
                 case.id(),
@@ -31,7 +31,9 @@ fn load_artifacts(c: &mut Criterion) {
             );
             c.bench_function(&id, |b| {
                 b.iter_with_large_drop(|| {
-                    load(&compiled.path, &expect).unwrap_or_else(|e| panic!("{id}: {e}"))
+                    loader
+                        .load(&compiled.path)
+                        .unwrap_or_else(|e| panic!("{id}: {e}"))
                 })
             });
         }

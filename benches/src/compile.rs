@@ -7,7 +7,7 @@
 use crate::discover::Case;
 use evmc_compiler::{compile_to_file, CompileError, CompileOptions, SpecId, Timings, B256};
 use evmc_runtime::cache::{ArtifactCache, CacheKey, CompiledFile};
-use evmc_runtime::loader::{load, load_bytes, validate_bytes, Expect};
+use evmc_runtime::loader::{Expect, Loader, Source};
 use evmc_runtime::{LoadedArtifact, Registry};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -15,9 +15,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// LLVM recurses deeply on large functions: compile on a thread with room.
-const COMPILE_STACK: usize = 64 << 20;
 
 /// One contract of the run.
 pub struct Contract {
@@ -39,7 +36,7 @@ pub struct Compiled {
     /// the manifest, read the artifact and check its size and content hash,
     /// validate it, map it, find its symbols. What a user waits for.
     pub load: Duration,
-    /// Median of repeated [`evmc_runtime::loader::load`]s of the plain file: the
+    /// Median of repeated [`evmc_runtime::Loader::load`]s of the plain file: the
     /// same without the manifest and content hash.
     pub file_load: Duration,
     /// The part of `file_load` that reads and validates the file (median).
@@ -205,7 +202,7 @@ impl Compiler {
         let start = Instant::now();
         let artifact = std::thread::scope(|s| {
             std::thread::Builder::new()
-                .stack_size(COMPILE_STACK)
+                .stack_size(evmc_compiler::LLVM_THREAD_STACK)
                 .spawn_scoped(s, || compile_to_file(code, &opts, &path))
                 .map_err(|e| NotCompiled::Failed(format!("cannot start compile thread: {e}")))?
                 .join()
@@ -216,17 +213,23 @@ impl Compiler {
             e => NotCompiled::Failed(e.to_string()),
         })?;
         let wall = start.elapsed();
-        let expect = Expect {
+        let loader = Loader::new(Expect {
             code_hash: hash,
             spec: spec_name.to_string(),
-        };
+        });
         // The copy that runs is loaded from its bytes (a private copy), so
         // that neither the file nor the cache entry timed below is loaded
         // already (the loader would then load a private copy of it too).
         let loaded = std::fs::read(&path)
             .map_err(|e| NotCompiled::Failed(format!("{}: {e}", path.display())))
             .and_then(|b| {
-                load_bytes(&path, &b, &expect).map_err(|e| NotCompiled::Failed(e.to_string()))
+                let source = Source::Bytes {
+                    path: &path,
+                    bytes: &b,
+                };
+                loader
+                    .load(source)
+                    .map_err(|e| NotCompiled::Failed(e.to_string()))
             })?;
         let key = CacheKey::for_compile(hash, &opts);
         let published = CompiledFile {
@@ -261,11 +264,17 @@ impl Compiler {
             hits.push(start.elapsed());
             drop(again?);
             let start = Instant::now();
-            let again = load(&path, &expect);
+            let again = loader.load(&path);
             loads.push(start.elapsed());
             drop(again);
             let start = Instant::now();
-            let checked = std::fs::read(&path).map(|b| validate_bytes(&path, &b, &expect).is_ok());
+            let checked = std::fs::read(&path).map(|b| {
+                let source = Source::Bytes {
+                    path: &path,
+                    bytes: &b,
+                };
+                loader.validate(source).is_ok()
+            });
             validations.push(start.elapsed());
             std::hint::black_box(checked.ok());
         }

@@ -114,8 +114,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 return Ok(());
             }
             println!(
-                "{:<16} {:<18} {:<9} {:>2} {:>10} {:>10}  last used",
-                "key", "code hash", "spec", "O", "code (B)", "artifact"
+                "{:<16} {:<18} {:<9} {:>2} {:<21} {:>10} {:>10}  last used",
+                "key", "code hash", "spec", "O", "compiler", "code (B)", "artifact"
             );
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -133,11 +133,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 };
                 match &e.manifest {
                     Some(m) => println!(
-                        "{:<16} {:<18} {:<9} {:>2} {:>10} {:>10}  {ago}",
+                        "{:<16} {:<18} {:<9} {:>2} {:<21} {:>10} {:>10}  {ago}",
                         &e.digest[..16.min(e.digest.len())],
                         &format!("{:#x}", m.key.code_hash)[..18],
                         m.key.spec,
                         m.key.opt_level,
+                        m.key.compiler_version,
                         m.code_size,
                         human(e.size),
                     ),

@@ -47,7 +47,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), Failure> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.jobs.unwrap_or(0))
-        .stack_size(crate::COMPILE_STACK)
+        .stack_size(evmc_compiler::LLVM_THREAD_STACK)
         .build()
         .map_err(|e| Failure::Internal(anyhow!("thread pool: {e}")))?;
     pool.install(|| run_in_pool(&args))

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     // LLVM recurses deeply on large functions; the default 2 MiB thread
     // stacks of rayon's workers are not enough for every contract.
     let _ = rayon::ThreadPoolBuilder::new()
-        .stack_size(COMPILE_STACK)
+        .stack_size(evmc_compiler::LLVM_THREAD_STACK)
         .build_global();
     let r = match cli.command {
         Command::Compile(a) => cmd_compile::run(a),
@@ -95,9 +95,6 @@ fn main() -> ExitCode {
         }
     }
 }
-
-/// Stack size of threads that run LLVM.
-pub const COMPILE_STACK: usize = 64 << 20;
 
 pub fn parse_spec_arg(s: &str) -> Result<evmc_compiler::SpecId, String> {
     evmc_compiler::parse_spec(s)

@@ -5,24 +5,50 @@
 //! [`codegen`] (LLVM IR against the `evmc-interface` ABI) →
 //! [`backend`] (optimise, emit object/assembly, link the `.so`).
 
+//!
+//! Without the `llvm` feature only what loading artefacts needs is built:
+//! [`CompileOptions`], [`TargetSpec`], spec names, [`code_hash`] and
+//! [`COMPILER_BUILD_ID`].
+
 pub mod analysis;
 pub mod backend;
+#[cfg(feature = "llvm")]
 pub mod codegen;
 pub mod revm_api;
 
+#[cfg(feature = "llvm")]
 use analysis::{Analysis, Plan};
+#[cfg(feature = "llvm")]
+pub use backend::host_target;
+#[cfg(feature = "llvm")]
 use backend::target::{emit, machine, optimize};
-pub use backend::{host_target, TargetSpec};
+pub use backend::TargetSpec;
 use evmc_interface::ArtifactMetadata;
+#[cfg(feature = "llvm")]
 use inkwell::context::Context;
+#[cfg(feature = "llvm")]
 use inkwell::targets::FileType;
 pub use revm_api::{parse_spec, spec_name, SpecId, B256};
-use std::path::{Path, PathBuf};
+#[cfg(feature = "llvm")]
+use std::path::Path;
+use std::path::PathBuf;
+#[cfg(feature = "llvm")]
 use std::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(feature = "llvm")]
 use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "llvm")]
+use std::time::Instant;
 
-pub const COMPILER_VERSION: &str = concat!("evmc-compiler ", env!("CARGO_PKG_VERSION"));
+/// Identifies the compiler that built an artefact: `evmc-` and 16 hex
+/// digits of a hash of the compiler's and the interface's sources (see
+/// `build.rs`). Recorded in every artefact's metadata and in cache keys, so
+/// a change to code generation never reuses artefacts of the old one.
+pub const COMPILER_BUILD_ID: &str = env!("EVMC_COMPILER_BUILD_ID");
+
+/// Stack size of every thread that runs LLVM: it recurses deeply on large
+/// functions. Whoever starts a thread that compiles uses this.
+pub const LLVM_THREAD_STACK: usize = 64 << 20;
 
 /// Contracts above this size are not compiled by default (EIP-170's limit);
 /// they stay interpreted.
@@ -66,10 +92,14 @@ pub struct CompileOptions {
     /// than level 0's code (snailtracer: 0.8x the interpreter at level 1,
     /// 1.4x at level 0, 2.9x at level 2).
     pub opt_budget: usize,
-    /// Threads one compile may use: a large contract is cut into shards
-    /// (see [`codegen::build_module`]) compiled in parallel and linked
-    /// together.
+    /// Threads one compile may use to build its shards in parallel. Only
+    /// the speed of a compile depends on it, never the artefact's bytes.
     pub threads: usize,
+    /// Most shards a large contract is cut into (one per 2,000 EVM
+    /// instructions): each is its own module and object file, compiled by
+    /// one of the `threads` and linked into one artefact (see
+    /// [`codegen::build_module`]).
+    pub max_shards: usize,
     /// EVM instructions per part, the LLVM functions a contract is cut into
     /// (see [`analysis::plan`]); whole inheritance trees of blocks go into
     /// one part, so a part can be larger. A large value compiles a contract
@@ -88,25 +118,51 @@ pub const DEFAULT_OPT_BUDGET: usize = 80_000;
 /// superlinear passes stay cheap on every part.
 pub const DEFAULT_PART_INSTS: usize = 1500;
 
-/// Default [`CompileOptions::threads`]: the machine's parallelism, at most 4.
+/// Default [`CompileOptions::max_shards`]: a fixed number, so that an
+/// artefact's bytes do not depend on the machine that compiled it.
+pub const DEFAULT_MAX_SHARDS: usize = 4;
+
+/// Default [`CompileOptions::threads`]: the machine's parallelism, at most
+/// [`DEFAULT_MAX_SHARDS`].
 pub fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(4)
+        .min(DEFAULT_MAX_SHARDS)
 }
 
 impl CompileOptions {
+    /// Defaults for `spec`, generating code for this machine.
+    #[cfg(feature = "llvm")]
     pub fn new(spec: SpecId) -> Self {
+        Self::for_target(spec, host_target())
+    }
+
+    /// Defaults for `spec`, generating code for `target`. Needs no LLVM:
+    /// loaders use it to name the artefacts a default compile produces.
+    pub fn for_target(spec: SpecId, target: TargetSpec) -> Self {
         Self {
             spec,
             opt_level: 2,
-            target: host_target(),
+            target,
             max_code_size: DEFAULT_MAX_CODE_SIZE,
             opt_budget: DEFAULT_OPT_BUDGET,
             threads: default_threads(),
+            max_shards: DEFAULT_MAX_SHARDS,
             part_insts: DEFAULT_PART_INSTS,
         }
+    }
+
+    /// Every option that changes the bytes of an artefact, apart from the
+    /// spec and the target (which keys and metadata record on their own),
+    /// as one line: two compiles of the same code with equal fingerprints,
+    /// specs and targets produce the same file. `max_code_size` only
+    /// decides whether a compile happens, so it is not part of it.
+    pub fn codegen_fingerprint(&self) -> String {
+        format!(
+            "opt={} opt_budget={} max_shards={} part_insts={}",
+            self.opt_level, self.opt_budget, self.max_shards, self.part_insts
+        )
     }
 }
 
@@ -131,6 +187,7 @@ impl Timings {
 }
 
 /// The object files for one contract (one per shard), not yet linked.
+#[cfg(feature = "llvm")]
 pub struct CompiledObject {
     pub code_hash: B256,
     pub metadata: ArtifactMetadata,
@@ -163,10 +220,11 @@ pub fn metadata_for(code: &[u8], opts: &CompileOptions) -> ArtifactMetadata {
     ArtifactMetadata::set_str(&mut m.target_triple, &opts.target.triple);
     ArtifactMetadata::set_str(&mut m.target_cpu, &opts.target.cpu);
     ArtifactMetadata::set_str(&mut m.cpu_features, &opts.target.required_features());
-    ArtifactMetadata::set_str(&mut m.compiler_version, COMPILER_VERSION);
+    ArtifactMetadata::set_str(&mut m.compiler_version, COMPILER_BUILD_ID);
     m
 }
 
+#[cfg(feature = "llvm")]
 fn check(code: &[u8], opts: &CompileOptions) -> Result<(), CompileError> {
     if !revm_api::is_supported_spec(opts.spec) {
         return Err(CompileError::UnsupportedSpec(
@@ -183,6 +241,7 @@ fn check(code: &[u8], opts: &CompileOptions) -> Result<(), CompileError> {
 }
 
 /// Produces textual IR/assembly or an object file for `code`.
+#[cfg(feature = "llvm")]
 pub fn compile_emit(
     code: &[u8],
     opts: &CompileOptions,
@@ -196,6 +255,7 @@ pub fn compile_emit(
 }
 
 /// [`compile_emit`] after the analysis: the contract as one module.
+#[cfg(feature = "llvm")]
 fn emit_whole(
     plan: &Plan<'_>,
     code: &[u8],
@@ -219,6 +279,7 @@ fn emit_whole(
 }
 
 /// The optimisation level for a contract of `ir_instructions`.
+#[cfg(feature = "llvm")]
 fn level_for(opts: &CompileOptions, ir_instructions: usize) -> u8 {
     if ir_instructions > opts.opt_budget {
         0
@@ -228,6 +289,7 @@ fn level_for(opts: &CompileOptions, ir_instructions: usize) -> u8 {
 }
 
 /// Verifies, optimises and emits `module` at `t.opt_level`.
+#[cfg(feature = "llvm")]
 fn lower(
     module: inkwell::module::Module<'_>,
     opts: &CompileOptions,
@@ -267,13 +329,14 @@ fn lower(
 }
 
 /// Compiles `code` into object files: one, or one per shard when the
-/// contract is large and `opts.threads` allows, compiled in parallel.
-/// Stage timings are those of the slowest shard (they overlap).
+/// contract is large (up to `opts.max_shards`), compiled on up to
+/// `opts.threads` threads. Stage timings are the longest of any shard.
+#[cfg(feature = "llvm")]
 pub fn compile_object(code: &[u8], opts: &CompileOptions) -> Result<CompiledObject, CompileError> {
     check(code, opts)?;
     let start = Instant::now();
     let analysis = Analysis::new(code);
-    let plan = Plan::new(&analysis, opts.part_insts, opts.threads);
+    let plan = Plan::new(&analysis, opts.part_insts, opts.max_shards);
     let analysis_time = start.elapsed();
     let objects_and_times = if plan.shards() == 1 {
         vec![emit_whole(&plan, code, opts, Emit::Object, analysis_time)?]
@@ -300,48 +363,83 @@ pub fn compile_object(code: &[u8], opts: &CompileOptions) -> Result<CompiledObje
     })
 }
 
-/// One thread per shard, each with its own LLVM context. The shards agree
-/// on the optimisation level, which depends on the size of all of them.
+/// The shards on `opts.threads` threads at most, each shard with its own
+/// LLVM context; thread `t` builds shards `t`, `t + threads`, ... The
+/// shards agree on the optimisation level, which depends on the size of all
+/// of them, so every thread builds its modules before any lowers one.
+#[cfg(feature = "llvm")]
 fn compile_shards(
     plan: &Plan<'_>,
     code: &[u8],
     opts: &CompileOptions,
 ) -> Result<Vec<(Vec<u8>, Timings)>, CompileError> {
     let count = plan.shards();
+    let workers = opts.threads.clamp(1, count);
     let meta = metadata_for(code, opts);
     let total = AtomicUsize::new(0);
-    let sized = Barrier::new(count);
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (0..count)
-            .map(|index| {
-                let (meta, total, sized) = (&meta, &total, &sized);
-                s.spawn(move || {
-                    let start = Instant::now();
-                    let cx = Context::create();
-                    let built = codegen::build_module(&cx, plan, opts.spec, meta, index);
-                    let size = built.as_ref().map_or(0, codegen::instruction_count);
-                    total.fetch_add(size, Ordering::SeqCst);
-                    // Every shard reaches the barrier, failed or not.
-                    sized.wait();
-                    let module = built.map_err(|e| CompileError::Llvm(e.to_string()))?;
-                    let t = Timings {
-                        ir: start.elapsed(),
-                        ir_instructions: size,
-                        opt_level: level_for(opts, total.load(Ordering::SeqCst)),
-                        ..Timings::default()
-                    };
-                    lower(module, opts, Emit::Object, t)
+    let sized = Barrier::new(workers);
+    let mut results: Vec<(usize, Result<(Vec<u8>, Timings), CompileError>)> =
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|t| {
+                    let (meta, total, sized) = (&meta, &total, &sized);
+                    let thread = std::thread::Builder::new()
+                        .name(format!("evmc-shard-{t}"))
+                        .stack_size(LLVM_THREAD_STACK);
+                    let handle = thread.spawn_scoped(s, move || {
+                        let start = Instant::now();
+                        let mine: Vec<usize> = (t..count).step_by(workers).collect();
+                        let contexts: Vec<Context> =
+                            mine.iter().map(|_| Context::create()).collect();
+                        let built: Vec<_> = contexts
+                            .iter()
+                            .zip(&mine)
+                            .map(|(cx, &index)| {
+                                let m = codegen::build_module(cx, plan, opts.spec, meta, index);
+                                let size = m.as_ref().map_or(0, codegen::instruction_count);
+                                total.fetch_add(size, Ordering::SeqCst);
+                                (index, m, size)
+                            })
+                            .collect();
+                        let ir = start.elapsed();
+                        // Every thread reaches the barrier, failed or not.
+                        sized.wait();
+                        let level = level_for(opts, total.load(Ordering::SeqCst));
+                        built
+                            .into_iter()
+                            .map(|(index, m, size)| {
+                                let t = Timings {
+                                    ir,
+                                    ir_instructions: size,
+                                    opt_level: level,
+                                    ..Timings::default()
+                                };
+                                let r = m
+                                    .map_err(|e| CompileError::Llvm(e.to_string()))
+                                    .and_then(|m| lower(m, opts, Emit::Object, t));
+                                (index, r)
+                            })
+                            .collect::<Vec<_>>()
+                    });
+                    // As `Scope::spawn` would: the threads already started
+                    // wait for this one at the barrier, so there is no
+                    // going back.
+                    handle.expect("cannot start a compile shard thread")
                 })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a compile shard panicked"))
-            .collect()
-    })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a compile shard panicked"))
+                .collect()
+        });
+    // Objects in shard order, whatever thread built them: the link order
+    // is part of the artefact's bytes.
+    results.sort_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// A shared object written to disk.
+#[cfg(feature = "llvm")]
 #[derive(Clone, Debug)]
 pub struct Artifact {
     pub path: PathBuf,
@@ -352,6 +450,7 @@ pub struct Artifact {
 
 /// Compiles `code` into the shared object `out`. The file appears atomically:
 /// it is linked under a temporary name in the same directory and renamed.
+#[cfg(feature = "llvm")]
 pub fn compile_to_file(
     code: &[u8],
     opts: &CompileOptions,

@@ -10,18 +10,26 @@
 //! writes the shared object to the requested path and one JSON
 //! [`Response`] on stdout.
 
+//!
+//! Without the `compiler` feature only the types remain (the cache's
+//! errors and results name them); nothing is compiled.
+
+#[cfg(feature = "compiler")]
 use evmc_compiler::{
     compile_to_file, parse_spec, spec_name, CompileError, CompileOptions, TargetSpec,
 };
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
+#[cfg(feature = "compiler")]
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+#[cfg(feature = "compiler")]
+use std::path::Path;
+use std::path::PathBuf;
+#[cfg(feature = "compiler")]
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
-
-/// Stack of the thread that runs LLVM: it recurses deeply on large functions.
-pub const COMPILE_STACK: usize = 64 << 20;
+use std::time::Duration;
+#[cfg(feature = "compiler")]
+use std::time::Instant;
 
 /// How to start a compile worker: `program args…`.
 #[derive(Clone, Debug)]
@@ -111,6 +119,11 @@ pub struct Request {
     pub spec: String,
     pub opt_level: u8,
     pub opt_budget: usize,
+    pub threads: usize,
+    /// Options that change the artefact's bytes travel with the request:
+    /// the worker builds exactly what the caller's cache key names.
+    pub max_shards: usize,
+    pub part_insts: usize,
     pub max_code_size: usize,
     pub target_triple: String,
     pub target_cpu: String,
@@ -125,6 +138,7 @@ pub enum Response {
     Err(String),
 }
 
+#[cfg(feature = "compiler")]
 /// Compiles `code` into the shared object `out`, in `worker` when given
 /// (with every cap of `limits`), else in this process.
 pub fn compile_to_path(
@@ -153,6 +167,7 @@ pub fn compile_to_path(
     }
 }
 
+#[cfg(feature = "compiler")]
 /// Runs the compiler on a thread with a stack deep enough for LLVM.
 fn compile_here(code: &[u8], opts: &CompileOptions, out: &Path) -> Response {
     let run = || {
@@ -171,7 +186,7 @@ fn compile_here(code: &[u8], opts: &CompileOptions, out: &Path) -> Response {
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("evmc-compile".into())
-            .stack_size(COMPILE_STACK)
+            .stack_size(evmc_compiler::LLVM_THREAD_STACK)
             .spawn_scoped(s, run)
             .map_err(|e| format!("{THREAD_START_FAILED}: {e}"))
             .and_then(|h| h.join().map_err(|_| "the compiler panicked".to_string()))
@@ -179,11 +194,14 @@ fn compile_here(code: &[u8], opts: &CompileOptions, out: &Path) -> Response {
     })
 }
 
+#[cfg(feature = "compiler")]
 const THREAD_START_FAILED: &str = "cannot start the compile thread";
 
+#[cfg(feature = "compiler")]
 /// Longest stderr kept from a failed worker.
 const STDERR_KEEP: u64 = 16 * 1024;
 
+#[cfg(feature = "compiler")]
 fn compile_in_worker(
     code: &[u8],
     opts: &CompileOptions,
@@ -199,6 +217,9 @@ fn compile_in_worker(
         spec: spec_name(opts.spec).to_string(),
         opt_level: opts.opt_level,
         opt_budget: opts.opt_budget,
+        threads: opts.threads,
+        max_shards: opts.max_shards,
+        part_insts: opts.part_insts,
         max_code_size: opts.max_code_size,
         target_triple: opts.target.triple.clone(),
         target_cpu: opts.target.cpu.clone(),
@@ -322,10 +343,12 @@ fn compile_in_worker(
     })
 }
 
+#[cfg(feature = "compiler")]
 fn memory_hint(max_memory: u64) -> String {
     format!(" (the memory cap of {max_memory} bytes may have been reached)")
 }
 
+#[cfg(feature = "compiler")]
 fn kill_group(child: &mut std::process::Child) {
     // SAFETY: plain syscall; the group id is the child's pid (setpgid above).
     unsafe {
@@ -335,6 +358,7 @@ fn kill_group(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
+#[cfg(feature = "compiler")]
 /// Entry point of a compile worker process: one request from stdin, one
 /// response on stdout. Returns the process exit code (2: unusable request).
 pub fn worker_main() -> i32 {
@@ -362,17 +386,21 @@ pub fn worker_main() -> i32 {
     0
 }
 
+#[cfg(feature = "compiler")]
 fn decode_request(r: &Request) -> Result<(Vec<u8>, CompileOptions), String> {
     let code = hex::decode(&r.code_hex).map_err(|e| format!("bad bytecode hex: {e}"))?;
     let spec = parse_spec(&r.spec).ok_or_else(|| format!("unknown spec `{}`", r.spec))?;
-    let mut opts = CompileOptions::new(spec);
-    opts.opt_level = r.opt_level;
-    opts.opt_budget = r.opt_budget;
-    opts.max_code_size = r.max_code_size;
-    opts.target = TargetSpec {
+    let target = TargetSpec {
         triple: r.target_triple.clone(),
         cpu: r.target_cpu.clone(),
         features: r.target_features.clone(),
     };
+    let mut opts = CompileOptions::for_target(spec, target);
+    opts.opt_level = r.opt_level;
+    opts.opt_budget = r.opt_budget;
+    opts.threads = r.threads;
+    opts.max_shards = r.max_shards;
+    opts.part_insts = r.part_insts;
+    opts.max_code_size = r.max_code_size;
     Ok((code, opts))
 }

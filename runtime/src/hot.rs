@@ -192,17 +192,20 @@ pub trait CompileBackend: Send + Sync {
 /// The on-disk artifact cache as a compile backend: a restart finds what
 /// an earlier run compiled, and compiles run wherever the cache runs them
 /// (a capped worker process when it has one).
+#[cfg(feature = "compiler")]
 pub struct CacheBackend {
     cache: crate::ArtifactCache,
     opt_level: u8,
 }
 
+#[cfg(feature = "compiler")]
 impl CacheBackend {
     pub fn new(cache: crate::ArtifactCache, opt_level: u8) -> Self {
         Self { cache, opt_level }
     }
 }
 
+#[cfg(feature = "compiler")]
 impl CompileBackend for CacheBackend {
     fn lookup(&self, code_hash: B256, spec: SpecId) -> Option<Arc<LoadedArtifact>> {
         self.cache
@@ -221,12 +224,14 @@ impl CompileBackend for CacheBackend {
 
 /// Compiles in this process into a temporary directory; remembers what it
 /// compiled for later lookups.
+#[cfg(feature = "compiler")]
 pub struct InProcessBackend {
     dir: tempfile::TempDir,
     opt_level: u8,
     done: Mutex<HashMap<(B256, SpecId), Arc<LoadedArtifact>>>,
 }
 
+#[cfg(feature = "compiler")]
 impl InProcessBackend {
     pub fn new(opt_level: u8) -> std::io::Result<Self> {
         Ok(Self {
@@ -237,6 +242,7 @@ impl InProcessBackend {
     }
 }
 
+#[cfg(feature = "compiler")]
 impl CompileBackend for InProcessBackend {
     fn lookup(&self, code_hash: B256, spec: SpecId) -> Option<Arc<LoadedArtifact>> {
         self.done
@@ -329,9 +335,6 @@ pub struct HotCompiler {
     workers: Vec<JoinHandle<()>>,
 }
 
-/// LLVM recurses deeply on large functions.
-const WORKER_STACK: usize = 64 << 20;
-
 impl HotCompiler {
     pub fn new(
         config: CompilerConfig,
@@ -354,7 +357,7 @@ impl HotCompiler {
                 let rx = rx.clone();
                 std::thread::Builder::new()
                     .name(format!("evmc-compile-{i}"))
-                    .stack_size(WORKER_STACK)
+                    .stack_size(evmc_compiler::LLVM_THREAD_STACK)
                     .spawn(move || worker(&shared, &rx))
                     .ok()
             })

@@ -3,6 +3,10 @@
 //! Pipeline position: `.so` on disk → [`loader`] (validate, then load) →
 //! [`registry`] (code hash + spec → artifact) → [`NativeEvm`] (revm's frame
 //! loop, with compiled frames run by [`run_native`]).
+//!
+//! The `compiler` feature (on by default) adds compiling in this process:
+//! [`compile_and_load`], cache compiles, hot compilation. Without it the
+//! runtime has no LLVM in it and loads artefacts compiled elsewhere.
 
 pub mod cache;
 pub mod compile_worker;
@@ -10,20 +14,24 @@ pub mod hot;
 pub mod loader;
 pub mod registry;
 mod revm_glue;
+#[cfg(feature = "compiler")]
 pub mod sequencer;
 
 pub use cache::{
     ArtifactCache, CacheError, CacheKey, CompileFailure, CompileLimits, WorkerCommand,
 };
-pub use loader::{load, Expect, LoadError, LoadedArtifact};
+pub use loader::{Expect, LoadError, LoadedArtifact, Loader};
 pub use registry::{Registry, SpecMismatch};
 pub use revm_glue::block;
 pub use revm_glue::evm::NativeEvm;
 pub use revm_glue::executor::run_native;
 pub use revm_glue::trace::{divergence_report, first_divergence, TraceStep};
 
+#[cfg(feature = "compiler")]
 use evmc_compiler::{CompileOptions, SpecId};
+#[cfg(feature = "compiler")]
 use std::path::Path;
+#[cfg(feature = "compiler")]
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +44,7 @@ pub enum Error {
 
 /// Compiles `code` for `spec` into `dir`, then loads it through the
 /// validating loader: the whole real path.
+#[cfg(feature = "compiler")]
 pub fn compile_and_load(
     code: &[u8],
     spec: SpecId,
@@ -50,12 +59,10 @@ pub fn compile_and_load(
         evmc_compiler::spec_name(spec)
     ));
     evmc_compiler::compile_to_file(code, &opts, &path)?;
-    let art = load(
-        &path,
-        &Expect {
-            code_hash: hash,
-            spec: evmc_compiler::spec_name(spec).to_string(),
-        },
-    )?;
+    let art = Loader::new(Expect {
+        code_hash: hash,
+        spec: evmc_compiler::spec_name(spec).to_string(),
+    })
+    .load(&path)?;
     Ok(Arc::new(art))
 }

@@ -9,25 +9,9 @@ use inkwell::targets::{
 use inkwell::OptimizationLevel;
 use std::sync::Once;
 
-/// What to generate code for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TargetSpec {
-    pub triple: String,
-    pub cpu: String,
-    /// LLVM feature string (`+avx2,-avx512f,...`).
-    pub features: String,
-}
+pub use super::target_spec::TargetSpec;
 
 impl TargetSpec {
-    /// Only the enabled features, which is what a loading machine must have.
-    pub fn required_features(&self) -> String {
-        self.features
-            .split(',')
-            .filter(|f| f.starts_with('+'))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
     /// Baseline x86-64, loadable on any x86-64 machine.
     pub fn generic() -> Self {
         init();

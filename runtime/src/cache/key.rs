@@ -1,7 +1,7 @@
 //! What identifies a cache entry: everything that changes the bytes of an
 //! artifact or whether this machine may run it.
 
-use evmc_compiler::{spec_name, CompileOptions, SpecId, TargetSpec, B256, COMPILER_VERSION};
+use evmc_compiler::{spec_name, CompileOptions, SpecId, TargetSpec, B256, COMPILER_BUILD_ID};
 use evmc_interface::INTERFACE_VERSION;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -9,7 +9,9 @@ use sha2::{Digest, Sha256};
 /// Bumped when the on-disk layout or the manifest format changes, so old
 /// entries become misses instead of being misread (their directory names
 /// differ; a manifest also names its format). 2: BLAKE3 content hash.
-pub const LAYOUT_VERSION: u32 = 2;
+/// 3: the key records the compiler's build id and every byte-changing
+/// compile option ([`CacheKey::codegen`]).
+pub const LAYOUT_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheKey {
@@ -17,7 +19,11 @@ pub struct CacheKey {
     pub code_hash: B256,
     pub spec: String,
     pub opt_level: u8,
+    /// [`CompileOptions::codegen_fingerprint`]: every option that changes
+    /// the artefact's bytes (opt level and budget, shard count, ...).
+    pub codegen: String,
     pub interface_version: u32,
+    /// [`COMPILER_BUILD_ID`] of the compiler that built the artefact.
     pub compiler_version: String,
     pub target_triple: String,
     pub target_cpu: String,
@@ -26,21 +32,26 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
+    /// The key of a compile with default options but `opt_level`, for `target`.
     pub fn new(code_hash: B256, spec: SpecId, opt_level: u8, target: &TargetSpec) -> Self {
-        Self {
-            code_hash,
-            spec: spec_name(spec).to_string(),
-            opt_level,
-            interface_version: INTERFACE_VERSION,
-            compiler_version: COMPILER_VERSION.to_string(),
-            target_triple: target.triple.clone(),
-            target_cpu: target.cpu.clone(),
-            cpu_features: sorted_features(&target.required_features()),
-        }
+        let mut opts = CompileOptions::for_target(spec, target.clone());
+        opts.opt_level = opt_level;
+        Self::for_compile(code_hash, &opts)
     }
 
+    /// The key of compiling code with hash `code_hash` under `opts`.
     pub fn for_compile(code_hash: B256, opts: &CompileOptions) -> Self {
-        Self::new(code_hash, opts.spec, opts.opt_level, &opts.target)
+        Self {
+            code_hash,
+            spec: spec_name(opts.spec).to_string(),
+            opt_level: opts.opt_level,
+            codegen: opts.codegen_fingerprint(),
+            interface_version: INTERFACE_VERSION,
+            compiler_version: COMPILER_BUILD_ID.to_string(),
+            target_triple: opts.target.triple.clone(),
+            target_cpu: opts.target.cpu.clone(),
+            cpu_features: sorted_features(&opts.target.required_features()),
+        }
     }
 
     /// The entry's directory name: a digest of every field, so that two
@@ -49,10 +60,11 @@ impl CacheKey {
         let mut h = Sha256::new();
         h.update(format!("evmc-native cache layout {LAYOUT_VERSION}\n"));
         h.update(format!(
-            "code_hash={:x}\nspec={}\nopt={}\ninterface={}\ncompiler={}\ntriple={}\ncpu={}\nfeatures={}\n",
+            "code_hash={:x}\nspec={}\nopt={}\ncodegen={}\ninterface={}\ncompiler={}\ntriple={}\ncpu={}\nfeatures={}\n",
             self.code_hash,
             self.spec,
             self.opt_level,
+            self.codegen,
             self.interface_version,
             self.compiler_version,
             self.target_triple,

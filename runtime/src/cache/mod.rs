@@ -12,6 +12,7 @@
 //! processes and threads sharing a cache end with one good entry each.
 
 mod gc;
+mod host_profile;
 pub mod key;
 pub mod manifest;
 mod store;
@@ -22,12 +23,12 @@ pub use key::CacheKey;
 pub use manifest::Manifest;
 pub use store::Rejection;
 
+#[cfg(feature = "compiler")]
 use crate::compile_worker::compile_to_path;
-use crate::loader::{
-    load_pinned, load_pinned_file, validate_pinned_file, Expect, LoadError, LoadedArtifact,
-    OpenedArtifact, Pinned,
-};
-use evmc_compiler::{host_target, CompileOptions, SpecId, TargetSpec, B256};
+use crate::loader::{Expect, LoadError, LoadedArtifact, Loader, OpenedArtifact, Pinned};
+#[cfg(feature = "compiler")]
+use evmc_compiler::CompileOptions;
+use evmc_compiler::{SpecId, TargetSpec, B256};
 use manifest::ARTIFACT_FILE;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -73,12 +74,15 @@ pub enum Source {
 /// The artifact cache of one directory. `Send + Sync`; share it in an `Arc`.
 pub struct ArtifactCache {
     layout: Layout,
-    /// The machine's target, computed once: `get` keys on it.
-    host: TargetSpec,
+    /// The target `get` keys on: this machine's, computed once (asked of
+    /// LLVM, or recorded in the cache by a process that could ask it), or
+    /// the one given to [`Self::with_target`].
+    host: Option<TargetSpec>,
     worker: Option<WorkerCommand>,
     limits: CompileLimits,
     rejections: Mutex<Vec<Rejection>>,
     /// One compile per key at a time in this process; the others wait and hit.
+    #[cfg_attr(not(feature = "compiler"), allow(dead_code))]
     inflight: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Keys whose compile failed for a reason retrying will not fix (too
     /// large, compiler error, over the time or memory cap): a hot contract
@@ -118,18 +122,42 @@ impl ArtifactCache {
 
     /// Opens (creating if needed) the cache at `dir`; a directory that
     /// cannot be created or written is a clear [`CacheError::Unusable`].
+    ///
+    /// Without the `compiler` feature this process cannot ask LLVM for the
+    /// host target: [`Self::get`] then keys on the target recorded for this
+    /// machine in the cache (see `host_profile`), and misses if there is none.
     pub fn open(dir: &Path) -> Result<Self, CacheError> {
         let layout = Layout::new(dir);
         layout.create()?;
+        #[cfg(feature = "compiler")]
+        let host = {
+            let target = evmc_compiler::host_target();
+            host_profile::record(&layout, &target);
+            Some(target)
+        };
+        #[cfg(not(feature = "compiler"))]
+        let host = host_profile::recorded(&layout);
         Ok(Self {
             layout,
-            host: host_target(),
+            host,
             worker: None,
             limits: CompileLimits::default(),
             rejections: Mutex::default(),
             inflight: Mutex::default(),
             failed: Mutex::default(),
         })
+    }
+
+    /// Makes [`Self::get`] look up artefacts built for `target` (a named
+    /// CPU, say) instead of this machine's own target.
+    pub fn with_target(mut self, target: TargetSpec) -> Self {
+        self.host = Some(target);
+        self
+    }
+
+    /// The target [`Self::get`] looks up, if known.
+    pub fn target(&self) -> Option<&TargetSpec> {
+        self.host.as_ref()
     }
 
     /// Compiles in `worker` processes under `limits` instead of in-process.
@@ -153,9 +181,11 @@ impl ArtifactCache {
         &self.limits
     }
 
-    /// The key `get` looks up: this machine's target, this compiler.
-    pub fn host_key(&self, code_hash: B256, spec: SpecId, opt_level: u8) -> CacheKey {
-        CacheKey::new(code_hash, spec, opt_level, &self.host)
+    /// The key `get` looks up: default options at `opt_level`, the
+    /// [`Self::target`], this compiler. `None` when the target is unknown.
+    pub fn host_key(&self, code_hash: B256, spec: SpecId, opt_level: u8) -> Option<CacheKey> {
+        let target = self.host.as_ref()?;
+        Some(CacheKey::new(code_hash, spec, opt_level, target))
     }
 
     /// A valid entry, loaded; a corrupt/foreign one is moved aside (reason
@@ -167,7 +197,10 @@ impl ArtifactCache {
         spec: SpecId,
         opt_level: u8,
     ) -> Result<Option<Arc<LoadedArtifact>>, CacheError> {
-        self.get_key(&self.host_key(code_hash, spec, opt_level))
+        match self.host_key(code_hash, spec, opt_level) {
+            Some(key) => self.get_key(&key),
+            None => Ok(None),
+        }
     }
 
     /// [`Self::get`] for any key (e.g. artifacts built for another CPU).
@@ -183,7 +216,7 @@ impl ArtifactCache {
             return Ok(self.reject(&dir, "manifest is for another key"));
         }
         let path = dir.join(ARTIFACT_FILE);
-        match load_entry_file(&manifest, artifact) {
+        match load_entry(&manifest, artifact) {
             Ok(art) => {
                 store::touch(&dir);
                 Ok(Some(Arc::new(art)))
@@ -222,6 +255,7 @@ impl ArtifactCache {
         std::mem::take(&mut *self.rejections.lock().expect("not poisoned"))
     }
 
+    #[cfg(feature = "compiler")]
     /// Cache hit, or compile (worker or in-process) + atomic insert + load.
     pub fn get_or_compile(
         &self,
@@ -231,6 +265,7 @@ impl ArtifactCache {
         self.lookup_or_compile(code, opts).map(|(a, _)| a)
     }
 
+    #[cfg(feature = "compiler")]
     /// [`Self::get_or_compile`], also saying where the artifact came from.
     pub fn lookup_or_compile(
         &self,
@@ -255,6 +290,7 @@ impl ArtifactCache {
         result
     }
 
+    #[cfg(feature = "compiler")]
     fn compile_locked(
         &self,
         code: &[u8],
@@ -296,7 +332,11 @@ impl ArtifactCache {
         };
         self.layout.publish(build, &manifest)?;
         let path = self.layout.entry_dir(digest).join(ARTIFACT_FILE);
-        let art = Arc::new(load_entry(&path, &manifest, &bytes)?);
+        let source = crate::loader::Source::Bytes {
+            path: &path,
+            bytes: &bytes,
+        };
+        let art = Arc::new(entry_loader(&path, &manifest)?.load(source)?);
         Ok((art, Source::Compiled(compiled)))
     }
 
@@ -349,56 +389,17 @@ impl ArtifactCache {
     }
 }
 
-/// What the loader must be told about an entry: the caller's expectations
-/// and everything its manifest pins.
-fn expectations(m: &Manifest) -> Result<(Expect, [u8; 32]), String> {
-    let hash: [u8; 32] = hex::decode(&m.artifact_blake3)
+/// The loader for an entry: the caller's expectations (the key's code
+/// hash and spec) and everything its manifest pins.
+fn entry_loader<'m>(path: &Path, m: &'m Manifest) -> Result<Loader<'m>, LoadError> {
+    let invalid = |reason: &str| LoadError::Invalid {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let content_hash: [u8; 32] = hex::decode(&m.artifact_blake3)
         .ok()
         .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| "manifest has a malformed content hash".to_string())?;
-    Ok((
-        Expect {
-            code_hash: m.key.code_hash,
-            spec: m.key.spec.clone(),
-        },
-        hash,
-    ))
-}
-
-fn pinned<'a>(m: &'a Manifest, content_hash: [u8; 32]) -> Pinned<'a> {
-    Pinned {
-        content_hash,
-        size: m.artifact_size,
-        opt_level: m.key.opt_level,
-        compiler_version: &m.key.compiler_version,
-        target_cpu: &m.key.target_cpu,
-        cpu_features: &m.key.cpu_features,
-    }
-}
-
-fn load_entry(path: &Path, m: &Manifest, bytes: &[u8]) -> Result<LoadedArtifact, LoadError> {
-    let (expect, hash) = entry_expectations(path, m)?;
-    load_pinned(path, bytes, &expect, &pinned(m, hash))
-}
-
-/// [`load_entry`] for the opened artifact file of an entry: read, hashed
-/// and checked through its descriptor, loaded in place when it may be.
-fn load_entry_file(m: &Manifest, file: OpenedArtifact) -> Result<LoadedArtifact, LoadError> {
-    let (expect, hash) = entry_expectations(file.path(), m)?;
-    load_pinned_file(file, &expect, &pinned(m, hash))
-}
-
-/// Every check [`load_entry_file`] makes, without loading.
-fn validate_entry(m: &Manifest, file: OpenedArtifact) -> Result<(), LoadError> {
-    let (expect, hash) = entry_expectations(file.path(), m)?;
-    validate_pinned_file(file, &expect, &pinned(m, hash)).map(|_| ())
-}
-
-fn entry_expectations(path: &Path, m: &Manifest) -> Result<(Expect, [u8; 32]), LoadError> {
-    let (expect, hash) = expectations(m).map_err(|reason| LoadError::Invalid {
-        path: path.to_path_buf(),
-        reason,
-    })?;
+        .ok_or_else(|| invalid("manifest has a malformed content hash"))?;
     if m.key.interface_version != evmc_interface::INTERFACE_VERSION {
         return Err(LoadError::Mismatch {
             path: path.to_path_buf(),
@@ -407,5 +408,27 @@ fn entry_expectations(path: &Path, m: &Manifest) -> Result<(Expect, [u8; 32]), L
             expected: evmc_interface::INTERFACE_VERSION.to_string(),
         });
     }
-    Ok((expect, hash))
+    let expect = Expect {
+        code_hash: m.key.code_hash,
+        spec: m.key.spec.clone(),
+    };
+    Ok(Loader::new(expect).pinned(Pinned {
+        content_hash,
+        size: m.artifact_size,
+        opt_level: m.key.opt_level,
+        compiler_version: &m.key.compiler_version,
+        target_cpu: &m.key.target_cpu,
+        cpu_features: &m.key.cpu_features,
+    }))
+}
+
+/// Loads the opened artifact file of an entry: read, hashed and checked
+/// through its descriptor, loaded in place when it may be.
+fn load_entry(m: &Manifest, file: OpenedArtifact) -> Result<LoadedArtifact, LoadError> {
+    entry_loader(file.path(), m)?.load(file)
+}
+
+/// Every check [`load_entry`] makes, without loading.
+fn validate_entry(m: &Manifest, file: OpenedArtifact) -> Result<(), LoadError> {
+    entry_loader(file.path(), m)?.validate(file).map(|_| ())
 }

@@ -700,13 +700,11 @@ fn measure_compile_time_of_pathological_bytecode() {
             artifact.size
         ));
         // And it runs as interpreted.
-        let art = evmc_runtime::load(
-            &path,
-            &Expect {
-                code_hash: artifact.code_hash,
-                spec: evmc_compiler::spec_name(SPEC).to_string(),
-            },
-        )
+        let art = evmc_runtime::Loader::new(Expect {
+            code_hash: artifact.code_hash,
+            spec: evmc_compiler::spec_name(SPEC).to_string(),
+        })
+        .load(&path)
         .unwrap();
         let registry = Registry::new();
         registry.register(SPEC, Arc::new(art)).unwrap();

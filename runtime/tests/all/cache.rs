@@ -1,12 +1,10 @@
 //! The artifact cache: hits, concurrent writers, damaged entries, an
 //! unusable directory, size limits and gc.
 
-mod support;
-
+use crate::support::*;
 use evmc_runtime::cache::CompileFailure;
 use evmc_runtime::{ArtifactCache, CacheError, CompileLimits};
 use std::sync::Arc;
-use support::*;
 
 #[test]
 fn cache_is_shareable_across_threads() {
@@ -190,6 +188,7 @@ fn entry_of_another_contract_renamed_into_place_is_refused() {
     let other_dir = cache.dir().join("entries").join(
         cache
             .host_key(evmc_compiler::code_hash(&other), SPEC, OPT)
+            .unwrap()
             .digest_hex(),
     );
     let mine = entry_dir(&cache);
@@ -443,18 +442,22 @@ fn print_warm_get_cost() {
         let hash = time(&mut || {
             evmc_runtime::loader::content_hash(&bytes);
         });
-        let expect = evmc_runtime::Expect {
+        let loader = evmc_runtime::Loader::new(evmc_runtime::Expect {
             code_hash: key.code_hash,
             spec: key.spec.clone(),
+        });
+        let in_memory = || evmc_runtime::loader::Source::Bytes {
+            path: &so,
+            bytes: &bytes,
         };
         let validate = time(&mut || {
-            evmc_runtime::loader::validate_bytes(&so, &bytes, &expect).unwrap();
+            loader.validate(in_memory()).unwrap();
         });
         let load = time(&mut || {
-            evmc_runtime::loader::load(&so, &expect).unwrap();
+            loader.load(&so).unwrap();
         });
         let copy = time(&mut || {
-            evmc_runtime::loader::load_bytes(&so, &bytes, &expect).unwrap();
+            loader.load(in_memory()).unwrap();
         });
         let touch = time(&mut || {
             let f = std::fs::File::open(&entry).unwrap();

@@ -6,14 +6,17 @@
 //! The tests of this file run one at a time: some reason about descriptor
 //! numbers and the dynamic loader's list of loaded objects.
 
-mod support;
-
-use evmc_runtime::loader::{load, load_file, open_artifact};
-use evmc_runtime::LoadedArtifact;
+use crate::support::*;
+use evmc_runtime::loader::{open_artifact, Source};
+use evmc_runtime::{Expect, LoadError, LoadedArtifact, Loader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use support::*;
+
+/// Validates and loads `source` as the fixture contract.
+fn load<'a>(source: impl Into<Source<'a>>, expect: &Expect) -> Result<LoadedArtifact, LoadError> {
+    Loader::new(expect.clone()).load(source)
+}
 
 fn serial() -> MutexGuard<'static, ()> {
     static M: Mutex<()> = Mutex::new(());
@@ -148,7 +151,7 @@ fn an_artifact_replaced_after_validation_is_not_loaded_in_its_place() {
     for replace_with_symlink in [false, true] {
         write_mode(&p, returning(1), 0o444);
         let checked = inode(&p);
-        let file = open_artifact(&p).unwrap().read(None).unwrap();
+        let file = open_artifact(&p).unwrap().read().unwrap();
         assert!(file.loadable_in_place());
         write_mode(&other, returning(2), 0o444);
         if replace_with_symlink {
@@ -158,7 +161,7 @@ fn an_artifact_replaced_after_validation_is_not_loaded_in_its_place() {
         } else {
             std::fs::rename(&other, &p).unwrap();
         }
-        let art = load_file(file, &expect()).unwrap();
+        let art = load(file, &expect()).unwrap();
         assert!(art.loaded_in_place());
         assert_eq!(mapped_inode(&art), checked);
         assert_eq!(call(&art), 1, "symlink: {replace_with_symlink}");
@@ -169,10 +172,10 @@ fn an_artifact_replaced_after_validation_is_not_loaded_in_its_place() {
     // make here) does not reach what is loaded.
     let p = d.path().join("shared.so");
     write_mode(&p, returning(1), 0o666);
-    let file = open_artifact(&p).unwrap().read(None).unwrap();
+    let file = open_artifact(&p).unwrap().read().unwrap();
     assert!(!file.loadable_in_place());
     std::fs::write(&p, returning(2)).unwrap();
-    let art = load_file(file, &expect()).unwrap();
+    let art = load(file, &expect()).unwrap();
     assert!(!art.loaded_in_place());
     assert_eq!(call(&art), 1);
     // The file now holds the other library: loaded afresh, it is that one.
@@ -313,7 +316,9 @@ fn descriptors_held_for_loaded_libraries_are_capped() {
     let _s = serial();
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", TEST, "--test-threads=1"])
+    // The harness names a test by its module path without the crate.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    cmd.args(["--exact", &format!("{module}::{TEST}"), "--test-threads=1"])
         .env(LIMITED, "1");
     // SAFETY: only setrlimit between fork and exec.
     unsafe {

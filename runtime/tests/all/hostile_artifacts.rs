@@ -4,12 +4,10 @@
 //! also re-pin the manifest to the bad bytes (an attacker who can write the
 //! whole cache), so that the loader's own checks are what stops them.
 
-mod support;
-
+use crate::support::*;
 use evmc_interface::ArtifactMetadata;
-use evmc_runtime::loader::validate_bytes;
+use evmc_runtime::loader::{Loader, Source};
 use std::path::{Path, PathBuf};
-use support::*;
 
 fn artifact(cache: &evmc_runtime::ArtifactCache) -> PathBuf {
     entry_dir(cache).join("artifact.so")
@@ -26,7 +24,11 @@ fn control_c_library_passes_validation() {
     // The hostile variants below differ from this one only by their trick:
     // their refusal is due to it, not to being built by cc.
     let so = c_library("control", "", "return 0;");
-    validate_bytes(Path::new("control.so"), &so, &expect()).unwrap();
+    let source = Source::Bytes {
+        path: Path::new("control.so"),
+        bytes: &so,
+    };
+    Loader::new(expect()).validate(source).unwrap();
 }
 
 #[test]

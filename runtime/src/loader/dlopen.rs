@@ -1,0 +1,156 @@
+//! Mapping a validated artefact: the file itself through its descriptor
+//! ([`in_place`]) or a private copy of the checked bytes ([`private_copy`]),
+//! then checking that the loaded library shows exactly the symbols and
+//! metadata that were validated.
+
+mod in_place;
+mod private_copy;
+
+use super::elf::Validated;
+use super::file::ArtifactFile;
+use super::{invalid, LoadError};
+use evmc_compiler::B256;
+use evmc_interface::{ArtifactMetadata, EntryFn, ENTRY_SYMBOL, METADATA_SYMBOL};
+use in_place::InPlace;
+use std::path::{Path, PathBuf};
+
+/// A validated, loaded artifact. The library stays loaded while this lives.
+pub struct LoadedArtifact {
+    entry: EntryFn,
+    pub metadata: ArtifactMetadata,
+    pub path: PathBuf,
+    // Dropped in this order: the library is unloaded before the descriptor
+    // its name refers to is closed.
+    _lib: libloading::Library,
+    /// The artifact's own descriptor when it was loaded through it: the
+    /// library's name, `/proc/self/fd/N`, must not name another file while
+    /// the library is loaded.
+    in_place: Option<InPlace>,
+}
+
+impl std::fmt::Debug for LoadedArtifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedArtifact")
+            .field("path", &self.path)
+            .field("code_hash", &self.code_hash())
+            .finish()
+    }
+}
+
+impl LoadedArtifact {
+    pub fn entry(&self) -> EntryFn {
+        self.entry
+    }
+    pub fn code_hash(&self) -> B256 {
+        B256::from(self.metadata.code_hash)
+    }
+    pub fn spec(&self) -> &str {
+        ArtifactMetadata::str_field(&self.metadata.spec)
+    }
+    /// Whether the file itself was loaded (through its descriptor) rather
+    /// than a private copy of its checked bytes.
+    pub fn loaded_in_place(&self) -> bool {
+        self.in_place.is_some()
+    }
+}
+
+fn dlopen_error(path: &Path) -> impl Fn(libloading::Error) -> LoadError + '_ {
+    move |e| LoadError::Dlopen {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+const DLOPEN_FLAGS: std::ffi::c_int =
+    libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL;
+
+/// Loads the validated `file`: through its descriptor when it may be and
+/// `ld.so` will map it afresh, else a private copy of its bytes.
+pub(super) fn load_file(file: ArtifactFile, v: Validated) -> Result<LoadedArtifact, LoadError> {
+    if file.in_place && in_place::proc_fd_works() {
+        let ArtifactFile {
+            path,
+            file,
+            bytes,
+            id,
+            ..
+        } = file;
+        return match in_place::dlopen(&path, file, id)? {
+            Some((lib, in_place)) => finish_load(&path, lib, Some(in_place), v),
+            None => {
+                let lib = private_copy::dlopen(&path, &bytes)?;
+                finish_load(&path, lib, None, v)
+            }
+        };
+    }
+    let lib = private_copy::dlopen(&file.path, &file.bytes)?;
+    finish_load(&file.path, lib, None, v)
+}
+
+/// Loads a private copy of the validated `bytes`.
+pub(super) fn load_bytes(
+    path: &Path,
+    bytes: &[u8],
+    v: Validated,
+) -> Result<LoadedArtifact, LoadError> {
+    let lib = private_copy::dlopen(path, bytes)?;
+    finish_load(path, lib, None, v)
+}
+
+/// Checks that the loaded library shows the validated symbols and metadata.
+fn finish_load(
+    path: &Path,
+    lib: libloading::os::unix::Library,
+    in_place: Option<InPlace>,
+    v: Validated,
+) -> Result<LoadedArtifact, LoadError> {
+    match checked_entry(path, &lib, &v) {
+        Ok(entry) => Ok(LoadedArtifact {
+            entry,
+            metadata: v.metadata,
+            path: path.to_path_buf(),
+            _lib: lib.into(),
+            in_place,
+        }),
+        Err(e) => {
+            // Unloaded before its name, `/proc/self/fd/N`, is released.
+            drop(lib);
+            drop(in_place);
+            Err(e)
+        }
+    }
+}
+
+fn checked_entry(
+    path: &Path,
+    lib: &libloading::os::unix::Library,
+    v: &Validated,
+) -> Result<EntryFn, LoadError> {
+    // SAFETY: only addresses are taken here; nothing is called or read
+    // until the symbols are known to be the validated ones.
+    let (entry, meta_ptr) = unsafe {
+        let entry = *lib
+            .get::<EntryFn>(ENTRY_SYMBOL.as_bytes())
+            .map_err(dlopen_error(path))?;
+        let meta = *lib
+            .get::<*const u8>(METADATA_SYMBOL.as_bytes())
+            .map_err(dlopen_error(path))?;
+        (entry, meta)
+    };
+    if (entry as usize as u64).wrapping_sub(meta_ptr as u64) != v.entry_minus_metadata {
+        return Err(invalid(
+            path,
+            "symbol lookup found other symbols than validated",
+        ));
+    }
+    // SAFETY: the metadata symbol is a validated ArtifactMetadata::SIZE
+    // byte object in a read-only segment of the library just loaded.
+    let loaded = unsafe { std::slice::from_raw_parts(meta_ptr, ArtifactMetadata::SIZE) };
+    if loaded != v.metadata.as_bytes() {
+        return Err(invalid(
+            path,
+            "loaded metadata differs from the validated file",
+        ));
+    }
+    Ok(entry)
+}
