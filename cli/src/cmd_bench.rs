@@ -5,8 +5,8 @@
 use crate::Failure;
 use anyhow::anyhow;
 use evmc_benches::{
-    bench_case, discover, geomean, measure, targets, Budget, CallSettings, CaseReport,
-    CompileSettings, Compiler,
+    bench_case, discover, geomean, measure, targets, Budget, CallSettings, Case, CaseReport,
+    CompileSettings, Compiler, Work,
 };
 use evmc_compiler::SpecId;
 use regex::Regex;
@@ -26,10 +26,10 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Exactly this many timed runs per mode (default: adaptive, see --budget-ms).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::numbers::count(crate::numbers::MAX_REPS))]
     reps: Option<usize>,
     /// Time budget per case for the timed runs, in milliseconds.
-    #[arg(long = "budget-ms", default_value_t = 1000)]
+    #[arg(long = "budget-ms", default_value_t = 1000, value_parser = crate::numbers::milliseconds())]
     budget_ms: u64,
     /// Spec for contract fixtures and bare calls (state tests use their fork).
     #[arg(long, default_value = "OSAKA", value_parser = crate::parse_spec_arg)]
@@ -37,17 +37,17 @@ pub struct Args {
     /// Gas limit of bare calls (evmone's and revm's programs).
     #[arg(long, default_value_t = i64::MAX as u64)]
     gas: u64,
-    #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
+    #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = crate::numbers::opt_level())]
     opt_level: u8,
     /// Larger contracts are not compiled and stay interpreted.
-    #[arg(long = "max-code-size", default_value_t = evmc_compiler::DEFAULT_MAX_CODE_SIZE)]
+    #[arg(long = "max-code-size", default_value_t = evmc_compiler::DEFAULT_MAX_CODE_SIZE, value_parser = crate::numbers::positive_size())]
     max_code_size: usize,
     /// Functions above this many LLVM instructions are compiled at -O0.
     #[arg(long = "opt-budget", default_value_t = evmc_compiler::DEFAULT_OPT_BUDGET)]
     opt_budget: usize,
     /// Compile all contracts first on this many threads (faster; compile
     /// and load times of contracts compiled side by side are less exact).
-    #[arg(long, short = 'j', default_value_t = 1)]
+    #[arg(long, short = 'j', default_value_t = 1, value_parser = crate::numbers::threads())]
     jobs: usize,
     /// Also print each contract's compile phases.
     #[arg(long)]
@@ -59,6 +59,9 @@ struct Summary {
     cases: usize,
     divergences: usize,
     errors: usize,
+    /// Cases with a transaction that was not timed because revm rejected it
+    /// (e.g. a gas limit below the intrinsic cost).
+    rejected: usize,
     targets_met: usize,
     targets_missed: usize,
     targets_unjudged: usize,
@@ -83,6 +86,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
     } else {
         args.paths.clone()
     };
+    // Discovery reads what it finds whole: a named FIFO or device would
+    // block it or never end.
+    for p in &paths {
+        if !p.is_dir() && std::fs::symlink_metadata(p).is_ok() {
+            crate::input::check_regular(p).map_err(Failure::BadInput)?;
+        }
+    }
     let settings = CallSettings {
         spec: args.spec,
         gas_limit: args.gas,
@@ -185,10 +195,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let summary = Summary {
         cases: reports.len(),
         divergences: reports.iter().filter(|r| r.divergence.is_some()).count(),
-        errors: reports
-            .iter()
-            .filter(|r| r.notes.iter().any(|n| n.starts_with("ERROR")))
-            .count(),
+        errors: reports.iter().filter(|r| has_error(r)).count(),
+        rejected: rejected(&cases, &reports),
         targets_met: judged.iter().filter(|m| **m == Some(true)).count(),
         targets_missed: judged.iter().filter(|m| **m == Some(false)).count(),
         targets_unjudged: judged.iter().filter(|m| m.is_none()).count(),
@@ -231,7 +239,43 @@ pub fn run(args: Args) -> Result<(), Failure> {
             summary.errors
         )));
     }
+    let to_run = cases
+        .iter()
+        .filter(|c| matches!(c.work, Work::Run { .. }))
+        .count();
+    if to_run > 0 && summary.rejected == to_run {
+        return Err(Failure::Failed(anyhow!(
+            "every transaction was rejected ({to_run} of {to_run} cases): nothing was measured{}",
+            if args.gas < 21_000 {
+                format!(
+                    " (--gas {} is below the 21000 gas any transaction costs)",
+                    args.gas
+                )
+            } else {
+                String::new()
+            }
+        )));
+    }
     Ok(())
+}
+
+fn has_error(r: &CaseReport) -> bool {
+    r.notes.iter().any(|n| n.starts_with("ERROR"))
+}
+
+/// Cases with a transaction that was neither timed nor failed otherwise:
+/// revm rejected it, so nothing about it was measured.
+fn rejected(cases: &[Case], reports: &[CaseReport]) -> usize {
+    cases
+        .iter()
+        .zip(reports)
+        .filter(|(c, r)| {
+            matches!(c.work, Work::Run { .. })
+                && r.interp.is_none()
+                && r.divergence.is_none()
+                && !has_error(r)
+        })
+        .count()
 }
 
 /// `$EVMC_SHARED_DIR/benchdata`, else `../shared/benchdata`.
@@ -432,13 +476,14 @@ fn print_summary(s: &Summary) {
         );
     }
     println!(
-        "targets: {} met, {} not met, {} not judged; {} cases, {} divergences, {} with errors; wall time {:.1}s",
+        "targets: {} met, {} not met, {} not judged; {} cases, {} divergences, {} with errors, {} rejected; wall time {:.1}s",
         s.targets_met,
         s.targets_missed,
         s.targets_unjudged,
         s.cases,
         s.divergences,
         s.errors,
+        s.rejected,
         s.wall_s
     );
 }

@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, default_value = "OSAKA", value_parser = crate::parse_spec_arg)]
     spec: SpecId,
     /// LLVM optimisation level.
-    #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
+    #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = crate::numbers::opt_level())]
     opt_level: u8,
     /// Write plain files into this directory instead of the cache
     /// (default for `--emit` other than `so`: the current directory).
@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long)]
     hot: Option<PathBuf>,
     /// Per-contract compile time limit in seconds (cache mode; the worker is killed).
-    #[arg(long, default_value_t = DEFAULT_COMPILE_TIMEOUT.as_secs_f64())]
+    #[arg(long, default_value_t = DEFAULT_COMPILE_TIMEOUT.as_secs_f64(), value_parser = crate::numbers::seconds)]
     timeout: f64,
     /// Per-compile address-space limit in bytes (cache mode; K/M/G suffixes; 0 = none).
     #[arg(long = "max-memory", default_value_t = DEFAULT_MAX_MEMORY, value_parser = parse_size)]
@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long = "target-cpu", default_value = "native")]
     target_cpu: String,
     /// Larger bytecode is refused (it would stay interpreted).
-    #[arg(long = "max-code-size", default_value_t = evmc_compiler::DEFAULT_MAX_CODE_SIZE)]
+    #[arg(long = "max-code-size", default_value_t = evmc_compiler::DEFAULT_MAX_CODE_SIZE, value_parser = crate::numbers::positive_size())]
     max_code_size: usize,
     /// Functions above this many LLVM instructions are compiled at -O0.
     #[arg(long = "opt-budget", default_value_t = evmc_compiler::DEFAULT_OPT_BUDGET)]
@@ -118,11 +118,6 @@ pub fn run(args: Args) -> Result<(), Failure> {
             )))
         }
     };
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(Failure::BadInput(anyhow!(
-            "--timeout must be a positive number of seconds"
-        )));
-    }
     let mut opts = CompileOptions::new(args.spec);
     opts.opt_level = args.opt_level;
     opts.target = target;

@@ -37,17 +37,17 @@ pub struct Args {
     workload: WorkloadArg,
     /// Transactions in total. The default makes the README's main job
     /// (compare, mixed) take about a minute on two cores, compiles included.
-    #[arg(long, default_value_t = 600_000)]
+    #[arg(long, default_value_t = 600_000, value_parser = crate::numbers::count(crate::numbers::MAX_TXS))]
     txs: usize,
     /// Transactions per block.
-    #[arg(long = "block-size", default_value_t = 500)]
+    #[arg(long = "block-size", default_value_t = 500, value_parser = crate::numbers::count(crate::numbers::MAX_TXS))]
     block_size: usize,
     #[arg(long, value_enum, default_value = "compare")]
     mode: SeqMode,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Sending accounts per generator.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::numbers::count(crate::numbers::MAX_ACCOUNTS))]
     accounts: usize,
     /// Directory of contract fixtures (default: the project's data/contracts).
     #[arg(long)]
@@ -56,7 +56,7 @@ pub struct Args {
     /// and state diffs.
     #[arg(long)]
     verify: bool,
-    #[arg(long = "opt-level", short = 'O', default_value_t = 2)]
+    #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = crate::numbers::opt_level())]
     opt_level: u8,
     /// Artifact cache to take compiled contracts from and store them in
     /// (default: `$EVMC_NATIVE_CACHE`, else `$XDG_CACHE_HOME/evmc-native`,
@@ -70,16 +70,43 @@ pub struct Args {
     #[arg(long = "hot-gas", default_value_t = Thresholds::default().gas)]
     hot_gas: u64,
     /// Hot mode: frames after which a contract is compiled whatever its gas.
-    #[arg(long = "hot-calls")]
+    #[arg(long = "hot-calls", value_parser = clap::value_parser!(u64).range(1..))]
     hot_calls: Option<u64>,
     /// Hot mode: background compile threads.
-    #[arg(long = "compile-workers", default_value_t = 1)]
+    #[arg(long = "compile-workers", default_value_t = 1, value_parser = crate::numbers::threads())]
     compile_workers: usize,
     /// Compiles taking longer are reported as overruns.
-    #[arg(long = "compile-time-cap", default_value_t = 60.0)]
+    #[arg(long = "compile-time-cap", default_value_t = 60.0, value_parser = crate::numbers::seconds)]
     compile_time_cap: f64,
     #[arg(long)]
     json: bool,
+}
+
+/// The workloads read their contracts from `--contracts` themselves, whole:
+/// refuse a directory where a contract file is a FIFO, a device or larger
+/// than any real one, before they open it. Missing files are theirs to
+/// report.
+fn check_contract_files(dir: &std::path::Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let limit = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => crate::input::MAX_STATE_JSON,
+            Some("hex") => crate::input::MAX_HEX_FILE,
+            _ => continue,
+        };
+        let md = crate::input::check_regular(&path)?;
+        if md.len() > limit {
+            anyhow::bail!(
+                "{}: {} bytes, above the limit of {limit} bytes for a contract file",
+                path.display(),
+                md.len()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn kind(w: WorkloadArg) -> WorkloadKind {
@@ -95,6 +122,7 @@ pub fn run_cmd(args: Args) -> Result<(), Failure> {
     let mut cfg = WorkloadConfig::new(args.txs, args.block_size, args.seed);
     cfg.accounts = args.accounts;
     if let Some(dir) = &args.contracts {
+        check_contract_files(dir).map_err(Failure::BadInput)?;
         cfg.contracts_dir = dir.clone();
     }
     let w = build(kind(args.workload), &cfg).map_err(|e| Failure::BadInput(anyhow!(e)))?;
@@ -110,6 +138,26 @@ pub fn run_cmd(args: Args) -> Result<(), Failure> {
             w.contracts.len()
         );
     }
+    // Opened once for every run of the command (the interpreted reference
+    // of `--verify` included): one cache, and one warning when it is
+    // unusable.
+    let cache_backend = if args.no_cache {
+        None
+    } else {
+        let limits = evmc_runtime::CompileLimits::default();
+        match crate::cmd_cache::open_cache(args.cache_dir.clone(), limits) {
+            Ok(cache) => Some(std::sync::Arc::new(evmc_runtime::hot::CacheBackend::new(
+                cache,
+                args.opt_level,
+            ))),
+            // Execution never depends on the cache: compile in process.
+            Err(e) => {
+                let (Failure::BadInput(e) | Failure::Failed(e) | Failure::Internal(e)) = e;
+                eprintln!("warning: artifact cache unusable ({e}); compiling in process");
+                None
+            }
+        }
+    };
     let options = |mode: Mode| -> Result<RunOptions, Failure> {
         let mut o =
             RunOptions::new(mode, &w, args.opt_level).map_err(|e| Failure::Internal(anyhow!(e)))?;
@@ -117,24 +165,12 @@ pub fn run_cmd(args: Args) -> Result<(), Failure> {
             gas: args.hot_gas,
             calls: args.hot_calls.unwrap_or(u64::MAX),
         };
-        o.compiler.workers = args.compile_workers.max(1);
-        o.compiler.time_cap = Duration::from_secs_f64(args.compile_time_cap.max(0.0));
+        o.compiler.workers = args.compile_workers;
+        // In range: checked by the flag's parser.
+        o.compiler.time_cap = Duration::from_secs_f64(args.compile_time_cap);
         o.keep_outputs = args.verify || args.json;
-        if !args.no_cache {
-            let limits = evmc_runtime::CompileLimits::default();
-            match crate::cmd_cache::open_cache(args.cache_dir.clone(), limits) {
-                Ok(cache) => {
-                    o.backend = std::sync::Arc::new(evmc_runtime::hot::CacheBackend::new(
-                        cache,
-                        args.opt_level,
-                    ))
-                }
-                // Execution never depends on the cache: compile in process.
-                Err(e) => {
-                    let (Failure::BadInput(e) | Failure::Failed(e) | Failure::Internal(e)) = e;
-                    eprintln!("warning: artifact cache unusable ({e}); compiling in process")
-                }
-            }
+        if let Some(backend) = &cache_backend {
+            o.backend = backend.clone();
         }
         Ok(o)
     };

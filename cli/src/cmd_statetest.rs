@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "both")]
     mode: Mode,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::numbers::threads())]
     jobs: Option<usize>,
     /// Machine-readable output: one JSON object per failure, then a summary.
     #[arg(long)]
@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     filter: Option<String>,
     /// LLVM optimisation level of the compiled contracts.
-    #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
+    #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = crate::numbers::opt_level())]
     opt_level: u8,
     /// Keep the compiled `.so` files here instead of a temporary directory.
     #[arg(long = "artifacts-dir")]
@@ -105,14 +105,28 @@ fn default_skip_file(paths: &[PathBuf]) -> Option<PathBuf> {
     fallback.is_file().then_some(fallback)
 }
 
+/// The `.json` files of `paths`, directories searched recursively (each
+/// directory once, however many symlinks lead to it). A named path that is
+/// neither a directory nor a regular file is refused.
 fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    fn walk(
+        dir: &Path,
+        seen: &mut BTreeSet<PathBuf>,
+        out: &mut Vec<PathBuf>,
+    ) -> anyhow::Result<()> {
+        // Symlinks back up the tree would otherwise make the walk endless
+        // (or exponential).
+        let real = std::fs::canonicalize(dir)
+            .map_err(|e| anyhow!("{}: cannot read: {e}", dir.display()))?;
+        if !seen.insert(real) {
+            return Ok(());
+        }
         let entries =
             std::fs::read_dir(dir).map_err(|e| anyhow!("{}: cannot read: {e}", dir.display()))?;
         for entry in entries {
             let path = entry?.path();
             if path.is_dir() {
-                walk(&path, out)?;
+                walk(&path, seen, out)?;
             } else if path.extension().is_some_and(|e| e == "json") {
                 out.push(path);
             }
@@ -120,18 +134,28 @@ fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         Ok(())
     }
     let mut files = Vec::new();
+    let mut seen = BTreeSet::new();
     for p in paths {
         if p.is_dir() {
-            walk(p, &mut files)?;
-        } else if p.is_file() {
-            files.push(p.clone());
-        } else {
+            walk(p, &mut seen, &mut files)?;
+        } else if std::fs::symlink_metadata(p).is_err() {
             return Err(anyhow!("{}: no such file or directory", p.display()));
+        } else {
+            crate::input::check_regular(p)?;
+            files.push(p.clone());
         }
     }
     files.sort();
     files.dedup();
     Ok(files)
+}
+
+/// Reads and parses one state-test file, bounded in size; a FIFO or device
+/// found while walking a directory is refused here.
+fn load_suite(path: &Path) -> Result<Suite, String> {
+    let bytes = crate::input::read_bounded(path, crate::input::MAX_STATE_TEST_FILE)
+        .map_err(|e| format!("{e:#}"))?;
+    statetest::parse_suite(&bytes, path)
 }
 
 fn progress(len: usize, what: &str, json: bool) -> ProgressBar {
@@ -302,8 +326,8 @@ fn run_in_pool(args: &Args) -> Result<(), Failure> {
         };
         match path {
             Some(p) => {
-                let text = std::fs::read_to_string(&p)
-                    .map_err(|e| Failure::BadInput(anyhow!("{}: {e}", p.display())))?;
+                let text = crate::input::read_text_bounded(&p, crate::input::MAX_LIST_FILE)
+                    .map_err(Failure::BadInput)?;
                 Some(SkipList::parse(&text))
             }
             None => {
@@ -320,12 +344,13 @@ fn run_in_pool(args: &Args) -> Result<(), Failure> {
         .par_iter()
         .map(|f| {
             let skipped = skip.as_ref().is_some_and(|s| s.skips(f));
-            (f.clone(), skipped, statetest::load_suite(f))
+            (f.clone(), skipped, load_suite(f))
         })
         .collect();
     let mut skipped = 0usize;
     let mut failed = 0usize;
     let mut suites = Vec::new();
+    let mut not_tests = 0usize;
     for (path, is_skipped, suite) in parsed {
         match suite {
             Ok(suite) if is_skipped => {
@@ -335,10 +360,19 @@ fn run_in_pool(args: &Args) -> Result<(), Failure> {
             Err(_) if is_skipped => skipped += 1,
             Ok(suite) => suites.push((path, suite)),
             Err(e) => {
-                failed += 1;
+                not_tests += 1;
                 report_failure(args.json, &path, "<file>", &e);
             }
         }
+    }
+    // A file that is not a state test is a wrong input, not a failed test:
+    // nothing runs until the inputs are right.
+    if not_tests > 0 {
+        return Err(Failure::BadInput(anyhow!(
+            "{not_tests} of {} files cannot be read as state tests (see above; \
+             list them in a skip file to leave them out)",
+            files.len()
+        )));
     }
 
     let mut artifacts_dir = None;
@@ -463,7 +497,32 @@ fn run_in_pool(args: &Args) -> Result<(), Failure> {
             "{failed} state-test vectors failed"
         )));
     }
+    if work.is_empty() {
+        return Err(Failure::Failed(anyhow!(
+            "no vector ran: {}",
+            why_nothing_ran(args, files.len(), suites.len(), skipped)
+        )));
+    }
     Ok(())
+}
+
+/// Why a run had no vector: a check that ran nothing has not passed.
+fn why_nothing_ran(args: &Args, files: usize, read: usize, skipped: usize) -> String {
+    let paths = args
+        .paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if files == 0 {
+        format!("no state-test files (*.json) in {paths}")
+    } else if read == 0 {
+        format!("all {files} files are on the skip list ({skipped} tests skipped)")
+    } else if let Some(f) = &args.filter {
+        format!("no test name contains --filter `{f}` in {paths}")
+    } else {
+        format!("no vector for a fork revm runs ({skipped} skipped) in {paths}")
+    }
 }
 
 fn report_failure(json: bool, path: &Path, what: &str, why: &str) {

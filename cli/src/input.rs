@@ -4,7 +4,104 @@
 //! or directories of them.
 
 use anyhow::{bail, Context, Result};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// Largest state JSON read as a code input or contract fixture (genesis,
+/// state tests' or fixtures' `pre`): 64 MiB. Real ones are a few MB.
+pub const MAX_STATE_JSON: u64 = 64 << 20;
+/// Largest file of hex bytecode: twice [`MAX_STATE_JSON`], room for any
+/// whitespace and formatting around code that decodes to at most
+/// [`evmc_harness::hexcode::MAX_DECODED_BYTES`].
+pub const MAX_HEX_FILE: u64 = 2 * MAX_STATE_JSON;
+/// Largest state-test file: 256 MiB. The biggest of the shared test data
+/// is 2.8 MB; execution-spec-tests' largest fixtures are tens of MB.
+pub const MAX_STATE_TEST_FILE: u64 = 256 << 20;
+/// Largest list file (skip lists, `--hot` lists): 16 MiB, some 200,000
+/// code hashes.
+pub const MAX_LIST_FILE: u64 = 16 << 20;
+
+/// What a path is when it is not a regular file, for error messages.
+fn kind(md: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = md.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Fails unless `path` is a regular file (after symlinks): FIFOs would
+/// block the reader forever and devices such as `/dev/zero` never end.
+pub fn check_regular(path: &Path) -> Result<std::fs::Metadata> {
+    let md = std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    if !md.is_file() {
+        bail!(
+            "{}: is {}, expected a regular file",
+            path.display(),
+            kind(&md)
+        );
+    }
+    Ok(md)
+}
+
+/// Reads a whole regular file of at most `limit` bytes. Larger files are
+/// refused before anything is read, and at most `limit + 1` bytes are ever
+/// read, so a file growing meanwhile is still bounded.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let too_large = |len: u64| {
+        anyhow::anyhow!(
+            "{}: {len} bytes, above the limit of {limit} bytes for this input",
+            path.display()
+        )
+    };
+    let md = check_regular(path)?;
+    if md.len() > limit {
+        return Err(too_large(md.len()));
+    }
+    // Non-blocking: had the path been replaced by a FIFO since the check,
+    // opening it would otherwise wait for a writer. The handle is checked
+    // again below.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let md = file
+        .metadata()
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    if !md.is_file() {
+        bail!(
+            "{}: is {}, expected a regular file",
+            path.display(),
+            kind(&md)
+        );
+    }
+    let mut bytes = Vec::with_capacity(md.len().min(limit) as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`], as UTF-8 text.
+pub fn read_text_bounded(path: &Path, limit: u64) -> Result<String> {
+    String::from_utf8(read_bounded(path, limit)?)
+        .map_err(|_| anyhow::anyhow!("{}: cannot read as text (not UTF-8)", path.display()))
+}
 
 /// One piece of bytecode and where it came from.
 pub struct CodeInput {
@@ -76,13 +173,19 @@ fn dedup(inputs: Vec<CodeInput>) -> Vec<CodeInput> {
 }
 
 fn read_file(path: &Path, out: &mut Vec<CodeInput>) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read as text", path.display()))?;
+    let text = read_text_bounded(path, MAX_HEX_FILE)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string());
     if text.trim_start().starts_with('{') {
+        if text.len() as u64 > MAX_STATE_JSON {
+            bail!(
+                "{}: {} bytes, above the limit of {MAX_STATE_JSON} bytes for state JSON",
+                path.display(),
+                text.len()
+            );
+        }
         let found = state_contracts(&text).with_context(|| format!("{}", path.display()))?;
         let before = out.len();
         for (address, code) in found {
@@ -172,8 +275,7 @@ pub struct HotList {
 }
 
 pub fn read_hot_list(path: &Path) -> Result<HotList> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = read_text_bounded(path, MAX_LIST_FILE)?;
     let mut hot = HotList::default();
     for (i, line) in text.lines().enumerate() {
         let item = line.split('#').next().unwrap_or("").trim();
@@ -229,7 +331,32 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_hex, state_contracts};
+    use super::{parse_hex, read_bounded, state_contracts};
+    use std::path::Path;
+
+    #[test]
+    fn reads_are_bounded_and_only_of_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("code.hex");
+        std::fs::write(&f, b"600100").unwrap();
+        assert_eq!(read_bounded(&f, 6).unwrap(), b"600100");
+        let err = read_bounded(&f, 5).unwrap_err().to_string();
+        assert!(err.contains("6 bytes, above the limit of 5"), "{err}");
+
+        let fifo = dir.path().join("fifo.hex");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = read_bounded(&fifo, 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("is a FIFO"), "{err}");
+
+        let err = read_bounded(Path::new("/dev/zero"), 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a character device"), "{err}");
+        let err = read_bounded(dir.path(), 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("is a directory"), "{err}");
+    }
 
     #[test]
     fn finds_contracts_in_genesis_and_fixtures() {

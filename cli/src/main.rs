@@ -7,6 +7,7 @@ mod cmd_run;
 mod cmd_sequencer;
 mod cmd_statetest;
 mod input;
+mod numbers;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -60,7 +61,21 @@ pub enum Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A closed stdout pipe (`… | head`) ends the process quietly, as it
+    // ends any Unix filter; with SIGPIPE ignored (Rust's default) every
+    // `println!` after it would panic instead.
+    // SAFETY: called first, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        if e.use_stderr() && wants_json() {
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or_default();
+            print_json_error(first.trim_start_matches("error: "), 2);
+        }
+        e.exit()
+    });
     if let Command::CompileWorker = cli.command {
         // Before any thread pool exists: the worker runs under RLIMIT_AS.
         return ExitCode::from(evmc_runtime::compile_worker::worker_main() as u8);
@@ -79,21 +94,30 @@ fn main() -> ExitCode {
         Command::Sequencer(a) => cmd_sequencer::run_cmd(a),
         Command::Bench(a) => cmd_bench::run(a),
     };
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Failed(e)) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-        Err(Failure::BadInput(e)) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Internal(e)) => {
-            eprintln!("internal error: {e:#}");
-            ExitCode::from(3)
-        }
+    let (code, label, e) = match r {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(Failure::Failed(e)) => (1, "error", e),
+        Err(Failure::BadInput(e)) => (2, "error", e),
+        Err(Failure::Internal(e)) => (3, "internal error", e),
+    };
+    eprintln!("{label}: {e:#}");
+    if wants_json() {
+        print_json_error(&format!("{e:#}"), code);
     }
+    ExitCode::from(code)
+}
+
+/// Whether `--json` was given (before any `--`): then a failure also ends
+/// stdout with one JSON object saying why, for whoever parses it.
+fn wants_json() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+fn print_json_error(message: &str, code: u8) {
+    println!("{}", serde_json::json!({ "error": message, "exit": code }));
 }
 
 pub fn parse_spec_arg(s: &str) -> Result<evmc_compiler::SpecId, String> {

@@ -12,6 +12,8 @@ mod revm_glue;
 mod shared_data;
 pub mod workloads;
 
-pub use revm_glue::single_call::{run_call, CallLog, CallOutcome, CallSetup};
+pub use revm_glue::single_call::{
+    run_call, AccountState, CallError, CallLog, CallOutcome, CallSetup,
+};
 pub use revm_glue::{fixture, single_call, statetest};
 pub use shared_data::shared_dir;

@@ -92,13 +92,13 @@ fn snailtracer_compiles_and_runs_equal_to_the_interpreter() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0]["status"], "Success(Return)");
-    assert_eq!(lines[0]["gas_used"], lines[1]["gas_used"]);
-    assert_eq!(lines[0]["output"], lines[1]["output"]);
-    assert!(lines[1]["native_frames"].as_u64().unwrap() >= 1);
+    // One object: both results and the verdict.
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let (interp, native) = (&v["interp"], &v["native"]);
+    assert_eq!(v["identical"], true);
+    assert_eq!(interp["status"], "Success(Return)");
+    assert_eq!(interp["gas_used"], native["gas_used"]);
+    assert_eq!(interp["output"], native["output"]);
+    assert_eq!(interp["state"], native["state"]);
+    assert!(native["native_frames"].as_u64().unwrap() >= 1);
 }

@@ -9,11 +9,19 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_evmc-native"))
 }
 
+/// The per-input reports; a failed command's closing error object (its
+/// exit code and why) is checked and left out.
 fn json_lines(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
+    let mut lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+        .collect();
+    if !out.status.success() {
+        let last = lines.pop().expect("a failure ends with an error object");
+        assert_eq!(last["exit"], out.status.code().unwrap(), "{last}");
+        assert!(last["error"].is_string(), "{last}");
+    }
+    lines
 }
 
 fn write_hex(dir: &Path, name: &str, code: &[u8]) -> String {

@@ -5,6 +5,12 @@
 mod bench_cli;
 mod cache_cli;
 mod cli;
+mod closed_stdout;
 mod compile_limits;
+mod hostile_inputs;
+mod nothing_ran;
+mod numeric_flags;
+mod run_cli;
 mod sequencer_cli;
 mod statetest;
+mod support;

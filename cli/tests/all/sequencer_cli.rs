@@ -109,14 +109,11 @@ fn run_fixture_prints_status_gas_output_and_logs_in_both_modes() {
     let fixture = repo().join("data/contracts/weth.json");
     let out = bin(&["run", fixture.to_str().unwrap(), "--mode", "both", "--json"]);
     let text = ok(&out);
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 2);
-    let (interp, native) = (&lines[0], &lines[1]);
-    assert_eq!(interp["mode"], "interp");
-    assert_eq!(native["mode"], "native");
+    // One object per fixture: both results and the verdict.
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["mode"], "both");
+    assert_eq!(v["identical"], true);
+    let (interp, native) = (&v["interp"], &v["native"]);
     for key in ["status", "gas_used", "output", "logs", "state_root"] {
         assert_eq!(interp[key], native[key], "{key}");
     }

@@ -105,13 +105,23 @@ fn a_wrong_expectation_fails_with_the_vector_and_both_roots() {
 fn the_skip_file_leaves_files_out_and_counts_them() {
     let dir = tempfile::tempdir().unwrap();
     let skip = dir.path().join("SKIP.txt");
-    std::fs::write(&skip, "# comment\nadd11.json\n").unwrap();
+    std::fs::write(&skip, "# comment\nskipped.json\n").unwrap();
+    let skipped = dir.path().join("skipped.json");
+    std::fs::copy(add11(), &skipped).unwrap();
     let out = statetest(
         &["--mode", "interp", "--skip-file", skip.to_str().unwrap()],
-        &[add11()],
+        &[add11(), skipped],
     );
     assert!(out.status.success());
+    assert_eq!(counts(&out), (1, 0, 1));
+    // Everything skipped: nothing ran, which is no pass.
+    let out = statetest(
+        &["--mode", "interp", "--skip-file", skip.to_str().unwrap()],
+        &[dir.path().join("skipped.json")],
+    );
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(counts(&out), (0, 0, 1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("on the skip list"));
 }
 
 #[test]
@@ -145,8 +155,10 @@ fn missing_paths_and_broken_fixtures_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.json");
     std::fs::write(&broken, "{\"x\": {\"env\": 1}}").unwrap();
-    let out = statetest(&["--no-skip"], &[broken]);
-    assert_eq!(out.status.code(), Some(1));
+    // Bad input, not a failed test; nothing runs.
+    let out = statetest(&["--no-skip"], &[broken, add11()]);
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("broken.json") && stderr.contains("not a state test"));
+    assert!(stderr.contains("1 of 2 files cannot be read as state tests"));
 }

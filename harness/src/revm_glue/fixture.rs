@@ -84,7 +84,13 @@ impl Fixture {
 /// Reads a fixture file: `{name: {env, pre, transaction: [tx]}}`.
 pub fn load_fixtures(path: &Path) -> Result<Vec<Fixture>, String> {
     let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let map: BTreeMap<String, Fixture> = serde_json::from_slice(&text)
+    parse_fixtures(&text, path)
+}
+
+/// Parses the contents of a fixture file read by the caller (who may bound
+/// what it reads); `path` names it in errors.
+pub fn parse_fixtures(text: &[u8], path: &Path) -> Result<Vec<Fixture>, String> {
+    let map: BTreeMap<String, Fixture> = serde_json::from_slice(text)
         .map_err(|e| format!("{}: not a contract fixture: {e}", path.display()))?;
     let fixtures: Vec<Fixture> = map
         .into_iter()

@@ -25,7 +25,13 @@ pub use revm_statetest_types::TestSuite as Suite;
 /// Reads one fixture file.
 pub fn load_suite(path: &Path) -> Result<TestSuite, String> {
     let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_slice(&text).map_err(|e| format!("{}: not a state test: {e}", path.display()))
+    parse_suite(&text, path)
+}
+
+/// Parses the contents of a fixture file read by the caller (who may bound
+/// what it reads); `path` names it in errors.
+pub fn parse_suite(text: &[u8], path: &Path) -> Result<TestSuite, String> {
+    serde_json::from_slice(text).map_err(|e| format!("{}: not a state test: {e}", path.display()))
 }
 
 /// One transaction of a unit, selected by its indexes, under one fork.
