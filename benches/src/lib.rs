@@ -8,6 +8,7 @@
 pub mod compile;
 pub mod discover;
 pub mod exec;
+pub mod machine;
 pub mod measure;
 pub mod reference;
 pub mod run;
@@ -16,6 +17,7 @@ pub mod targets;
 pub use compile::{CompileSettings, Compiler, Contract};
 pub use discover::{discover, CallSettings, Case, Work};
 pub use exec::{Run, Runner, Transaction, Verified};
+pub use machine::Machine;
 pub use measure::{alternate, geomean, median, Budget};
 pub use run::{bench_case, divergence, CaseReport, ContractReport, ReferenceReport, Stats};
 pub use targets::Target;

@@ -139,7 +139,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
         compiler.compile_all(&cases, args.jobs);
     }
     let table = !args.json;
+    let machine = evmc_benches::Machine::this();
     if table {
+        println!("{}", machine.line());
         print_header();
     }
     let mut reports = Vec::with_capacity(cases.len());
@@ -209,7 +211,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
 
     if args.json {
-        let doc = serde_json::json!({ "cases": reports, "summary": summary });
+        let doc = serde_json::json!({ "machine": machine, "cases": reports, "summary": summary });
         println!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("serialisable")
