@@ -81,3 +81,9 @@ mod tests {
         let _ = Duration::from_secs_f64(seconds("604800").unwrap());
     }
 }
+
+/// `--filter`: every command's filter is a regular expression, checked
+/// when the command line is parsed.
+pub fn regex(s: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(s).map_err(|e| e.to_string())
+}
