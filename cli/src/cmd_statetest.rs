@@ -243,7 +243,7 @@ fn compile_one(
 }
 
 fn selected(v: &Vector<'_>, args: &Args) -> bool {
-    args.filter.as_ref().is_none_or(|f| f.is_match(&v.name))
+    args.filter.as_ref().is_none_or(|f| f.is_match(v.name))
 }
 
 /// The verdict on one vector.
