@@ -9,7 +9,6 @@ use evmc_benches::{
     CompileSettings, Compiler, Work,
 };
 use evmc_compiler::SpecId;
-use regex::Regex;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,12 +16,13 @@ use std::time::{Duration, Instant};
 #[derive(clap::Args)]
 pub struct Args {
     /// Benchmark files or directories (state tests, contract fixtures,
-    /// `.bin-runtime` + `.inputs`, `.hex`); default: the shared benchdata.
+    /// `.bin-runtime` + `.inputs`, `.hex`); default: `$EVMC_SHARED_DIR/benchdata`,
+    /// else `../shared/benchdata` (relative to the current directory).
     paths: Vec<PathBuf>,
     /// Only cases whose `group/name` matches this regular expression.
-    #[arg(long)]
-    filter: Option<String>,
-    /// Print one JSON document instead of the table.
+    #[arg(long, value_parser = crate::numbers::regex)]
+    filter: Option<regex::Regex>,
+    /// Print one JSON document (schema evmc-native/bench/v1) instead of the table.
     #[arg(long)]
     json: bool,
     /// Exactly this many timed runs per mode (default: adaptive, see --budget-ms).
@@ -32,11 +32,12 @@ pub struct Args {
     #[arg(long = "budget-ms", default_value_t = 1000, value_parser = crate::numbers::milliseconds())]
     budget_ms: u64,
     /// Spec for contract fixtures and bare calls (state tests use their fork).
-    #[arg(long, default_value = "OSAKA", value_parser = crate::parse_spec_arg)]
+    #[arg(long, default_value = "OSAKA", value_parser = crate::parse_spec_arg, help = crate::SPEC_HELP)]
     spec: SpecId,
     /// Gas limit of bare calls (evmone's and revm's programs).
     #[arg(long, default_value_t = i64::MAX as u64)]
     gas: u64,
+    /// LLVM optimisation level (0-3).
     #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = crate::numbers::opt_level())]
     opt_level: u8,
     /// Larger contracts are not compiled and stay interpreted.
@@ -75,12 +76,7 @@ struct Summary {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let wall = Instant::now();
-    let filter = args
-        .filter
-        .as_deref()
-        .map(Regex::new)
-        .transpose()
-        .map_err(|e| Failure::BadInput(anyhow!("--filter: {e}")))?;
+    let filter = args.filter.as_ref();
     let paths = if args.paths.is_empty() {
         vec![default_benchdata()]
     } else {
@@ -98,7 +94,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         gas_limit: args.gas,
     };
     let mut cases = discover(&paths, settings).map_err(|e| Failure::BadInput(anyhow!(e)))?;
-    if let Some(re) = &filter {
+    if let Some(re) = filter {
         cases.retain(|c| re.is_match(&c.id()));
     }
     if cases.is_empty() {
@@ -110,7 +106,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 .collect::<Vec<_>>()
                 .join(", "),
             args.filter
-                .as_deref()
+                .as_ref()
                 .map(|f| format!(" matching `{f}`"))
                 .unwrap_or_default()
         )));
@@ -131,12 +127,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
     .map_err(|e| Failure::Internal(anyhow!(e)))?;
 
     if args.jobs > 1 {
-        eprintln!(
-            "compiling the contracts of {} cases on {} threads…",
+        tracing::info!(
+            "compiling the contracts of {} cases on {} threads",
             cases.len(),
             args.jobs
         );
+        let spin = crate::progress::spinner("compiling", false);
         compiler.compile_all(&cases, args.jobs);
+        spin.finish_and_clear();
     }
     let table = !args.json;
     let machine = evmc_benches::Machine::this();
@@ -146,17 +144,22 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let mut reports = Vec::with_capacity(cases.len());
     let mut group = String::new();
+    let pb = crate::progress::bar(cases.len(), "benchmarking", false);
     for case in &cases {
         let r = bench_case(case, &mut compiler, &budget);
+        pb.inc(1);
         if table {
-            if r.group != group {
-                group = r.group.clone();
-                println!("{group}");
-            }
-            print_row(&r);
+            pb.suspend(|| {
+                if r.group != group {
+                    group = r.group.clone();
+                    println!("{group}");
+                }
+                print_row(&r);
+            });
         }
         reports.push(r);
     }
+    pb.finish_and_clear();
     if table {
         println!(
             "(floor: the same transaction with the callee's code replaced by STOP, interpreted: \
@@ -211,7 +214,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
 
     if args.json {
-        let doc = serde_json::json!({ "machine": machine, "cases": reports, "summary": summary });
+        let doc = serde_json::json!({
+            "schema": crate::schema("bench"),
+            "machine": machine,
+            "cases": reports,
+            "summary": summary,
+        });
         println!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("serialisable")

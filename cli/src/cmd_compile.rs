@@ -9,7 +9,6 @@ use evmc_compiler::{compile_emit, compile_to_file, CompileOptions, Emit, SpecId,
 use evmc_runtime::cache::Source;
 use evmc_runtime::compile_worker::{DEFAULT_COMPILE_TIMEOUT, DEFAULT_MAX_MEMORY};
 use evmc_runtime::{ArtifactCache, CacheError, CompileLimits};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -22,18 +21,17 @@ pub struct Args {
     /// with code), or a directory of such files.
     #[arg(required = true)]
     inputs: Vec<String>,
-    /// Spec (hard fork) to compile for.
-    #[arg(long, default_value = "OSAKA", value_parser = crate::parse_spec_arg)]
+    #[arg(long, default_value = "OSAKA", value_parser = crate::parse_spec_arg, help = crate::SPEC_HELP)]
     spec: SpecId,
-    /// LLVM optimisation level.
+    /// LLVM optimisation level (0-3).
     #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = crate::numbers::opt_level())]
     opt_level: u8,
     /// Write plain files into this directory instead of the cache
     /// (default for `--emit` other than `so`: the current directory).
-    #[arg(short = 'o', long = "out-dir")]
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR")]
     out_dir: Option<PathBuf>,
     /// Artifact cache (default: $EVMC_NATIVE_CACHE, else $XDG_CACHE_HOME/evmc-native, else ~/.cache/evmc-native).
-    #[arg(long = "cache-dir", conflicts_with = "out_dir")]
+    #[arg(long = "cache-dir", conflicts_with = "out_dir", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
     /// Compile only these contracts: a file of code hashes or addresses, one per line.
     #[arg(long)]
@@ -56,7 +54,10 @@ pub struct Args {
     /// Functions above this many LLVM instructions are compiled at -O0.
     #[arg(long = "opt-budget", default_value_t = evmc_compiler::DEFAULT_OPT_BUDGET)]
     opt_budget: usize,
-    /// One JSON object per input on stdout.
+    /// Contracts compiled at once (default: all cores).
+    #[arg(long, short = 'j', value_parser = crate::numbers::threads())]
+    jobs: Option<usize>,
+    /// One JSON object per input on stdout (schema evmc-native/compile/v1).
     #[arg(long)]
     json: bool,
 }
@@ -152,32 +153,25 @@ pub fn run(args: Args) -> Result<(), Failure> {
         None
     };
 
-    let pb = if args.json {
-        ProgressBar::hidden()
-    } else {
-        // Draws only when stderr is a terminal.
-        let pb = ProgressBar::new(inputs.len() as u64);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "compiling [{bar:40}] {pos}/{len} {elapsed_precise} {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        pb
-    };
-    let reports: Vec<Report> = inputs
-        .par_iter()
-        .map(|input| {
-            let r = match &cache {
-                Some(c) => compile_cached(input, &opts, c),
-                None => compile_one(input, &opts, &args),
-            };
-            pb.set_message(input.name.clone());
-            pb.inc(1);
-            r
-        })
-        .collect();
+    let pb = crate::progress::bar(inputs.len(), "compiling", args.json);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.jobs.unwrap_or(0))
+        .stack_size(evmc_compiler::LLVM_THREAD_STACK)
+        .build()
+        .map_err(|e| Failure::Internal(anyhow!("thread pool: {e}")))?;
+    let reports: Vec<Report> = pool.install(|| {
+        inputs
+            .par_iter()
+            .map(|input| {
+                let r = match &cache {
+                    Some(c) => compile_cached(input, &opts, c),
+                    None => compile_one(input, &opts, &args),
+                };
+                pb.inc(1);
+                r
+            })
+            .collect()
+    });
     pb.finish_and_clear();
     if let Some(c) = &cache {
         warn_rejections(&c.take_rejections());
@@ -185,7 +179,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let failed = reports.iter().filter(|r| r.error.is_some()).count();
     if args.json {
         for r in &reports {
-            println!("{}", serde_json::to_string(r).expect("serialisable"));
+            let mut v = serde_json::to_value(r).expect("serialisable");
+            v["schema"] = crate::schema("compile").into();
+            println!("{v}");
         }
     } else {
         print_table(&reports);

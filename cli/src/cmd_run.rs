@@ -29,12 +29,16 @@ pub struct Args {
     /// refused: bad input).
     #[arg(long, default_value_t = 1_000_000_000)]
     gas: u64,
-    #[arg(long, default_value = "OSAKA", value_parser = crate::parse_spec_arg)]
+    #[arg(long, default_value = "OSAKA", value_parser = crate::parse_spec_arg, help = crate::SPEC_HELP)]
     spec: SpecId,
-    #[arg(long, value_enum, default_value = "both")]
+    /// How to execute (`both` is accepted for `compare`).
+    #[arg(long, value_enum, default_value = "compare")]
     mode: Mode,
+    /// LLVM optimisation level (0-3).
     #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = crate::numbers::opt_level())]
     opt_level: u8,
+    /// Print JSON (schema evmc-native/run/v1) instead of text: one object,
+    /// or one per fixture.
     #[arg(long)]
     json: bool,
 }
@@ -90,7 +94,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if args.json {
         let doc = match &sides[..] {
             [a, b] => json!({
-                "mode": "both",
+                "schema": crate::schema("run"),
+                "mode": "compare",
                 "interp": side_json(a),
                 "native": side_json(b),
                 "identical": difference.is_none(),
@@ -99,6 +104,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             }),
             [one] => {
                 let mut v = side_json(one);
+                v["schema"] = json!(crate::schema("run"));
                 v["mode"] = json!(one.mode);
                 v
             }
@@ -186,9 +192,10 @@ fn print_side(side: &Side) {
 
 fn side_json(side: &Side) -> Value {
     let r = &side.outcome;
+    let (status, reason) = plain_status(&r.status);
     let mut v = json!({
-        "status": r.status, "gas_used": r.gas_used, "output": hex::encode(&r.output),
-        "logs": r.logs.iter().map(|l| json!({"address": l.address, "topics": l.topics, "data": l.data})).collect::<Vec<_>>(),
+        "status": status, "reason": reason, "gas_used": r.gas_used, "output": hex0x(&r.output),
+        "logs": r.logs.iter().map(|l| json!({"address": l.address, "topics": l.topics, "data": format!("0x{}", l.data)})).collect::<Vec<_>>(),
         "state": r.state.iter().map(account_json).collect::<Vec<_>>(),
         "native_frames": r.native_frames, "time_us": r.elapsed.as_secs_f64() * 1e6,
     });
@@ -197,6 +204,48 @@ fn side_json(side: &Side) -> Value {
         v["not_compiled"] = json!(side.not_compiled);
     }
     v
+}
+
+/// `0x` and lower-case hex.
+fn hex0x(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+/// Splits an outcome such as `Success(Return)`, `Revert` or
+/// `Halt(OutOfGas(Basic))` into a status (`success`, `revert`, `halt`) and
+/// a snake_case reason (`return`, `out_of_gas:basic`; none for a revert).
+fn plain_status(debug: &str) -> (String, Option<String>) {
+    let (head, inner) = match debug.split_once('(') {
+        Some((h, rest)) => (h, Some(rest.strip_suffix(')').unwrap_or(rest))),
+        None => (debug, None),
+    };
+    let reason = inner.map(|i| {
+        let mut out = String::new();
+        let mut prev_lower = false;
+        for c in i.chars() {
+            match c {
+                '(' => {
+                    out.push(':');
+                    prev_lower = false;
+                }
+                ')' | ' ' => {}
+                ',' => out.push(','),
+                c if c.is_ascii_uppercase() => {
+                    if prev_lower {
+                        out.push('_');
+                    }
+                    out.push(c.to_ascii_lowercase());
+                    prev_lower = false;
+                }
+                c => {
+                    out.push(c);
+                    prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+                }
+            }
+        }
+        out
+    });
+    (head.to_ascii_lowercase(), reason)
 }
 
 fn account_json(a: &AccountState) -> Value {
@@ -269,7 +318,7 @@ fn slots(storage: &[(U256, U256)]) -> String {
         .join(", ")
 }
 
-/// Runs each fixture of the file under `--mode`; `both` requires the same
+/// Runs each fixture of the file under `--mode`; `compare` requires the same
 /// result, logs and state root from both.
 fn run_fixture_file(args: &Args) -> Result<(), Failure> {
     let path = std::path::Path::new(&args.code);
@@ -299,12 +348,14 @@ fn run_fixture_file(args: &Args) -> Result<(), Failure> {
         if args.json {
             let doc = match &outcomes[..] {
                 [(_, a, ta), (_, b, tb)] => json!({
-                    "fixture": f.name, "mode": "both",
+                    "schema": crate::schema("run"),
+                    "fixture": f.name, "mode": "compare",
                     "interp": fixture_json(a, *ta), "native": fixture_json(b, *tb),
                     "identical": identical,
                 }),
                 [(mode, o, t)] => {
                     let mut v = fixture_json(o, *t);
+                    v["schema"] = json!(crate::schema("run"));
                     v["fixture"] = json!(f.name);
                     v["mode"] = json!(mode);
                     v
@@ -358,7 +409,7 @@ fn compile_fixture(f: &Fixture, args: &Args, dir: &Path) -> Result<Arc<Registry>
 fn fixture_json(o: &Outcome, time: Duration) -> Value {
     let r = receipt_of(o);
     json!({"status": r.status, "gas_used": r.gas_used,
-           "output": hex::encode(&r.output),
+           "output": hex0x(&r.output),
            "logs": r.logs.iter().map(|l| json!({"address": l.address, "topics": l.topics(), "data": l.data.data})).collect::<Vec<_>>(),
            "state_root": o.state_root, "logs_root": o.logs_root,
            "native_frames": o.native_frames, "time_us": time.as_secs_f64() * 1e6})

@@ -16,23 +16,32 @@ use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SeqMode {
+    /// revm's interpreter only.
     Interp,
+    /// Every contract compiled before the first block.
     Native,
+    /// Start interpreted; compile contracts past --hot-gas in the background.
     Hot,
     /// Interpreter and native on the same blocks, alternating.
+    #[value(alias = "both")]
     Compare,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum WorkloadArg {
+    /// WETH9 deposits, transfers and withdrawals.
     Weth,
+    /// USDC (FiatToken behind its proxy): transfers, approvals, transferFrom.
     Usdc,
+    /// Swaps both ways on the USDC/WETH Uniswap V2 pair.
     Uniswap,
+    /// All three, plus a snailtracer call in 5,000.
     Mixed,
 }
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Transactions to generate.
     #[arg(long, value_enum, default_value = "mixed")]
     workload: WorkloadArg,
     /// Transactions in total. The default makes the README's main job
@@ -42,26 +51,32 @@ pub struct Args {
     /// Transactions per block.
     #[arg(long = "block-size", default_value_t = 500, value_parser = crate::numbers::count(crate::numbers::MAX_TXS))]
     block_size: usize,
+    /// How to execute the blocks.
     #[arg(long, value_enum, default_value = "compare")]
     mode: SeqMode,
+    /// Seed of the transaction generators (same seed, same blocks).
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Sending accounts per generator.
     #[arg(long, default_value_t = 1000, value_parser = crate::numbers::count(crate::numbers::MAX_ACCOUNTS))]
     accounts: usize,
-    /// Directory of contract fixtures (default: the project's data/contracts).
-    #[arg(long)]
+    /// Directory of contract files replacing the bundled ones (`weth.json`,
+    /// `usdc_proxy.json`, `fiat_token.json`, `uniswap_v2_pair.json`,
+    /// `snailtracer.hex`; default: the copies of data/contracts built into
+    /// this binary).
+    #[arg(long, env = "EVMC_CONTRACTS_DIR", value_name = "DIR")]
     contracts: Option<PathBuf>,
     /// Also run the blocks interpreted and require identical receipts, logs
     /// and state diffs.
     #[arg(long)]
     verify: bool,
+    /// LLVM optimisation level (0-3).
     #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = crate::numbers::opt_level())]
     opt_level: u8,
     /// Artifact cache to take compiled contracts from and store them in
     /// (default: `$EVMC_NATIVE_CACHE`, else `$XDG_CACHE_HOME/evmc-native`,
     /// else `~/.cache/evmc-native`). Compiles run in capped worker processes.
-    #[arg(long = "cache-dir")]
+    #[arg(long = "cache-dir", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
     /// Compile in this process into a temporary directory instead.
     #[arg(long = "no-cache")]
@@ -72,12 +87,14 @@ pub struct Args {
     /// Hot mode: frames after which a contract is compiled whatever its gas.
     #[arg(long = "hot-calls", value_parser = clap::value_parser!(u64).range(1..))]
     hot_calls: Option<u64>,
-    /// Hot mode: background compile threads.
-    #[arg(long = "compile-workers", default_value_t = 1, value_parser = crate::numbers::threads())]
-    compile_workers: usize,
+    /// Compile threads: hot mode's background compiles (formerly
+    /// --compile-workers).
+    #[arg(long, short = 'j', alias = "compile-workers", default_value_t = 1, value_parser = crate::numbers::threads())]
+    jobs: usize,
     /// Compiles taking longer are reported as overruns.
     #[arg(long = "compile-time-cap", default_value_t = 60.0, value_parser = crate::numbers::seconds)]
     compile_time_cap: f64,
+    /// Print one JSON object (schema evmc-native/sequencer/v1) instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -123,7 +140,7 @@ pub fn run_cmd(args: Args) -> Result<(), Failure> {
     cfg.accounts = args.accounts;
     if let Some(dir) = &args.contracts {
         check_contract_files(dir).map_err(Failure::BadInput)?;
-        cfg.contracts_dir = dir.clone();
+        cfg.contracts_dir = Some(dir.clone());
     }
     let w = build(kind(args.workload), &cfg).map_err(|e| Failure::BadInput(anyhow!(e)))?;
     if !args.json {
@@ -153,7 +170,7 @@ pub fn run_cmd(args: Args) -> Result<(), Failure> {
             // Execution never depends on the cache: compile in process.
             Err(e) => {
                 let (Failure::BadInput(e) | Failure::Failed(e) | Failure::Internal(e)) = e;
-                eprintln!("warning: artifact cache unusable ({e}); compiling in process");
+                tracing::warn!("artifact cache unusable ({e:#}); compiling in process");
                 None
             }
         }
@@ -165,7 +182,7 @@ pub fn run_cmd(args: Args) -> Result<(), Failure> {
             gas: args.hot_gas,
             calls: args.hot_calls.unwrap_or(u64::MAX),
         };
-        o.compiler.workers = args.compile_workers;
+        o.compiler.workers = args.jobs;
         // In range: checked by the flag's parser.
         o.compiler.time_cap = Duration::from_secs_f64(args.compile_time_cap);
         o.keep_outputs = args.verify || args.json;
@@ -175,6 +192,7 @@ pub fn run_cmd(args: Args) -> Result<(), Failure> {
         Ok(o)
     };
     let mut report = json!({
+        "schema": crate::schema("sequencer"),
         "workload": w.name, "txs": w.txs(), "blocks": w.blocks.len(),
         "block_size": args.block_size, "seed": args.seed, "accounts": args.accounts,
     });
@@ -213,7 +231,9 @@ fn single_mode(
     args: &Args,
     report: &mut Value,
 ) -> Option<String> {
+    let spin = crate::progress::spinner(&format!("running {}", mode_name(opts.mode)), args.json);
     let r = run(w, opts);
+    spin.finish_and_clear();
     let name = mode_name(r.mode);
     if !args.json {
         print_compiles(&r.compiles, r.compile_time, r.mode == Mode::Native);
@@ -233,7 +253,9 @@ fn single_mode(
     if !args.verify {
         return None;
     }
+    let spin = crate::progress::spinner("verifying (interp)", args.json);
     let reference = run(w, interp_opts);
+    spin.finish_and_clear();
     let mismatch = first_difference(&reference.outputs, &r.outputs)
         .map(|d| format!("{name} differs from the interpreter: {d}"));
     report["verified"] = json!(mismatch.is_none());
@@ -255,7 +277,9 @@ fn compare_mode(
     args: &Args,
     report: &mut Value,
 ) -> Option<String> {
+    let spin = crate::progress::spinner("running interp and native", args.json);
     let c = compare(w, opts);
+    spin.finish_and_clear();
     let speedup = c.speedup();
     let mgas_ratio = c.native.total.mgas_per_s() / c.interp.total.mgas_per_s().max(1e-12);
     if !args.json {

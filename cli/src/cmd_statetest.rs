@@ -5,7 +5,6 @@ use anyhow::anyhow;
 use evmc_compiler::{CompileError, SpecId, B256};
 use evmc_harness::statetest::{self, CacheState, Outcome, Suite, Vector};
 use evmc_runtime::{divergence_report, LoadedArtifact, Registry};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
@@ -19,28 +18,31 @@ pub struct Args {
     /// Fixture files or directories (searched recursively for `.json`).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    #[arg(long, value_enum, default_value = "both")]
+    /// How to execute (`both` is accepted for `compare`).
+    #[arg(long, value_enum, default_value = "compare")]
     mode: Mode,
-    /// Worker threads (default: all cores).
-    #[arg(long, value_parser = crate::numbers::threads())]
+    /// Worker threads for compiling and running (default: all cores).
+    #[arg(long, short = 'j', value_parser = crate::numbers::threads())]
     jobs: Option<usize>,
-    /// Machine-readable output: one JSON object per failure, then a summary.
+    /// Machine-readable output (schema evmc-native/statetest/v1): one JSON
+    /// object per failure, then a summary.
     #[arg(long)]
     json: bool,
-    /// Files to skip (default: `testdata/SKIP.txt` of the shared data).
-    #[arg(long = "skip-file", conflicts_with = "no_skip")]
+    /// Files to skip (default: `$EVMC_SHARED_DIR/testdata/SKIP.txt`, else a
+    /// `testdata/SKIP.txt` above an input, else `../shared/testdata/SKIP.txt`).
+    #[arg(long = "skip-file", conflicts_with = "no_skip", value_name = "FILE")]
     skip_file: Option<PathBuf>,
     /// Run every file, ignoring any skip list.
     #[arg(long = "no-skip")]
     no_skip: bool,
-    /// Only vectors whose test name contains this.
-    #[arg(long)]
-    filter: Option<String>,
-    /// LLVM optimisation level of the compiled contracts.
+    /// Only vectors whose test name matches this regular expression.
+    #[arg(long, value_parser = crate::numbers::regex)]
+    filter: Option<regex::Regex>,
+    /// LLVM optimisation level of the compiled contracts (0-3).
     #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = crate::numbers::opt_level())]
     opt_level: u8,
     /// Keep the compiled `.so` files here instead of a temporary directory.
-    #[arg(long = "artifacts-dir")]
+    #[arg(long = "artifacts-dir", value_name = "DIR")]
     artifacts_dir: Option<PathBuf>,
 }
 
@@ -158,21 +160,8 @@ fn load_suite(path: &Path) -> Result<Suite, String> {
     statetest::parse_suite(&bytes, path)
 }
 
-fn progress(len: usize, what: &str, json: bool) -> ProgressBar {
-    if json {
-        return ProgressBar::hidden();
-    }
-    // Draws only when stderr is a terminal.
-    let pb = ProgressBar::new(len as u64);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{msg:>10} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    pb.set_message(what.to_string());
-    pb
+fn progress(len: usize, what: &str, json: bool) -> indicatif::ProgressBar {
+    crate::progress::bar(len, what, json)
 }
 
 /// Compiled contracts of the run, by (code hash, spec).
@@ -254,7 +243,7 @@ fn compile_one(
 }
 
 fn selected(v: &Vector<'_>, args: &Args) -> bool {
-    args.filter.as_deref().is_none_or(|f| v.name.contains(f))
+    args.filter.as_ref().is_none_or(|f| f.is_match(v.name))
 }
 
 /// The verdict on one vector.
@@ -331,7 +320,7 @@ fn run_in_pool(args: &Args) -> Result<(), Failure> {
                 Some(SkipList::parse(&text))
             }
             None => {
-                eprintln!("warning: no SKIP.txt found; running every file (use --skip-file)");
+                tracing::warn!("no SKIP.txt found; running every file (use --skip-file)");
                 None
             }
         }
@@ -449,11 +438,12 @@ fn run_in_pool(args: &Args) -> Result<(), Failure> {
         println!(
             "{}",
             json!({
+                "schema": crate::schema("statetest"),
                 "passed": passed,
                 "failed": failed,
                 "skipped": skipped,
                 "vectors": work.len(),
-                "mode": format!("{:?}", args.mode).to_lowercase(),
+                "mode": args.mode.name(),
                 "seconds": elapsed.as_secs_f64(),
                 "native_exec_seconds": native_secs,
                 "native_frames": native_frames,
@@ -519,7 +509,7 @@ fn why_nothing_ran(args: &Args, files: usize, read: usize, skipped: usize) -> St
     } else if read == 0 {
         format!("all {files} files are on the skip list ({skipped} tests skipped)")
     } else if let Some(f) = &args.filter {
-        format!("no test name contains --filter `{f}` in {paths}")
+        format!("no test name matches --filter `{f}` in {paths}")
     } else {
         format!("no vector for a fork revm runs ({skipped} skipped) in {paths}")
     }
@@ -529,7 +519,10 @@ fn report_failure(json: bool, path: &Path, what: &str, why: &str) {
     if json {
         println!(
             "{}",
-            json!({"failure": {"file": path.display().to_string(), "vector": what, "reason": why}})
+            json!({
+                "schema": crate::schema("statetest"),
+                "failure": {"file": path.display().to_string(), "vector": what, "reason": why}
+            })
         );
     } else {
         eprintln!("FAIL {}: {what}\n{why}\n", path.display());

@@ -65,6 +65,12 @@ pub fn seconds(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// `--filter`: every command's filter is a regular expression, checked
+/// when the command line is parsed.
+pub fn regex(s: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(s).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::seconds;

@@ -94,15 +94,60 @@ pub enum CompileFailure {
     },
     #[error("cannot run compile worker `{program}`: {reason}")]
     Spawn { program: String, reason: String },
+    /// The thread's cancel flag was set (see [`with_cancel_flag`]); the
+    /// worker was killed.
+    #[error("compile cancelled; worker killed")]
+    Cancelled,
 }
 
 impl CompileFailure {
     /// Whether the contract itself is at fault (retrying will not help),
     /// as opposed to the environment (cannot start the worker, disk full).
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, CompileFailure::Spawn { .. })
+        !matches!(
+            self,
+            CompileFailure::Spawn { .. } | CompileFailure::Cancelled
+        )
     }
 }
+
+thread_local! {
+    static CANCEL: std::cell::RefCell<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `flag` as this thread's cancel flag: a worker-process
+/// compile running inside `f` when the flag is set is killed within
+/// [`CANCEL_POLL`] and fails with [`CompileFailure::Cancelled`]. This
+/// reaches compiles started deep inside other layers (the artefact cache)
+/// without threading a token through their signatures.
+pub fn with_cancel_flag<R>(
+    flag: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    f: impl FnOnce() -> R,
+) -> R {
+    let previous = CANCEL.with(|c| c.replace(Some(flag.clone())));
+    struct Restore(Option<std::sync::Arc<std::sync::atomic::AtomicBool>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CANCEL.with(|c| *c.borrow_mut() = self.0.take());
+        }
+    }
+    let _restore = Restore(previous);
+    f()
+}
+
+/// Whether this thread's cancel flag (see [`with_cancel_flag`]) is set;
+/// long-running compile backends may poll it.
+pub fn cancel_requested() -> bool {
+    CANCEL.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+    })
+}
+
+/// How often a waiting compile checks its cancel flag.
+pub const CANCEL_POLL: Duration = Duration::from_millis(20);
 
 /// What a successful compile produced.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -287,15 +332,26 @@ fn compile_in_worker(
             let _ = std::io::copy(&mut stderr, &mut std::io::sink());
             v
         });
-        let status = match child.wait_timeout(limits.timeout) {
-            Ok(Some(status)) => Ok(status),
-            Ok(None) => {
+        // Waits in short slices so that a cancel (shutdown) kills the
+        // worker promptly instead of at the end of its compile.
+        let deadline = start + limits.timeout;
+        let status = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 kill_group(&mut child);
-                Err(CompileFailure::Timeout(limits.timeout))
+                break Err(CompileFailure::Timeout(limits.timeout));
             }
-            Err(e) => {
+            if cancel_requested() {
                 kill_group(&mut child);
-                Err(spawn_err(format!("waiting for it: {e}")))
+                break Err(CompileFailure::Cancelled);
+            }
+            match child.wait_timeout(left.min(CANCEL_POLL)) {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) => {}
+                Err(e) => {
+                    kill_group(&mut child);
+                    break Err(spawn_err(format!("waiting for it: {e}")));
+                }
             }
         };
         (

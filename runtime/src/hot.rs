@@ -8,8 +8,16 @@
 //! threads through a pluggable [`CompileBackend`] and registers the result,
 //! so that EVMs pick it up at their next transaction boundary. Failures go to
 //! a negative list with the reason; those contracts stay interpreted.
+//!
+//! Dropping a [`HotCompiler`] cancels what is still queued and kills compile
+//! worker processes that are running (through
+//! [`with_cancel_flag`](crate::compile_worker::with_cancel_flag)); it waits
+//! at most [`SHUTDOWN_WAIT`] for its threads, and leaves behind any still
+//! inside an in-process compile, which cannot be interrupted.
 
+use crate::compile_worker::with_cancel_flag;
 use crate::loader::LoadedArtifact;
+use crate::metrics::{InterpretReason, Metrics};
 use crate::registry::{PrefixHasher, Registry};
 use evmc_compiler::{SpecId, B256};
 use std::collections::HashMap;
@@ -301,9 +309,18 @@ pub enum CompileState {
     Failed(String),
 }
 
+/// Longest a dropped [`HotCompiler`] waits for its threads to finish.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_millis(500);
+
+/// Failure reason of jobs abandoned at shutdown.
+const CANCELLED: &str = "cancelled at shutdown";
+
 struct Shared {
     backend: Arc<dyn CompileBackend>,
     registry: Arc<Registry>,
+    /// Set when the compiler is dropped: queued jobs are skipped, running
+    /// worker processes killed, late results not registered.
+    cancelled: Arc<AtomicBool>,
     config: CompilerConfig,
     states: Mutex<HashMap<B256, (usize, CompileState)>>,
     /// Signalled whenever a job leaves the queued state.
@@ -313,6 +330,10 @@ struct Shared {
 }
 
 impl Shared {
+    fn metrics(&self) -> &Metrics {
+        self.registry.metrics()
+    }
+
     fn set(&self, hash: B256, state: CompileState) {
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = states.get_mut(&hash) {
@@ -345,6 +366,7 @@ impl HotCompiler {
             backend,
             registry,
             config,
+            cancelled: Arc::new(AtomicBool::new(false)),
             states: Mutex::new(HashMap::new()),
             settled: Condvar::new(),
             generation: AtomicU64::new(0),
@@ -373,6 +395,11 @@ impl HotCompiler {
         &self.shared.registry
     }
 
+    /// The counters this compiler updates (its registry's).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.shared.registry.metrics()
+    }
+
     /// Asks for `code` (whose hash is `hash`) to run natively. A cached
     /// artifact is registered at once; otherwise the contract is queued for
     /// compilation unless it is too large. Each hash is handled once.
@@ -386,14 +413,28 @@ impl HotCompiler {
             states.insert(hash, (order, CompileState::Queued));
         }
         let spec = self.shared.config.spec;
+        let metrics = self.shared.metrics();
         // A cached artifact of another spec (never written by this cache) is
         // skipped and compiled afresh.
-        if let Some(Ok(())) = self
-            .shared
-            .backend
-            .lookup(hash, spec)
-            .map(|art| self.shared.registry.register(spec, art))
-        {
+        let registered = match self.shared.backend.lookup(hash, spec) {
+            None => {
+                metrics.cache_miss();
+                false
+            }
+            Some(art) => match self.shared.registry.register(spec, art) {
+                Ok(()) => {
+                    metrics.cache_hit();
+                    true
+                }
+                Err(e) => {
+                    metrics.cache_refusal();
+                    tracing::debug!(%hash, error = %e, "cached artefact refused; compiling afresh");
+                    false
+                }
+            },
+        };
+        if registered {
+            tracing::debug!(%hash, "hot contract runs natively: cached artefact");
             self.shared.set(
                 hash,
                 CompileState::Ready {
@@ -405,6 +446,10 @@ impl HotCompiler {
             return;
         }
         if code.len() > self.shared.config.max_code_size {
+            tracing::debug!(%hash, size = code.len(), "hot contract stays interpreted: over the size limit");
+            self.shared
+                .registry
+                .mark_interpreted(hash, spec, InterpretReason::TooLarge);
             self.shared.set(
                 hash,
                 CompileState::Failed(format!(
@@ -419,9 +464,17 @@ impl HotCompiler {
             hash,
             code: code.to_vec(),
         };
+        metrics.compile_queued();
         if self.queue.as_ref().is_none_or(|q| q.send(job).is_err()) {
+            metrics.compile_dequeued();
+            tracing::warn!(%hash, "hot contract stays interpreted: no compile worker");
+            self.shared
+                .registry
+                .mark_interpreted(hash, spec, InterpretReason::CompileFailed);
             self.shared
                 .set(hash, CompileState::Failed("no compile worker".into()));
+        } else {
+            tracing::debug!(%hash, size = code.len(), "hot compile queued");
         }
     }
 
@@ -504,9 +557,27 @@ impl HotCompiler {
 
 impl Drop for HotCompiler {
     fn drop(&mut self) {
+        self.shared.cancelled.store(true, Ordering::Relaxed);
         self.queue = None;
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
+        while self.workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut left = 0;
         for w in self.workers.drain(..) {
-            let _ = w.join();
+            if w.is_finished() {
+                let _ = w.join();
+            } else {
+                // Inside an in-process compile: it ends on its own and its
+                // result is dropped (the cancel flag is set).
+                left += 1;
+            }
+        }
+        if left > 0 {
+            tracing::debug!(
+                threads = left,
+                "hot compiler dropped with compiles still running in this process"
+            );
         }
     }
 }
@@ -517,28 +588,58 @@ fn worker(shared: &Shared, rx: &Mutex<mpsc::Receiver<Job>>) {
             Ok(job) => job,
             Err(_) => return,
         };
+        let metrics = shared.metrics();
+        metrics.compile_dequeued();
+        if shared.cancelled.load(Ordering::Relaxed) {
+            metrics.compile_cancelled();
+            shared.set(job.hash, CompileState::Failed(CANCELLED.into()));
+            continue;
+        }
         let spec = shared.config.spec;
+        let hash = job.hash;
+        metrics.compile_started();
+        tracing::debug!(%hash, size = job.code.len(), "hot compile started");
         let start = Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            shared.backend.compile(&job.code, spec)
+            with_cancel_flag(&shared.cancelled, || {
+                shared.backend.compile(&job.code, spec)
+            })
         }))
         .unwrap_or_else(|_| Err("the compiler panicked".to_string()));
         let time = start.elapsed();
+        if shared.cancelled.load(Ordering::Relaxed) {
+            metrics.compile_cancelled();
+            shared.set(hash, CompileState::Failed(CANCELLED.into()));
+            continue;
+        }
+        metrics.compile_ended(time, result.is_ok());
         let state = match result {
-            Ok(art) if art.code_hash() != job.hash => {
-                CompileState::Failed(format!("artifact is for code hash {:x}", art.code_hash()))
-            }
+            Ok(art) if art.code_hash() != hash => Err((
+                InterpretReason::Refused,
+                format!("artifact is for code hash {:x}", art.code_hash()),
+            )),
             Ok(art) => match shared.registry.register(spec, art) {
-                Ok(()) => CompileState::Ready {
+                Ok(()) => Ok(CompileState::Ready {
                     time,
                     cached: false,
                     overran: time > shared.config.time_cap,
-                },
-                Err(e) => CompileState::Failed(e.to_string()),
+                }),
+                Err(e) => Err((InterpretReason::SpecMismatch, e.to_string())),
             },
-            Err(e) => CompileState::Failed(e),
+            Err(e) => Err((InterpretReason::CompileFailed, e)),
         };
-        shared.set(job.hash, state);
+        let state = match state {
+            Ok(ready) => {
+                tracing::debug!(%hash, ms = time.as_secs_f64() * 1e3, "hot compile finished; runs natively from the next transaction");
+                ready
+            }
+            Err((reason, why)) => {
+                tracing::warn!(%hash, reason = reason.as_str(), error = %why, "hot compile failed; contract stays interpreted");
+                shared.registry.mark_interpreted(hash, spec, reason);
+                CompileState::Failed(why)
+            }
+        };
+        shared.set(hash, state);
     }
 }
 

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod compile_worker;
 pub mod hot;
 pub mod loader;
+pub mod metrics;
 pub mod registry;
 mod revm_glue;
 #[cfg(feature = "compiler")]
@@ -21,6 +22,7 @@ pub use cache::{
     ArtifactCache, CacheError, CacheKey, CompileFailure, CompileLimits, WorkerCommand,
 };
 pub use loader::{Expect, LoadError, LoadedArtifact, Loader};
+pub use metrics::{InterpretReason, Metrics, MetricsSnapshot};
 pub use registry::{Registry, SpecMismatch};
 pub use revm_glue::block;
 pub use revm_glue::evm::NativeEvm;

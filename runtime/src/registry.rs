@@ -3,8 +3,13 @@
 //! Readers take a snapshot with one atomic load (no lock, no allocation);
 //! writers publish a new map. Artifacts stay loaded while any snapshot or
 //! running frame still holds them.
+//!
+//! Beside the artefacts it keeps why known contracts have none (compile
+//! failed, over the size limit, ...), so that frames interpreted for a
+//! reason are counted under it in the registry's [`Metrics`].
 
 use crate::loader::LoadedArtifact;
+use crate::metrics::{InterpretReason, Metrics};
 use arc_swap::ArcSwap;
 use evmc_compiler::{SpecId, B256};
 use std::collections::HashMap;
@@ -35,6 +40,9 @@ impl Hasher for PrefixHasher {
 pub type ArtifactMap =
     HashMap<(B256, SpecId), Arc<LoadedArtifact>, BuildHasherDefault<PrefixHasher>>;
 
+/// Why contracts without an artefact have none, by code hash and spec.
+pub type ReasonMap = HashMap<(B256, SpecId), InterpretReason, BuildHasherDefault<PrefixHasher>>;
+
 #[derive(Debug, thiserror::Error)]
 #[error("artifact for {code_hash} was compiled for {compiled_for}, not {registered_for}")]
 pub struct SpecMismatch {
@@ -46,7 +54,10 @@ pub struct SpecMismatch {
 #[derive(Default)]
 pub struct Registry {
     map: ArcSwap<ArtifactMap>,
-    /// Bumped after every change of `map`: a reader whose snapshot is of
+    /// Published like `map`, under the same generation.
+    reasons: ArcSwap<ReasonMap>,
+    metrics: Arc<Metrics>,
+    /// Bumped after every change of `map` or `reasons`: a reader whose snapshot is of
     /// the current generation keeps it without touching the `ArcSwap`
     /// (whose load and reference counting cost more than the rest of a
     /// small transaction's dispatch).
@@ -64,6 +75,28 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// The counters of everything running on this registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Records why `code_hash` has no artefact under `spec`; frames of it
+    /// are then counted as interpreted for that reason. Registering an
+    /// artefact for it later takes precedence.
+    pub fn mark_interpreted(&self, code_hash: B256, spec: SpecId, reason: InterpretReason) {
+        self.reasons.rcu(|m| {
+            let mut m = ReasonMap::clone(m);
+            m.insert((code_hash, spec), reason);
+            m
+        });
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current reasons for contracts without an artefact.
+    pub fn reasons(&self) -> Arc<ReasonMap> {
+        self.reasons.load_full()
     }
 
     /// Makes `artifact` the executor for its code hash under `spec`.

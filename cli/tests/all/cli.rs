@@ -96,7 +96,8 @@ fn snailtracer_compiles_and_runs_equal_to_the_interpreter() {
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     let (interp, native) = (&v["interp"], &v["native"]);
     assert_eq!(v["identical"], true);
-    assert_eq!(interp["status"], "Success(Return)");
+    assert_eq!(interp["status"], "success");
+    assert_eq!(interp["reason"], "return");
     assert_eq!(interp["gas_used"], native["gas_used"]);
     assert_eq!(interp["output"], native["output"]);
     assert_eq!(interp["state"], native["state"]);

@@ -46,7 +46,7 @@ fn every_numeric_flag_is_validated() {
     }
     for (flag, bad) in [
         ("--accounts", "0"),
-        ("--compile-workers", "0"),
+        ("--jobs", "0"),
         ("--txs", "0"),
         ("--txs", "18446744073709551615"),
         ("--block-size", "0"),

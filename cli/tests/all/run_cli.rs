@@ -51,7 +51,8 @@ fn code_over_the_compile_limit_runs_interpreted_in_every_mode() {
 
     let v = ok_json(&["run", f, "--mode", "native", "--json"]);
     assert_eq!(v["mode"], "native");
-    assert_eq!(v["status"], "Success(Stop)");
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["reason"], "stop");
     assert_eq!(v["compiled"], false);
 }
 
@@ -59,7 +60,7 @@ fn code_over_the_compile_limit_runs_interpreted_in_every_mode() {
 fn both_modes_compare_and_report_the_post_state() {
     // SSTORE(0, 1); SSTORE(1, CALLVALUE = 0) leaves slot 1 as it was.
     let v = ok_json(&["run", "0x600160005534600155", "--mode", "both", "--json"]);
-    assert_eq!(v["mode"], "both");
+    assert_eq!(v["mode"], "compare");
     assert_eq!(v["identical"], true, "{v}");
     assert!(v["difference"].is_null());
     assert!(v["speedup"].as_f64().unwrap() > 0.0);

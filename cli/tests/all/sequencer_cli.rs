@@ -111,7 +111,7 @@ fn run_fixture_prints_status_gas_output_and_logs_in_both_modes() {
     let text = ok(&out);
     // One object per fixture: both results and the verdict.
     let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
-    assert_eq!(v["mode"], "both");
+    assert_eq!(v["mode"], "compare");
     assert_eq!(v["identical"], true);
     let (interp, native) = (&v["interp"], &v["native"]);
     for key in ["status", "gas_used", "output", "logs", "state_root"] {
@@ -120,7 +120,11 @@ fn run_fixture_prints_status_gas_output_and_logs_in_both_modes() {
     assert_eq!(interp["status"], "success");
     // transfer(0x…01, 1000): returns true and logs one Transfer.
     assert_eq!(
-        interp["output"].as_str().unwrap().trim_start_matches('0'),
+        interp["output"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x")
+            .trim_start_matches('0'),
         "1"
     );
     assert_eq!(interp["logs"].as_array().unwrap().len(), 1);

@@ -23,7 +23,7 @@ impl ComputeGen {
         contracts: &mut Vec<Contract>,
         cfg: &WorkloadConfig,
     ) -> Result<Self, String> {
-        let code = hex_code(&cfg.contracts_dir, "snailtracer.hex")?;
+        let code = hex_code(cfg.contracts_dir.as_deref(), "snailtracer.hex")?;
         install_code(genesis, contracts, "snailtracer", SNAILTRACER, code);
         let users = Users::new(0x5a, cfg.accounts.min(16), genesis, U256::ZERO);
         Ok(Self { users })

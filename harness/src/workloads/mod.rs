@@ -3,15 +3,17 @@
 //! Each generator installs its contracts and the storage they need (balances,
 //! proxy slots, reserves) into a genesis, then produces transactions from a
 //! seeded RNG. Contract code comes from `benchdata/contracts`-style fixtures;
-//! the project bundles the ones it needs in `data/contracts/`.
+//! the project bundles the ones it needs in `data/contracts/`, built into
+//! the binary ([`bundled`]); a directory of such files can replace them.
 
+pub mod bundled;
 pub mod compute;
 pub mod mixed;
 pub mod uniswap;
 pub mod usdc;
 pub mod weth;
 
-use crate::fixture::load_fixtures;
+use crate::fixture::parse_fixtures;
 use evmc_compiler::SpecId;
 use evmc_runtime::block::{keccak256, Address, BlockHeader, Bytes, Genesis, TxRequest, U256};
 pub use evmc_runtime::sequencer::{Block, Contract, Workload};
@@ -60,8 +62,9 @@ pub struct WorkloadConfig {
     pub txs: usize,
     pub block_size: usize,
     pub seed: u64,
-    /// Directory of contract fixtures (`weth.json`, …).
-    pub contracts_dir: PathBuf,
+    /// Directory of contract fixtures (`weth.json`, …); `None`: the
+    /// bundled ones.
+    pub contracts_dir: Option<PathBuf>,
     /// Accounts that send transactions, per generator.
     pub accounts: usize,
 }
@@ -72,15 +75,25 @@ impl WorkloadConfig {
             txs,
             block_size,
             seed,
-            contracts_dir: default_contracts_dir(),
+            contracts_dir: None,
             accounts: 1000,
         }
     }
 }
 
-/// `data/contracts` of the project.
-pub fn default_contracts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/contracts")
+/// Reads the contract file `file`: from `dir` when given, else the bundled
+/// copy. Returns its contents and the name to use in errors.
+fn contract_file(dir: Option<&Path>, file: &str) -> Result<(Vec<u8>, PathBuf), String> {
+    match dir {
+        Some(dir) => {
+            let path = dir.join(file);
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok((bytes, path))
+        }
+        None => bundled::file(file)
+            .map(|b| (b.to_vec(), Path::new("bundled").join(file)))
+            .ok_or_else(|| format!("no bundled contract file `{file}`")),
+    }
 }
 
 /// A stream of transactions over contracts it installed.
@@ -137,10 +150,10 @@ pub fn build(kind: WorkloadKind, cfg: &WorkloadConfig) -> Result<Workload, Strin
     })
 }
 
-/// The code of the fixture's single contract (`file` in `dir`).
-pub fn fixture_code(dir: &Path, file: &str) -> Result<Bytes, String> {
-    let path = dir.join(file);
-    let fixtures = load_fixtures(&path)?;
+/// The code of the fixture's single contract (`file` in `dir`, or bundled).
+pub fn fixture_code(dir: Option<&Path>, file: &str) -> Result<Bytes, String> {
+    let (bytes, path) = contract_file(dir, file)?;
+    let fixtures = parse_fixtures(&bytes, &path)?;
     let codes: Vec<&Bytes> = fixtures.iter().flat_map(|f| f.codes()).collect();
     match codes[..] {
         [code] => Ok(code.clone()),
@@ -152,10 +165,10 @@ pub fn fixture_code(dir: &Path, file: &str) -> Result<Bytes, String> {
     }
 }
 
-/// Runtime code from a file of hex (`0x` optional).
-pub fn hex_code(dir: &Path, file: &str) -> Result<Bytes, String> {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Runtime code from a file of hex (`0x` optional), in `dir` or bundled.
+pub fn hex_code(dir: Option<&Path>, file: &str) -> Result<Bytes, String> {
+    let (bytes, path) = contract_file(dir, file)?;
+    let text = String::from_utf8(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     let t = text.trim();
     hex::decode(t.strip_prefix("0x").unwrap_or(t))
         .map(Bytes::from)

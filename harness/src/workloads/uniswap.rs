@@ -45,7 +45,7 @@ pub fn install(
     if genesis.get(&PAIR).is_some_and(|a| !a.code.is_empty()) {
         return Ok(());
     }
-    let code = fixture_code(&cfg.contracts_dir, "uniswap_v2_pair.json")?;
+    let code = fixture_code(cfg.contracts_dir.as_deref(), "uniswap_v2_pair.json")?;
     install_code(genesis, contracts, "UniswapV2Pair", PAIR, code);
     // USDC's address is the lower one, so it is token0.
     let (r0, r1) = reserves;

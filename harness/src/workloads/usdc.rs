@@ -53,8 +53,8 @@ pub fn install(
     if genesis.get(&USDC).is_some_and(|a| !a.code.is_empty()) {
         return Ok(());
     }
-    let proxy = fixture_code(&cfg.contracts_dir, "usdc_proxy.json")?;
-    let token = fixture_code(&cfg.contracts_dir, "fiat_token.json")?;
+    let proxy = fixture_code(cfg.contracts_dir.as_deref(), "usdc_proxy.json")?;
+    let token = fixture_code(cfg.contracts_dir.as_deref(), "fiat_token.json")?;
     install_code(genesis, contracts, "FiatTokenProxy", USDC, proxy);
     install_code(genesis, contracts, "FiatToken", FIAT_TOKEN, token);
     let s = &mut genesis.entry(USDC).or_default().storage;

@@ -24,7 +24,7 @@ pub fn install(
     contracts: &mut Vec<Contract>,
     cfg: &WorkloadConfig,
 ) -> Result<(), String> {
-    let code = fixture_code(&cfg.contracts_dir, "weth.json")?;
+    let code = fixture_code(cfg.contracts_dir.as_deref(), "weth.json")?;
     install_code(genesis, contracts, "WETH9", WETH, code);
     Ok(())
 }

@@ -11,7 +11,8 @@ use super::executor::{run_native_with, Tracing};
 use super::interp_loop::run_traced;
 use super::trace::TraceStep;
 use crate::hot::{FrameTally, HotCounters};
-use crate::registry::{ArtifactMap, Registry};
+use crate::metrics::{FrameCounts, InterpretReason};
+use crate::registry::{ArtifactMap, ReasonMap, Registry};
 use revm::context::{ContextSetters, ContextTr, Evm, FrameStack, JournalTr};
 use revm::context_interface::result::{
     EVMError, ExecutionResult, HaltReason, InvalidTransaction, ResultAndState,
@@ -25,7 +26,8 @@ use revm::handler::{
 };
 use revm::interpreter::interpreter::EthInterpreter;
 use revm::interpreter::{InterpreterAction, InterpreterResult};
-use revm::primitives::{Address, Bytes};
+use revm::primitives::hardfork::SpecId;
+use revm::primitives::{Address, Bytes, B256};
 use revm::state::EvmState;
 use std::sync::Arc;
 
@@ -35,8 +37,13 @@ pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P
     registry: Arc<Registry>,
     /// Snapshot of the registry, refreshed at each transaction boundary.
     artifacts: Arc<ArtifactMap>,
+    /// Why contracts without an artefact have none; refreshed with `artifacts`.
+    reasons: Arc<ReasonMap>,
     /// The registry generation `artifacts` is at least as new as.
     generation: u64,
+    /// Frames per way of running since the last flush into the registry's
+    /// metrics (at the end of each transaction).
+    frames: FrameCounts,
     /// Frames run natively since construction (for tests and statistics).
     pub native_frames: u64,
     /// Steps recorded while tracing is on (see [`NativeEvm::start_trace`]).
@@ -52,11 +59,14 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
     ) -> Self {
         let generation = registry.generation();
         let artifacts = registry.snapshot();
+        let reasons = registry.reasons();
         Self {
             inner,
             registry,
             artifacts,
+            reasons,
             generation,
+            frames: FrameCounts::default(),
             native_frames: 0,
             trace: None,
             hot: None,
@@ -93,8 +103,19 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
 
     /// Picks up artifacts registered since the last transaction.
     pub fn refresh(&mut self) {
+        self.flush_metrics();
+        let seen = self.generation;
         self.registry
             .refresh(&mut self.artifacts, &mut self.generation);
+        if self.generation != seen {
+            self.reasons = self.registry.reasons();
+        }
+    }
+
+    /// Adds the frames counted since the last flush to the registry's
+    /// metrics; done at every transaction boundary.
+    pub fn flush_metrics(&mut self) {
+        self.frames.flush(self.registry.metrics());
     }
 }
 
@@ -137,6 +158,14 @@ where
         let table = instructions.instruction_table();
         let gas_table = instructions.gas_table();
         let depth = frame.depth;
+        match artifact {
+            Some(_) => self.frames.native(),
+            None => {
+                let reason = interpret_reason(&self.reasons, code_hash, spec);
+                tracing::trace!(?code_hash, reason = reason.as_str(), "frame interpreted");
+                self.frames.interpreted(reason);
+            }
+        }
         let action = match (artifact, self.trace.as_mut()) {
             (Some(art), steps) => {
                 self.native_frames += 1;
@@ -198,6 +227,7 @@ where
         self.inner.ctx.set_tx(tx);
         let r = MainnetHandler::default().run(self);
         self.flush_hot();
+        self.flush_metrics();
         r
     }
 
@@ -274,5 +304,17 @@ where
                 self.inner.ctx.db_mut().commit(output.state);
                 output.result
             })
+    }
+}
+
+/// Why a frame without an artefact runs interpreted.
+fn interpret_reason(reasons: &ReasonMap, code_hash: Option<B256>, spec: SpecId) -> InterpretReason {
+    match code_hash {
+        None => InterpretReason::NoCodeHash,
+        Some(_) if reasons.is_empty() => InterpretReason::NotCompiled,
+        Some(hash) => reasons
+            .get(&(hash, spec))
+            .copied()
+            .unwrap_or(InterpretReason::NotCompiled),
     }
 }

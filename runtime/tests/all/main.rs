@@ -9,4 +9,6 @@ mod hostile_artifacts;
 mod hot;
 mod in_place;
 mod load_only;
+mod metrics;
 mod sequencer;
+mod shutdown;

@@ -108,7 +108,7 @@ fn workloads_are_deterministic_from_the_seed() {
 #[test]
 fn missing_contract_data_is_a_clear_error() {
     let mut cfg = WorkloadConfig::new(10, 10, 1);
-    cfg.contracts_dir = "/nonexistent/contracts".into();
+    cfg.contracts_dir = Some("/nonexistent/contracts".into());
     let err = build(WorkloadKind::Usdc, &cfg).err().unwrap();
     assert!(
         err.contains("/nonexistent/contracts/usdc_proxy.json"),
