@@ -27,6 +27,7 @@ pub use registry::{Registry, SpecMismatch};
 pub use revm_glue::block;
 pub use revm_glue::evm::NativeEvm;
 pub use revm_glue::executor::run_native;
+pub use revm_glue::inspect::FrameLevel;
 pub use revm_glue::trace::{divergence_report, first_divergence, TraceStep};
 
 #[cfg(feature = "compiler")]

@@ -36,7 +36,7 @@ pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P
     pub inner: Evm<CTX, INSP, I, P, EthFrame<EthInterpreter>>,
     registry: Arc<Registry>,
     /// Snapshot of the registry, refreshed at each transaction boundary.
-    artifacts: Arc<ArtifactMap>,
+    pub(super) artifacts: Arc<ArtifactMap>,
     /// Why contracts without an artefact have none; refreshed with `artifacts`.
     reasons: Arc<ReasonMap>,
     /// The registry generation `artifacts` is at least as new as.
@@ -49,7 +49,10 @@ pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P
     /// Steps recorded while tracing is on (see [`NativeEvm::start_trace`]).
     trace: Option<Vec<TraceStep>>,
     /// Gas and frames per code hash, when hot-contract detection is on.
-    hot: Option<Box<FrameTally>>,
+    pub(super) hot: Option<Box<FrameTally>>,
+    /// Whether compiled frames run natively while inspecting; settable only
+    /// for a `FrameLevel` inspector (see [`super::inspect`]).
+    pub(super) frame_level_native: bool,
 }
 
 impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
@@ -70,6 +73,7 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
             native_frames: 0,
             trace: None,
             hot: None,
+            frame_level_native: false,
         }
     }
 
@@ -80,7 +84,7 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
         self
     }
 
-    fn flush_hot(&mut self) {
+    pub(super) fn flush_hot(&mut self) {
         if let Some(tally) = self.hot.as_mut() {
             tally.flush();
         }

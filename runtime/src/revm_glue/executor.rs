@@ -10,7 +10,7 @@
 
 use super::interp_loop::{finish, run_traced};
 use super::trace::TraceStep;
-use evmc_interface::{exit, Builtins, EntryFn, ExecCtx, STACK_LIMIT};
+use evmc_interface::{exit, Builtins, EntryFn, ExecCtx, ExecOpFn, STACK_LIMIT};
 use revm::interpreter::interpreter_types::{Jumps, LoopControl};
 use revm::interpreter::{
     interpreter::EthInterpreter, CallInput, GasTable, Host, InstructionContext, InstructionResult,
@@ -21,12 +21,12 @@ use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// The runtime side of one native run, reached through `ExecCtx::frame`.
-struct FrameState<H: Host> {
-    interp: *mut Interpreter<EthInterpreter>,
-    host: *mut H,
+pub(super) struct FrameState<H: Host> {
+    pub(super) interp: *mut Interpreter<EthInterpreter>,
+    pub(super) host: *mut H,
     table: *const InstructionTable<EthInterpreter, H>,
     /// Why the frame ended, when a builtin ended it.
-    result: InstructionResult,
+    pub(super) result: InstructionResult,
     /// Where to record the steps handed to the runtime (null: not tracing).
     trace: *mut Vec<TraceStep>,
     depth: usize,
@@ -75,17 +75,57 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         t.steps
             .push(TraceStep::capture(interp, t.depth, pc, opcode, true));
     }
-    let data = interp.stack.data_mut();
-    if data.capacity() < STACK_LIMIT as usize {
-        // Generated code relies on room for the full stack: never reallocated.
-        data.reserve_exact(STACK_LIMIT as usize - data.len());
+    let builtins = builtins::<H>(exec_op::<H>);
+    let mut state = FrameState::<H>::new(interp, host, table);
+    if let Some(t) = tracing.as_mut() {
+        state.trace = &mut *t.steps as *mut _;
+        state.depth = t.depth;
     }
-    let stack_ptr = data.as_mut_ptr() as *mut u8;
-    let stack_len = data.len() as u64;
-    let (mem_ptr, mem_len) = memory_view(interp);
-    let (input_ptr, input_len) = input_view(interp);
-    let builtins = Builtins {
-        exec_op: exec_op::<H>,
+    let (status, ctx) = enter(
+        entry,
+        interp,
+        &builtins,
+        &mut state as *mut FrameState<H> as *mut c_void,
+    );
+    if let Some(action) = leave(status, &ctx, interp, state.result) {
+        return action;
+    }
+    match tracing {
+        Some(t) => {
+            // The interpreter records this pc again, with its gas.
+            let pc = ctx.resume_pc as usize;
+            let entry = |s: &TraceStep| s.native && s.depth == t.depth && s.pc == pc;
+            if t.steps.last().is_some_and(entry) {
+                t.steps.pop();
+            }
+            run_traced(interp, table, gas_table, host, t.depth, t.steps)
+        }
+        None => interp.run_plain(table, gas_table, host),
+    }
+}
+
+impl<H: Host> FrameState<H> {
+    /// The runtime side of a run on `interp`, not tracing.
+    pub(super) fn new(
+        interp: &mut Interpreter<EthInterpreter>,
+        host: &mut H,
+        table: &InstructionTable<EthInterpreter, H>,
+    ) -> Self {
+        FrameState {
+            interp: interp as *mut _,
+            host: host as *mut H,
+            table: table as *const _,
+            result: InstructionResult::Stop,
+            trace: std::ptr::null_mut(),
+            depth: 0,
+        }
+    }
+}
+
+/// The builtin table of a run whose non-inlined opcodes go through `exec`.
+pub(super) fn builtins<H: Host>(exec: ExecOpFn) -> Builtins {
+    Builtins {
+        exec_op: exec,
         mem_expand: mem_expand::<H>,
         div: super::arith::div,
         sdiv: super::arith::sdiv,
@@ -95,17 +135,31 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         mulmod: super::arith::mulmod,
         keccak256: keccak256::<H>,
         calldataload,
-    };
-    let mut state = FrameState::<H> {
-        interp: interp as *mut _,
-        host: host as *mut H,
-        table: table as *const _,
-        result: InstructionResult::Stop,
-        trace: tracing
-            .as_mut()
-            .map_or(std::ptr::null_mut(), |t| &mut *t.steps as *mut _),
-        depth: tracing.as_ref().map_or(0, |t| t.depth),
-    };
+    }
+}
+
+/// Runs `entry` on `interp`, with `frame` as the runtime side the builtins
+/// see (a [`FrameState`], or a struct that starts with one); returns the
+/// exit status and the context as the code left it.
+///
+/// # Safety
+/// As [`run_native`]; `frame` must stay valid for the whole run.
+#[inline(always)]
+pub(super) unsafe fn enter(
+    entry: EntryFn,
+    interp: &mut Interpreter<EthInterpreter>,
+    builtins: &Builtins,
+    frame: *mut c_void,
+) -> (u32, ExecCtx) {
+    let data = interp.stack.data_mut();
+    if data.capacity() < STACK_LIMIT as usize {
+        // Generated code relies on room for the full stack: never reallocated.
+        data.reserve_exact(STACK_LIMIT as usize - data.len());
+    }
+    let stack_ptr = data.as_mut_ptr() as *mut u8;
+    let stack_len = data.len() as u64;
+    let (mem_ptr, mem_len) = memory_view(interp);
+    let (input_ptr, input_len) = input_view(interp);
     let mut ctx = ExecCtx {
         gas: interp.gas.remaining(),
         stack: stack_ptr,
@@ -115,17 +169,32 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         input_ptr,
         input_len,
         resume_pc: interp.bytecode.pc() as u64,
-        builtins: &builtins,
-        frame: &mut state as *mut FrameState<H> as *mut c_void,
+        builtins,
+        frame,
         caller: address_word(interp.input.caller_address),
         call_value: word_limbs(&interp.input.call_value),
         address: address_word(interp.input.target_address),
     };
     let status = entry(&mut ctx);
+    (status, ctx)
+}
 
+/// Ends the frame as the interpreter would after exit `status` (`result`:
+/// why a builtin ended it), or, on a deopt, puts the interpreter at the
+/// state the code left and returns `None`: the interpreter continues.
+///
+/// # Safety
+/// `ctx` is the context of a run on `interp` that just exited.
+#[inline(always)]
+pub(super) unsafe fn leave(
+    status: u32,
+    ctx: &ExecCtx,
+    interp: &mut Interpreter<EthInterpreter>,
+    result: InstructionResult,
+) -> Option<InterpreterAction> {
     // Each exit leaves in `ctx` exactly the state its kind promises (see
     // `evmc_interface::exit`); halts need none of it.
-    match status {
+    Some(match status {
         exit::STOP => {
             interp.gas.set_remaining(ctx.gas);
             finish(interp, InstructionResult::Stop)
@@ -139,24 +208,13 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         exit::BUILTIN => {
             // The builtin left the interpreter in its exact state.
             interp.bytecode.absolute_jump(ctx.resume_pc as usize);
-            finish(interp, state.result)
+            finish(interp, result)
         }
         exit::DEOPT => {
             interp.stack.data_mut().set_len(ctx.stack_len as usize);
             interp.gas.set_remaining(ctx.gas);
             interp.bytecode.absolute_jump(ctx.resume_pc as usize);
-            match tracing {
-                Some(t) => {
-                    // The interpreter records this pc again, with its gas.
-                    let pc = ctx.resume_pc as usize;
-                    let entry = |s: &TraceStep| s.native && s.depth == t.depth && s.pc == pc;
-                    if t.steps.last().is_some_and(entry) {
-                        t.steps.pop();
-                    }
-                    run_traced(interp, table, gas_table, host, t.depth, t.steps)
-                }
-                None => interp.run_plain(table, gas_table, host),
-            }
+            return None;
         }
         other => {
             // An artifact from a newer interface would have been refused by
@@ -164,7 +222,7 @@ pub(crate) unsafe fn run_native_with<H: Host>(
             debug_assert!(false, "unknown exit status {other}");
             finish(interp, InstructionResult::FatalExternalError)
         }
-    }
+    })
 }
 
 fn memory_view(interp: &mut Interpreter<EthInterpreter>) -> (*mut u8, u64) {
@@ -220,7 +278,7 @@ fn sync_out(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     refresh_views(ctx, interp);
 }
 
-unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32 {
+pub(super) unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32 {
     let ctx = &mut *ctx;
     let st = &mut *(ctx.frame as *mut FrameState<H>);
     let interp = &mut *st.interp;

@@ -4,5 +4,6 @@ mod arith;
 pub mod block;
 pub mod evm;
 pub mod executor;
+pub mod inspect;
 mod interp_loop;
 pub mod trace;

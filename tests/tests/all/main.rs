@@ -6,6 +6,7 @@ mod drop_in;
 mod edge_cases;
 mod fuzz_diff;
 mod fuzz_regressions;
+mod inspect;
 mod limits;
 mod oog_sweep;
 mod opcodes;
