@@ -1,5 +1,6 @@
 //! `evmc-native`: compile EVM bytecode to native code and run it in revm.
 
+mod cleanup;
 mod cmd_bench;
 mod cmd_cache;
 mod cmd_compile;
@@ -80,6 +81,9 @@ fn main() -> ExitCode {
         // Before any thread pool exists: the worker runs under RLIMIT_AS.
         return ExitCode::from(evmc_runtime::compile_worker::worker_main() as u8);
     }
+    // Still one thread: temporary files go to a private directory, removed
+    // on return and on SIGINT/SIGTERM.
+    let _tmp = cleanup::install();
     // LLVM recurses deeply on large functions; the default 2 MiB thread
     // stacks of rayon's workers are not enough for every contract.
     let _ = rayon::ThreadPoolBuilder::new()
