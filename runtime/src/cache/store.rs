@@ -48,11 +48,16 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-/// The error of a write to a directory we may only read.
+/// The error of a write to a directory we may only read. By kind too:
+/// `tempfile` wraps the OS error with the path, losing its number.
 pub(super) fn is_read_only(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
     matches!(
         e.raw_os_error(),
         Some(libc::EACCES | libc::EPERM | libc::EROFS)
+    ) || matches!(
+        e.kind(),
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem
     )
 }
 

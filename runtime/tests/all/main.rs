@@ -5,8 +5,11 @@
 mod support;
 
 mod cache;
+mod dead_builds;
 mod hostile_artifacts;
 mod hot;
 mod in_place;
 mod load_only;
+mod read_only;
 mod sequencer;
+mod trust;
