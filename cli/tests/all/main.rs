@@ -8,6 +8,7 @@ mod cli;
 mod closed_stdout;
 mod compile_limits;
 mod hostile_inputs;
+mod interrupt;
 mod nothing_ran;
 mod numeric_flags;
 mod run_cli;
