@@ -23,7 +23,8 @@ pub struct Args {
 enum Action {
     /// List entries: key, contract, spec, size, last use.
     Ls,
-    /// Check every entry as a lookup would; move bad ones to quarantine/ (exit 1 if any).
+    /// Check every entry as a lookup would; move bad ones to quarantine/ (exit 1 if any;
+    /// a read-only cache is only reported on).
     Verify,
     /// Remove stale temporary files and quarantined entries, then the least
     /// recently used entries until the cache fits in --max-size.
@@ -54,9 +55,16 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The cache the CLI uses, compiling in worker processes of this binary.
+/// A read-only cache is said once, here, not at every compile it refuses.
 pub fn open_cache(dir: Option<PathBuf>, limits: CompileLimits) -> Result<ArtifactCache, Failure> {
     let dir = dir.unwrap_or_else(ArtifactCache::default_dir);
     let cache = ArtifactCache::open(&dir).map_err(|e| Failure::Failed(anyhow!(e)))?;
+    if cache.is_read_only() {
+        eprintln!(
+            "warning: artifact cache {} is read-only: hits are served, nothing new is stored",
+            dir.display()
+        );
+    }
     Ok(match std::env::current_exe() {
         Ok(exe) => cache.with_worker(WorkerCommand::new(exe, ["__compile-worker"]), limits),
         Err(_) => cache.with_limits(limits),
@@ -74,7 +82,7 @@ pub fn warn_rejections(rejections: &[Rejection]) {
                 to.display()
             ),
             None => eprintln!(
-                "warning: cache entry {} refused: {} (could not be moved aside)",
+                "warning: cache entry {} refused: {} (left in place)",
                 r.entry.display(),
                 r.reason
             ),
@@ -163,10 +171,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 println!("{}", serde_json::to_string(&report).expect("serialisable"));
             } else {
                 println!(
-                    "{} entries checked: {} good, {} moved to quarantine ({} hashed)",
+                    "{} entries checked: {} good, {} {} ({} hashed)",
                     report.checked,
                     report.ok,
                     report.rejected.len(),
+                    if report.read_only {
+                        "bad, left in place (read-only cache)"
+                    } else {
+                        "moved to quarantine"
+                    },
                     human(report.bytes_hashed)
                 );
             }

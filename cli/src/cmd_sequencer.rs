@@ -158,15 +158,19 @@ pub fn run_cmd(args: Args) -> Result<(), Failure> {
     // Opened once for every run of the command (the interpreted reference
     // of `--verify` included): one cache, and one warning when it is
     // unusable.
+    let mut refused = None;
     let cache_backend = if args.no_cache {
         None
     } else {
         let limits = evmc_runtime::CompileLimits::default();
         match crate::cmd_cache::open_cache(args.cache_dir.clone(), limits) {
-            Ok(cache) => Some(std::sync::Arc::new(evmc_runtime::hot::CacheBackend::new(
-                cache,
-                args.opt_level,
-            ))),
+            Ok(cache) => {
+                refused = Some(cache.rejection_log());
+                Some(std::sync::Arc::new(evmc_runtime::hot::CacheBackend::new(
+                    cache,
+                    args.opt_level,
+                )))
+            }
             // Execution never depends on the cache: compile in process.
             Err(e) => {
                 let (Failure::BadInput(e) | Failure::Failed(e) | Failure::Internal(e)) = e;
@@ -213,6 +217,9 @@ pub fn run_cmd(args: Args) -> Result<(), Failure> {
             )
         }
     };
+    if let Some(log) = &refused {
+        crate::cmd_cache::warn_rejections(&log.take());
+    }
     if args.json {
         println!("{report}");
     }

@@ -1,5 +1,6 @@
 //! `evmc-native`: compile EVM bytecode to native code and run it in revm.
 
+mod cleanup;
 mod cmd_bench;
 mod cmd_cache;
 mod cmd_compile;
@@ -160,6 +161,9 @@ fn main() -> ExitCode {
         clap_complete::generate(shell, &mut cmd, "evmc-native", &mut std::io::stdout());
         return ExitCode::SUCCESS;
     }
+    // Still one thread: temporary files go to a private directory, removed
+    // on return and on SIGINT/SIGTERM.
+    let _tmp = cleanup::install();
     logging::init(cli.verbose, cli.quiet);
     progress::set_quiet(cli.quiet);
     // LLVM recurses deeply on large functions; the default 2 MiB thread

@@ -30,7 +30,7 @@ pub mod host;
 mod metadata;
 
 pub use dlopen::LoadedArtifact;
-pub use file::{open_artifact, read_regular_file, ArtifactFile, OpenedArtifact};
+pub use file::{open_artifact, read_regular_file, trust_problem, ArtifactFile, OpenedArtifact};
 
 use evmc_compiler::B256;
 use evmc_interface::ArtifactMetadata;

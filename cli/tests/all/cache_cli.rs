@@ -318,3 +318,74 @@ fn unusable_cache_directory_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// Runs `evmc-native ARGS` as `nobody` (root ignores permission bits).
+fn as_nobody(args: &[&str], cache: &Path) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut c = bin();
+    c.args(args).arg("--cache-dir").arg(cache);
+    // SAFETY: async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn a_read_only_cache_is_listed_verified_and_used_but_not_written() {
+    // SAFETY: plain syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        // Needs root to become `nobody`, who cannot write root's files.
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    ok(compile(&cache, &[&fixture("counter.json")])
+        .output()
+        .unwrap());
+    // Readable by all, writable by none but root.
+    let chmod = |mode: &str, path: &Path| {
+        assert!(Command::new("chmod")
+            .args(["-R", mode])
+            .arg(path)
+            .status()
+            .unwrap()
+            .success());
+    };
+    chmod("a+rX,a-w", dir.path());
+
+    let out = ok(as_nobody(&["cache", "ls", "--json"], &cache));
+    assert_eq!(json_lines(&out).len(), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("read-only").count(), 1, "one warning: {err}");
+    let out = ok(as_nobody(&["cache", "verify", "--json"], &cache));
+    let v = &json_lines(&out)[0];
+    assert_eq!(
+        (v["checked"].as_u64(), v["ok"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(v["read_only"], true);
+    // A hit is served; compiling anything new fails, clearly.
+    let counter = fixture("counter.json");
+    let out = ok(as_nobody(
+        &["compile", counter.to_str().unwrap(), "--json"],
+        &cache,
+    ));
+    assert_eq!(json_lines(&out)[0]["status"], "cached");
+    let out = as_nobody(&["cache", "gc"], &cache);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("read-only") && err.contains("gc cannot"),
+        "{err}"
+    );
+    chmod("u+w", dir.path());
+}

@@ -8,6 +8,7 @@ mod cli;
 mod closed_stdout;
 mod compile_limits;
 mod hostile_inputs;
+mod interrupt;
 mod json_schema;
 mod nothing_ran;
 mod numeric_flags;

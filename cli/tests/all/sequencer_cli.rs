@@ -162,3 +162,101 @@ fn bad_sequencer_and_fixture_input_are_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a contract fixture"));
 }
+
+/// `sequencer --mode MODE` on a small WETH workload, compiling through
+/// the cache at `cache`; as `nobody` when `unprivileged`.
+fn sequencer_with_cache(cache: &std::path::Path, mode: &str, unprivileged: bool) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_evmc-native"));
+    c.args(["sequencer", "--workload", "weth", "--txs", "200"])
+        .args(["--block-size", "100", "--mode", mode, "--json"])
+        .arg("--cache-dir")
+        .arg(cache);
+    if unprivileged {
+        // SAFETY: async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(65534) != 0
+                    || libc::setuid(65534) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    c.output().unwrap()
+}
+
+fn statuses(out: &Output) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(&ok(out)).unwrap();
+    v["compile"]["contracts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_refused_cache_entry_is_reported_in_every_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    assert_eq!(
+        statuses(&sequencer_with_cache(&cache, "native", false)),
+        ["ready"]
+    );
+    for mode in ["native", "hot", "compare"] {
+        // Damage the one entry's artifact.
+        let entries: Vec<_> = std::fs::read_dir(cache.join("entries"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        let so = entries[0].join("artifact.so");
+        let mut bytes = std::fs::read(&so).unwrap();
+        bytes[100] ^= 0xff;
+        std::fs::remove_file(&so).unwrap();
+        std::fs::write(&so, bytes).unwrap();
+        let out = sequencer_with_cache(&cache, mode, false);
+        ok(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("warning: cache entry") && err.contains("quarantine"),
+            "{mode}: {err}"
+        );
+        if mode == "hot" {
+            // Hot mode looked it up (and refused it) but the workload is
+            // too short to make it hot: compile it for the next round.
+            ok(&sequencer_with_cache(&cache, "native", false));
+        }
+    }
+}
+
+#[test]
+fn a_read_only_cache_serves_the_sequencer_its_hits() {
+    // SAFETY: plain syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        // Needs root to become `nobody`, who cannot write root's files.
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    ok(&sequencer_with_cache(&cache, "native", false));
+    let chmod = |mode: &str| {
+        assert!(Command::new("chmod")
+            .args(["-R", mode])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success());
+    };
+    chmod("a+rX,a-w");
+    let out = sequencer_with_cache(&cache, "native", true);
+    assert_eq!(statuses(&out), ["cached"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("unusable"), "{err}");
+    assert_eq!(err.matches("read-only").count(), 1, "one warning: {err}");
+    chmod("u+w");
+}

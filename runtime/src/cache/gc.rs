@@ -3,14 +3,17 @@
 //! a concurrent lookup sees it whole or not at all.
 
 use super::manifest::{Manifest, MANIFEST_FILE, MAX_MANIFEST_SIZE};
-use super::store::{now_unix, EntryError, Layout, Rejection};
+use super::owner;
+use super::rejection::Rejection;
+use super::store::{now_unix, EntryError, Layout};
 use super::{validate_entry, CacheError};
 use crate::loader::read_regular_file;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Temporary build directories older than this belong to dead writers.
+/// Temporary files that do not name their owner process (see `owner`)
+/// and are older than this belong to dead writers.
 const STALE_TMP: Duration = Duration::from_secs(3600);
 
 #[derive(Clone, Debug, Serialize)]
@@ -31,7 +34,11 @@ pub struct VerifyReport {
     pub checked: usize,
     pub ok: usize,
     pub bytes_hashed: u64,
+    /// Bad entries: moved to `quarantine/`, or left in place when the
+    /// cache is read-only (`moved_to` is `None`).
     pub rejected: Vec<Rejection>,
+    /// The cache could not be written: nothing was moved.
+    pub read_only: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -51,11 +58,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
     }
 }
 
+/// The paths in `dir`, sorted; none when `dir` is missing (a read-only
+/// cache need not have every directory).
 fn children(dir: &Path) -> Result<Vec<PathBuf>, CacheError> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let rd = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        r => r.map_err(io(dir))?,
+    };
+    let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     v.sort();
     Ok(v)
 }
@@ -121,10 +131,16 @@ pub fn ls(layout: &Layout) -> Result<Vec<EntryInfo>, CacheError> {
     Ok(out)
 }
 
-pub fn verify(layout: &Layout) -> Result<VerifyReport, CacheError> {
-    let mut report = VerifyReport::default();
+/// Checks every entry as a lookup would, trust of the directories
+/// included; bad ones are moved aside when `writable`, else only reported.
+pub fn verify(layout: &Layout, writable: bool) -> Result<VerifyReport, CacheError> {
+    let mut report = VerifyReport {
+        read_only: !writable,
+        ..Default::default()
+    };
     for dir in children(&layout.entries)? {
         report.checked += 1;
+        // (reason, whether the entry itself is at fault and may be moved)
         let problem = match layout.read_entry(&dir) {
             // Removed since the listing.
             Ok(None) => {
@@ -133,15 +149,33 @@ pub fn verify(layout: &Layout) -> Result<VerifyReport, CacheError> {
             }
             Ok(Some((m, file))) => {
                 report.bytes_hashed += file.len();
-                validate_entry(&m, file).err().map(|e| e.to_string())
+                if let Some(p) = layout.untrusted_dirs() {
+                    Some((p, false))
+                } else if let Some(p) = file.trust_problem() {
+                    Some((p.to_string(), true))
+                } else {
+                    validate_entry(&m, file)
+                        .err()
+                        .map(|e| (e.to_string(), true))
+                }
             }
-            Err(EntryError::Bad(reason)) => Some(reason),
+            Err(EntryError::Bad(reason)) => Some((reason, true)),
             Err(EntryError::Transient(e)) => return Err(e),
         };
         match problem {
             None => report.ok += 1,
-            Some(reason) => report.rejected.push(layout.quarantine(&dir, &reason)),
+            Some((reason, true)) if writable => {
+                report.rejected.push(layout.quarantine(&dir, &reason))
+            }
+            Some((reason, _)) => report.rejected.push(Rejection {
+                entry: dir,
+                reason,
+                moved_to: None,
+            }),
         }
+    }
+    for r in &report.rejected {
+        r.trace();
     }
     Ok(report)
 }
@@ -150,7 +184,12 @@ pub fn gc(layout: &Layout, max_size: Option<u64>) -> Result<GcReport, CacheError
     let mut report = GcReport::default();
     let now = now_unix();
     for path in children(&layout.tmp)? {
-        if now.saturating_sub(mtime_unix(&path)) < STALE_TMP.as_secs() {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        // A directory that names its owner is stale exactly when the owner
+        // is gone (however long a live one takes); others after a grace.
+        let stale = owner::owner_gone(name)
+            .unwrap_or_else(|| now.saturating_sub(mtime_unix(&path)) >= STALE_TMP.as_secs());
+        if !stale {
             continue;
         }
         let size = disk_size(&path);
@@ -192,7 +231,7 @@ pub fn gc(layout: &Layout, max_size: Option<u64>) -> Result<GcReport, CacheError
 /// Renames the entry out of `entries/` (atomic for readers), then deletes it.
 fn evict(layout: &Layout, entry: &Path) -> std::io::Result<()> {
     let grave = tempfile::Builder::new()
-        .prefix("evict-")
+        .prefix(&owner::prefix("evict"))
         .tempdir_in(&layout.tmp)?;
     let dest = grave.path().join("entry");
     std::fs::rename(entry, &dest)?;

@@ -10,18 +10,30 @@
 //!
 //! Writers build an entry in a private directory and rename it into place:
 //! processes and threads sharing a cache end with one good entry each.
+//!
+//! Trust: whoever can write the cache directory can make this process run
+//! any code (a manifest is not signed). So an entry is refused unless its
+//! artifact, its directory, `entries/` and the root can be changed only by
+//! this process's user or root (see [`crate::loader::trust_problem`]).
+//!
+//! A cache that can be read but not written (shared read-only, a read-only
+//! mount) serves hits; what would write to it fails instead: compiles
+//! ([`CacheError::ReadOnly`], announced once), quarantine (refusals are
+//! reported and the entry left in place), gc.
 
 mod gc;
 mod host_profile;
 pub mod key;
 pub mod manifest;
+mod owner;
+mod rejection;
 mod store;
 
 pub use crate::compile_worker::{CompileFailure, CompileLimits, CompiledFile, WorkerCommand};
 pub use gc::{EntryInfo, GcReport, VerifyReport};
 pub use key::CacheKey;
 pub use manifest::Manifest;
-pub use store::Rejection;
+pub use rejection::{Rejection, RejectionLog};
 
 #[cfg(feature = "compiler")]
 use crate::compile_worker::compile_to_path;
@@ -30,8 +42,9 @@ use crate::loader::{Expect, LoadError, LoadedArtifact, Loader, OpenedArtifact, P
 use evmc_compiler::CompileOptions;
 use evmc_compiler::{SpecId, TargetSpec, B256};
 use manifest::ARTIFACT_FILE;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use store::{EntryError, Layout};
 
@@ -50,6 +63,10 @@ pub enum CacheError {
     FailedBefore(CompileFailure),
     #[error("the freshly compiled artifact does not load: {0}")]
     Load(#[from] LoadError),
+    /// The cache can be read but not written: hits are served, nothing
+    /// new is stored.
+    #[error("{path}: the artifact cache is read-only: {what}")]
+    ReadOnly { path: PathBuf, what: &'static str },
 }
 
 impl CacheError {
@@ -80,7 +97,12 @@ pub struct ArtifactCache {
     host: Option<TargetSpec>,
     worker: Option<WorkerCommand>,
     limits: CompileLimits,
-    rejections: Mutex<Vec<Rejection>>,
+    rejections: RejectionLog,
+    /// Refusals left in place (read-only cache, untrusted cache directory)
+    /// already reported: each is reported once, not at every lookup.
+    reported: Mutex<HashSet<(PathBuf, String)>>,
+    /// Writes fail (found at open, or when a write was refused since).
+    read_only: AtomicBool,
     /// One compile per key at a time in this process; the others wait and hit.
     #[cfg_attr(not(feature = "compiler"), allow(dead_code))]
     inflight: Mutex<HashMap<String, Arc<Mutex<()>>>>,
@@ -121,18 +143,33 @@ impl ArtifactCache {
     }
 
     /// Opens (creating if needed) the cache at `dir`; a directory that
-    /// cannot be created or written is a clear [`CacheError::Unusable`].
+    /// cannot be created or read is a clear [`CacheError::Unusable`]. One
+    /// that can be read but not written opens read-only
+    /// ([`Self::is_read_only`]). Temporary directories left in `tmp/` by
+    /// processes that died mid-compile are removed.
     ///
     /// Without the `compiler` feature this process cannot ask LLVM for the
     /// host target: [`Self::get`] then keys on the target recorded for this
     /// machine in the cache (see `host_profile`), and misses if there is none.
     pub fn open(dir: &Path) -> Result<Self, CacheError> {
         let layout = Layout::new(dir);
-        layout.create()?;
+        let writable = layout.create()?;
+        if writable {
+            for p in layout.remove_dead_temporaries() {
+                tracing::debug!(path = %p.display(), "removed a dead process's build directory");
+            }
+        } else {
+            tracing::warn!(
+                cache = %layout.root.display(),
+                "artifact cache is read-only: hits are served, nothing new is stored"
+            );
+        }
         #[cfg(feature = "compiler")]
         let host = {
             let target = evmc_compiler::host_target();
-            host_profile::record(&layout, &target);
+            if writable {
+                host_profile::record(&layout, &target);
+            }
             Some(target)
         };
         #[cfg(not(feature = "compiler"))]
@@ -142,7 +179,9 @@ impl ArtifactCache {
             host,
             worker: None,
             limits: CompileLimits::default(),
-            rejections: Mutex::default(),
+            rejections: RejectionLog::default(),
+            reported: Mutex::default(),
+            read_only: AtomicBool::new(!writable),
             inflight: Mutex::default(),
             failed: Mutex::default(),
         })
@@ -181,6 +220,39 @@ impl ArtifactCache {
         &self.limits
     }
 
+    /// The cache can be read but not written: lookups hit, compiles,
+    /// quarantine and gc cannot store or move anything.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(Ordering::Relaxed)
+    }
+
+    /// The error of a write refused by the file system: from now on the
+    /// cache is read-only, which is announced once.
+    fn write_refused(&self, e: CacheError) -> CacheError {
+        let CacheError::Io { path, source } = &e else {
+            return e;
+        };
+        if !store::is_read_only(source) {
+            return e;
+        }
+        if !self.read_only.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                cache = %self.layout.root.display(),
+                path = %path.display(),
+                error = %source,
+                "artifact cache became read-only: hits are served, nothing new is stored"
+            );
+        }
+        self.read_only_error("new artifacts cannot be stored")
+    }
+
+    fn read_only_error(&self, what: &'static str) -> CacheError {
+        CacheError::ReadOnly {
+            path: self.layout.root.clone(),
+            what,
+        }
+    }
+
     /// The key `get` looks up: default options at `opt_level`, the
     /// [`Self::target`], this compiler. `None` when the target is unknown.
     pub fn host_key(&self, code_hash: B256, spec: SpecId, opt_level: u8) -> Option<CacheKey> {
@@ -215,6 +287,14 @@ impl ArtifactCache {
         if &manifest.key != key {
             return Ok(self.reject(&dir, "manifest is for another key"));
         }
+        // Checked after the entry was found: a miss costs no more.
+        if let Some(reason) = self.layout.untrusted_dirs() {
+            return Ok(self.refuse_in_place(&dir, reason));
+        }
+        if let Some(reason) = artifact.trust_problem() {
+            let reason = format!("{ARTIFACT_FILE}: {reason}");
+            return Ok(self.reject(&dir, &reason));
+        }
         let path = dir.join(ARTIFACT_FILE);
         match load_entry(&manifest, artifact) {
             Ok(art) => {
@@ -238,9 +318,35 @@ impl ArtifactCache {
         }
     }
 
+    /// Refuses the entry at `dir`: moved to quarantine, or left in place
+    /// when the cache cannot be written.
     fn reject(&self, dir: &Path, reason: &str) -> Option<Arc<LoadedArtifact>> {
+        if self.is_read_only() {
+            return self.refuse_in_place(dir, reason.to_string());
+        }
         let r = self.layout.quarantine(dir, reason);
-        self.rejections.lock().expect("not poisoned").push(r);
+        if r.moved_to.is_none() {
+            return self.refuse_in_place(dir, reason.to_string());
+        }
+        self.rejections.push(r);
+        None
+    }
+
+    /// Refuses the entry at `dir` without moving it; reported the first
+    /// time only, as every lookup of it will refuse it again.
+    fn refuse_in_place(&self, dir: &Path, reason: String) -> Option<Arc<LoadedArtifact>> {
+        let new = self
+            .reported
+            .lock()
+            .expect("not poisoned")
+            .insert((dir.to_path_buf(), reason.clone()));
+        if new {
+            self.rejections.push(Rejection {
+                entry: dir.to_path_buf(),
+                reason,
+                moved_to: None,
+            });
+        }
         None
     }
 
@@ -252,7 +358,13 @@ impl ArtifactCache {
 
     /// Entries refused since the last call, with the reason and where they went.
     pub fn take_rejections(&self) -> Vec<Rejection> {
-        std::mem::take(&mut *self.rejections.lock().expect("not poisoned"))
+        self.rejections.take()
+    }
+
+    /// A handle on the refusals [`Self::take_rejections`] returns, to keep
+    /// when the cache itself is handed over (to a compile backend, say).
+    pub fn rejection_log(&self) -> RejectionLog {
+        self.rejections.clone()
     }
 
     #[cfg(feature = "compiler")]
@@ -305,7 +417,10 @@ impl ArtifactCache {
         if let Some(f) = self.failed.lock().expect("not poisoned").get(digest) {
             return Err(CacheError::FailedBefore(f.clone()));
         }
-        let build = self.layout.build_dir()?;
+        if self.is_read_only() {
+            return Err(self.read_only_error("new artifacts cannot be stored"));
+        }
+        let build = self.layout.build_dir().map_err(|e| self.write_refused(e))?;
         let out = build.path().join(ARTIFACT_FILE);
         let compiled = match compile_to_path(code, opts, &out, self.worker.as_ref(), &self.limits) {
             Ok(c) => c,
@@ -330,7 +445,9 @@ impl ArtifactCache {
             compile_ms: compiled.compile_ms,
             effective_opt_level: compiled.effective_opt_level,
         };
-        self.layout.publish(build, &manifest)?;
+        self.layout
+            .publish(build, &manifest)
+            .map_err(|e| self.write_refused(e))?;
         let path = self.layout.entry_dir(digest).join(ARTIFACT_FILE);
         let source = crate::loader::Source::Bytes {
             path: &path,
@@ -352,7 +469,10 @@ impl ArtifactCache {
         compiled: &CompiledFile,
     ) -> Result<bool, CacheError> {
         let bytes = crate::loader::read_regular_file(artifact, crate::loader::MAX_ARTIFACT_SIZE)?;
-        let build = self.layout.build_dir()?;
+        if self.is_read_only() {
+            return Err(self.read_only_error("new artifacts cannot be stored"));
+        }
+        let build = self.layout.build_dir().map_err(|e| self.write_refused(e))?;
         let out = build.path().join(ARTIFACT_FILE);
         std::fs::write(&out, &bytes).map_err(|source| CacheError::Io {
             path: out.clone(),
@@ -368,7 +488,9 @@ impl ArtifactCache {
             compile_ms: compiled.compile_ms,
             effective_opt_level: compiled.effective_opt_level,
         };
-        self.layout.publish(build, &manifest)
+        self.layout
+            .publish(build, &manifest)
+            .map_err(|e| self.write_refused(e))
     }
 
     /// Every entry with its manifest, size and last use (no hashing).
@@ -376,15 +498,20 @@ impl ArtifactCache {
         gc::ls(&self.layout)
     }
 
-    /// Checks every entry as a lookup would (content hash, ELF checks,
-    /// metadata; without loading) and moves bad ones aside.
+    /// Checks every entry as a lookup would (who can change it, content
+    /// hash, ELF checks, metadata; without loading) and moves bad ones
+    /// aside; in a read-only cache only reports them.
     pub fn verify(&self) -> Result<VerifyReport, CacheError> {
-        gc::verify(&self.layout)
+        gc::verify(&self.layout, !self.is_read_only())
     }
 
     /// Removes stale temporary files and quarantined entries, then the
-    /// least recently used entries until the cache is at most `max_size` bytes.
+    /// least recently used entries until the cache is at most `max_size`
+    /// bytes. A read-only cache is [`CacheError::ReadOnly`].
     pub fn gc(&self, max_size: Option<u64>) -> Result<GcReport, CacheError> {
+        if self.is_read_only() {
+            return Err(self.read_only_error("gc cannot remove anything"));
+        }
         gc::gc(&self.layout, max_size)
     }
 }

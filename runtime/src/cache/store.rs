@@ -6,31 +6,23 @@
 //! ```text
 //! <root>/CACHEDIR.TAG
 //! <root>/entries/<key digest>/{manifest.json, artifact.so}
-//! <root>/tmp/…                 entries being built, removed by gc when stale
+//! <root>/tmp/…                 entries being built (named for their owner
+//!                              process, see `owner`), removed when it is gone
 //! <root>/quarantine/<digest>.<time>.<pid>.<n>/{entry, reason.txt}
 //! ```
 
 use super::manifest::{Manifest, ARTIFACT_FILE, MANIFEST_FILE, MAX_MANIFEST_SIZE};
-use super::CacheError;
-use crate::loader::{open_artifact, read_regular_file, LoadError, OpenedArtifact};
-use serde::Serialize;
+use super::rejection::Rejection;
+use super::{owner, CacheError};
+use crate::loader::{open_artifact, read_regular_file, trust_problem, LoadError, OpenedArtifact};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This directory is an evmc-native artifact cache; backup tools may skip it.\n";
-
-/// An entry that was refused and moved out of the way.
-#[derive(Clone, Debug, Serialize)]
-pub struct Rejection {
-    pub entry: PathBuf,
-    pub reason: String,
-    /// Where it went (`quarantine/…`), or `None` if it could not be moved
-    /// (it is then refused again on the next lookup).
-    pub moved_to: Option<PathBuf>,
-}
 
 #[derive(Clone, Debug)]
 pub struct Layout {
@@ -56,6 +48,19 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// The error of a write to a directory we may only read. By kind too:
+/// `tempfile` wraps the OS error with the path, losing its number.
+pub(super) fn is_read_only(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS)
+    ) || matches!(
+        e.kind(),
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem
+    )
+}
+
 pub(super) fn is_transient(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -73,14 +78,38 @@ impl Layout {
         }
     }
 
-    /// Creates the directories and proves that they can be written.
-    pub fn create(&self) -> Result<(), CacheError> {
+    /// Creates the directories and proves that they can be written;
+    /// returns whether they can. A directory that exists, is readable but
+    /// cannot be written (a cache shared read-only, a read-only mount) is
+    /// a read-only cache, which still serves hits: `Ok(false)`. One that
+    /// is missing and cannot be created, is not a directory or cannot be
+    /// read is a clear [`CacheError::Unusable`].
+    pub fn create(&self) -> Result<bool, CacheError> {
         let unusable = |path: &Path, what: &str, e: std::io::Error| CacheError::Unusable {
             path: path.to_path_buf(),
             reason: format!("{what}: {e}"),
         };
+        let mut writable = true;
         for dir in [&self.root, &self.entries, &self.tmp, &self.quarantine] {
-            std::fs::create_dir_all(dir).map_err(|e| unusable(dir, "cannot create", e))?;
+            // Not writable by group or others whatever the umask: lookups
+            // refuse entries under such directories.
+            let made = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir);
+            match made {
+                Ok(()) => {}
+                // Under the root: missing is an empty part of a cache we
+                // only read.
+                Err(e) if dir != &self.root && is_read_only(&e) => {
+                    writable = false;
+                    if !dir.exists() {
+                        continue;
+                    }
+                }
+                Err(e) if is_read_only(&e) && dir.is_dir() => writable = false,
+                Err(e) => return Err(unusable(dir, "cannot create", e)),
+            }
             // The root may be a symlink (users relocate caches); what is
             // inside must be real directories.
             let md = if dir == &self.root {
@@ -96,11 +125,21 @@ impl Layout {
                 });
             }
         }
-        let probe = tempfile::Builder::new()
-            .prefix(".write-probe-")
-            .tempfile_in(&self.tmp)
-            .map_err(|e| unusable(&self.tmp, "not writable", e))?;
-        drop(probe);
+        std::fs::read_dir(&self.root).map_err(|e| unusable(&self.root, "cannot read", e))?;
+        if writable {
+            match tempfile::Builder::new()
+                .prefix(".write-probe-")
+                .tempfile_in(&self.tmp)
+            {
+                Ok(probe) => drop(probe),
+                Err(e) if is_read_only(&e) => writable = false,
+                Err(e) => return Err(unusable(&self.tmp, "not writable", e)),
+            }
+        }
+        if !writable {
+            return Ok(false);
+        }
+        self.tighten_own_dirs();
         let tag = self.root.join("CACHEDIR.TAG");
         if !tag.exists() {
             let mut f = tempfile::NamedTempFile::new_in(&self.tmp)
@@ -110,7 +149,53 @@ impl Layout {
             // Another process may have written it first: either copy is fine.
             let _ = f.persist(&tag);
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Removes group and other write permission from the directories the
+    /// cache made under its root (earlier versions made them under the
+    /// umask, 0775 under a umask of 002), where they are ours; the root
+    /// itself is the user's choice and is only checked.
+    fn tighten_own_dirs(&self) {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: plain syscall without arguments.
+        let euid = unsafe { libc::geteuid() };
+        for dir in [&self.entries, &self.tmp, &self.quarantine] {
+            if let Ok(md) = std::fs::symlink_metadata(dir) {
+                if md.is_dir() && md.uid() == euid && md.mode() & 0o022 != 0 {
+                    let mode = md.mode() & 0o7755;
+                    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode));
+                }
+            }
+        }
+    }
+
+    /// Removes the temporary directories in `tmp/` whose owner process is
+    /// gone (see `owner`); returns those removed.
+    pub fn remove_dead_temporaries(&self) -> Vec<PathBuf> {
+        let Ok(rd) = std::fs::read_dir(&self.tmp) else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if owner::owner_is_dead(name) && std::fs::remove_dir_all(e.path()).is_ok() {
+                removed.push(e.path());
+            }
+        }
+        removed
+    }
+
+    /// Why the cache's own directories (root and `entries/`) could be
+    /// changed by someone this process does not trust, if they could.
+    pub fn untrusted_dirs(&self) -> Option<String> {
+        let check = |dir: &Path, md: std::io::Result<std::fs::Metadata>| match md {
+            Ok(md) => trust_problem(&md).map(|p| format!("{} is {p}", dir.display())),
+            Err(e) => Some(format!("{}: cannot stat: {e}", dir.display())),
+        };
+        check(&self.root, std::fs::metadata(&self.root))
+            .or_else(|| check(&self.entries, std::fs::symlink_metadata(&self.entries)))
     }
 
     pub fn entry_dir(&self, digest: &str) -> PathBuf {
@@ -201,7 +286,7 @@ impl Layout {
     /// A fresh private directory to build an entry in.
     pub fn build_dir(&self) -> Result<tempfile::TempDir, CacheError> {
         tempfile::Builder::new()
-            .prefix("build-")
+            .prefix(&owner::prefix("build"))
             .tempdir_in(&self.tmp)
             .map_err(|source| CacheError::Io {
                 path: self.tmp.clone(),
@@ -230,7 +315,6 @@ impl Layout {
         let apath = build.path().join(ARTIFACT_FILE);
         std::fs::File::open(&apath)
             .and_then(|f| {
-                use std::os::unix::fs::PermissionsExt;
                 f.set_permissions(std::fs::Permissions::from_mode(0o444))?;
                 f.sync_all()
             })
@@ -239,7 +323,6 @@ impl Layout {
         // load its artifact in place.
         std::fs::metadata(build.path())
             .and_then(|md| {
-                use std::os::unix::fs::PermissionsExt;
                 let mode = md.permissions().mode() & 0o7755;
                 std::fs::set_permissions(build.path(), std::fs::Permissions::from_mode(mode))
             })

@@ -92,6 +92,30 @@ fn only_ours(md: &std::fs::Metadata) -> bool {
     md.uid() == unsafe { libc::geteuid() } && md.mode() & 0o022 == 0
 }
 
+/// Why the file or directory `md` describes could be changed by someone
+/// this process does not trust: it is owned by another user than our
+/// effective uid or root, or it is writable by group or others. A
+/// directory writable by others but with the sticky bit set passes: others
+/// may add names to it but not rename or remove ours, and what lies below
+/// it is checked on its own. `None` when only we (or root) can change it.
+pub fn trust_problem(md: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: plain syscall without arguments.
+    let euid = unsafe { libc::geteuid() };
+    let mode = md.mode() & 0o7777;
+    if md.uid() != euid && md.uid() != 0 {
+        return Some(format!(
+            "owned by uid {}, neither this process's user (uid {euid}) nor root",
+            md.uid()
+        ));
+    }
+    let sticky_dir = md.is_dir() && mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !sticky_dir {
+        return Some(format!("writable by group or others (mode {mode:o})"));
+    }
+    None
+}
+
 /// An artifact file opened for loading, not read yet (see [`open_artifact`]).
 #[derive(Debug)]
 pub struct OpenedArtifact {
@@ -101,6 +125,8 @@ pub struct OpenedArtifact {
     /// (device, inode).
     id: (u64, u64),
     in_place: bool,
+    /// [`trust_problem`] of the file, else of its directory, when opened.
+    untrusted: Option<String>,
 }
 
 /// An artifact file and the bytes read through its descriptor.
@@ -181,16 +207,21 @@ pub fn open_artifact(path: &Path) -> Result<OpenedArtifact, LoadError> {
     // SAFETY: a descriptor just opened, owned by nobody else.
     let dir_fd = unsafe { OwnedFd::from_raw_fd(dir_fd) };
     let (file, md) = open_regular(path, Some((&dir_fd, name)), MAX_ARTIFACT_SIZE)?;
-    let in_place = only_ours(&md) && {
-        let dir = File::from(dir_fd);
-        dir.metadata().map(|d| only_ours(&d)).unwrap_or(false)
-    };
+    let dir_md = File::from(dir_fd).metadata();
+    let in_place = only_ours(&md) && dir_md.as_ref().map(only_ours).unwrap_or(false);
+    let untrusted = trust_problem(&md)
+        .map(|p| format!("the file is {p}"))
+        .or_else(|| match &dir_md {
+            Ok(d) => trust_problem(d).map(|p| format!("its directory is {p}")),
+            Err(e) => Some(format!("its directory cannot be examined: {e}")),
+        });
     Ok(OpenedArtifact {
         path: path.to_path_buf(),
         file,
         len: md.len(),
         id: (md.dev(), md.ino()),
         in_place,
+        untrusted,
     })
 }
 
@@ -211,6 +242,13 @@ impl OpenedArtifact {
     /// Whether the file may be loaded through its own descriptor.
     pub fn loadable_in_place(&self) -> bool {
         self.in_place
+    }
+
+    /// Why the file or its directory, as opened, could be changed by
+    /// someone this process does not trust ([`trust_problem`]); `None` if
+    /// only our user or root can change them.
+    pub fn trust_problem(&self) -> Option<&str> {
+        self.untrusted.as_deref()
     }
 
     /// Reads the whole file. A file that turns out shorter or longer than

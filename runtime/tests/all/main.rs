@@ -5,10 +5,13 @@
 mod support;
 
 mod cache;
+mod dead_builds;
 mod hostile_artifacts;
 mod hot;
 mod in_place;
 mod load_only;
 mod metrics;
+mod read_only;
 mod sequencer;
 mod shutdown;
+mod trust;
