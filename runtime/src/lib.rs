@@ -19,6 +19,9 @@ pub use cache::{
 };
 pub use loader::{load, Expect, LoadError, LoadedArtifact};
 pub use registry::{Registry, SpecMismatch};
+pub use revm_glue::alloy_evm::{
+    HotCompile, HotOptions, NativeEthEvm, NativeEthEvmInner, NativeEvmFactory,
+};
 pub use revm_glue::evm::NativeEvm;
 pub use revm_glue::executor::run_native;
 pub use revm_glue::single_call::{run_call, CallLog, CallOutcome, CallSetup};
