@@ -3,6 +3,7 @@
 mod cmd_bench;
 mod cmd_cache;
 mod cmd_compile;
+mod cmd_replay;
 mod cmd_run;
 mod cmd_sequencer;
 mod cmd_statetest;
@@ -41,6 +42,10 @@ enum Command {
     Sequencer(cmd_sequencer::Args),
     /// Benchmark native code against the interpreter (speedup, compile time, size).
     Bench(cmd_bench::Args),
+    /// Replay real blocks on their pre-state through alloy-evm's block
+    /// executor: interpreted, native, compiled when hot, or compared; each
+    /// block checked against its header and natively against the interpreter.
+    Replay(cmd_replay::Args),
 }
 
 /// How to execute: revm's interpreter, compiled code, or both (compared).
@@ -78,6 +83,7 @@ fn main() -> ExitCode {
         Command::CompileWorker => unreachable!("handled above"),
         Command::Sequencer(a) => cmd_sequencer::run_cmd(a),
         Command::Bench(a) => cmd_bench::run(a),
+        Command::Replay(a) => cmd_replay::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

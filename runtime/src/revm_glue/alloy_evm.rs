@@ -38,6 +38,7 @@ use revm::state::EvmState;
 use revm::Inspector;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,6 +59,9 @@ pub struct NativeEthEvm<DB: Database, I, P = PrecompilesMap> {
     /// Counters and compiler of this EVM's spec, when the factory compiles
     /// hot contracts.
     hot: Option<Arc<SpecHot>>,
+    /// The factory's total of native frames, added to after each
+    /// transaction.
+    frames_total: Arc<AtomicU64>,
 }
 
 impl<DB: Database, I, P> NativeEthEvm<DB, I, P> {
@@ -155,7 +159,13 @@ where
             // revm's own inspecting loop: every frame interpreted.
             return self.inner.inner.inspect_tx(tx);
         }
-        let out = self.inner.transact(tx)?;
+        let before = self.inner.native_frames;
+        let out = self.inner.transact(tx);
+        let ran = self.inner.native_frames - before;
+        if ran > 0 {
+            self.frames_total.fetch_add(ran, Ordering::Relaxed);
+        }
+        let out = out?;
         if self.hot.is_some() {
             self.submit_newly_hot(&out.state);
         }
@@ -296,6 +306,8 @@ pub struct NativeEvmFactory {
     /// compilation.
     backend: Option<Arc<dyn CompileBackend>>,
     hot: Option<Arc<HotState>>,
+    /// Frames run natively by every EVM of this factory.
+    native_frames: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for NativeEvmFactory {
@@ -323,6 +335,7 @@ impl NativeEvmFactory {
             registry,
             backend: None,
             hot: None,
+            native_frames: Arc::default(),
         }
     }
 
@@ -377,6 +390,12 @@ impl NativeEvmFactory {
             per_spec: Mutex::default(),
         }));
         self
+    }
+
+    /// Frames run natively by the EVMs of this factory (and its clones) in
+    /// the transactions they finished.
+    pub fn native_frames(&self) -> u64 {
+        self.native_frames.load(Ordering::Relaxed)
     }
 
     /// The artifacts EVMs of this factory run natively.
@@ -466,6 +485,7 @@ impl NativeEvmFactory {
             inner,
             inspect,
             hot,
+            frames_total: self.native_frames.clone(),
         }
     }
 }
