@@ -47,6 +47,11 @@ pub struct Args {
     /// LLVM optimisation level of the compiled contracts.
     #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
     opt_level: u8,
+    /// Native and compare modes: compile only contracts whose own frames
+    /// spent at least this much gas in the interpreted reference run
+    /// (default: every contract the blocks run).
+    #[arg(long = "min-gas", default_value_t = 0)]
+    min_gas: u64,
     /// Hot mode: gas a contract's own frames must spend to be compiled.
     #[arg(long = "hot-gas", default_value_t = Thresholds::default().gas)]
     hot_gas: u64,
@@ -90,6 +95,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         backend,
         jobs: args.jobs.unwrap_or(cores).max(1),
         max_code_size: evmc_compiler::DEFAULT_MAX_CODE_SIZE,
+        min_gas: args.min_gas,
         hot: HotOptions {
             thresholds: Thresholds {
                 gas: args.hot_gas,
@@ -271,6 +277,12 @@ fn print_compile(c: &CompileSummary) {
         c.count("interpreted"),
         c.count("failed"),
     );
+    if c.selected_gas < c.frame_gas {
+        println!(
+            "  selected: the contracts that ran {:.1}% of the gas of contract frames",
+            100.0 * c.selected_gas as f64 / c.frame_gas.max(1) as f64
+        );
+    }
     for x in c.contracts.iter().filter(|x| x.status == "failed") {
         println!(
             "  failed: {} ({}, {} B): {}",
@@ -304,6 +316,8 @@ fn report_json(report: &ReplayReport, mode: Mode, opt_level: u8) -> Value {
     let compile = report.compile.as_ref().map(|c| {
         json!({
             "wall_secs": c.wall.as_secs_f64(),
+            "frame_gas": c.frame_gas,
+            "selected_gas": c.selected_gas,
             "opt_level": opt_level,
             "contracts": c.contracts.iter().map(|x| json!({
                 "code_hash": x.code_hash, "spec": fork_name(x.spec), "code_size": x.code_size,

@@ -57,6 +57,10 @@ pub struct ReplayOptions {
     pub jobs: usize,
     /// Contracts above this size stay interpreted.
     pub max_code_size: usize,
+    /// `native` and `compare`: compile only contracts whose own frames
+    /// spent at least this much gas in the interpreted reference run (0:
+    /// every contract the blocks run).
+    pub min_gas: u64,
     /// Thresholds and workers of `hot`.
     pub hot: HotOptions,
 }
@@ -138,6 +142,11 @@ pub struct CompiledContract {
 #[derive(Clone, Debug, Default)]
 pub struct CompileSummary {
     pub contracts: Vec<CompiledContract>,
+    /// Gas spent in contract frames (their own, children excluded) in the
+    /// reference run, and the part of it spent by the contracts selected
+    /// for compilation.
+    pub frame_gas: u64,
+    pub selected_gas: u64,
     /// Wall time of the whole phase.
     pub wall: Duration,
 }
@@ -294,15 +303,24 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
                 progress.tick();
             }
             let mut jobs = Vec::new();
+            let (mut frame_gas, mut selected_gas) = (0, 0);
             for (spec, counters) in counting.counters() {
-                for (hash, _) in counters.snapshot() {
+                for (hash, stats) in counters.snapshot() {
+                    frame_gas += stats.gas;
+                    if stats.gas < opts.min_gas {
+                        continue;
+                    }
                     if let Some(c) = code.get(&hash).filter(|c| !c.is_empty()) {
+                        selected_gas += stats.gas;
                         jobs.push((hash, spec, c.clone()));
                     }
                 }
             }
             drop(code);
-            out.compile = Some(compile_all(&native, jobs, opts, progress));
+            let mut summary = compile_all(&native, jobs, opts, progress);
+            summary.frame_gas = frame_gas;
+            summary.selected_gas = selected_gas;
+            out.compile = Some(summary);
             let phase = if opts.mode == Mode::Native {
                 "native"
             } else {
@@ -478,6 +496,7 @@ fn compile_all(
     CompileSummary {
         contracts,
         wall: start.elapsed(),
+        ..CompileSummary::default()
     }
 }
 
