@@ -4,6 +4,7 @@ mod cleanup;
 mod cmd_bench;
 mod cmd_cache;
 mod cmd_compile;
+mod cmd_replay;
 mod cmd_run;
 mod cmd_sequencer;
 mod cmd_statetest;
@@ -62,6 +63,10 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Replay real blocks on their pre-state through alloy-evm's block
+    /// executor: interpreted, native, compiled when hot, or compared; each
+    /// block checked against its header and natively against the interpreter.
+    Replay(cmd_replay::Args),
 }
 
 /// How to execute: revm's interpreter, compiled code, or both (compared).
@@ -179,6 +184,7 @@ fn main() -> ExitCode {
         Command::CompileWorker | Command::Completions { .. } => unreachable!("handled above"),
         Command::Sequencer(a) => cmd_sequencer::run_cmd(a),
         Command::Bench(a) => cmd_bench::run(a),
+        Command::Replay(a) => cmd_replay::run(a),
     };
     let (code, label, e) = match r {
         Ok(()) => return ExitCode::SUCCESS,

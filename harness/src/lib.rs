@@ -2,12 +2,14 @@
 //! embedding node does not need: the state-test and contract-fixture
 //! runners (ethereum/tests, execution-spec-tests, `benchdata/contracts`),
 //! single calls for the CLI's `run`, the sequencer's deterministic
-//! workloads, and where the shared test data lives.
+//! workloads, real mainnet blocks replayed through alloy-evm's block
+//! executor ([`realblocks`]), and where the shared test data lives.
 //!
 //! Used by the CLI, the benches and the tests; it depends on the runtime,
 //! never the other way round.
 
 pub mod hexcode;
+pub mod realblocks;
 mod revm_glue;
 mod shared_data;
 pub mod workloads;

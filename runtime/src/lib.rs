@@ -24,6 +24,9 @@ pub use cache::{
 pub use loader::{Expect, LoadError, LoadedArtifact, Loader};
 pub use metrics::{InterpretReason, Metrics, MetricsSnapshot};
 pub use registry::{Registry, SpecMismatch};
+pub use revm_glue::alloy_evm::{
+    HotCompile, HotOptions, NativeEthEvm, NativeEthEvmInner, NativeEvmFactory,
+};
 pub use revm_glue::block;
 pub use revm_glue::evm::NativeEvm;
 pub use revm_glue::executor::run_native;

@@ -13,6 +13,7 @@ mod json_schema;
 mod nothing_ran;
 mod numeric_flags;
 mod operator;
+mod replay;
 mod run_cli;
 mod sequencer_cli;
 mod statetest;

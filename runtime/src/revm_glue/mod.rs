@@ -1,5 +1,6 @@
 //! Everything in the runtime that touches revm's API.
 
+pub mod alloy_evm;
 mod arith;
 pub mod block;
 pub mod evm;

@@ -1,0 +1,357 @@
+//! `evmc-native replay`: real blocks on their own pre-state through
+//! alloy-evm's block executor, interpreted, native, compiled when hot, or
+//! interpreter and native compared; each block checked against its header
+//! and, natively, against the interpreter.
+
+use crate::Failure;
+use anyhow::anyhow;
+use evmc_harness::realblocks::replay::{
+    hot_counts, replay, BlockReport, CompileSummary, Mode, Progress, ReplayOptions, ReplayReport,
+    Throughput,
+};
+use evmc_harness::realblocks::{find_block_dirs, fork_name};
+use evmc_runtime::hot::{CacheBackend, CompileBackend, CompileState, Thresholds};
+use evmc_runtime::{CompileLimits, HotOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayMode {
+    Interp,
+    Native,
+    Hot,
+    /// Interpreter and native on each block, alternating which goes first.
+    Compare,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Block folders, or folders of block folders.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "interp")]
+    mode: ReplayMode,
+    /// One JSON object (blocks, compiles, totals) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Artifact cache to take compiled contracts from and store them in
+    /// (default: a temporary directory, removed at the end).
+    #[arg(long = "cache-dir")]
+    cache_dir: Option<PathBuf>,
+    /// Compile threads (default: all cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// LLVM optimisation level of the compiled contracts.
+    #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
+    opt_level: u8,
+    /// Native and compare modes: compile only contracts whose own frames
+    /// spent at least this much gas in the interpreted reference run
+    /// (default: every contract the blocks run).
+    #[arg(long = "min-gas", default_value_t = 0)]
+    min_gas: u64,
+    /// Hot mode: gas a contract's own frames must spend to be compiled.
+    #[arg(long = "hot-gas", default_value_t = Thresholds::default().gas)]
+    hot_gas: u64,
+    /// Hot mode: frames after which a contract is compiled whatever its gas.
+    #[arg(long = "hot-calls")]
+    hot_calls: Option<u64>,
+    /// Hot mode: background compile threads per fork.
+    #[arg(long = "compile-workers", default_value_t = 1)]
+    compile_workers: usize,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let dirs = find_block_dirs(&args.paths).map_err(|e| Failure::BadInput(anyhow!(e)))?;
+    let mode = match args.mode {
+        ReplayMode::Interp => Mode::Interp,
+        ReplayMode::Native => Mode::Native,
+        ReplayMode::Hot => Mode::Hot,
+        ReplayMode::Compare => Mode::Compare,
+    };
+    // Kept until the end: the artifacts are loaded from it.
+    let mut temp_cache = None;
+    let backend: Option<Arc<dyn CompileBackend>> = if mode == Mode::Interp {
+        None
+    } else {
+        let dir = match &args.cache_dir {
+            Some(d) => d.clone(),
+            None => {
+                let t = tempfile::tempdir()
+                    .map_err(|e| Failure::Internal(anyhow!("temporary cache directory: {e}")))?;
+                let p = t.path().to_path_buf();
+                temp_cache = Some(t);
+                p
+            }
+        };
+        let cache = crate::cmd_cache::open_cache(Some(dir), CompileLimits::default())?;
+        Some(Arc::new(CacheBackend::new(cache, args.opt_level)))
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opts = ReplayOptions {
+        mode,
+        backend,
+        jobs: args.jobs.unwrap_or(cores).max(1),
+        max_code_size: evmc_compiler::DEFAULT_MAX_CODE_SIZE,
+        min_gas: args.min_gas,
+        hot: HotOptions {
+            thresholds: Thresholds {
+                gas: args.hot_gas,
+                calls: args.hot_calls.unwrap_or(u64::MAX),
+            },
+            workers: args.compile_workers.max(1),
+            ..HotOptions::default()
+        },
+    };
+    let mut bars = Bars::new(args.json);
+    let report = replay(&dirs, &opts, &mut bars);
+    bars.finish();
+    drop(temp_cache);
+    if args.json {
+        println!("{}", report_json(&report, mode, args.opt_level));
+    } else {
+        print_summary(&report, mode);
+    }
+    let failed = report.failed();
+    if report.blocks.iter().any(BlockReport::bad_input) {
+        Err(Failure::BadInput(anyhow!(
+            "{failed} of {} blocks failed; their folders lack data or do not parse",
+            report.blocks.len()
+        )))
+    } else if failed > 0 {
+        Err(Failure::Failed(anyhow!(
+            "{failed} of {} blocks failed",
+            report.blocks.len()
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// A progress bar per phase (drawn only when stderr is a terminal) and the
+/// per-block lines printed above it.
+struct Bars {
+    json: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl Bars {
+    fn new(json: bool) -> Self {
+        Self { json, bar: None }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn phase(&mut self, name: &str, len: usize) {
+        self.finish();
+        if self.json {
+            return;
+        }
+        let pb = ProgressBar::new(len as u64);
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{msg:>10} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        pb.set_message(name.to_string());
+        self.bar = Some(pb);
+    }
+
+    fn tick(&mut self) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+        }
+    }
+
+    fn block(&mut self, r: &BlockReport) {
+        if self.json {
+            return;
+        }
+        let line = block_line(r);
+        // A hidden bar (stderr not a terminal) prints nothing of its own.
+        match self.bar.as_ref().filter(|b| !b.is_hidden()) {
+            Some(b) => b.println(line),
+            None => println!("{line}"),
+        }
+    }
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or_else(
+        || "-".into(),
+        |d| format!("{:.2} ms", d.as_secs_f64() * 1e3),
+    )
+}
+
+fn block_line(r: &BlockReport) -> String {
+    let head = match r.number {
+        Some(n) => format!(
+            "block {n:>9} {:<16} {:>5} txs {:>7.2} Mgas",
+            r.fork.unwrap_or("?"),
+            r.txs,
+            r.gas as f64 / 1e6
+        ),
+        None => format!("block {}", r.dir.display()),
+    };
+    let mut times = String::new();
+    if r.interp.is_some() {
+        times += &format!("  interp {:>10}", ms(r.interp));
+    }
+    if r.native.is_some() {
+        times += &format!("  native {:>10}", ms(r.native));
+    }
+    if let Some(x) = r.ratio() {
+        times += &format!("  {x:>5.2}x");
+    }
+    let verdict = if r.passed() {
+        "verified".to_string()
+    } else {
+        let what: Vec<String> = r.problems.iter().map(|p| p.what.clone()).collect();
+        format!("FAILED: {}", what.join("; "))
+    };
+    format!("{head}{times}  {verdict}")
+}
+
+fn print_summary(report: &ReplayReport, mode: Mode) {
+    if let Some(c) = &report.compile {
+        print_compile(c);
+    }
+    if mode == Mode::Hot {
+        let (ready, cached, failed) = hot_counts(&report.hot);
+        println!(
+            "hot: {} contracts compiled while running ({ready} compiled, {cached} from the cache, {failed} failed)",
+            report.hot.len()
+        );
+        for h in &report.hot {
+            if let CompileState::Failed(why) = &h.state {
+                println!("  failed: {} ({}): {why}", h.code_hash, fork_name(h.spec));
+            }
+        }
+    }
+    let i = report.interp_total();
+    let n = report.native_total();
+    let native_name = if mode == Mode::Hot { "hot" } else { "native" };
+    let line = |name: &str, t: &Throughput, frames: Option<u64>| {
+        println!(
+            "{name:<7} {:>9.1} Mgas in {:>8.3} s: {:>9.1} Mgas/s{}",
+            t.gas as f64 / 1e6,
+            t.secs,
+            t.mgas_per_s(),
+            frames
+                .map(|f| format!("  ({f} native frames)"))
+                .unwrap_or_default()
+        )
+    };
+    if i.secs > 0.0 {
+        line("interp", &i, None);
+    }
+    if n.secs > 0.0 {
+        line(native_name, &n, Some(report.native_frames));
+        println!(
+            "{native_name} / interp: {:.2}x Mgas/s (execution only; compile time excluded)",
+            n.mgas_per_s() / i.mgas_per_s().max(1e-12)
+        );
+    }
+    println!("{} passed, {} failed", report.passed(), report.failed());
+}
+
+fn print_compile(c: &CompileSummary) {
+    let distinct: std::collections::HashSet<_> = c.contracts.iter().map(|x| x.code_hash).collect();
+    println!(
+        "compiled {} contracts (code hash x spec; {} distinct bytecodes) in {:.1} s (wall): {} compiled, {} from the cache, {} interpreted (over the size cap), {} failed",
+        c.contracts.len(),
+        distinct.len(),
+        c.wall.as_secs_f64(),
+        c.count("compiled"),
+        c.count("cached"),
+        c.count("interpreted"),
+        c.count("failed"),
+    );
+    if c.selected_gas < c.frame_gas {
+        println!(
+            "  selected: the contracts that ran {:.1}% of the gas of contract frames",
+            100.0 * c.selected_gas as f64 / c.frame_gas.max(1) as f64
+        );
+    }
+    for x in c.contracts.iter().filter(|x| x.status == "failed") {
+        println!(
+            "  failed: {} ({}, {} B): {}",
+            x.code_hash,
+            fork_name(x.spec),
+            x.code_size,
+            x.error.as_deref().unwrap_or("")
+        );
+    }
+}
+
+fn report_json(report: &ReplayReport, mode: Mode, opt_level: u8) -> Value {
+    let blocks: Vec<Value> = report
+        .blocks
+        .iter()
+        .map(|b| {
+            json!({
+                "dir": b.dir.display().to_string(),
+                "number": b.number,
+                "fork": b.fork,
+                "txs": b.txs,
+                "gas": b.gas,
+                "interp_secs": b.interp.map(|d| d.as_secs_f64()),
+                "native_secs": b.native.map(|d| d.as_secs_f64()),
+                "ratio": b.ratio(),
+                "verified": b.passed(),
+                "problems": b.problems.iter().map(|p| p.what.clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let compile = report.compile.as_ref().map(|c| {
+        json!({
+            "wall_secs": c.wall.as_secs_f64(),
+            "frame_gas": c.frame_gas,
+            "selected_gas": c.selected_gas,
+            "opt_level": opt_level,
+            "contracts": c.contracts.iter().map(|x| json!({
+                "code_hash": x.code_hash, "spec": fork_name(x.spec), "code_size": x.code_size,
+                "status": x.status, "secs": x.secs, "error": x.error,
+            })).collect::<Vec<_>>(),
+        })
+    });
+    let hot: Vec<Value> = report
+        .hot
+        .iter()
+        .map(|h| {
+            let (status, secs, error) = match &h.state {
+                CompileState::Queued => ("queued", 0.0, None),
+                CompileState::Ready { time, cached, .. } => (
+                    if *cached { "cached" } else { "compiled" },
+                    time.as_secs_f64(),
+                    None,
+                ),
+                CompileState::Failed(e) => ("failed", 0.0, Some(e.clone())),
+            };
+            json!({"code_hash": h.code_hash, "spec": fork_name(h.spec), "status": status, "secs": secs, "error": error})
+        })
+        .collect();
+    let (i, n) = (report.interp_total(), report.native_total());
+    json!({
+        "mode": mode.name(),
+        "blocks": blocks,
+        "compile": compile,
+        "hot": hot,
+        "interp": {"gas": i.gas, "secs": i.secs, "mgas_per_s": i.mgas_per_s()},
+        "native": (n.secs > 0.0).then(|| json!({"gas": n.gas, "secs": n.secs, "mgas_per_s": n.mgas_per_s()})),
+        "ratio_mgas": (n.secs > 0.0 && i.secs > 0.0).then(|| n.mgas_per_s() / i.mgas_per_s()),
+        "native_frames": report.native_frames,
+        "passed": report.passed(),
+        "failed": report.failed(),
+    })
+}

@@ -1,0 +1,520 @@
+//! Replaying block folders in one mode: interpreted, native (everything the
+//! blocks execute compiled first), hot (compiled as contracts get hot), or
+//! interpreter and native alternately, block by block.
+//!
+//! Every block is checked against its header; every mode but `interp` is
+//! also checked against an interpreted run of the same block, transaction
+//! by transaction and on the final state.
+
+use super::compare::run_difference;
+use super::execute::{execute_block, header_mismatches, BlockRun};
+use super::folder::{load_block, RealBlock};
+use super::{BlockError, ErrorKind};
+use alloy_evm::EthEvmFactory;
+use evmc_runtime::hot::{CompileBackend, CompileState};
+use evmc_runtime::{HotCompile, HotOptions, NativeEvmFactory, Registry};
+use rayon::prelude::*;
+use revm::primitives::hardfork::SpecId;
+use revm::primitives::{Bytes, B256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How blocks are executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// revm's interpreter (alloy-evm's `EthEvmFactory`).
+    Interp,
+    /// Every contract the blocks execute compiled (per code hash and spec)
+    /// before the native run.
+    Native,
+    /// Start interpreted; contracts are compiled in the background as they
+    /// get hot and run natively from the next transaction on.
+    Hot,
+    /// Interpreter and native alternately, block by block.
+    Compare,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Interp => "interp",
+            Mode::Native => "native",
+            Mode::Hot => "hot",
+            Mode::Compare => "compare",
+        }
+    }
+}
+
+/// What [`replay`] needs besides the block folders.
+pub struct ReplayOptions {
+    pub mode: Mode,
+    /// Where artifacts come from (the artifact cache, normally); required
+    /// in every mode but `interp`.
+    pub backend: Option<Arc<dyn CompileBackend>>,
+    /// Threads compiling in `native` and `compare`.
+    pub jobs: usize,
+    /// Contracts above this size stay interpreted.
+    pub max_code_size: usize,
+    /// `native` and `compare`: compile only contracts whose own frames
+    /// spent at least this much gas in the interpreted reference run (0:
+    /// every contract the blocks run).
+    pub min_gas: u64,
+    /// Thresholds and workers of `hot`.
+    pub hot: HotOptions,
+}
+
+/// One block's result.
+#[derive(Clone, Debug)]
+pub struct BlockReport {
+    pub dir: PathBuf,
+    /// Absent when the folder did not load.
+    pub number: Option<u64>,
+    pub fork: Option<&'static str>,
+    pub txs: usize,
+    pub gas: u64,
+    /// Execution time of the interpreted run that was timed.
+    pub interp: Option<Duration>,
+    /// Execution time of the native (or hot) run.
+    pub native: Option<Duration>,
+    /// Every check that failed; empty when the block is verified.
+    pub problems: Vec<BlockError>,
+}
+
+impl BlockReport {
+    fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            number: None,
+            fork: None,
+            txs: 0,
+            gas: 0,
+            interp: None,
+            native: None,
+            problems: Vec::new(),
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The block is bad input (its folder lacks or damages something).
+    pub fn bad_input(&self) -> bool {
+        self.problems.iter().any(|p| p.kind == ErrorKind::Input)
+    }
+
+    /// Native (or hot) time over interpreted time, as a speedup.
+    pub fn ratio(&self) -> Option<f64> {
+        match (self.interp, self.native) {
+            (Some(i), Some(n)) if n > Duration::ZERO => Some(i.as_secs_f64() / n.as_secs_f64()),
+            _ => None,
+        }
+    }
+
+    fn label(&self) -> String {
+        self.number
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| self.dir.display().to_string())
+    }
+
+    fn fail(&mut self, what: String) {
+        let label = self.label();
+        self.problems.push(BlockError::failed(label, what));
+    }
+}
+
+/// One distinct contract compiled for `native` or `compare`, by
+/// (code hash, spec).
+#[derive(Clone, Debug)]
+pub struct CompiledContract {
+    pub code_hash: B256,
+    pub spec: SpecId,
+    pub code_size: usize,
+    /// `compiled`, `cached`, `interpreted` (over the size cap) or `failed`.
+    pub status: &'static str,
+    pub secs: f64,
+    pub error: Option<String>,
+}
+
+/// The compile phase of `native` and `compare`.
+#[derive(Clone, Debug, Default)]
+pub struct CompileSummary {
+    pub contracts: Vec<CompiledContract>,
+    /// Gas spent in contract frames (their own, children excluded) in the
+    /// reference run, and the part of it spent by the contracts selected
+    /// for compilation.
+    pub frame_gas: u64,
+    pub selected_gas: u64,
+    /// Wall time of the whole phase.
+    pub wall: Duration,
+}
+
+impl CompileSummary {
+    pub fn count(&self, status: &str) -> usize {
+        self.contracts.iter().filter(|c| c.status == status).count()
+    }
+}
+
+/// Everything [`replay`] found.
+#[derive(Clone, Debug, Default)]
+pub struct ReplayReport {
+    pub blocks: Vec<BlockReport>,
+    pub compile: Option<CompileSummary>,
+    /// `hot`: what was handed to the compiler while running.
+    pub hot: Vec<HotCompile>,
+    /// Frames run natively in the native (or hot) runs.
+    pub native_frames: u64,
+}
+
+/// Gas and time summed over the blocks that have a time for a mode.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Throughput {
+    pub gas: u64,
+    pub secs: f64,
+}
+
+impl Throughput {
+    pub fn mgas_per_s(&self) -> f64 {
+        self.gas as f64 / 1e6 / self.secs.max(1e-12)
+    }
+}
+
+impl ReplayReport {
+    pub fn passed(&self) -> usize {
+        self.blocks.iter().filter(|b| b.passed()).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.blocks.len() - self.passed()
+    }
+
+    /// Interpreted throughput over the blocks that ran in both modes when
+    /// there is a native time (for a fair ratio), else over all.
+    pub fn interp_total(&self) -> Throughput {
+        self.total(|b| b.interp)
+    }
+
+    pub fn native_total(&self) -> Throughput {
+        self.total(|b| b.native)
+    }
+
+    fn total(&self, time: impl Fn(&BlockReport) -> Option<Duration>) -> Throughput {
+        let both = self.blocks.iter().any(|b| b.native.is_some());
+        let mut t = Throughput::default();
+        for b in &self.blocks {
+            if both && (b.interp.is_none() || b.native.is_none()) {
+                continue;
+            }
+            if let Some(d) = time(b) {
+                t.gas += b.gas;
+                t.secs += d.as_secs_f64();
+            }
+        }
+        t
+    }
+}
+
+/// Told about the phases and blocks of a replay as they happen (progress
+/// bars, per-block lines).
+pub trait Progress {
+    /// A phase of `len` steps starts (`loading`, `compiling`, ...).
+    fn phase(&mut self, _name: &str, _len: usize) {}
+    /// One step of the current phase is done.
+    fn tick(&mut self) {}
+    /// A block is finished.
+    fn block(&mut self, _report: &BlockReport) {}
+}
+
+impl Progress for () {}
+
+/// Replays the block folders `dirs` in `opts.mode`.
+pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progress) -> ReplayReport {
+    let mut reports: Vec<BlockReport> = dirs.iter().map(|d| BlockReport::new(d)).collect();
+    progress.phase("loading", dirs.len());
+    let mut blocks: Vec<Option<RealBlock>> = Vec::with_capacity(dirs.len());
+    for (dir, report) in dirs.iter().zip(&mut reports) {
+        match load_block(dir) {
+            Ok(b) => {
+                report.number = Some(b.number());
+                report.fork = Some(b.fork());
+                report.txs = b.transactions.len();
+                report.gas = b.header.gas_used;
+                blocks.push(Some(b));
+            }
+            Err(e) => {
+                report.problems.push(e);
+                blocks.push(None);
+            }
+        }
+        progress.tick();
+    }
+    let mut out = ReplayReport::default();
+    let needs_backend = opts.mode != Mode::Interp;
+    let backend = match (&opts.backend, needs_backend) {
+        (Some(b), _) => Some(b.clone()),
+        (None, false) => None,
+        (None, true) => {
+            for r in &mut reports {
+                r.fail(format!("{} mode needs an artifact cache", opts.mode.name()));
+            }
+            out.blocks = reports;
+            return out;
+        }
+    };
+    match opts.mode {
+        Mode::Interp => {
+            progress.phase("interp", blocks.len());
+            for (block, report) in blocks.iter().zip(&mut reports) {
+                if let Some(block) = block {
+                    if let Some(run) = run_checked(block, EthEvmFactory::default(), report, "") {
+                        report.interp = Some(run.time);
+                    }
+                }
+                progress.tick();
+                progress.block(report);
+            }
+        }
+        Mode::Native | Mode::Compare => {
+            let backend = backend.expect("checked above");
+            let registry = Registry::new();
+            let native = NativeEvmFactory::new(registry).with_backend(backend);
+            // The reference: interpreted, counting which contracts run.
+            let counting = NativeEvmFactory::default().with_frame_counting();
+            progress.phase("reference", blocks.len());
+            let mut reference: Vec<Option<BlockRun>> = Vec::with_capacity(blocks.len());
+            let mut code: HashMap<B256, Bytes> = HashMap::new();
+            for (block, report) in blocks.iter().zip(&mut reports) {
+                let run = block.as_ref().and_then(|b| {
+                    let run = run_checked(b, counting.clone(), report, "interpreted: ")?;
+                    for (h, c) in &b.pre_state.contracts {
+                        code.entry(*h).or_insert_with(|| c.original_bytes());
+                    }
+                    for (h, c) in &run.new_code {
+                        code.entry(*h).or_insert_with(|| c.clone());
+                    }
+                    Some(run)
+                });
+                if opts.mode == Mode::Native {
+                    report.interp = run.as_ref().map(|r| r.time);
+                }
+                reference.push(run);
+                progress.tick();
+            }
+            let mut jobs = Vec::new();
+            let (mut frame_gas, mut selected_gas) = (0, 0);
+            for (spec, counters) in counting.counters() {
+                for (hash, stats) in counters.snapshot() {
+                    frame_gas += stats.gas;
+                    if stats.gas < opts.min_gas {
+                        continue;
+                    }
+                    if let Some(c) = code.get(&hash).filter(|c| !c.is_empty()) {
+                        selected_gas += stats.gas;
+                        jobs.push((hash, spec, c.clone()));
+                    }
+                }
+            }
+            drop(code);
+            let mut summary = compile_all(&native, jobs, opts, progress);
+            summary.frame_gas = frame_gas;
+            summary.selected_gas = selected_gas;
+            out.compile = Some(summary);
+            let phase = if opts.mode == Mode::Native {
+                "native"
+            } else {
+                "compare"
+            };
+            progress.phase(phase, blocks.len());
+            for (i, ((block, report), reference)) in
+                blocks.iter().zip(&mut reports).zip(&reference).enumerate()
+            {
+                if let (Some(block), Some(reference)) = (block, reference) {
+                    let interp_first = i % 2 == 0;
+                    if opts.mode == Mode::Compare && interp_first {
+                        timed_interp(block, reference, report);
+                    }
+                    if let Some(run) = run_checked(block, native.clone(), report, "native: ") {
+                        report.native = Some(run.time);
+                        if let Some(d) = run_difference(reference, &run, "interpreted", "native") {
+                            report.fail(format!("native differs from the interpreter: {d}"));
+                        }
+                    }
+                    if opts.mode == Mode::Compare && !interp_first {
+                        timed_interp(block, reference, report);
+                    }
+                }
+                progress.tick();
+                progress.block(report);
+            }
+            out.native_frames = native.native_frames();
+        }
+        Mode::Hot => {
+            let backend = backend.expect("checked above");
+            let hot = match NativeEvmFactory::new(Registry::new())
+                .with_backend(backend)
+                .with_hot_compilation(opts.hot.clone())
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    for r in &mut reports {
+                        r.fail(format!("hot compilation: {e}"));
+                    }
+                    out.blocks = reports;
+                    return out;
+                }
+            };
+            progress.phase("hot", blocks.len());
+            for (block, report) in blocks.iter().zip(&mut reports) {
+                if let Some(block) = block {
+                    let reference =
+                        run_checked(block, EthEvmFactory::default(), report, "interpreted: ");
+                    if let Some(reference) = reference {
+                        report.interp = Some(reference.time);
+                        if let Some(run) = run_checked(block, hot.clone(), report, "hot: ") {
+                            report.native = Some(run.time);
+                            if let Some(d) = run_difference(&reference, &run, "interpreted", "hot")
+                            {
+                                report.fail(format!("hot differs from the interpreter: {d}"));
+                            }
+                        }
+                    }
+                }
+                progress.tick();
+                progress.block(report);
+            }
+            hot.wait_idle();
+            out.hot = hot.hot_compiles();
+            out.native_frames = hot.native_frames();
+        }
+    }
+    out.blocks = reports;
+    out
+}
+
+/// The interpreted run of compare mode: timed, checked against the header
+/// and against the reference run.
+fn timed_interp(block: &RealBlock, reference: &BlockRun, report: &mut BlockReport) {
+    if let Some(run) = run_checked(block, EthEvmFactory::default(), report, "interpreted: ") {
+        report.interp = Some(run.time);
+        if let Some(d) = run_difference(reference, &run, "first run", "second run") {
+            report.fail(format!("two interpreted runs differ: {d}"));
+        }
+    }
+}
+
+/// Executes `block` with `factory` and checks it against the header;
+/// problems go to `report` (prefixed with `what`). `None` when it could not
+/// execute.
+fn run_checked<F>(
+    block: &RealBlock,
+    factory: F,
+    report: &mut BlockReport,
+    what: &str,
+) -> Option<BlockRun>
+where
+    F: alloy_evm::EvmFactory<
+            Spec = SpecId,
+            BlockEnv = revm::context::BlockEnv,
+            Tx = revm::context::TxEnv,
+            HaltReason = revm::context_interface::result::HaltReason,
+        > + 'static,
+{
+    match execute_block(block, factory) {
+        Ok(run) => {
+            for m in header_mismatches(block, &run) {
+                report.fail(format!("{what}{m}"));
+            }
+            Some(run)
+        }
+        Err(mut e) => {
+            e.what = format!("{what}{}", e.what);
+            report.problems.push(e);
+            None
+        }
+    }
+}
+
+/// Compiles `jobs` (code hash, spec, code) in parallel on `opts.jobs`
+/// threads through `factory`'s backend and registers the artifacts.
+fn compile_all(
+    factory: &NativeEvmFactory,
+    mut jobs: Vec<(B256, SpecId, Bytes)>,
+    opts: &ReplayOptions,
+    progress: &mut dyn Progress,
+) -> CompileSummary {
+    let start = Instant::now();
+    // Big contracts first, so that the slowest compiles do not end the phase.
+    jobs.sort_by(|a, b| b.2.len().cmp(&a.2.len()).then(a.0.cmp(&b.0)));
+    progress.phase("compiling", jobs.len());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        // LLVM recurses deeply on large functions.
+        .stack_size(64 << 20)
+        .build();
+    let compile = |(hash, spec, code): &(B256, SpecId, Bytes)| {
+        let t = Instant::now();
+        let (status, error) = if code.len() > opts.max_code_size {
+            ("interpreted", None)
+        } else {
+            match factory.ensure_native(code, *spec) {
+                Ok(true) => ("cached", None),
+                Ok(false) => ("compiled", None),
+                Err(e) => ("failed", Some(e)),
+            }
+        };
+        CompiledContract {
+            code_hash: *hash,
+            spec: *spec,
+            code_size: code.len(),
+            status,
+            secs: t.elapsed().as_secs_f64(),
+            error,
+        }
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut contracts = Vec::with_capacity(jobs.len());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let run = || {
+                jobs.par_iter().for_each_with(tx, |tx, job| {
+                    let _ = tx.send(compile(job));
+                })
+            };
+            match &pool {
+                Ok(pool) => pool.install(run),
+                Err(_) => run(),
+            }
+        });
+        for c in rx {
+            contracts.push(c);
+            progress.tick();
+        }
+    });
+    contracts.sort_by_key(|c| (c.spec as u8, c.code_hash));
+    CompileSummary {
+        contracts,
+        wall: start.elapsed(),
+        ..CompileSummary::default()
+    }
+}
+
+/// Hot compiles by state: `(ready, cached, failed)` counts.
+pub fn hot_counts(hot: &[HotCompile]) -> (usize, usize, usize) {
+    let mut by: BTreeMap<u8, usize> = BTreeMap::new();
+    for h in hot {
+        let k = match h.state {
+            CompileState::Ready { cached: false, .. } => 0,
+            CompileState::Ready { cached: true, .. } => 1,
+            CompileState::Failed(_) => 2,
+            CompileState::Queued => 3,
+        };
+        *by.entry(k).or_default() += 1;
+    }
+    (
+        by.get(&0).copied().unwrap_or(0),
+        by.get(&1).copied().unwrap_or(0),
+        by.get(&2).copied().unwrap_or(0),
+    )
+}

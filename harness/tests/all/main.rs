@@ -1,0 +1,5 @@
+//! The integration tests of this crate, as one binary: each module is one
+//! area. One binary links once, where a file per binary linked LLVM and
+//! revm once each, which was most of CI's time on two cores.
+
+mod realblocks;
