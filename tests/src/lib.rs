@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub mod diff;
 pub mod gen;
+pub mod shapes;
 
 pub use evmc_compiler;
 pub use evmc_runtime;

@@ -77,7 +77,12 @@ pub struct Analysis {
     pub code_len: usize,
     pub insts: Vec<Inst>,
     pub blocks: Vec<Block>,
-    /// JUMPDEST pc -> block index.
+    /// Every valid JUMPDEST's pc (a `0x5b` byte outside PUSH data), whether
+    /// or not it starts a block: what the interpreter accepts as a jump
+    /// target.
+    pub all_jumpdests: BTreeSet<u32>,
+    /// JUMPDEST pc -> block index, for the JUMPDESTs that start a block:
+    /// those whose pc some PUSH pushes (see [`Analysis::new`]).
     pub jumpdests: BTreeMap<u32, usize>,
     /// Whether any reachable block jumps dynamically.
     pub has_dynamic_jumps: bool,
@@ -111,8 +116,29 @@ fn ends_block(opcode: u8) -> bool {
 }
 
 impl Analysis {
+    /// Decodes and analyses `code`.
+    ///
+    /// A JUMPDEST starts a block only if some PUSH in the code pushes its
+    /// pc. Every jump target known at compile time is such a constant (jumps
+    /// are resolved by following PUSHed values), and so is every target the
+    /// dynamic-jump dispatch enters ([`Analysis::pushed_targets`]); any other
+    /// JUMPDEST is entered only by falling into it, or by a dynamic jump to
+    /// a computed target, which the dispatch hands to the interpreter. Such
+    /// a JUMPDEST is one more instruction of the block it lies in: runs of
+    /// JUMPDESTs cost one gas check, not one block, entry and check each.
     pub fn new(code: &[u8]) -> Self {
         let insts = decode(code);
+        let all_jumpdests: BTreeSet<u32> = insts
+            .iter()
+            .filter(|i| i.op == op::JUMPDEST)
+            .map(|i| i.pc)
+            .collect();
+        let entered: BTreeSet<u32> = insts
+            .iter()
+            .filter(|i| matches!(i.op, op::PUSH0..=op::PUSH32))
+            .filter_map(|i| u32::try_from(i.imm).ok())
+            .filter(|pc| all_jumpdests.contains(pc))
+            .collect();
         let mut blocks: Vec<Block> = Vec::new();
         let mut jumpdests = BTreeMap::new();
         let mut start = 0usize;
@@ -120,7 +146,7 @@ impl Analysis {
         for i in 0..insts.len() {
             let inst = &insts[i];
             let starts_here = i == start;
-            if inst.op == op::JUMPDEST && !starts_here {
+            if inst.op == op::JUMPDEST && !starts_here && entered.contains(&inst.pc) {
                 blocks.push(Self::make_block(&insts, start, i, prev_suspends));
                 start = i;
                 prev_suspends = false;
@@ -151,6 +177,7 @@ impl Analysis {
             code_len: code.len(),
             insts,
             blocks,
+            all_jumpdests,
             jumpdests,
             has_dynamic_jumps: false,
             pushed_targets,
@@ -206,15 +233,14 @@ impl Analysis {
                 simulate_const(&mut st, inst);
             }
             let target = st.back().copied().flatten();
-            let resolved = match target {
+            let resolved = match target.map(u32::try_from) {
                 None => JumpTarget::Dynamic,
-                Some(t) => match u32::try_from(t)
-                    .ok()
-                    .filter(|pc| self.jumpdests.contains_key(pc))
-                {
-                    Some(pc) => JumpTarget::Static(pc),
-                    None => JumpTarget::Invalid,
-                },
+                Some(Ok(pc)) if self.jumpdests.contains_key(&pc) => JumpTarget::Static(pc),
+                // A valid JUMPDEST that starts no block; cannot happen (the
+                // constant was pushed), but the dispatch would hand it to
+                // the interpreter, exactly.
+                Some(Ok(pc)) if self.all_jumpdests.contains(&pc) => JumpTarget::Dynamic,
+                Some(_) => JumpTarget::Invalid,
             };
             self.blocks[bi].term = match kind {
                 Terminator::Jump(_) => Terminator::Jump(resolved),

@@ -49,7 +49,8 @@ impl<'a> Plan<'a> {
     /// The plan for parts of about `part_insts` EVM instructions, in at
     /// most `max_shards` shards (one per 2,000 instructions).
     pub fn new(analysis: &'a Analysis, part_insts: usize, max_shards: usize) -> Self {
-        let preds = analysis.single_predecessors();
+        let mut preds = analysis.single_predecessors();
+        cap_trees(analysis, &mut preds, part_insts.max(1));
         let children = children_of(&preds);
         let bounds = stack_bounds(analysis, &preds, &children);
         let partition = Partition::new(analysis, &preds, &children, part_insts.max(1));
@@ -118,6 +119,35 @@ fn shards(a: &Analysis, partition: &Partition, max_shards: usize) -> (Vec<usize>
             return (shard_of, count);
         }
         count = used;
+    }
+}
+
+/// Cuts every inheritance tree into trees of about `budget` instructions
+/// at most: walking each tree from its root, a block that would take its
+/// tree past the budget starts a tree of its own (it no longer inherits:
+/// it checks its stack bounds and takes its words as phis or from memory).
+/// A part holds whole trees, so without the cut one chain of blocks that
+/// each have one predecessor (thousands of pushed JUMPDESTs, a long run of
+/// static jumps) became one function of any size, and the code generator
+/// is superlinear in the size of a function.
+fn cap_trees(a: &Analysis, preds: &mut [Option<usize>], budget: usize) {
+    let children = children_of(preds);
+    let roots: Vec<usize> = (0..preds.len())
+        .filter(|&h| preds[h].is_none() && a.blocks[h].reachable)
+        .collect();
+    let mut tree_size = vec![0usize; preds.len()];
+    for h in roots {
+        // (block, root of its tree)
+        let mut todo = vec![(h, h)];
+        while let Some((b, mut root)) = todo.pop() {
+            let size = a.blocks[b].end - a.blocks[b].first;
+            if b != root && tree_size[root] + size > budget {
+                preds[b] = None;
+                root = b;
+            }
+            tree_size[root] += size;
+            todo.extend(children[b].iter().map(|&c| (c, root)));
+        }
     }
 }
 
@@ -222,20 +252,41 @@ mod tests {
     #[test]
     fn a_block_entered_from_another_part_takes_no_phis() {
         let a = analyze(COUNTED_LOOP);
-        // Every tree its own part.
+        // Trees capped at one instruction: every block roots its own tree
+        // and fills its own part.
         let plan = Plan::new(&a, 1, 1);
-        assert_eq!(plan.partition.heads, vec![vec![0], vec![1]]);
-        assert_eq!(plan.partition.part_of[..4], [0, 1, 1, 1]);
+        assert_eq!(plan.preds, vec![None; 5]);
         assert_eq!(
-            plan.partition.external,
-            vec![true, true, false, false, false]
+            plan.partition.heads,
+            vec![vec![0], vec![1], vec![2], vec![3]]
         );
+        assert_eq!(plan.partition.part_of[..4], [0, 1, 2, 3]);
+        assert_eq!(plan.partition.external, vec![true, true, true, true, false]);
         assert_eq!(
             plan.partition.entry_of,
-            vec![Some(0), Some(1), None, None, None]
+            vec![Some(0), Some(1), Some(2), Some(3), None]
         );
         assert_eq!(plan.phi_words, vec![0; 5]);
-        assert_eq!(plan.partition.members(1), vec![1, 2, 3]);
+        assert_eq!(plan.partition.members(1), vec![1]);
+    }
+
+    #[test]
+    fn chains_of_single_predecessors_are_cut_at_the_part_size() {
+        // JUMPDEST PUSH2 <its pc> POP, 100 times: each JUMPDEST is
+        // pushed, so each unit is a block of 3 instructions (the last one
+        // 4, with the implicit STOP) that only the one before enters.
+        let code: String = (0..100).map(|i| format!("5b61{:04x}50", i * 5)).collect();
+        let a = analyze(&code);
+        assert_eq!(a.blocks.len(), 100);
+        let plan = Plan::new(&a, 31, 1);
+        let roots: Vec<usize> = (0..100).filter(|&b| plan.preds[b].is_none()).collect();
+        assert_eq!(roots, (0..100).step_by(10).collect::<Vec<_>>());
+        // Parts fill with whole trees until they reach the budget.
+        assert_eq!(plan.parts(), 5);
+        // Uncapped, the chain is one tree and one part.
+        let plan = Plan::new(&a, 1_000_000, 1);
+        assert_eq!(plan.parts(), 1);
+        assert_eq!(plan.preds.iter().filter(|p| p.is_none()).count(), 1);
     }
 
     #[test]

@@ -8,7 +8,22 @@ fn analyze(hex_code: &str) -> Analysis {
 fn jumpdest_inside_push_data_is_not_a_destination() {
     // PUSH2 0x5b5b JUMPDEST
     let a = analyze("615b5b5b");
-    assert_eq!(a.jumpdests.keys().copied().collect::<Vec<_>>(), vec![3]);
+    assert_eq!(a.all_jumpdests.iter().copied().collect::<Vec<_>>(), vec![3]);
+}
+
+#[test]
+fn only_pushed_jumpdests_start_blocks() {
+    // JUMPDEST JUMPDEST PUSH1 5 POP; 5: JUMPDEST JUMPDEST STOP: pc 5 is
+    // pushed, 1 and 6 are not (pc 0 starts the code anyway).
+    let a = analyze("5b5b6005505b5b00");
+    let all: Vec<u32> = a.all_jumpdests.iter().copied().collect();
+    assert_eq!(all, vec![0, 1, 5, 6]);
+    assert_eq!(a.jumpdests.keys().copied().collect::<Vec<_>>(), vec![0, 5]);
+    // The two runs, then the implicit STOP.
+    assert_eq!(a.blocks.len(), 3);
+    assert_eq!(a.blocks[0].end - a.blocks[0].first, 4);
+    assert_eq!(a.blocks[1].start_pc, 5);
+    assert_eq!(a.blocks[1].end - a.blocks[1].first, 3);
 }
 
 #[test]

@@ -286,11 +286,15 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
 
     /// Hints that `c` is almost always true.
     pub fn likely(&self, c: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        self.expect(c, true)
+    }
+
+    /// Hints that `c` is almost always `value`.
+    pub fn expect(&self, c: IntValue<'ctx>, value: bool) -> R<IntValue<'ctx>> {
         let expect = Intrinsic::find("llvm.expect").unwrap();
         let decl = expect.get_declaration(&self.m, &[self.i1.into()]).unwrap();
-        let r = self
-            .b
-            .build_call(decl, &[c.into(), self.i1.const_int(1, false).into()], "")?;
+        let v = self.i1.const_int(value as u64, false);
+        let r = self.b.build_call(decl, &[c.into(), v.into()], "")?;
         Ok(r.try_as_basic_value().basic().unwrap().into_int_value())
     }
 

@@ -50,10 +50,15 @@ impl<'ctx> JumpTable<'ctx> {
         }
         if main {
             let mut values = vec![elem.const_zero(); a.code_len];
-            for (&pc, &b) in &a.jumpdests {
-                let v = match (a.is_dynamic_target(b), plan.partition.entry_of[b]) {
-                    (true, Some(e)) => e as u64 + 1,
-                    _ => sentinel,
+            for &pc in &a.all_jumpdests {
+                let entry = a
+                    .jumpdests
+                    .get(&pc)
+                    .filter(|&&b| a.is_dynamic_target(b))
+                    .and_then(|&b| plan.partition.entry_of[b]);
+                let v = match entry {
+                    Some(e) => e as u64 + 1,
+                    None => sentinel,
                 };
                 values[pc as usize] = elem.const_int(v, false);
             }

@@ -1,0 +1,192 @@
+//! Generators of bytecode shapes that stress the compiler rather than the
+//! EVM: each fills a given size with one pattern repeated (JUMPDEST-dense,
+//! PUSH-dense, one huge block, thousands of tiny blocks, dense dynamic
+//! jumps, deep DUP/SWAP chains, long straight-line arithmetic, memory
+//! traffic). Compile time must grow linearly with the size of each, and
+//! each runs to a clean end on any calldata, so that compiled and
+//! interpreted runs can be compared.
+
+/// A named generator: bytecode of at most the given size.
+pub type Shape = (&'static str, fn(usize) -> Vec<u8>);
+
+/// Every shape, by name.
+pub const SHAPES: &[Shape] = &[
+    ("jumpdests", jumpdests),
+    ("pushed_jumpdests", pushed_jumpdests),
+    ("push32_dense", push32_dense),
+    ("one_huge_block", one_huge_block),
+    ("tiny_blocks", tiny_blocks),
+    ("static_jump_chain", static_jump_chain),
+    ("dynamic_jump_table", dynamic_jump_table),
+    ("dup_swap_chains", dup_swap_chains),
+    ("straight_arithmetic", straight_arithmetic),
+    ("memory_traffic", memory_traffic),
+    ("random_bytes", random_bytes),
+];
+
+/// Repeats `unit(pc)` (the unit for the code so far) while it fits in
+/// `size - reserve` bytes.
+fn fill(size: usize, reserve: usize, mut unit: impl FnMut(usize) -> Vec<u8>) -> Vec<u8> {
+    let mut code = Vec::with_capacity(size);
+    loop {
+        let u = unit(code.len());
+        if code.len() + u.len() + reserve > size {
+            return code;
+        }
+        code.extend(u);
+    }
+}
+
+fn push2(v: usize) -> [u8; 3] {
+    [0x61, (v >> 8) as u8, v as u8]
+}
+
+/// Deterministic bytes (xorshift).
+fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Only JUMPDESTs: one straight run.
+pub fn jumpdests(size: usize) -> Vec<u8> {
+    vec![0x5b; size]
+}
+
+/// `JUMPDEST PUSH2 <its own pc> POP`, repeated: every JUMPDEST is a
+/// pushed constant, so each one starts a block.
+pub fn pushed_jumpdests(size: usize) -> Vec<u8> {
+    fill(size, 0, |pc| {
+        let mut u = vec![0x5b];
+        u.extend(push2(pc));
+        u.push(0x50);
+        u
+    })
+}
+
+/// `PUSH32 r1 PUSH32 r2 ADD POP`, repeated: wide constants everywhere.
+pub fn push32_dense(size: usize) -> Vec<u8> {
+    let mut i = 0;
+    fill(size, 0, |_| {
+        i += 1;
+        let mut u = vec![0x7f];
+        u.extend(pseudo_random(32, i));
+        u.push(0x7f);
+        u.extend(pseudo_random(32, i + 1_000_000));
+        u.extend([0x01, 0x50]);
+        u
+    })
+}
+
+/// One block of pushes and pops that keeps 32 words live: `PUSH1 i` x 32,
+/// then `ADD POP PUSH1 i PUSH1 i` ... (balanced), no jumps at all.
+pub fn one_huge_block(size: usize) -> Vec<u8> {
+    let mut code: Vec<u8> = (0..32u8).flat_map(|i| [0x60, i]).collect();
+    let mut i = 0u8;
+    code.extend(fill(size.saturating_sub(code.len()), 0, |_| {
+        i = i.wrapping_add(1);
+        // ADD, then PUSH1 i: the height stays at 32.
+        vec![0x01, 0x60, i]
+    }));
+    code
+}
+
+/// Thousands of tiny blocks with two successors each:
+/// `JUMPDEST PUSH0 CALLDATALOAD PUSH2 <next> JUMPI`: a JUMPI whose target
+/// and fall-through are the next unit.
+pub fn tiny_blocks(size: usize) -> Vec<u8> {
+    let mut code = fill(size, 1, |pc| {
+        let mut u = vec![0x5b, 0x5f, 0x35];
+        u.extend(push2(pc + 7));
+        u.push(0x57);
+        u
+    });
+    code.push(0x5b);
+    code
+}
+
+/// `JUMPDEST PUSH2 <next> JUMP`: a chain of static jumps, each block
+/// entered from one other (ipsilon's `jump_around` jumps in random order).
+pub fn static_jump_chain(size: usize) -> Vec<u8> {
+    let mut code = fill(size, 1, |pc| {
+        let mut u = vec![0x5b];
+        u.extend(push2(pc + 5));
+        u.push(0x56);
+        u
+    });
+    code.push(0x5b);
+    code
+}
+
+/// A jump table of return addresses: after a JUMP over the function,
+/// units `JUMPDEST PUSH2 <next unit> PUSH2 <f> JUMP` call `f: JUMPDEST JUMP`,
+/// which returns through a dynamic jump. Every unit is a dynamic-jump
+/// target.
+pub fn dynamic_jump_table(size: usize) -> Vec<u8> {
+    // 0: PUSH2 6 JUMP; 4: f: JUMPDEST JUMP; 6: units.
+    let mut code = vec![0x61, 0x00, 0x06, 0x56, 0x5b, 0x56];
+    let start = code.len();
+    code.extend(fill(size.saturating_sub(start), 1, |rel| {
+        let pc = start + rel;
+        let mut u = vec![0x5b];
+        u.extend(push2(pc + 8));
+        u.extend(push2(4));
+        u.push(0x56);
+        u
+    }));
+    code.push(0x5b);
+    code
+}
+
+/// Sixteen words, then `DUP<k> SWAP<j> POP` with every depth.
+pub fn dup_swap_chains(size: usize) -> Vec<u8> {
+    let mut code: Vec<u8> = (0..16u8).flat_map(|i| [0x60, i]).collect();
+    let mut i = 0usize;
+    code.extend(fill(size.saturating_sub(code.len()), 0, |_| {
+        i += 1;
+        vec![0x80 + (i % 16) as u8, 0x90 + ((i * 7) % 16) as u8, 0x50]
+    }));
+    code
+}
+
+/// A running value from calldata, through every inline arithmetic
+/// opcode with small constants: `PUSH1 k OP`, repeated.
+pub fn straight_arithmetic(size: usize) -> Vec<u8> {
+    const OPS: [u8; 12] = [
+        0x01, 0x02, 0x03, 0x16, 0x17, 0x18, 0x0b, 0x1a, 0x1b, 0x1c, 0x1d, 0x04,
+    ];
+    let mut code = vec![0x5f, 0x35];
+    let mut i = 0usize;
+    code.extend(fill(size.saturating_sub(2), 0, |_| {
+        i += 1;
+        let op = OPS[i % OPS.len()];
+        // SIGNEXTEND, BYTE and shifts take the constant as their first
+        // operand: swap it on top.
+        match op {
+            0x0b | 0x1a | 0x1b | 0x1c | 0x1d => vec![0x60, (i % 31) as u8, op],
+            _ => vec![0x60, (i % 250 + 1) as u8, 0x90, op],
+        }
+    }));
+    code
+}
+
+/// `DUP1 DUP1 MSTORE DUP1 MLOAD POP PUSH1 32 ADD`, from offset 0: memory
+/// grows by a word per unit.
+pub fn memory_traffic(size: usize) -> Vec<u8> {
+    let mut code = vec![0x5f];
+    code.extend(fill(size.saturating_sub(1), 0, |_| {
+        vec![0x80, 0x80, 0x52, 0x80, 0x51, 0x50, 0x60, 0x20, 0x01]
+    }));
+    code
+}
+
+/// Random bytes: undefined opcodes, stray PUSH data, everything.
+pub fn random_bytes(size: usize) -> Vec<u8> {
+    pseudo_random(size, 0x5eed)
+}
