@@ -55,16 +55,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The cache the CLI uses, compiling in worker processes of this binary.
-/// A read-only cache is said once, here, not at every compile it refuses.
+/// A read-only cache is said once, by the cache itself as it opens (a
+/// `tracing` warning), not at every compile it refuses.
 pub fn open_cache(dir: Option<PathBuf>, limits: CompileLimits) -> Result<ArtifactCache, Failure> {
     let dir = dir.unwrap_or_else(ArtifactCache::default_dir);
     let cache = ArtifactCache::open(&dir).map_err(|e| Failure::Failed(anyhow!(e)))?;
-    if cache.is_read_only() {
-        eprintln!(
-            "warning: artifact cache {} is read-only: hits are served, nothing new is stored",
-            dir.display()
-        );
-    }
     Ok(match std::env::current_exe() {
         Ok(exe) => cache.with_worker(WorkerCommand::new(exe, ["__compile-worker"]), limits),
         Err(_) => cache.with_limits(limits),

@@ -32,7 +32,14 @@ fn write_hex(dir: &Path, name: &str, code: &[u8]) -> String {
 
 const MAX: usize = 24 * 1024;
 
-/// 24 KiB of JUMPDESTs: one block per byte.
+/// A contract that takes seconds and hundreds of MB to compile at level 2:
+/// 6 KiB of stores and loads in one long straight line (JUMPDEST-dense code
+/// used to be the slow shape; it now compiles in milliseconds).
+fn slow_to_compile() -> Vec<u8> {
+    evmc_tests::shapes::memory_traffic(6 * 1024)
+}
+
+/// 24 KiB of JUMPDESTs.
 fn jumpdests() -> Vec<u8> {
     vec![0x5b; MAX]
 }
@@ -152,7 +159,7 @@ fn code_above_the_size_limit_stays_interpreted() {
 fn compile_past_the_deadline_is_killed_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let f = write_hex(dir.path(), "jumpdests", &jumpdests());
+    let f = write_hex(dir.path(), "slow", &slow_to_compile());
     let out = bin()
         .args(["compile", &f, "--json", "--timeout", "0.3", "--cache-dir"])
         .arg(&cache)
@@ -175,7 +182,7 @@ fn compile_past_the_deadline_is_killed_and_leaves_nothing() {
 fn compile_over_the_memory_cap_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let f = write_hex(dir.path(), "jumpdests", &jumpdests());
+    let f = write_hex(dir.path(), "slow", &slow_to_compile());
     // Far below what LLVM needs for this contract (about 0.5 GB resident).
     let out = bin()
         .args([

@@ -127,7 +127,11 @@ fn damaged_block_is_bad_input_naming_block_and_file() {
     std::fs::remove_file(dir.join("bytecodes.json")).unwrap();
     let out = replay(&["--mode", "interp", "--json"], &[&dir]);
     assert_eq!(out.status.code(), Some(2));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The report, then (as after every failure with --json) an error object.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut docs = serde_json::Deserializer::from_str(&stdout).into_iter::<serde_json::Value>();
+    let v = docs.next().unwrap().unwrap();
+    assert_eq!(docs.next().unwrap().unwrap()["exit"], 2);
     assert_eq!(v["failed"], 1);
     let problem = v["blocks"][0]["problems"][0].as_str().unwrap();
     assert!(problem.contains("bytecodes.json is missing"), "{problem}");
