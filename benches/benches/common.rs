@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// `$EVMC_SHARED_DIR/benchdata`, else `../shared/benchdata` beside the
 /// workspace root.
-pub fn benchdata() -> PathBuf {
+pub(crate) fn benchdata() -> PathBuf {
     let dir = evmc_harness::shared_dir().join("benchdata");
     assert!(
         dir.is_dir(),
@@ -27,7 +27,7 @@ pub fn benchdata() -> PathBuf {
 
 /// Every case of the benchdata whose `group/name` matches
 /// `EVMC_BENCH_FILTER` (all without it).
-pub fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     let filter = std::env::var("EVMC_BENCH_FILTER")
         .ok()
         .map(|f| regex::Regex::new(&f).unwrap_or_else(|e| panic!("EVMC_BENCH_FILTER: {e}")));
@@ -39,13 +39,13 @@ pub fn cases() -> Vec<Case> {
     cases
 }
 
-pub fn compiler() -> Compiler {
+pub(crate) fn compiler() -> Compiler {
     Compiler::new(CompileSettings::default()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Few samples: some programs run for seconds per transaction, and there
 /// are about a hundred of them.
-pub fn criterion() -> Criterion {
+pub(crate) fn criterion() -> Criterion {
     Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))
@@ -54,7 +54,7 @@ pub fn criterion() -> Criterion {
 }
 
 /// Median of per-iteration times collected inside `iter_custom`.
-pub fn median_per_iter(samples: &[(u64, Duration)]) -> Duration {
+pub(crate) fn median_per_iter(samples: &[(u64, Duration)]) -> Duration {
     let per: Vec<Duration> = samples
         .iter()
         .filter(|(n, _)| *n > 0)

@@ -33,18 +33,18 @@ pub fn for_program(name: &str) -> Option<RefProgram> {
 /// Static gas of the blocks both programs share.
 mod gas {
     /// `PUSH0 CALLDATALOAD PUSH0 PUSH1`.
-    pub const ENTRY: u64 = 2 + 3 + 2 + 3;
+    pub(super) const ENTRY: u64 = 2 + 3 + 2 + 3;
     /// `JUMPDEST DUP3 ISZERO PUSH1 JUMPI`.
-    pub const LOOP_TEST: u64 = 1 + 3 + 3 + 3 + 10;
+    pub(super) const LOOP_TEST: u64 = 1 + 3 + 3 + 3 + 10;
     /// `JUMPDEST SWAP2 POP POP PUSH0 MSTORE PUSH1 PUSH0 RETURN`, plus the
     /// expansion of memory to one word.
-    pub const EXIT: u64 = 1 + 3 + 2 + 2 + 2 + 3 + 3 + 2 + 3;
+    pub(super) const EXIT: u64 = 1 + 3 + 2 + 2 + 2 + 3 + 3 + 2 + 3;
     /// fibonacci's loop body: `DUP2 DUP2 ADD SWAP2 POP SWAP1 SWAP2 PUSH1
     /// SWAP1 SUB SWAP2 PUSH1 JUMP`.
-    pub const FIB_BODY: u64 = 3 + 3 + 3 + 3 + 2 + 3 + 3 + 3 + 3 + 3 + 3 + 3 + 8;
+    pub(super) const FIB_BODY: u64 = 3 + 3 + 3 + 3 + 2 + 3 + 3 + 3 + 3 + 3 + 3 + 3 + 8;
     /// factorial's loop body: `SWAP1 PUSH1 ADD DUP1 SWAP2 MUL SWAP2 PUSH1
     /// SWAP1 SUB SWAP2 PUSH1 JUMP`.
-    pub const FACT_BODY: u64 = 3 + 3 + 3 + 3 + 3 + 5 + 3 + 3 + 3 + 3 + 3 + 3 + 8;
+    pub(super) const FACT_BODY: u64 = 3 + 3 + 3 + 3 + 3 + 5 + 3 + 3 + 3 + 3 + 3 + 3 + 8;
 }
 
 struct Gas {

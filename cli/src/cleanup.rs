@@ -37,7 +37,7 @@ static PRIVATE_DIR: OnceLock<PathBuf> = OnceLock::new();
 
 /// Removes the private temporary directory when dropped (the command
 /// returned, or unwound from a panic).
-pub struct TempRoot {
+pub(crate) struct TempRoot {
     dir: PathBuf,
 }
 
@@ -52,7 +52,7 @@ impl Drop for TempRoot {
 /// process has only one thread (`TMPDIR` is changed). Without a usable
 /// temporary directory it changes nothing and returns `None`: the
 /// temporary files are then made, and left, where they always were.
-pub fn install() -> Option<TempRoot> {
+pub(crate) fn install() -> Option<TempRoot> {
     let dir = tempfile::Builder::new()
         .prefix(&format!("evmc-native-{}-", std::process::id()))
         .tempdir()

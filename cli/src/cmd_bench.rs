@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Benchmark files or directories (state tests, contract fixtures,
     /// `.bin-runtime` + `.inputs`, `.hex`); default: `$EVMC_SHARED_DIR/benchdata`,
     /// else `../shared/benchdata` (relative to the current directory).
@@ -74,7 +74,7 @@ struct Summary {
     wall_s: f64,
 }
 
-pub fn run(args: Args) -> Result<(), Failure> {
+pub(crate) fn run(args: Args) -> Result<(), Failure> {
     let wall = Instant::now();
     let filter = args.filter.as_ref();
     let paths = if args.paths.is_empty() {

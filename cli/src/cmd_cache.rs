@@ -8,7 +8,7 @@ use serde_json::json;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     action: Action,
     /// Cache directory (default: $EVMC_NATIVE_CACHE, else $XDG_CACHE_HOME/evmc-native, else ~/.cache/evmc-native).
@@ -38,7 +38,7 @@ enum Action {
 }
 
 /// `1048576`, `512K`, `100M`, `2G`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
         Some('K') => (&t[..t.len() - 1], 10),
@@ -57,7 +57,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// The cache the CLI uses, compiling in worker processes of this binary.
 /// A read-only cache is said once, by the cache itself as it opens (a
 /// `tracing` warning), not at every compile it refuses.
-pub fn open_cache(dir: Option<PathBuf>, limits: CompileLimits) -> Result<ArtifactCache, Failure> {
+pub(crate) fn open_cache(
+    dir: Option<PathBuf>,
+    limits: CompileLimits,
+) -> Result<ArtifactCache, Failure> {
     let dir = dir.unwrap_or_else(ArtifactCache::default_dir);
     let cache = ArtifactCache::open(&dir).map_err(|e| Failure::Failed(anyhow!(e)))?;
     Ok(match std::env::current_exe() {
@@ -67,7 +70,7 @@ pub fn open_cache(dir: Option<PathBuf>, limits: CompileLimits) -> Result<Artifac
 }
 
 /// Moved-aside entries are worth a warning wherever they turn up.
-pub fn warn_rejections(rejections: &[Rejection]) {
+pub(crate) fn warn_rejections(rejections: &[Rejection]) {
     for r in rejections {
         match &r.moved_to {
             Some(to) => eprintln!(
@@ -94,7 +97,7 @@ fn human(bytes: u64) -> String {
     }
 }
 
-pub fn run(args: Args) -> Result<(), Failure> {
+pub(crate) fn run(args: Args) -> Result<(), Failure> {
     if let Action::Path = args.action {
         let dir = args.cache_dir.unwrap_or_else(ArtifactCache::default_dir);
         if args.json {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// `0x…` bytecode, a file of hex runtime code, a state JSON file (state
     /// tests' or contract fixtures' `pre`, a genesis `alloc`: every account
     /// with code), or a directory of such files.
@@ -105,7 +105,7 @@ struct Report {
     error: Option<String>,
 }
 
-pub fn run(args: Args) -> Result<(), Failure> {
+pub(crate) fn run(args: Args) -> Result<(), Failure> {
     let mut inputs = read_inputs(&args.inputs).map_err(Failure::BadInput)?;
     if let Some(hot) = &args.hot {
         inputs = select_hot(inputs, hot)?;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReplayMode {
+pub(crate) enum ReplayMode {
     Interp,
     Native,
     Hot,
@@ -28,7 +28,7 @@ pub enum ReplayMode {
 }
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Block folders, or folders of block folders.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -63,7 +63,7 @@ pub struct Args {
     compile_workers: usize,
 }
 
-pub fn run(args: Args) -> Result<(), Failure> {
+pub(crate) fn run(args: Args) -> Result<(), Failure> {
     let dirs = find_block_dirs(&args.paths).map_err(|e| Failure::BadInput(anyhow!(e)))?;
     let mode = match args.mode {
         ReplayMode::Interp => Mode::Interp,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// `0x…` runtime bytecode, a file of hex, or a contract fixture (`.json`
     /// with `pre`, `env` and one transaction).
     code: String,
@@ -52,7 +52,7 @@ struct Side {
     not_compiled: Option<String>,
 }
 
-pub fn run(args: Args) -> Result<(), Failure> {
+pub(crate) fn run(args: Args) -> Result<(), Failure> {
     if args.code.ends_with(".json") {
         return run_fixture_file(&args);
     }

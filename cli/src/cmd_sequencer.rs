@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SeqMode {
+pub(crate) enum SeqMode {
     /// revm's interpreter only.
     Interp,
     /// Every contract compiled before the first block.
@@ -28,7 +28,7 @@ pub enum SeqMode {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum WorkloadArg {
+pub(crate) enum WorkloadArg {
     /// WETH9 deposits, transfers and withdrawals.
     Weth,
     /// USDC (FiatToken behind its proxy): transfers, approvals, transferFrom.
@@ -40,7 +40,7 @@ pub enum WorkloadArg {
 }
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Transactions to generate.
     #[arg(long, value_enum, default_value = "mixed")]
     workload: WorkloadArg,
@@ -135,7 +135,7 @@ fn kind(w: WorkloadArg) -> WorkloadKind {
     }
 }
 
-pub fn run_cmd(args: Args) -> Result<(), Failure> {
+pub(crate) fn run_cmd(args: Args) -> Result<(), Failure> {
     let mut cfg = WorkloadConfig::new(args.txs, args.block_size, args.seed);
     cfg.accounts = args.accounts;
     if let Some(dir) = &args.contracts {

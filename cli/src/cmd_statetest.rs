@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Fixture files or directories (searched recursively for `.json`).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -46,7 +46,7 @@ pub struct Args {
     artifacts_dir: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> Result<(), Failure> {
+pub(crate) fn run(args: Args) -> Result<(), Failure> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.jobs.unwrap_or(0))
         .stack_size(evmc_compiler::LLVM_THREAD_STACK)

@@ -9,17 +9,17 @@ use std::path::{Path, PathBuf};
 
 /// Largest state JSON read as a code input or contract fixture (genesis,
 /// state tests' or fixtures' `pre`): 64 MiB. Real ones are a few MB.
-pub const MAX_STATE_JSON: u64 = 64 << 20;
+pub(crate) const MAX_STATE_JSON: u64 = 64 << 20;
 /// Largest file of hex bytecode: twice [`MAX_STATE_JSON`], room for any
 /// whitespace and formatting around code that decodes to at most
 /// [`evmc_harness::hexcode::MAX_DECODED_BYTES`].
-pub const MAX_HEX_FILE: u64 = 2 * MAX_STATE_JSON;
+pub(crate) const MAX_HEX_FILE: u64 = 2 * MAX_STATE_JSON;
 /// Largest state-test file: 256 MiB. The biggest of the shared test data
 /// is 2.8 MB; execution-spec-tests' largest fixtures are tens of MB.
-pub const MAX_STATE_TEST_FILE: u64 = 256 << 20;
+pub(crate) const MAX_STATE_TEST_FILE: u64 = 256 << 20;
 /// Largest list file (skip lists, `--hot` lists): 16 MiB, some 200,000
 /// code hashes.
-pub const MAX_LIST_FILE: u64 = 16 << 20;
+pub(crate) const MAX_LIST_FILE: u64 = 16 << 20;
 
 /// What a path is when it is not a regular file, for error messages.
 fn kind(md: &std::fs::Metadata) -> &'static str {
@@ -42,7 +42,7 @@ fn kind(md: &std::fs::Metadata) -> &'static str {
 
 /// Fails unless `path` is a regular file (after symlinks): FIFOs would
 /// block the reader forever and devices such as `/dev/zero` never end.
-pub fn check_regular(path: &Path) -> Result<std::fs::Metadata> {
+pub(crate) fn check_regular(path: &Path) -> Result<std::fs::Metadata> {
     let md = std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
     if !md.is_file() {
         bail!(
@@ -57,7 +57,7 @@ pub fn check_regular(path: &Path) -> Result<std::fs::Metadata> {
 /// Reads a whole regular file of at most `limit` bytes. Larger files are
 /// refused before anything is read, and at most `limit + 1` bytes are ever
 /// read, so a file growing meanwhile is still bounded.
-pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
     use std::os::unix::fs::OpenOptionsExt;
     let too_large = |len: u64| {
         anyhow::anyhow!(
@@ -98,13 +98,13 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
 }
 
 /// [`read_bounded`], as UTF-8 text.
-pub fn read_text_bounded(path: &Path, limit: u64) -> Result<String> {
+pub(crate) fn read_text_bounded(path: &Path, limit: u64) -> Result<String> {
     String::from_utf8(read_bounded(path, limit)?)
         .map_err(|_| anyhow::anyhow!("{}: cannot read as text (not UTF-8)", path.display()))
 }
 
 /// One piece of bytecode and where it came from.
-pub struct CodeInput {
+pub(crate) struct CodeInput {
     pub name: String,
     pub code: Vec<u8>,
     /// Accounts holding this code (`0x…`, lower case), for state inputs.
@@ -114,7 +114,7 @@ pub struct CodeInput {
 /// Extensions treated as bytecode files when scanning a directory.
 const CODE_EXTENSIONS: &[&str] = &["hex", "bin", "bin-runtime", "evm", "json"];
 
-pub fn read_inputs(args: &[String]) -> Result<Vec<CodeInput>> {
+pub(crate) fn read_inputs(args: &[String]) -> Result<Vec<CodeInput>> {
     let mut out = Vec::new();
     for arg in args {
         if arg.starts_with("0x") || arg.starts_with("0X") {
@@ -269,12 +269,12 @@ fn state_contracts(text: &str) -> Result<Vec<(String, Vec<u8>)>> {
 
 /// A `--hot` list: code hashes and/or addresses, one per line (`#` comments).
 #[derive(Default)]
-pub struct HotList {
+pub(crate) struct HotList {
     pub code_hashes: std::collections::HashSet<[u8; 32]>,
     pub addresses: std::collections::HashSet<String>,
 }
 
-pub fn read_hot_list(path: &Path) -> Result<HotList> {
+pub(crate) fn read_hot_list(path: &Path) -> Result<HotList> {
     let text = read_text_bounded(path, MAX_LIST_FILE)?;
     let mut hot = HotList::default();
     for (i, line) in text.lines().enumerate() {
@@ -321,7 +321,7 @@ fn shorten(s: &str) -> String {
 }
 
 /// Parses hex with optional `0x`, whitespace, and `(NxHEX)` runs.
-pub fn parse_hex(text: &str) -> Result<Vec<u8>> {
+pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>> {
     let code = evmc_harness::hexcode::parse(text).map_err(anyhow::Error::msg)?;
     if code.is_empty() {
         bail!("empty bytecode");

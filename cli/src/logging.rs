@@ -6,7 +6,7 @@ use tracing_subscriber::EnvFilter;
 /// Installs the stderr subscriber. `RUST_LOG` wins when set; otherwise the
 /// level follows `-v`/`-q`: warnings by default, `-v` info, `-vv` debug,
 /// `-vvv` trace, `-q` errors only.
-pub fn init(verbose: u8, quiet: bool) {
+pub(crate) fn init(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",

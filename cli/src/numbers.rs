@@ -7,52 +7,52 @@ use clap::builder::RangedU64ValueParser;
 
 /// Most transactions of a sequencer run (and most per block): about 17
 /// times the default run, a few GB of generated transactions.
-pub const MAX_TXS: u64 = 10_000_000;
+pub(crate) const MAX_TXS: u64 = 10_000_000;
 
 /// Most sending accounts per sequencer generator.
-pub const MAX_ACCOUNTS: u64 = 1_000_000;
+pub(crate) const MAX_ACCOUNTS: u64 = 1_000_000;
 
 /// Most timed repetitions per benchmark case.
-pub const MAX_REPS: u64 = 1_000_000;
+pub(crate) const MAX_REPS: u64 = 1_000_000;
 
 /// Upper bound of thread counts.
-pub const MAX_THREADS: u64 = 1024;
+pub(crate) const MAX_THREADS: u64 = 1024;
 
 /// Upper bound of durations given in seconds: one week. Far above any
 /// useful limit, and far below what `Duration` can hold.
-pub const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+pub(crate) const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
 
 /// `-O`: LLVM's optimisation levels 0 to 3.
-pub fn opt_level() -> RangedU64ValueParser<u8> {
+pub(crate) fn opt_level() -> RangedU64ValueParser<u8> {
     RangedU64ValueParser::<u8>::new().range(0..=3)
 }
 
 /// A count from 1 to `max` (one of the `MAX_` bounds): zero would silently
 /// mean "nothing" or be taken as 1; the bound keeps what is sized by it in
 /// memory.
-pub fn count(max: u64) -> RangedU64ValueParser<usize> {
+pub(crate) fn count(max: u64) -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::<usize>::new().range(1..=max)
 }
 
 /// A number of threads, at least 1.
-pub fn threads() -> RangedU64ValueParser<usize> {
+pub(crate) fn threads() -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS)
 }
 
 /// A size in bytes that must be at least 1 (a code-size limit of 0 would
 /// leave everything interpreted).
-pub fn positive_size() -> RangedU64ValueParser<usize> {
+pub(crate) fn positive_size() -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::<usize>::new().range(1..)
 }
 
 /// A positive whole number of milliseconds, at most [`MAX_SECONDS`].
-pub fn milliseconds() -> RangedU64ValueParser<u64> {
+pub(crate) fn milliseconds() -> RangedU64ValueParser<u64> {
     RangedU64ValueParser::<u64>::new().range(1..=(MAX_SECONDS as u64) * 1000)
 }
 
 /// A positive number of seconds (fractions allowed), at most
 /// [`MAX_SECONDS`]: `Duration::from_secs_f64` accepts whatever this returns.
-pub fn seconds(s: &str) -> Result<f64, String> {
+pub(crate) fn seconds(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
         .parse()
@@ -67,7 +67,7 @@ pub fn seconds(s: &str) -> Result<f64, String> {
 
 /// `--filter`: every command's filter is a regular expression, checked
 /// when the command line is parsed.
-pub fn regex(s: &str) -> Result<regex::Regex, String> {
+pub(crate) fn regex(s: &str) -> Result<regex::Regex, String> {
     regex::Regex::new(s).map_err(|e| e.to_string())
 }
 

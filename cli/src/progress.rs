@@ -8,13 +8,13 @@ use std::time::Duration;
 static QUIET: AtomicBool = AtomicBool::new(false);
 
 /// Hides every bar from now on (`-q`).
-pub fn set_quiet(quiet: bool) {
+pub(crate) fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
 }
 
 /// A bar over `len` steps labelled `what`; hidden when `hidden` (e.g. JSON
 /// output was asked for) or `-q` was given.
-pub fn bar(len: usize, what: &str, hidden: bool) -> ProgressBar {
+pub(crate) fn bar(len: usize, what: &str, hidden: bool) -> ProgressBar {
     if hidden || QUIET.load(Ordering::Relaxed) {
         return ProgressBar::hidden();
     }
@@ -31,7 +31,7 @@ pub fn bar(len: usize, what: &str, hidden: bool) -> ProgressBar {
 }
 
 /// A spinner for a step of unknown length, labelled `what`.
-pub fn spinner(what: &str, hidden: bool) -> ProgressBar {
+pub(crate) fn spinner(what: &str, hidden: bool) -> ProgressBar {
     if hidden || QUIET.load(Ordering::Relaxed) {
         return ProgressBar::hidden();
     }

@@ -14,7 +14,7 @@ const MEMORY_KIB: u64 = 4 << 20;
 
 /// Runs `evmc-native ARGS` with an empty artifact cache of its own; kills
 /// it and fails after `deadline`.
-pub fn run_capped(args: &[&str], deadline: Duration) -> Output {
+pub(crate) fn run_capped(args: &[&str], deadline: Duration) -> Output {
     let cache = tempfile::tempdir().unwrap();
     let mut child = Command::new("sh")
         .arg("-c")
@@ -64,7 +64,7 @@ pub fn run_capped(args: &[&str], deadline: Duration) -> Output {
 }
 
 /// Asserts a clean refusal: exit `code`, no panic, `needle` on stderr.
-pub fn assert_refused(out: &Output, code: i32, needle: &str, what: &str) {
+pub(crate) fn assert_refused(out: &Output, code: i32, needle: &str, what: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
@@ -81,13 +81,13 @@ pub fn assert_refused(out: &Output, code: i32, needle: &str, what: &str) {
 
 /// Makes a FIFO at `path`: opening it for reading blocks until a writer
 /// comes, which none ever does here.
-pub fn mkfifo(path: &Path) {
+pub(crate) fn mkfifo(path: &Path) {
     let ok = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(ok.success());
 }
 
 /// The JSON objects printed one per line on stdout.
-pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+pub(crate) fn json_lines(out: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))

@@ -34,7 +34,7 @@ impl Partition {
     /// function tends to be contiguous, and so do its loops) until each
     /// holds at least `budget` instructions (trees are never split, so a
     /// part can be larger).
-    pub fn new(
+    pub(crate) fn new(
         a: &Analysis,
         preds: &[Option<usize>],
         children: &[Vec<usize>],
@@ -104,7 +104,7 @@ impl Partition {
     }
 
     /// The blocks of part `k`, in block order.
-    pub fn members(&self, k: usize) -> Vec<usize> {
+    pub(crate) fn members(&self, k: usize) -> Vec<usize> {
         (0..self.part_of.len())
             .filter(|&b| self.part_of[b] == k)
             .collect()
@@ -114,7 +114,7 @@ impl Partition {
     /// where the running instruction count crosses a multiple of the
     /// average; shards left empty by uneven parts are dropped. Returns the
     /// shard of each part and the number of shards.
-    pub fn shards(&self, a: &Analysis, count: usize) -> (Vec<usize>, usize) {
+    pub(crate) fn shards(&self, a: &Analysis, count: usize) -> (Vec<usize>, usize) {
         let mut sizes = vec![0usize; self.heads.len()];
         for (b, &k) in self.part_of.iter().enumerate() {
             if let Some(s) = sizes.get_mut(k) {

@@ -260,37 +260,42 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
         }
     }
 
-    pub fn const_i64(&self, v: u64) -> IntValue<'ctx> {
+    pub(crate) fn const_i64(&self, v: u64) -> IntValue<'ctx> {
         self.i64.const_int(v, false)
     }
 
     /// The address of the [`evmc_interface::ExecCtx`] field at `off` of
     /// the context `ctx`.
-    pub fn field(&self, ctx: PointerValue<'ctx>, off: u32) -> R<PointerValue<'ctx>> {
+    pub(crate) fn field(&self, ctx: PointerValue<'ctx>, off: u32) -> R<PointerValue<'ctx>> {
         unsafe {
             self.b
                 .build_gep(self.i8, ctx, &[self.i64.const_int(off as u64, false)], "")
         }
     }
 
-    pub fn load_field_i64(&self, ctx: PointerValue<'ctx>, off: u32) -> R<IntValue<'ctx>> {
+    pub(crate) fn load_field_i64(&self, ctx: PointerValue<'ctx>, off: u32) -> R<IntValue<'ctx>> {
         let p = self.field(ctx, off)?;
         Ok(self.b.build_load(self.i64, p, "")?.into_int_value())
     }
 
-    pub fn store_field_i64(&self, ctx: PointerValue<'ctx>, off: u32, v: IntValue<'ctx>) -> R<()> {
+    pub(crate) fn store_field_i64(
+        &self,
+        ctx: PointerValue<'ctx>,
+        off: u32,
+        v: IntValue<'ctx>,
+    ) -> R<()> {
         let p = self.field(ctx, off)?;
         self.b.build_store(p, v)?;
         Ok(())
     }
 
     /// Hints that `c` is almost always true.
-    pub fn likely(&self, c: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+    pub(crate) fn likely(&self, c: IntValue<'ctx>) -> R<IntValue<'ctx>> {
         self.expect(c, true)
     }
 
     /// Hints that `c` is almost always `value`.
-    pub fn expect(&self, c: IntValue<'ctx>, value: bool) -> R<IntValue<'ctx>> {
+    pub(crate) fn expect(&self, c: IntValue<'ctx>, value: bool) -> R<IntValue<'ctx>> {
         let expect = Intrinsic::find("llvm.expect").unwrap();
         let decl = expect.get_declaration(&self.m, &[self.i1.into()]).unwrap();
         let v = self.i1.const_int(value as u64, false);

@@ -163,21 +163,21 @@ impl<'g, 'a, 'ctx> PartGen<'g, 'a, 'ctx> {
 
     // ---- ctx field access -------------------------------------------------
 
-    pub fn ctx_field(&self, off: u32) -> R<PointerValue<'ctx>> {
+    pub(super) fn ctx_field(&self, off: u32) -> R<PointerValue<'ctx>> {
         self.field(self.ctx_ptr, off)
     }
-    pub fn load_ctx_i64(&self, off: u32) -> R<IntValue<'ctx>> {
+    pub(super) fn load_ctx_i64(&self, off: u32) -> R<IntValue<'ctx>> {
         self.load_field_i64(self.ctx_ptr, off)
     }
-    pub fn load_ctx_ptr(&self, off: u32) -> R<PointerValue<'ctx>> {
+    pub(super) fn load_ctx_ptr(&self, off: u32) -> R<PointerValue<'ctx>> {
         let p = self.ctx_field(off)?;
         Ok(self.b.build_load(self.ptr, p, "")?.into_pointer_value())
     }
-    pub fn store_ctx_i64(&self, off: u32, v: IntValue<'ctx>) -> R<()> {
+    pub(super) fn store_ctx_i64(&self, off: u32, v: IntValue<'ctx>) -> R<()> {
         self.store_field_i64(self.ctx_ptr, off, v)
     }
 
-    pub fn new_bb(&self, name: &str) -> BasicBlock<'ctx> {
+    pub(super) fn new_bb(&self, name: &str) -> BasicBlock<'ctx> {
         self.cx.append_basic_block(self.f, name)
     }
 
@@ -239,7 +239,7 @@ impl<'g, 'a, 'ctx> PartGen<'g, 'a, 'ctx> {
     }
 
     /// Branches to `ok` when `cond` holds, else to the exit block `cold`.
-    pub fn check(&self, cond: IntValue<'ctx>, cold: BasicBlock<'ctx>, name: &str) -> R<()> {
+    pub(super) fn check(&self, cond: IntValue<'ctx>, cold: BasicBlock<'ctx>, name: &str) -> R<()> {
         let cond = self.likely(cond)?;
         let ok = self.new_bb(name);
         self.b.build_conditional_branch(cond, ok, cold)?;
@@ -247,7 +247,7 @@ impl<'g, 'a, 'ctx> PartGen<'g, 'a, 'ctx> {
         Ok(())
     }
 
-    pub fn load_gas(&self) -> R<IntValue<'ctx>> {
+    pub(super) fn load_gas(&self) -> R<IntValue<'ctx>> {
         Ok(self
             .b
             .build_load(self.i64, self.gas_var, "gas")?
@@ -319,7 +319,7 @@ impl<'g, 'a, 'ctx> PartGen<'g, 'a, 'ctx> {
 
     /// Runs `opcode` through the interpreter's instruction function. The
     /// virtual stack is written back first and is empty afterwards.
-    pub fn call_exec_op(&self, vs: &mut VStack<'ctx>, opcode: u8, pc: u32) -> R<()> {
+    pub(super) fn call_exec_op(&self, vs: &mut VStack<'ctx>, opcode: u8, pc: u32) -> R<()> {
         let len = vs.flush(self)?;
         self.store_ctx_i64(ctx_offsets::STACK_LEN, len)?;
         let gas = self.load_gas()?;

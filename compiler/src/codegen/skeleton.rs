@@ -35,7 +35,12 @@ pub(super) struct JumpTable<'ctx> {
 impl<'ctx> JumpTable<'ctx> {
     /// Declares the table; `main` (shard 0) also defines its contents, the
     /// other shards refer to it.
-    pub fn declare(cx: &'ctx Context, m: &Module<'ctx>, plan: &Plan<'_>, main: bool) -> Self {
+    pub(super) fn declare(
+        cx: &'ctx Context,
+        m: &Module<'ctx>,
+        plan: &Plan<'_>,
+        main: bool,
+    ) -> Self {
         let a = plan.analysis;
         let (elem, sentinel) = match plan.wide_jump_table() {
             false => (cx.i16_type(), u16::MAX as u64),

@@ -25,7 +25,7 @@ pub(crate) struct VStack<'ctx> {
 }
 
 impl<'ctx> VStack<'ctx> {
-    pub fn new(base: IntValue<'ctx>) -> Self {
+    pub(super) fn new(base: IntValue<'ctx>) -> Self {
         Self {
             base,
             popped: 0,
@@ -57,7 +57,7 @@ impl<'ctx> VStack<'ctx> {
     }
 
     /// Makes sure the top `n` words are in `vals`.
-    pub fn ensure(&mut self, g: &PartGen<'_, '_, 'ctx>, n: usize) -> R<()> {
+    pub(super) fn ensure(&mut self, g: &PartGen<'_, '_, 'ctx>, n: usize) -> R<()> {
         while self.vals.len() < n {
             self.popped += 1;
             let rel = -self.popped;
@@ -79,29 +79,29 @@ impl<'ctx> VStack<'ctx> {
         Ok(())
     }
 
-    pub fn pop(&mut self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
+    pub(super) fn pop(&mut self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
         self.ensure(g, 1)?;
         Ok(self.vals.pop().unwrap().v)
     }
 
     /// The `i`-th word from the top (0: the top) if it is held as a value
     /// here; words still in the stack array are not loaded.
-    pub fn peek(&self, i: usize) -> Option<IntValue<'ctx>> {
+    pub(super) fn peek(&self, i: usize) -> Option<IntValue<'ctx>> {
         self.vals.len().checked_sub(i + 1).map(|j| self.vals[j].v)
     }
 
-    pub fn push(&mut self, v: IntValue<'ctx>) {
+    pub(super) fn push(&mut self, v: IntValue<'ctx>) {
         self.vals.push(Slot { v, origin: None });
     }
 
-    pub fn dup(&mut self, g: &PartGen<'_, '_, 'ctx>, n: usize) -> R<()> {
+    pub(super) fn dup(&mut self, g: &PartGen<'_, '_, 'ctx>, n: usize) -> R<()> {
         self.ensure(g, n)?;
         let s = self.vals[self.vals.len() - n];
         self.vals.push(s);
         Ok(())
     }
 
-    pub fn swap(&mut self, g: &PartGen<'_, '_, 'ctx>, n: usize) -> R<()> {
+    pub(super) fn swap(&mut self, g: &PartGen<'_, '_, 'ctx>, n: usize) -> R<()> {
         self.ensure(g, n + 1)?;
         let top = self.vals.len() - 1;
         self.vals.swap(top, top - n);
@@ -110,12 +110,12 @@ impl<'ctx> VStack<'ctx> {
 
     /// Emits the stores that make memory match this state; returns the
     /// stack length. Does not change `self` (usable on side exits).
-    pub fn flush(&self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
+    pub(super) fn flush(&self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
         self.flush_below(g, 0)
     }
 
     /// The current stack length.
-    pub fn len(&self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
+    pub(super) fn len(&self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
         self.offset(g, self.vals.len() as i64 - self.popped)
     }
 
@@ -130,7 +130,7 @@ impl<'ctx> VStack<'ctx> {
     /// Emits the stores for all but the top `keep` words (which must be in
     /// `vals`); returns the length of the stack below them. Does not change
     /// `self`.
-    pub fn flush_below(&self, g: &PartGen<'_, '_, 'ctx>, keep: usize) -> R<IntValue<'ctx>> {
+    pub(super) fn flush_below(&self, g: &PartGen<'_, '_, 'ctx>, keep: usize) -> R<IntValue<'ctx>> {
         let n = self.vals.len() - keep;
         for (i, s) in self.vals[..n].iter().enumerate() {
             let rel = i as i64 - self.popped;
@@ -147,7 +147,7 @@ impl<'ctx> VStack<'ctx> {
     /// Flushes on the main path: memory becomes authoritative, the state
     /// restarts empty at the new length, which is also stored to the length
     /// local for the next block. Returns the length.
-    pub fn commit(&mut self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
+    pub(super) fn commit(&mut self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
         let len = self.flush(g)?;
         g.b.build_store(g.len_var, len)?;
         *self = VStack::new(len);

@@ -14,7 +14,7 @@ use revm::primitives::hardfork::SpecId;
 pub const BYZANTIUM_BLOCK: u64 = 4_370_000;
 
 /// Mainnet's chain id.
-pub const MAINNET_CHAIN_ID: u64 = 1;
+pub(super) const MAINNET_CHAIN_ID: u64 = 1;
 
 /// The environment alloy-evm derives from `header` on mainnet: spec by
 /// block number before the merge and by timestamp after, number,

@@ -28,7 +28,7 @@ fn mainnet_blocks() -> Vec<RealBlock> {
 
 /// The artifact cache the real-block tests share (level 0: see the CLI
 /// test), so that one compiles what the other then finds.
-pub fn test_cache() -> ArtifactCache {
+pub(crate) fn test_cache() -> ArtifactCache {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("realblocks-cache");
     ArtifactCache::open(&dir).expect("artifact cache")
 }

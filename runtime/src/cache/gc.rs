@@ -105,7 +105,7 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
     }
 }
 
-pub fn ls(layout: &Layout) -> Result<Vec<EntryInfo>, CacheError> {
+pub(super) fn ls(layout: &Layout) -> Result<Vec<EntryInfo>, CacheError> {
     let mut out = Vec::new();
     for path in children(&layout.entries)? {
         let digest = path
@@ -133,7 +133,7 @@ pub fn ls(layout: &Layout) -> Result<Vec<EntryInfo>, CacheError> {
 
 /// Checks every entry as a lookup would, trust of the directories
 /// included; bad ones are moved aside when `writable`, else only reported.
-pub fn verify(layout: &Layout, writable: bool) -> Result<VerifyReport, CacheError> {
+pub(super) fn verify(layout: &Layout, writable: bool) -> Result<VerifyReport, CacheError> {
     let mut report = VerifyReport {
         read_only: !writable,
         ..Default::default()
@@ -180,7 +180,7 @@ pub fn verify(layout: &Layout, writable: bool) -> Result<VerifyReport, CacheErro
     Ok(report)
 }
 
-pub fn gc(layout: &Layout, max_size: Option<u64>) -> Result<GcReport, CacheError> {
+pub(super) fn gc(layout: &Layout, max_size: Option<u64>) -> Result<GcReport, CacheError> {
     let mut report = GcReport::default();
     let now = now_unix();
     for path in children(&layout.tmp)? {

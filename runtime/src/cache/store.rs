@@ -25,7 +25,7 @@ const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This directory is an evmc-native artifact cache; backup tools may skip it.\n";
 
 #[derive(Clone, Debug)]
-pub struct Layout {
+pub(super) struct Layout {
     pub root: PathBuf,
     pub entries: PathBuf,
     pub tmp: PathBuf,
@@ -33,7 +33,7 @@ pub struct Layout {
 }
 
 /// Why reading an entry failed.
-pub enum EntryError {
+pub(super) enum EntryError {
     /// The entry is bad: it must be moved aside.
     Bad(String),
     /// The process or system is in trouble (no file descriptors, no memory),
@@ -41,7 +41,7 @@ pub enum EntryError {
     Transient(CacheError),
 }
 
-pub fn now_unix() -> u64 {
+pub(super) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -69,7 +69,7 @@ pub(super) fn is_transient(e: &std::io::Error) -> bool {
 }
 
 impl Layout {
-    pub fn new(root: &Path) -> Self {
+    pub(super) fn new(root: &Path) -> Self {
         Self {
             root: root.to_path_buf(),
             entries: root.join("entries"),
@@ -84,7 +84,7 @@ impl Layout {
     /// a read-only cache, which still serves hits: `Ok(false)`. One that
     /// is missing and cannot be created, is not a directory or cannot be
     /// read is a clear [`CacheError::Unusable`].
-    pub fn create(&self) -> Result<bool, CacheError> {
+    pub(super) fn create(&self) -> Result<bool, CacheError> {
         let unusable = |path: &Path, what: &str, e: std::io::Error| CacheError::Unusable {
             path: path.to_path_buf(),
             reason: format!("{what}: {e}"),
@@ -172,7 +172,7 @@ impl Layout {
 
     /// Removes the temporary directories in `tmp/` whose owner process is
     /// gone (see `owner`); returns those removed.
-    pub fn remove_dead_temporaries(&self) -> Vec<PathBuf> {
+    pub(super) fn remove_dead_temporaries(&self) -> Vec<PathBuf> {
         let Ok(rd) = std::fs::read_dir(&self.tmp) else {
             return Vec::new();
         };
@@ -189,7 +189,7 @@ impl Layout {
 
     /// Why the cache's own directories (root and `entries/`) could be
     /// changed by someone this process does not trust, if they could.
-    pub fn untrusted_dirs(&self) -> Option<String> {
+    pub(super) fn untrusted_dirs(&self) -> Option<String> {
         let check = |dir: &Path, md: std::io::Result<std::fs::Metadata>| match md {
             Ok(md) => trust_problem(&md).map(|p| format!("{} is {p}", dir.display())),
             Err(e) => Some(format!("{}: cannot stat: {e}", dir.display())),
@@ -198,14 +198,17 @@ impl Layout {
             .or_else(|| check(&self.entries, std::fs::symlink_metadata(&self.entries)))
     }
 
-    pub fn entry_dir(&self, digest: &str) -> PathBuf {
+    pub(super) fn entry_dir(&self, digest: &str) -> PathBuf {
         self.entries.join(digest)
     }
 
     /// Reads an entry's manifest and opens its artifact. Checks that they
     /// are regular files and that the manifest belongs under this name; the
     /// artifact's content is read and checked by the loader.
-    pub fn read_entry(&self, dir: &Path) -> Result<Option<(Manifest, OpenedArtifact)>, EntryError> {
+    pub(super) fn read_entry(
+        &self,
+        dir: &Path,
+    ) -> Result<Option<(Manifest, OpenedArtifact)>, EntryError> {
         let md = match std::fs::symlink_metadata(dir) {
             Ok(md) => md,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -249,7 +252,7 @@ impl Layout {
     }
 
     /// Moves `entry` (whatever it is) into `quarantine/` with a reason file.
-    pub fn quarantine(&self, entry: &Path, reason: &str) -> Rejection {
+    pub(super) fn quarantine(&self, entry: &Path, reason: &str) -> Rejection {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let name = entry
             .file_name()
@@ -284,7 +287,7 @@ impl Layout {
     }
 
     /// A fresh private directory to build an entry in.
-    pub fn build_dir(&self) -> Result<tempfile::TempDir, CacheError> {
+    pub(super) fn build_dir(&self) -> Result<tempfile::TempDir, CacheError> {
         tempfile::Builder::new()
             .prefix(&owner::prefix("build"))
             .tempdir_in(&self.tmp)
@@ -297,7 +300,7 @@ impl Layout {
     /// Writes the manifest into `build` and renames the whole directory to
     /// the entry's name. Returns false when another writer got there first
     /// (its entry stays; ours is discarded).
-    pub fn publish(
+    pub(super) fn publish(
         &self,
         build: tempfile::TempDir,
         manifest: &Manifest,
@@ -354,7 +357,7 @@ fn strip_path(msg: &str) -> &str {
 
 /// Sets an entry's modification time to now: gc evicts the least recently
 /// used entries first. Best effort (a read-only cache still serves hits).
-pub fn touch(path: &Path) {
+pub(super) fn touch(path: &Path) {
     use std::os::unix::ffi::OsStrExt;
     if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
         // SAFETY: valid NUL-terminated path; a null `times` means "now".

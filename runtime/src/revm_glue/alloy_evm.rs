@@ -16,9 +16,10 @@
 //! nothing compiled.
 
 use super::evm::NativeEvm;
+#[cfg(feature = "compiler")]
+use crate::hot::CacheBackend;
 use crate::hot::{
-    CacheBackend, CompileBackend, CompileState, CompilerConfig, HotCompiler, HotCounters,
-    Thresholds,
+    CompileBackend, CompileState, CompilerConfig, HotCompiler, HotCounters, Thresholds,
 };
 use crate::registry::Registry;
 use crate::ArtifactCache;
@@ -341,6 +342,7 @@ impl NativeEvmFactory {
 
     /// Takes artifacts from `cache` and compiles into it at `opt_level`
     /// (for [`NativeEvmFactory::ensure_native`] and hot compilation).
+    #[cfg(feature = "compiler")]
     pub fn with_cache(self, cache: ArtifactCache, opt_level: u8) -> Self {
         self.with_backend(Arc::new(CacheBackend::new(cache, opt_level)))
     }
@@ -358,12 +360,21 @@ impl NativeEvmFactory {
     pub fn with_hot_compilation(mut self, options: HotOptions) -> std::io::Result<Self> {
         let backend = match &self.backend {
             Some(b) => b.clone(),
+            #[cfg(feature = "compiler")]
             None => {
                 let b: Arc<dyn CompileBackend> = Arc::new(crate::hot::InProcessBackend::new(
                     evmc_compiler::CompileOptions::new(SpecId::default()).opt_level,
                 )?);
                 self.backend = Some(b.clone());
                 b
+            }
+            // A runtime without the compiler compiles nothing by itself.
+            #[cfg(not(feature = "compiler"))]
+            None => {
+                return Err(std::io::Error::other(
+                    "hot compilation needs a compile backend (with_backend) in a runtime \
+                     built without the `compiler` feature",
+                ))
             }
         };
         self.hot = Some(Arc::new(HotState {

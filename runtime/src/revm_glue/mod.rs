@@ -1,10 +1,10 @@
 //! Everything in the runtime that touches revm's API.
 
-pub mod alloy_evm;
+pub(crate) mod alloy_evm;
 mod arith;
 pub mod block;
-pub mod evm;
-pub mod executor;
-pub mod inspect;
+pub(crate) mod evm;
+pub(crate) mod executor;
+pub(crate) mod inspect;
 mod interp_loop;
-pub mod trace;
+pub(crate) mod trace;

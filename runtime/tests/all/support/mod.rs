@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
-pub const SPEC: SpecId = SpecId::OSAKA;
-pub const OPT: u8 = 2;
+pub(crate) const SPEC: SpecId = SpecId::OSAKA;
+pub(crate) const OPT: u8 = 2;
 
-pub use evmc_harness::shared_dir;
+pub(crate) use evmc_harness::shared_dir;
 
 /// The `counter` contract fixture: one small contract called once.
-pub fn fixture() -> &'static Fixture {
+pub(crate) fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let path = shared_dir().join("benchdata/contracts/counter.json");
@@ -29,17 +29,17 @@ pub fn fixture() -> &'static Fixture {
     })
 }
 
-pub fn contract() -> Vec<u8> {
+pub(crate) fn contract() -> Vec<u8> {
     let codes: Vec<_> = fixture().codes().collect();
     assert_eq!(codes.len(), 1);
     codes[0].to_vec()
 }
 
-pub fn code_hash() -> B256 {
+pub(crate) fn code_hash() -> B256 {
     evmc_compiler::code_hash(&contract())
 }
 
-pub fn opts() -> CompileOptions {
+pub(crate) fn opts() -> CompileOptions {
     let mut o = CompileOptions::new(SPEC);
     o.opt_level = OPT;
     o
@@ -47,7 +47,7 @@ pub fn opts() -> CompileOptions {
 
 /// A cache directory holding the fixture's compiled contract, compiled
 /// once; every call returns a fresh private copy.
-pub fn cache_with_contract() -> (tempfile::TempDir, ArtifactCache) {
+pub(crate) fn cache_with_contract() -> (tempfile::TempDir, ArtifactCache) {
     static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
     let template = TEMPLATE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
@@ -61,7 +61,7 @@ pub fn cache_with_contract() -> (tempfile::TempDir, ArtifactCache) {
     (dir, cache)
 }
 
-pub fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -75,7 +75,7 @@ pub fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// The directory of the contract's entry.
-pub fn entry_dir(cache: &ArtifactCache) -> PathBuf {
+pub(crate) fn entry_dir(cache: &ArtifactCache) -> PathBuf {
     cache
         .dir()
         .join("entries")
@@ -84,7 +84,7 @@ pub fn entry_dir(cache: &ArtifactCache) -> PathBuf {
 
 /// Replaces a file's content, as someone who can write the directory
 /// would: published artifacts are read-only, so the file is replaced.
-pub fn overwrite(path: &Path, bytes: &[u8]) {
+pub(crate) fn overwrite(path: &Path, bytes: &[u8]) {
     let _ = std::fs::remove_file(path);
     std::fs::write(path, bytes).unwrap();
 }
@@ -92,7 +92,7 @@ pub fn overwrite(path: &Path, bytes: &[u8]) {
 /// Rewrites the entry's manifest to pin the artifact as it is now, as an
 /// attacker who can write the whole cache would: only the loader's checks
 /// stand between these bytes and running them.
-pub fn repin(cache: &ArtifactCache) {
+pub(crate) fn repin(cache: &ArtifactCache) {
     let dir = entry_dir(cache);
     let bytes = std::fs::read(dir.join("artifact.so")).unwrap();
     let mpath = dir.join("manifest.json");
@@ -105,7 +105,7 @@ pub fn repin(cache: &ArtifactCache) {
 /// Looks the contract up in `cache` the way a node would and runs the
 /// fixture with whatever it got; returns the number of native frames.
 /// Asserts the outcome is exactly the interpreter's.
-pub fn run_through_cache(cache: &ArtifactCache) -> u64 {
+pub(crate) fn run_through_cache(cache: &ArtifactCache) -> u64 {
     let f = fixture();
     let registry = Registry::new();
     if let Some(art) = cache.get(code_hash(), SPEC, OPT).unwrap() {
@@ -122,7 +122,7 @@ pub fn run_through_cache(cache: &ArtifactCache) -> u64 {
 /// Asserts one refusal was recorded, with `needle` in its reason, that the
 /// entry was moved to quarantine with a reason file, and that the contract
 /// then ran interpreted, exactly.
-pub fn assert_refused(cache: &ArtifactCache, needle: &str) {
+pub(crate) fn assert_refused(cache: &ArtifactCache, needle: &str) {
     let frames = run_through_cache(cache);
     assert_eq!(frames, 0, "a refused artifact ran");
     let rejections = cache.take_rejections();
@@ -140,10 +140,10 @@ pub fn assert_refused(cache: &ArtifactCache, needle: &str) {
 }
 
 /// Set in the environment of a test re-executed by [`rerun_as_nobody`].
-pub const UNPRIVILEGED: &str = "EVMC_TEST_UNPRIVILEGED";
-pub const NOBODY: u32 = 65534;
+pub(crate) const UNPRIVILEGED: &str = "EVMC_TEST_UNPRIVILEGED";
+pub(crate) const NOBODY: u32 = 65534;
 
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: plain syscall.
     unsafe { libc::geteuid() == 0 }
 }
@@ -151,7 +151,7 @@ pub fn is_root() -> bool {
 /// Root ignores permission bits, so tests about them re-run themselves
 /// (this test binary, only `test`) as `nobody`, with `value` in
 /// [`UNPRIVILEGED`]; asserts that run passed.
-pub fn rerun_as_nobody(test: &str, value: &std::ffi::OsStr) {
+pub(crate) fn rerun_as_nobody(test: &str, value: &std::ffi::OsStr) {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
     // A filter, not `--exact`: the harness names the test by its module
@@ -184,20 +184,20 @@ pub fn rerun_as_nobody(test: &str, value: &std::ffi::OsStr) {
 }
 
 /// What the fixture's contract is expected to be compiled for.
-pub fn expect() -> Expect {
+pub(crate) fn expect() -> Expect {
     Expect {
         code_hash: code_hash(),
         spec: evmc_compiler::spec_name(SPEC).to_string(),
     }
 }
 
-pub fn metadata_offset(so: &[u8]) -> usize {
+pub(crate) fn metadata_offset(so: &[u8]) -> usize {
     so.windows(8)
         .position(|w| w == METADATA_MAGIC)
         .expect("metadata in artifact")
 }
 
-pub fn real_metadata() -> ArtifactMetadata {
+pub(crate) fn real_metadata() -> ArtifactMetadata {
     let (_d, cache) = cache_with_contract();
     let so = std::fs::read(entry_dir(&cache).join("artifact.so")).unwrap();
     ArtifactMetadata::from_bytes(&so[metadata_offset(&so)..]).unwrap()
@@ -205,7 +205,7 @@ pub fn real_metadata() -> ArtifactMetadata {
 
 /// Builds a shared object from C with the system compiler, exporting the
 /// real contract's metadata and an entry point.
-pub fn c_library(name: &str, extra: &str, entry_body: &str) -> Vec<u8> {
+pub(crate) fn c_library(name: &str, extra: &str, entry_body: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let bytes: Vec<String> = real_metadata()
         .as_bytes()
