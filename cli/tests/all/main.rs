@@ -13,4 +13,5 @@ mod numeric_flags;
 mod run_cli;
 mod sequencer_cli;
 mod statetest;
+mod store_cli;
 mod support;
