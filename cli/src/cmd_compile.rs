@@ -299,6 +299,7 @@ fn compile_cached(input: &CodeInput, opts: &CompileOptions, cache: &ArtifactCach
             report.artifact_size = std::fs::metadata(&art.path).ok().map(|m| m.len());
             match source {
                 Source::Hit => report.status = "cached",
+                Source::Fetched => report.status = "fetched",
                 Source::Compiled(c) => {
                     report.opt_level = Some(c.effective_opt_level);
                     report.ir_instructions = Some(c.ir_instructions);

@@ -17,6 +17,10 @@ pub mod key;
 pub mod manifest;
 mod store;
 
+// The shared store tier: hooks below are marked `feature = "store"`.
+#[cfg(feature = "store")]
+pub mod remote;
+
 pub use crate::compile_worker::{CompileFailure, CompileLimits, CompiledFile, WorkerCommand};
 pub use gc::{EntryInfo, GcReport, VerifyReport};
 pub use key::CacheKey;
@@ -68,6 +72,8 @@ impl CacheError {
 #[derive(Clone, Debug)]
 pub enum Source {
     Hit,
+    /// Downloaded from the shared store, checked and kept locally.
+    Fetched,
     Compiled(CompiledFile),
 }
 
@@ -88,6 +94,9 @@ pub struct ArtifactCache {
     /// large, compiler error, over the time or memory cap): a hot contract
     /// must not cost a full timeout on every lookup.
     failed: Mutex<HashMap<String, CompileFailure>>,
+    /// The shared store behind the local directory, if any.
+    #[cfg(feature = "store")]
+    remote: Option<remote::RemoteTier>,
 }
 
 impl std::fmt::Debug for ArtifactCache {
@@ -145,6 +154,8 @@ impl ArtifactCache {
             rejections: Mutex::default(),
             inflight: Mutex::default(),
             failed: Mutex::default(),
+            #[cfg(feature = "store")]
+            remote: None,
         })
     }
 
@@ -302,6 +313,10 @@ impl ArtifactCache {
         if let Some(a) = self.get_key(key)? {
             return Ok((a, Source::Hit));
         }
+        #[cfg(feature = "store")]
+        if let Some(a) = self.fetch_remote(key)? {
+            return Ok((a, Source::Fetched));
+        }
         if let Some(f) = self.failed.lock().expect("not poisoned").get(digest) {
             return Err(CacheError::FailedBefore(f.clone()));
         }
@@ -331,6 +346,8 @@ impl ArtifactCache {
             effective_opt_level: compiled.effective_opt_level,
         };
         self.layout.publish(build, &manifest)?;
+        #[cfg(feature = "store")]
+        self.publish_remote(&manifest, &bytes);
         let path = self.layout.entry_dir(digest).join(ARTIFACT_FILE);
         let source = crate::loader::Source::Bytes {
             path: &path,
@@ -368,7 +385,10 @@ impl ArtifactCache {
             compile_ms: compiled.compile_ms,
             effective_opt_level: compiled.effective_opt_level,
         };
-        self.layout.publish(build, &manifest)
+        let published = self.layout.publish(build, &manifest)?;
+        #[cfg(feature = "store")]
+        self.publish_remote(&manifest, &bytes);
+        Ok(published)
     }
 
     /// Every entry with its manifest, size and last use (no hashing).

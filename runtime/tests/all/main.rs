@@ -10,3 +10,4 @@ mod hot;
 mod in_place;
 mod load_only;
 mod sequencer;
+mod store;
