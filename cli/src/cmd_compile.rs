@@ -59,6 +59,8 @@ pub struct Args {
     /// One JSON object per input on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    store: crate::cmd_store::StoreArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -140,7 +142,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
             timeout: Duration::from_secs_f64(args.timeout),
             max_memory: args.max_memory,
         };
-        Some(open_cache(args.cache_dir.clone(), limits)?)
+        Some(crate::cmd_store::attach(
+            open_cache(args.cache_dir.clone(), limits)?,
+            &args.store,
+        )?)
     } else {
         let dir = args.out_dir.clone().unwrap_or_else(|| PathBuf::from("."));
         std::fs::create_dir_all(&dir).map_err(|e| {

@@ -6,6 +6,7 @@ mod cmd_compile;
 mod cmd_run;
 mod cmd_sequencer;
 mod cmd_statetest;
+mod cmd_store;
 mod input;
 mod numbers;
 
@@ -68,6 +69,14 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Warnings of the library (an unreachable artefact store, a refused
+    // store object) go to stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        .without_time()
+        .with_target(false)
+        .init();
     let cli = Cli::try_parse().unwrap_or_else(|e| {
         if e.use_stderr() && wants_json() {
             let msg = e.to_string();

@@ -210,6 +210,10 @@ impl StoreClient {
     /// Opens the breaker (one warning per outage) and returns the error.
     fn down(&self, reason: String) -> StoreError {
         let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        // Calls that were in flight together fail together: one outage.
+        if h.down_until.is_some_and(|until| until > Instant::now()) {
+            return StoreError::Unavailable(reason);
+        }
         let first = h.backoff.is_zero();
         h.backoff = if first {
             FIRST_BACKOFF

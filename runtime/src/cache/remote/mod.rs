@@ -286,8 +286,12 @@ impl ArtifactCache {
     /// node has a key). Failures are warnings: the local entry stands.
     pub(super) fn publish_remote(&self, manifest: &Manifest, artifact: &[u8]) {
         let Some(remote) = &self.remote else { return };
-        if let Err(reason) = self.put_remote(remote, manifest, artifact) {
-            tracing::warn!("artefact store {}: {reason}", remote.client.url());
+        match self.put_remote(remote, manifest, artifact) {
+            // The breaker has warned once for the outage.
+            Ok(_) | Err(StoreError::Unavailable(_)) => {}
+            Err(StoreError::Failed(reason)) => {
+                tracing::warn!("artefact store {}: {reason}", remote.client.url());
+            }
         }
     }
 
@@ -297,7 +301,7 @@ impl ArtifactCache {
         remote: &RemoteTier,
         manifest: &Manifest,
         artifact: &[u8],
-    ) -> Result<bool, String> {
+    ) -> Result<bool, StoreError> {
         let digest = manifest.key.digest_hex();
         let seal = remote.sign_key.as_ref().map(|k| {
             signing::seal(
@@ -308,19 +312,16 @@ impl ArtifactCache {
             )
         });
         let object = bundle::encode(manifest, seal.as_ref(), artifact);
-        if remote
-            .client
-            .put_if_absent(&digest, object)
-            .map_err(|e| e.to_string())?
-        {
+        if remote.client.put_if_absent(&digest, object)? {
             return Ok(true);
         }
         // Another publisher was first: fine if it stored what we built.
         let existing = remote
             .client
-            .get(&digest, MAX_OBJECT_SIZE)
-            .map_err(|e| e.to_string())?
-            .ok_or("object vanished after a conflicting upload")?;
+            .get(&digest, MAX_OBJECT_SIZE)?
+            .ok_or_else(|| {
+                StoreError::Failed("object vanished after a conflicting upload".into())
+            })?;
         match remote.check(&manifest.key, &existing, false) {
             Ok((_, bytes, _)) if bytes.as_slice() == artifact => Ok(false),
             Ok(_) => {
@@ -328,11 +329,11 @@ impl ArtifactCache {
                               (a non-reproducible build, or a forged object)"
                     .to_string();
                 self.reject_remote(&digest, reason.clone());
-                Err(reason)
+                Err(StoreError::Failed(reason))
             }
             Err(reason) => {
                 self.reject_remote(&digest, reason.clone());
-                Err(reason)
+                Err(StoreError::Failed(reason))
             }
         }
     }
@@ -400,7 +401,7 @@ impl ArtifactCache {
             match self.put_remote(remote, &m, &bytes) {
                 Ok(true) => report.copied += 1,
                 Ok(false) => report.present += 1,
-                Err(reason) => report.failed.push((e.digest, reason)),
+                Err(reason) => report.failed.push((e.digest, reason.to_string())),
             }
         }
         Ok(report)
