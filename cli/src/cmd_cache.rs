@@ -17,6 +17,10 @@ pub(crate) struct Args {
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
+    /// With `--store`, `ls`, `verify` and `gc` act on the store's objects
+    /// (gc removes those this node refuses or another compiler built).
+    #[command(flatten)]
+    store: crate::cmd_store::StoreArgs,
 }
 
 #[derive(clap::Subcommand)]
@@ -35,6 +39,12 @@ enum Action {
     },
     /// Print the cache directory.
     Path,
+    /// Publish every local entry to the `--store`.
+    Push,
+    /// Copy every usable `--store` object into the local cache.
+    Pull,
+    /// Write a new signing key to FILE (mode 0600) and print its public key.
+    Keygen { file: PathBuf },
 }
 
 /// `1048576`, `512K`, `100M`, `2G`.
@@ -71,7 +81,11 @@ pub(crate) fn open_cache(
 
 /// Moved-aside entries are worth a warning wherever they turn up.
 pub(crate) fn warn_rejections(rejections: &[Rejection]) {
-    for r in rejections {
+    // Refused store objects were warned about when refused.
+    for r in rejections
+        .iter()
+        .filter(|r| !r.entry.to_string_lossy().contains("://"))
+    {
         match &r.moved_to {
             Some(to) => eprintln!(
                 "warning: cache entry {} refused: {} (moved to {})",
@@ -107,10 +121,34 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         }
         return Ok(());
     }
+    if let Action::Keygen { file } = &args.action {
+        return crate::cmd_store::keygen(file, args.json);
+    }
     let cache = open_cache(args.cache_dir, CompileLimits::default())?;
+    let cache = crate::cmd_store::attach(cache, &args.store)?;
     let failed = |e: evmc_runtime::CacheError| Failure::Failed(anyhow!(e));
+    if cache.store().is_some() {
+        let as_json = args.json;
+        match args.action {
+            Action::Ls => return crate::cmd_store::store_action(&cache, "ls", as_json),
+            Action::Verify => return crate::cmd_store::store_action(&cache, "verify", as_json),
+            Action::Gc { .. } => return crate::cmd_store::store_action(&cache, "gc", as_json),
+            _ => {}
+        }
+    } else if matches!(args.action, Action::Push | Action::Pull) {
+        return Err(Failure::BadInput(anyhow!("push and pull need --store URL")));
+    }
     match args.action {
-        Action::Path => unreachable!("handled above"),
+        Action::Path | Action::Keygen { .. } => unreachable!("handled above"),
+        Action::Push => {
+            let r = cache.push().map_err(failed)?;
+            crate::cmd_store::print_sync("push", &r, args.json)?;
+        }
+        Action::Pull => {
+            let r = cache.pull().map_err(failed)?;
+            warn_rejections(&cache.take_rejections());
+            crate::cmd_store::print_sync("pull", &r, args.json)?;
+        }
         Action::Ls => {
             let entries = cache.ls().map_err(failed)?;
             if args.json {

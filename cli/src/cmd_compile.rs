@@ -60,6 +60,8 @@ pub(crate) struct Args {
     /// One JSON object per input on stdout (schema evmc-native/compile/v1).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    store: crate::cmd_store::StoreArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -141,7 +143,10 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
             timeout: Duration::from_secs_f64(args.timeout),
             max_memory: args.max_memory,
         };
-        Some(open_cache(args.cache_dir.clone(), limits)?)
+        Some(crate::cmd_store::attach(
+            open_cache(args.cache_dir.clone(), limits)?,
+            &args.store,
+        )?)
     } else {
         let dir = args.out_dir.clone().unwrap_or_else(|| PathBuf::from("."));
         std::fs::create_dir_all(&dir).map_err(|e| {
@@ -295,6 +300,7 @@ fn compile_cached(input: &CodeInput, opts: &CompileOptions, cache: &ArtifactCach
             report.artifact_size = std::fs::metadata(&art.path).ok().map(|m| m.len());
             match source {
                 Source::Hit => report.status = "cached",
+                Source::Fetched => report.status = "fetched",
                 Source::Compiled(c) => {
                     report.opt_level = Some(c.effective_opt_level);
                     report.ir_instructions = Some(c.ir_instructions);

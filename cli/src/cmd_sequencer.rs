@@ -97,6 +97,8 @@ pub(crate) struct Args {
     /// Print one JSON object (schema evmc-native/sequencer/v1) instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    store: crate::cmd_store::StoreArgs,
 }
 
 /// The workloads read their contracts from `--contracts` themselves, whole:
@@ -159,13 +161,22 @@ pub(crate) fn run_cmd(args: Args) -> Result<(), Failure> {
     // of `--verify` included): one cache, and one warning when it is
     // unusable.
     let mut refused = None;
+    let mut warm_up = None;
     let cache_backend = if args.no_cache {
         None
     } else {
         let limits = evmc_runtime::CompileLimits::default();
         match crate::cmd_cache::open_cache(args.cache_dir.clone(), limits) {
             Ok(cache) => {
+                let cache = crate::cmd_store::attach(cache, &args.store)?;
                 refused = Some(cache.rejection_log());
+                // A standby starts hot: what other nodes published for
+                // these contracts is local before the first block.
+                if args.mode == SeqMode::Hot {
+                    let codes: Vec<&[u8]> = w.contracts.iter().map(|c| &c.code[..]).collect();
+                    warm_up = crate::cmd_store::warm_up(&cache, &codes, w.spec, args.opt_level);
+                    crate::cmd_cache::warn_rejections(&cache.take_rejections());
+                }
                 Some(std::sync::Arc::new(evmc_runtime::hot::CacheBackend::new(
                     cache,
                     args.opt_level,
@@ -200,6 +211,15 @@ pub(crate) fn run_cmd(args: Args) -> Result<(), Failure> {
         "workload": w.name, "txs": w.txs(), "blocks": w.blocks.len(),
         "block_size": args.block_size, "seed": args.seed, "accounts": args.accounts,
     });
+    if let Some(r) = &warm_up {
+        if !args.json {
+            println!(
+                "store warm-up: {} of {} artefacts fetched ({} already local, {} not in the store, {} refused, {} failed) in {:.3} s",
+                r.fetched, r.requested, r.already_local, r.missing, r.refused, r.failed, r.secs
+            );
+        }
+        report["store_warm_up"] = json!(r);
+    }
     let failed = match args.mode {
         SeqMode::Compare => compare_mode(&w, &options(Mode::Native)?, &args, &mut report),
         SeqMode::Interp | SeqMode::Native | SeqMode::Hot => {

@@ -8,6 +8,7 @@ mod cmd_replay;
 mod cmd_run;
 mod cmd_sequencer;
 mod cmd_statetest;
+mod cmd_store;
 mod input;
 mod logging;
 mod numbers;

@@ -17,4 +17,5 @@ mod replay;
 mod run_cli;
 mod sequencer_cli;
 mod statetest;
+mod store_cli;
 mod support;

@@ -29,6 +29,10 @@ mod owner;
 mod rejection;
 mod store;
 
+// The shared store tier: hooks below are marked `feature = "store"`.
+#[cfg(feature = "store")]
+pub mod remote;
+
 pub use crate::compile_worker::{CompileFailure, CompileLimits, CompiledFile, WorkerCommand};
 pub use gc::{EntryInfo, GcReport, VerifyReport};
 pub use key::CacheKey;
@@ -85,6 +89,8 @@ impl CacheError {
 #[derive(Clone, Debug)]
 pub enum Source {
     Hit,
+    /// Downloaded from the shared store, checked and kept locally.
+    Fetched,
     Compiled(CompiledFile),
 }
 
@@ -110,6 +116,9 @@ pub struct ArtifactCache {
     /// large, compiler error, over the time or memory cap): a hot contract
     /// must not cost a full timeout on every lookup.
     failed: Mutex<HashMap<String, CompileFailure>>,
+    /// The shared store behind the local directory, if any.
+    #[cfg(feature = "store")]
+    remote: Option<remote::RemoteTier>,
 }
 
 impl std::fmt::Debug for ArtifactCache {
@@ -184,6 +193,8 @@ impl ArtifactCache {
             read_only: AtomicBool::new(!writable),
             inflight: Mutex::default(),
             failed: Mutex::default(),
+            #[cfg(feature = "store")]
+            remote: None,
         })
     }
 
@@ -414,6 +425,10 @@ impl ArtifactCache {
         if let Some(a) = self.get_key(key)? {
             return Ok((a, Source::Hit));
         }
+        #[cfg(feature = "store")]
+        if let Some(a) = self.fetch_remote(key)? {
+            return Ok((a, Source::Fetched));
+        }
         if let Some(f) = self.failed.lock().expect("not poisoned").get(digest) {
             return Err(CacheError::FailedBefore(f.clone()));
         }
@@ -448,6 +463,8 @@ impl ArtifactCache {
         self.layout
             .publish(build, &manifest)
             .map_err(|e| self.write_refused(e))?;
+        #[cfg(feature = "store")]
+        self.publish_remote(&manifest, &bytes);
         let path = self.layout.entry_dir(digest).join(ARTIFACT_FILE);
         let source = crate::loader::Source::Bytes {
             path: &path,
@@ -488,9 +505,13 @@ impl ArtifactCache {
             compile_ms: compiled.compile_ms,
             effective_opt_level: compiled.effective_opt_level,
         };
-        self.layout
+        let published = self
+            .layout
             .publish(build, &manifest)
-            .map_err(|e| self.write_refused(e))
+            .map_err(|e| self.write_refused(e))?;
+        #[cfg(feature = "store")]
+        self.publish_remote(&manifest, &bytes);
+        Ok(published)
     }
 
     /// Every entry with its manifest, size and last use (no hashing).

@@ -14,4 +14,5 @@ mod metrics;
 mod read_only;
 mod sequencer;
 mod shutdown;
+mod store;
 mod trust;

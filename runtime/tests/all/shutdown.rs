@@ -107,10 +107,15 @@ fn dropping_kills_running_worker_processes() {
     let hot = HotCompiler::new(config(2), backend, registry.clone());
     submit_many(&hot, 4);
     let end = Instant::now() + Duration::from_secs(10);
-    while registry.metrics().snapshot().compiles_started < 2 && Instant::now() < end {
+    // A compile counts as started just before its worker process is
+    // spawned: wait for the processes themselves.
+    let mut children = sleep_children();
+    while (registry.metrics().snapshot().compiles_started < 2 || children.len() < 2)
+        && Instant::now() < end
+    {
         std::thread::sleep(Duration::from_millis(5));
+        children = sleep_children();
     }
-    let children = sleep_children();
     assert_eq!(children.len(), 2, "two workers running: {children:?}");
 
     let start = Instant::now();
