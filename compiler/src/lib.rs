@@ -363,6 +363,10 @@ pub fn compile_object(code: &[u8], opts: &CompileOptions) -> Result<CompiledObje
     })
 }
 
+/// One shard's object file and timings.
+#[cfg(feature = "llvm")]
+type ShardResult = Result<(Vec<u8>, Timings), CompileError>;
+
 /// The shards on `opts.threads` threads at most, each shard with its own
 /// LLVM context; thread `t` builds shards `t`, `t + threads`, ... The
 /// shards agree on the optimisation level, which depends on the size of all
@@ -378,60 +382,58 @@ fn compile_shards(
     let meta = metadata_for(code, opts);
     let total = AtomicUsize::new(0);
     let sized = Barrier::new(workers);
-    let mut results: Vec<(usize, Result<(Vec<u8>, Timings), CompileError>)> =
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers)
-                .map(|t| {
-                    let (meta, total, sized) = (&meta, &total, &sized);
-                    let thread = std::thread::Builder::new()
-                        .name(format!("evmc-shard-{t}"))
-                        .stack_size(LLVM_THREAD_STACK);
-                    let handle = thread.spawn_scoped(s, move || {
-                        let start = Instant::now();
-                        let mine: Vec<usize> = (t..count).step_by(workers).collect();
-                        let contexts: Vec<Context> =
-                            mine.iter().map(|_| Context::create()).collect();
-                        let built: Vec<_> = contexts
-                            .iter()
-                            .zip(&mine)
-                            .map(|(cx, &index)| {
-                                let m = codegen::build_module(cx, plan, opts.spec, meta, index);
-                                let size = m.as_ref().map_or(0, codegen::instruction_count);
-                                total.fetch_add(size, Ordering::SeqCst);
-                                (index, m, size)
-                            })
-                            .collect();
-                        let ir = start.elapsed();
-                        // Every thread reaches the barrier, failed or not.
-                        sized.wait();
-                        let level = level_for(opts, total.load(Ordering::SeqCst));
-                        built
-                            .into_iter()
-                            .map(|(index, m, size)| {
-                                let t = Timings {
-                                    ir,
-                                    ir_instructions: size,
-                                    opt_level: level,
-                                    ..Timings::default()
-                                };
-                                let r = m
-                                    .map_err(|e| CompileError::Llvm(e.to_string()))
-                                    .and_then(|m| lower(m, opts, Emit::Object, t));
-                                (index, r)
-                            })
-                            .collect::<Vec<_>>()
-                    });
-                    // As `Scope::spawn` would: the threads already started
-                    // wait for this one at the barrier, so there is no
-                    // going back.
-                    handle.expect("cannot start a compile shard thread")
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("a compile shard panicked"))
-                .collect()
-        });
+    let mut results: Vec<(usize, ShardResult)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|t| {
+                let (meta, total, sized) = (&meta, &total, &sized);
+                let thread = std::thread::Builder::new()
+                    .name(format!("evmc-shard-{t}"))
+                    .stack_size(LLVM_THREAD_STACK);
+                let handle = thread.spawn_scoped(s, move || {
+                    let start = Instant::now();
+                    let mine: Vec<usize> = (t..count).step_by(workers).collect();
+                    let contexts: Vec<Context> = mine.iter().map(|_| Context::create()).collect();
+                    let built: Vec<_> = contexts
+                        .iter()
+                        .zip(&mine)
+                        .map(|(cx, &index)| {
+                            let m = codegen::build_module(cx, plan, opts.spec, meta, index);
+                            let size = m.as_ref().map_or(0, codegen::instruction_count);
+                            total.fetch_add(size, Ordering::SeqCst);
+                            (index, m, size)
+                        })
+                        .collect();
+                    let ir = start.elapsed();
+                    // Every thread reaches the barrier, failed or not.
+                    sized.wait();
+                    let level = level_for(opts, total.load(Ordering::SeqCst));
+                    built
+                        .into_iter()
+                        .map(|(index, m, size)| {
+                            let t = Timings {
+                                ir,
+                                ir_instructions: size,
+                                opt_level: level,
+                                ..Timings::default()
+                            };
+                            let r = m
+                                .map_err(|e| CompileError::Llvm(e.to_string()))
+                                .and_then(|m| lower(m, opts, Emit::Object, t));
+                            (index, r)
+                        })
+                        .collect::<Vec<_>>()
+                });
+                // As `Scope::spawn` would: the threads already started
+                // wait for this one at the barrier, so there is no
+                // going back.
+                handle.expect("cannot start a compile shard thread")
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a compile shard panicked"))
+            .collect()
+    });
     // Objects in shard order, whatever thread built them: the link order
     // is part of the artefact's bytes.
     results.sort_by_key(|(index, _)| *index);
