@@ -1,4 +1,4 @@
-//! The performance targets of issue 5, by program.
+//! The performance targets, by program.
 
 use serde::Serialize;
 
