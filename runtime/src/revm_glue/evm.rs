@@ -13,6 +13,7 @@ use super::trace::TraceStep;
 use crate::hot::{FrameTally, HotCounters};
 use crate::metrics::{FrameCounts, InterpretReason};
 use crate::registry::{ArtifactMap, ReasonMap, Registry};
+use crate::LoadedArtifact;
 use revm::context::{ContextSetters, ContextTr, Evm, FrameStack, JournalTr};
 use revm::context_interface::result::{
     EVMError, ExecutionResult, HaltReason, InvalidTransaction, ResultAndState,
@@ -155,24 +156,19 @@ where
         let instructions = &mut self.inner.instruction;
         let spec = frame.interpreter.runtime_flag.spec_id;
         let code_hash = frame.interpreter.bytecode.hash();
-        let artifact = match code_hash {
-            Some(hash) if !self.artifacts.is_empty() => self.artifacts.get(&(hash, spec)),
-            _ => None,
-        };
+        let artifact = artifact_for(&self.artifacts, code_hash, spec);
         let table = instructions.instruction_table();
         let gas_table = instructions.gas_table();
         let depth = frame.depth;
-        match artifact {
-            Some(_) => self.frames.native(),
-            None => {
-                let reason = interpret_reason(&self.reasons, code_hash, spec);
-                tracing::trace!(?code_hash, reason = reason.as_str(), "frame interpreted");
-                self.frames.interpreted(reason);
-            }
+        if artifact.is_none() {
+            let reason = interpret_reason(&self.reasons, code_hash, spec);
+            tracing::trace!(?code_hash, reason = reason.as_str(), "frame interpreted");
+            self.frames.interpreted(reason);
         }
         let action = match (artifact, self.trace.as_mut()) {
             (Some(art), steps) => {
                 self.native_frames += 1;
+                self.frames.native();
                 let tracing = steps.map(|steps| Tracing { depth, steps });
                 // SAFETY: the artifact was validated for this code hash and spec.
                 unsafe {
@@ -308,6 +304,20 @@ where
                 self.inner.ctx.db_mut().commit(output.state);
                 output.result
             })
+    }
+}
+
+/// The artefact registered for a frame of `code_hash` under `spec`, if any
+/// (init code has no hash and always runs interpreted).
+#[inline]
+pub(super) fn artifact_for(
+    artifacts: &ArtifactMap,
+    code_hash: Option<B256>,
+    spec: SpecId,
+) -> Option<&Arc<LoadedArtifact>> {
+    match code_hash {
+        Some(hash) if !artifacts.is_empty() => artifacts.get(&(hash, spec)),
+        _ => None,
     }
 }
 

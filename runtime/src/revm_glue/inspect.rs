@@ -23,7 +23,7 @@ mod native_run;
 
 pub use frame_level::FrameLevel;
 
-use super::evm::NativeEvm;
+use super::evm::{artifact_for, NativeEvm};
 use native_run::run_native_inspected;
 use revm::context::{ContextSetters, ContextTr, FrameStack, JournalTr};
 use revm::database_interface::DatabaseCommit;
@@ -109,15 +109,10 @@ where
         let code_hash = interp.bytecode.hash();
         // An interpreter an inspector halted in `initialize_interp` is left
         // to revm's loop, which ends it before any instruction.
-        let artifact = match code_hash {
-            Some(hash)
-                if self.frame_level_native
-                    && !self.artifacts.is_empty()
-                    && !interp.bytecode.is_end() =>
-            {
-                self.artifacts.get(&(hash, interp.runtime_flag.spec_id))
-            }
-            _ => None,
+        let artifact = if self.frame_level_native && !interp.bytecode.is_end() {
+            artifact_for(&self.artifacts, code_hash, interp.runtime_flag.spec_id)
+        } else {
+            None
         };
         let table = instructions.instruction_table();
         let gas_table = instructions.gas_table();
