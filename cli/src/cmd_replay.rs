@@ -52,6 +52,11 @@ pub(crate) struct Args {
     /// (default: every contract the blocks run).
     #[arg(long = "min-gas", default_value_t = 0)]
     min_gas: u64,
+    /// interp, native and compare: run each timed block this many times
+    /// (alternating interpreter and native in compare) and report the
+    /// median time; only the first run is checked.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    repeat: u64,
     /// Hot mode: gas a contract's own frames must spend to be compiled.
     #[arg(long = "hot-gas", default_value_t = Thresholds::default().gas)]
     hot_gas: u64,
@@ -96,6 +101,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         jobs: args.jobs.unwrap_or(cores).max(1),
         max_code_size: evmc_compiler::DEFAULT_MAX_CODE_SIZE,
         min_gas: args.min_gas,
+        repeat: args.repeat as usize,
         hot: HotOptions {
             thresholds: Thresholds {
                 gas: args.hot_gas,

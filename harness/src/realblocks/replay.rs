@@ -63,6 +63,11 @@ pub struct ReplayOptions {
     pub min_gas: u64,
     /// Thresholds and workers of `hot`.
     pub hot: HotOptions,
+    /// `interp`, `native` and `compare`: times each timed run this many
+    /// times (alternating the modes in `compare`) and reports the median,
+    /// for stable figures and for profiling; only the first run of each is
+    /// checked. 1 when 0.
+    pub repeat: usize,
 }
 
 /// One block's result.
@@ -269,7 +274,11 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
             for (block, report) in blocks.iter().zip(&mut reports) {
                 if let Some(block) = block {
                     if let Some(run) = run_checked(block, EthEvmFactory::default(), report, "") {
-                        report.interp = Some(run.time);
+                        let mut times = vec![run.time];
+                        for _ in 1..opts.repeat.max(1) {
+                            times.extend(timed_again(block, EthEvmFactory::default(), report));
+                        }
+                        report.interp = Some(median(times));
                     }
                 }
                 progress.tick();
@@ -331,18 +340,40 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
                 blocks.iter().zip(&mut reports).zip(&reference).enumerate()
             {
                 if let (Some(block), Some(reference)) = (block, reference) {
-                    let interp_first = i % 2 == 0;
-                    if opts.mode == Mode::Compare && interp_first {
-                        timed_interp(block, reference, report);
-                    }
-                    if let Some(run) = run_checked(block, native.clone(), report, "native: ") {
-                        report.native = Some(run.time);
-                        if let Some(d) = run_difference(reference, &run, "interpreted", "native") {
-                            report.fail(format!("native differs from the interpreter: {d}"));
+                    let compare = opts.mode == Mode::Compare;
+                    let (mut interp, mut native_times) = (Vec::new(), Vec::new());
+                    for r in 0..opts.repeat.max(1) {
+                        // Which mode goes first alternates between blocks
+                        // and between repetitions.
+                        let interp_first = (i + r) % 2 == 0;
+                        let first = r == 0;
+                        if compare && interp_first {
+                            interp.extend(timed_interp(block, reference, report, first));
+                        }
+                        if first {
+                            if let Some(run) =
+                                run_checked(block, native.clone(), report, "native: ")
+                            {
+                                native_times.push(run.time);
+                                if let Some(d) =
+                                    run_difference(reference, &run, "interpreted", "native")
+                                {
+                                    report
+                                        .fail(format!("native differs from the interpreter: {d}"));
+                                }
+                            }
+                        } else {
+                            native_times.extend(timed_again(block, native.clone(), report));
+                        }
+                        if compare && !interp_first {
+                            interp.extend(timed_interp(block, reference, report, first));
                         }
                     }
-                    if opts.mode == Mode::Compare && !interp_first {
-                        timed_interp(block, reference, report);
+                    if !native_times.is_empty() {
+                        report.native = Some(median(native_times));
+                    }
+                    if !interp.is_empty() {
+                        report.interp = Some(median(interp));
                     }
                 }
                 progress.tick();
@@ -393,15 +424,48 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
     out
 }
 
-/// The interpreted run of compare mode: timed, checked against the header
-/// and against the reference run.
-fn timed_interp(block: &RealBlock, reference: &BlockRun, report: &mut BlockReport) {
-    if let Some(run) = run_checked(block, EthEvmFactory::default(), report, "interpreted: ") {
-        report.interp = Some(run.time);
-        if let Some(d) = run_difference(reference, &run, "first run", "second run") {
-            report.fail(format!("two interpreted runs differ: {d}"));
+/// The interpreted run of compare mode: timed, and when `check`, checked
+/// against the header and against the reference run.
+fn timed_interp(
+    block: &RealBlock,
+    reference: &BlockRun,
+    report: &mut BlockReport,
+    check: bool,
+) -> Option<Duration> {
+    if !check {
+        return timed_again(block, EthEvmFactory::default(), report);
+    }
+    let run = run_checked(block, EthEvmFactory::default(), report, "interpreted: ")?;
+    if let Some(d) = run_difference(reference, &run, "first run", "second run") {
+        report.fail(format!("two interpreted runs differ: {d}"));
+    }
+    Some(run.time)
+}
+
+/// A repetition of a run already checked: only its time (and an error, if
+/// the block no longer executes).
+fn timed_again<F>(block: &RealBlock, factory: F, report: &mut BlockReport) -> Option<Duration>
+where
+    F: alloy_evm::EvmFactory<
+            Spec = SpecId,
+            BlockEnv = revm::context::BlockEnv,
+            Tx = revm::context::TxEnv,
+            HaltReason = revm::context_interface::result::HaltReason,
+        > + 'static,
+{
+    match execute_block(block, factory) {
+        Ok(run) => Some(run.time),
+        Err(e) => {
+            report.problems.push(e);
+            None
         }
     }
+}
+
+/// The median of `times` (not empty), the lower middle one of an even count.
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[(times.len() - 1) / 2]
 }
 
 /// Executes `block` with `factory` and checks it against the header;

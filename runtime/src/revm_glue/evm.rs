@@ -9,6 +9,7 @@
 
 use super::executor::{run_native_with, Tracing};
 use super::interp_loop::run_traced;
+use super::keccak_memo::KeccakMemo;
 use super::trace::TraceStep;
 use crate::hot::{FrameTally, HotCounters};
 use crate::metrics::{FrameCounts, InterpretReason};
@@ -54,6 +55,8 @@ pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P
     /// Whether compiled frames run natively while inspecting; settable only
     /// for a `FrameLevel` inspector (see [`super::inspect`]).
     pub(super) frame_level_native: bool,
+    /// KECCAK256 results of the current transaction's compiled frames.
+    memo: KeccakMemo,
 }
 
 impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
@@ -75,6 +78,7 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
             trace: None,
             hot: None,
             frame_level_native: false,
+            memo: KeccakMemo::default(),
         }
     }
 
@@ -106,8 +110,10 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
         &self.registry
     }
 
-    /// Picks up artifacts registered since the last transaction.
+    /// Starts a transaction: picks up artifacts registered since the last
+    /// one and empties the KECCAK256 memo.
     pub fn refresh(&mut self) {
+        self.memo.next_transaction();
         self.flush_metrics();
         let seen = self.generation;
         self.registry
@@ -179,6 +185,7 @@ where
                         gas_table,
                         context,
                         tracing,
+                        Some(&mut self.memo),
                     )
                 }
             }

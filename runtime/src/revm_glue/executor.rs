@@ -9,6 +9,7 @@
 //! deoptimisation exact (the interpreter continues from the same state).
 
 use super::interp_loop::{finish, run_traced};
+use super::keccak_memo::KeccakMemo;
 use super::trace::TraceStep;
 use evmc_interface::{exit, Builtins, EntryFn, ExecCtx, ExecOpFn, STACK_LIMIT};
 use revm::interpreter::interpreter_types::{Jumps, LoopControl};
@@ -30,6 +31,8 @@ pub(super) struct FrameState<H: Host> {
     /// Where to record the steps handed to the runtime (null: not tracing).
     trace: *mut Vec<TraceStep>,
     depth: usize,
+    /// The transaction's KECCAK256 memo (null: hash every time).
+    pub(super) memo: *mut KeccakMemo,
 }
 
 /// Optional tracing of one native run.
@@ -51,7 +54,7 @@ pub unsafe fn run_native<H: Host>(
     gas_table: &GasTable,
     host: &mut H,
 ) -> InterpreterAction {
-    run_native_with(entry, interp, table, gas_table, host, None)
+    run_native_with(entry, interp, table, gas_table, host, None, None)
 }
 
 /// [`run_native`], optionally recording a trace.
@@ -65,6 +68,7 @@ pub(crate) unsafe fn run_native_with<H: Host>(
     gas_table: &GasTable,
     host: &mut H,
     mut tracing: Option<Tracing<'_>>,
+    memo: Option<&mut KeccakMemo>,
 ) -> InterpreterAction {
     interp.bytecode.reset_action();
     if let Some(t) = tracing.as_mut() {
@@ -77,6 +81,9 @@ pub(crate) unsafe fn run_native_with<H: Host>(
     }
     let builtins = builtins::<H>(exec_op::<H>);
     let mut state = FrameState::<H>::new(interp, host, table);
+    if let Some(memo) = memo {
+        state.memo = memo;
+    }
     if let Some(t) = tracing.as_mut() {
         state.trace = &mut *t.steps as *mut _;
         state.depth = t.depth;
@@ -118,6 +125,7 @@ impl<H: Host> FrameState<H> {
             result: InstructionResult::Stop,
             trace: std::ptr::null_mut(),
             depth: 0,
+            memo: std::ptr::null_mut(),
         }
     }
 }
@@ -377,7 +385,11 @@ unsafe extern "C" fn keccak256<H: Host>(ctx: *mut ExecCtx, words: *mut [u64; 4])
         }
         let from = word_usize(words, 0).ok_or(InstructionResult::InvalidOperandOOG)?;
         interp.resize_memory(gas_params, from, len)?;
-        Ok(keccak(interp.memory.slice_len(from, len).as_ref()))
+        let input = interp.memory.slice_len(from, len);
+        Ok(match st.memo.as_mut() {
+            Some(memo) => memo.hash(input.as_ref()),
+            None => keccak(input.as_ref()),
+        })
     })();
     ctx.gas = interp.gas.remaining();
     match r {

@@ -7,4 +7,5 @@ pub(crate) mod evm;
 pub(crate) mod executor;
 pub(crate) mod inspect;
 mod interp_loop;
+mod keccak_memo;
 pub(crate) mod trace;
