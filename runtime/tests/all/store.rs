@@ -326,3 +326,46 @@ fn a_store_that_never_answers_does_not_hang_lookups() {
         Duration::from_secs(30),
     );
 }
+
+/// A standby's warm-up: `pull` copies every object it may use, each
+/// checked, into an empty cache; a second pull finds them present; a node
+/// trusting no key takes nothing; an object stored under another key's
+/// name is refused with the reason, never kept.
+#[test]
+fn pull_copies_trusted_objects_and_refuses_the_rest() {
+    let store = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", store.path().display());
+    let (_a, a) = node(&url, Some(publisher_key()), &[]);
+    a.lookup_or_compile(&contract(), &opts()).unwrap();
+    // The honest object again, under a name that is not its key's.
+    let (m, _) = honest();
+    let object = StoreClient::open(&url)
+        .unwrap()
+        .get(&m.key.digest_hex(), 1 << 30)
+        .unwrap()
+        .expect("published");
+    let wrong_name = "ab".repeat(32);
+    StoreClient::open(&url)
+        .unwrap()
+        .put_if_absent(&wrong_name, object)
+        .unwrap();
+
+    let (_b, b) = node(&url, None, &[publisher_key()]);
+    let r = b.pull().unwrap();
+    assert_eq!((r.copied, r.present), (1, 0), "{r:?}");
+    assert_eq!(r.failed.len(), 1, "{r:?}");
+    assert_eq!(r.failed[0].0, wrong_name);
+    assert!(r.failed[0].1.contains("another key"), "{r:?}");
+    assert!(!b.take_rejections().is_empty());
+    assert!(run_through_cache(&b) > 0, "the pulled artefact did not run");
+    let again = b.pull().unwrap();
+    assert_eq!((again.copied, again.present), (0, 1), "{again:?}");
+
+    let (_c, c) = node(&url, None, &[]);
+    let r = c.pull().unwrap();
+    assert_eq!(r.copied, 0, "{r:?}");
+    assert!(
+        r.failed.iter().all(|(_, why)| why.contains("no trusted")),
+        "{r:?}"
+    );
+}

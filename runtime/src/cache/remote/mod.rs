@@ -74,6 +74,10 @@ impl StoreConfig {
     }
 }
 
+/// Downloads in flight at once in [`ArtifactCache::prefetch`] and
+/// [`ArtifactCache::pull`].
+const FETCH_THREADS: usize = 8;
+
 /// The store tier of one cache.
 pub struct RemoteTier {
     client: StoreClient,
@@ -234,27 +238,58 @@ impl ArtifactCache {
     /// Downloads the object for `key` into the local cache if it passes
     /// every check. `Ok(true)` when the local cache now has it.
     fn fetch_to_local(&self, key: &CacheKey) -> Result<Fetch, CacheError> {
+        self.fetch_object(&key.digest_hex(), Some(key))
+            .map(|(fetch, _)| fetch)
+    }
+
+    /// Downloads the store object named `digest` once, checks it (for
+    /// `key`, or for the key its own manifest names, which must be the one
+    /// its name says) and keeps it in the local cache. The reason comes
+    /// with a refusal.
+    fn fetch_object(
+        &self,
+        digest: &str,
+        key: Option<&CacheKey>,
+    ) -> Result<(Fetch, Option<String>), CacheError> {
         let Some(remote) = &self.remote else {
-            return Ok(Fetch::Missing);
+            return Ok((Fetch::Missing, None));
         };
         if !remote.trusts_anyone() {
-            return Ok(Fetch::Missing);
+            return Ok((Fetch::Missing, None));
         }
-        let digest = key.digest_hex();
-        let object = match remote.client.get(&digest, MAX_OBJECT_SIZE) {
+        let object = match remote.client.get(digest, MAX_OBJECT_SIZE) {
             Ok(Some(o)) => o,
-            Ok(None) => return Ok(Fetch::Missing),
-            Err(StoreError::Unavailable(_)) => return Ok(Fetch::Failed),
+            Ok(None) => return Ok((Fetch::Missing, None)),
+            Err(StoreError::Unavailable(e)) => return Ok((Fetch::Failed, Some(e.to_string()))),
             Err(StoreError::Failed(e)) => {
                 tracing::warn!("artefact store {}: {e}", remote.client.url());
-                return Ok(Fetch::Failed);
+                return Ok((Fetch::Failed, Some(e)));
             }
+        };
+        let named;
+        let key = match key {
+            Some(k) => k,
+            None => match bundle::decode(&object) {
+                Ok(b) if b.manifest.key.digest_hex() == digest => {
+                    named = b.manifest.key;
+                    &named
+                }
+                Ok(_) => {
+                    let reason = "object's manifest is for another key than its name".to_string();
+                    self.reject_remote(digest, reason.clone());
+                    return Ok((Fetch::Refused, Some(reason)));
+                }
+                Err(reason) => {
+                    self.reject_remote(digest, reason.clone());
+                    return Ok((Fetch::Refused, Some(reason)));
+                }
+            },
         };
         let (manifest, artifact) = match remote.check(key, &object, true) {
             Ok((m, a, _)) => (m, a),
             Err(reason) => {
-                self.reject_remote(&digest, reason);
-                return Ok(Fetch::Refused);
+                self.reject_remote(digest, reason.clone());
+                return Ok((Fetch::Refused, Some(reason)));
             }
         };
         let build = self.layout.build_dir()?;
@@ -264,7 +299,7 @@ impl ArtifactCache {
             source,
         })?;
         self.layout.publish(build, &manifest)?;
-        Ok(Fetch::Local)
+        Ok((Fetch::Local, None))
     }
 
     /// The store's artefact for `key`, checked, kept locally and loaded;
@@ -351,7 +386,7 @@ impl ArtifactCache {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let results = std::sync::Mutex::new(Vec::new());
         std::thread::scope(|s| {
-            for _ in 0..todo.len().min(8) {
+            for _ in 0..todo.len().min(FETCH_THREADS) {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(key) = todo.get(i) else { break };
@@ -404,34 +439,56 @@ impl ArtifactCache {
         Ok(report)
     }
 
-    /// Copies every store object this node may use into the local cache.
+    /// Copies every store object this node may use into the local cache,
+    /// each downloaded once, [`FETCH_THREADS`] at a time (a standby's
+    /// warm-up is bound by the store's latency, not by the checks).
     pub fn pull(&self) -> Result<SyncReport, CacheError> {
         let mut report = SyncReport::default();
         let Some(remote) = &self.remote else {
             return Ok(report);
         };
         let listed = remote.client.list().map_err(|e| store_failure(remote, e))?;
-        for o in listed {
-            if self.layout.entry_dir(&o.digest).exists() {
-                report.present += 1;
-                continue;
+        let todo: Vec<&ListedObject> = listed
+            .iter()
+            .filter(|o| !self.layout.entry_dir(&o.digest).exists())
+            .collect();
+        report.present = listed.len() - todo.len();
+        if !remote.trusts_anyone() {
+            // Nothing would be used: say why for each object.
+            for o in todo {
+                report.failed.push((
+                    o.digest.clone(),
+                    "no trusted publisher key configured".into(),
+                ));
             }
-            match self.inspect(remote, &o) {
-                StoreEntry {
-                    manifest: Some(m),
-                    problem: None,
-                    ..
-                } => match self.fetch_to_local(&m.key)? {
-                    Fetch::Local => report.copied += 1,
-                    _ => report
-                        .failed
-                        .push((o.digest, "refused or unavailable on download".into())),
-                },
-                StoreEntry { problem, .. } => {
-                    report.failed.push((o.digest, problem.unwrap_or_default()))
-                }
+            return Ok(report);
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..todo.len().min(FETCH_THREADS) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(o) = todo.get(i) else { break };
+                    let r = self.fetch_object(&o.digest, None);
+                    results
+                        .lock()
+                        .expect("not poisoned")
+                        .push((o.digest.clone(), r));
+                });
+            }
+        });
+        for (digest, r) in results.into_inner().expect("not poisoned") {
+            match r {
+                Ok((Fetch::Local, _)) => report.copied += 1,
+                Ok((_, reason)) => report.failed.push((
+                    digest,
+                    reason.unwrap_or_else(|| "refused or unavailable on download".into()),
+                )),
+                Err(e) => report.failed.push((digest, e.to_string())),
             }
         }
+        report.failed.sort();
         Ok(report)
     }
 
