@@ -44,6 +44,9 @@ fn compare_every_shared_block() {
             "compare",
             "-O",
             "0",
+            // Every contract the blocks run, not only the default's hot ones.
+            "--min-gas",
+            "0",
             "--cache-dir",
             cache.to_str().unwrap(),
         ],
