@@ -5,10 +5,18 @@
 //! Every block is checked against its header; every mode but `interp` is
 //! also checked against an interpreted run of the same block, transaction
 //! by transaction and on the final state.
+//!
+//! With tracers ([`ReplayOptions::trace`]) the timed runs carry revm-inspectors'
+//! tracers: interpreted runs with every hook, native and hot runs with
+//! frame-level hooks only (compiled frames run natively). `compare` then
+//! also requires identical traces of every transaction.
 
 use super::compare::run_difference;
-use super::execute::{execute_block, header_mismatches, BlockRun};
+use super::execute::{
+    execute_block, header_mismatches, trace_block_interp, trace_block_native, BlockRun,
+};
 use super::folder::{load_block, RealBlock};
+use super::trace::{trace_difference, TraceKind, TxTraces};
 use super::{BlockError, ErrorKind};
 use alloy_evm::EthEvmFactory;
 use evmc_runtime::hot::{CompileBackend, CompileState};
@@ -63,6 +71,15 @@ pub struct ReplayOptions {
     pub min_gas: u64,
     /// Thresholds and workers of `hot`.
     pub hot: HotOptions,
+    /// Trace every transaction with these tracers (none: untraced). In
+    /// `interp` the interpreted run is traced; in `native` and `hot` the
+    /// native (or hot) run, with frame-level native frames; in `compare`
+    /// both, whose traces must then be identical, and an untraced native
+    /// run is timed besides.
+    pub trace: Vec<TraceKind>,
+    /// Keep each block's traces in its [`BlockReport`] (else they are only
+    /// handed to [`Progress::traces`]).
+    pub keep_traces: bool,
 }
 
 /// One block's result.
@@ -78,6 +95,14 @@ pub struct BlockReport {
     pub interp: Option<Duration>,
     /// Execution time of the native (or hot) run.
     pub native: Option<Duration>,
+    /// `compare` with tracers: execution time of an untraced native run.
+    pub native_untraced: Option<Duration>,
+    /// Time spent building the traces of the timed runs (not in their
+    /// execution times).
+    pub trace_build: Duration,
+    /// Each transaction's traces (interpreted ones in `compare`), when
+    /// traced and kept.
+    pub traces: Vec<TxTraces>,
     /// Every check that failed; empty when the block is verified.
     pub problems: Vec<BlockError>,
 }
@@ -92,6 +117,9 @@ impl BlockReport {
             gas: 0,
             interp: None,
             native: None,
+            native_untraced: None,
+            trace_build: Duration::ZERO,
+            traces: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -200,8 +228,22 @@ impl ReplayReport {
         self.total(|b| b.native)
     }
 
+    /// `compare` with tracers: the untraced native runs, over the blocks
+    /// that ran in both modes.
+    pub fn native_untraced_total(&self) -> Throughput {
+        self.total(|b| b.native_untraced)
+    }
+
+    /// Time spent building traces, over all blocks.
+    pub fn trace_build(&self) -> Duration {
+        self.blocks.iter().map(|b| b.trace_build).sum()
+    }
+
     fn total(&self, time: impl Fn(&BlockReport) -> Option<Duration>) -> Throughput {
-        let both = self.blocks.iter().any(|b| b.native.is_some());
+        let both = self
+            .blocks
+            .iter()
+            .any(|b| b.interp.is_some() && b.native.is_some());
         let mut t = Throughput::default();
         for b in &self.blocks {
             if both && (b.interp.is_none() || b.native.is_none()) {
@@ -223,6 +265,9 @@ pub trait Progress {
     fn phase(&mut self, _name: &str, _len: usize) {}
     /// One step of the current phase is done.
     fn tick(&mut self) {}
+    /// The traces of a block, when tracing: called before
+    /// [`Progress::block`] for the same block.
+    fn traces(&mut self, _report: &BlockReport, _traces: &[TxTraces]) {}
     /// A block is finished.
     fn block(&mut self, _report: &BlockReport) {}
 }
@@ -268,8 +313,11 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
             progress.phase("interp", blocks.len());
             for (block, report) in blocks.iter().zip(&mut reports) {
                 if let Some(block) = block {
-                    if let Some(run) = run_checked(block, EthEvmFactory::default(), report, "") {
+                    let run = interp_run(block, &opts.trace);
+                    if let Some(run) = checked(block, run, report, "") {
                         report.interp = Some(run.time);
+                        report.trace_build += run.trace_build;
+                        deliver_traces(report, run.traces, opts, progress);
                     }
                 }
                 progress.tick();
@@ -287,7 +335,8 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
             let mut code: HashMap<B256, Bytes> = HashMap::new();
             for (block, report) in blocks.iter().zip(&mut reports) {
                 let run = block.as_ref().and_then(|b| {
-                    let run = run_checked(b, counting.clone(), report, "interpreted: ")?;
+                    let run = execute_block(b, counting.clone());
+                    let run = checked(b, run, report, "interpreted: ")?;
                     for (h, c) in &b.pre_state.contracts {
                         code.entry(*h).or_insert_with(|| c.original_bytes());
                     }
@@ -296,7 +345,9 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
                     }
                     Some(run)
                 });
-                if opts.mode == Mode::Native {
+                // Native mode's interpreted time, unless the native run is
+                // traced (an untraced time beside it would mislead).
+                if opts.mode == Mode::Native && opts.trace.is_empty() {
                     report.interp = run.as_ref().map(|r| r.time);
                 }
                 reference.push(run);
@@ -331,18 +382,56 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
                 blocks.iter().zip(&mut reports).zip(&reference).enumerate()
             {
                 if let (Some(block), Some(reference)) = (block, reference) {
+                    let compare = opts.mode == Mode::Compare;
                     let interp_first = i % 2 == 0;
-                    if opts.mode == Mode::Compare && interp_first {
-                        timed_interp(block, reference, report);
+                    let mut interp = None;
+                    if compare && interp_first {
+                        interp = timed_interp(block, reference, &opts.trace, report);
                     }
-                    if let Some(run) = run_checked(block, native.clone(), report, "native: ") {
+                    let traced = compare && !opts.trace.is_empty();
+                    // The untraced native run, besides the traced one, to
+                    // show what tracing costs; before it on odd blocks,
+                    // after it on even ones, as the first native run of a
+                    // block pays for cold code.
+                    if traced && !interp_first {
+                        untraced_native(block, &native, reference, report);
+                    }
+                    let run = native_run(block, &native, &opts.trace);
+                    let run = checked(block, run, report, "native: ");
+                    if let Some(run) = &run {
                         report.native = Some(run.time);
-                        if let Some(d) = run_difference(reference, &run, "interpreted", "native") {
+                        report.trace_build += run.trace_build;
+                        if let Some(d) = run_difference(reference, run, "interpreted", "native") {
                             report.fail(format!("native differs from the interpreter: {d}"));
                         }
                     }
-                    if opts.mode == Mode::Compare && !interp_first {
-                        timed_interp(block, reference, report);
+                    if compare && !interp_first {
+                        interp = timed_interp(block, reference, &opts.trace, report);
+                    }
+                    if traced && interp_first {
+                        untraced_native(block, &native, reference, report);
+                    }
+                    let traces = match (compare, interp, run) {
+                        (true, Some(interp), Some(native)) => {
+                            let d = trace_difference(
+                                &interp.traces,
+                                &native.traces,
+                                "interpreted",
+                                "native",
+                            );
+                            if let Some(d) = d {
+                                report.fail(format!(
+                                    "native traces differ from the interpreter's: {d}"
+                                ));
+                            }
+                            interp.traces
+                        }
+                        (true, Some(interp), None) => interp.traces,
+                        (false, _, Some(native)) => native.traces,
+                        _ => Vec::new(),
+                    };
+                    if !opts.trace.is_empty() {
+                        deliver_traces(report, traces, opts, progress);
                     }
                 }
                 progress.tick();
@@ -368,15 +457,22 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
             progress.phase("hot", blocks.len());
             for (block, report) in blocks.iter().zip(&mut reports) {
                 if let Some(block) = block {
-                    let reference =
-                        run_checked(block, EthEvmFactory::default(), report, "interpreted: ");
+                    let reference = execute_block(block, EthEvmFactory::default());
+                    let reference = checked(block, reference, report, "interpreted: ");
                     if let Some(reference) = reference {
-                        report.interp = Some(reference.time);
-                        if let Some(run) = run_checked(block, hot.clone(), report, "hot: ") {
+                        if opts.trace.is_empty() {
+                            report.interp = Some(reference.time);
+                        }
+                        let run = native_run(block, &hot, &opts.trace);
+                        if let Some(run) = checked(block, run, report, "hot: ") {
                             report.native = Some(run.time);
+                            report.trace_build += run.trace_build;
                             if let Some(d) = run_difference(&reference, &run, "interpreted", "hot")
                             {
                                 report.fail(format!("hot differs from the interpreter: {d}"));
+                            }
+                            if !opts.trace.is_empty() {
+                                deliver_traces(report, run.traces, opts, progress);
                             }
                         }
                     }
@@ -393,35 +489,86 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
     out
 }
 
-/// The interpreted run of compare mode: timed, checked against the header
-/// and against the reference run.
-fn timed_interp(block: &RealBlock, reference: &BlockRun, report: &mut BlockReport) {
-    if let Some(run) = run_checked(block, EthEvmFactory::default(), report, "interpreted: ") {
-        report.interp = Some(run.time);
-        if let Some(d) = run_difference(reference, &run, "first run", "second run") {
-            report.fail(format!("two interpreted runs differ: {d}"));
+/// The interpreted run of compare mode: timed (traced when `trace` names
+/// tracers), checked against the header and against the reference run.
+fn timed_interp(
+    block: &RealBlock,
+    reference: &BlockRun,
+    trace: &[TraceKind],
+    report: &mut BlockReport,
+) -> Option<BlockRun> {
+    let run = checked(block, interp_run(block, trace), report, "interpreted: ")?;
+    report.interp = Some(run.time);
+    report.trace_build += run.trace_build;
+    if let Some(d) = run_difference(reference, &run, "first run", "second run") {
+        report.fail(format!("two interpreted runs differ: {d}"));
+    }
+    Some(run)
+}
+
+/// The untraced native run of a traced compare: timed, checked against
+/// the header and the reference run.
+fn untraced_native(
+    block: &RealBlock,
+    native: &NativeEvmFactory,
+    reference: &BlockRun,
+    report: &mut BlockReport,
+) {
+    let run = execute_block(block, native.clone());
+    if let Some(run) = checked(block, run, report, "untraced native: ") {
+        report.native_untraced = Some(run.time);
+        if let Some(d) = run_difference(reference, &run, "interpreted", "native") {
+            report.fail(format!("untraced native differs from the interpreter: {d}"));
         }
     }
 }
 
-/// Executes `block` with `factory` and checks it against the header;
-/// problems go to `report` (prefixed with `what`). `None` when it could not
-/// execute.
-fn run_checked<F>(
+/// `block` in revm's interpreter, with tracers for `trace` if any.
+fn interp_run(block: &RealBlock, trace: &[TraceKind]) -> Result<BlockRun, BlockError> {
+    if trace.is_empty() {
+        execute_block(block, EthEvmFactory::default())
+    } else {
+        trace_block_interp(block, trace)
+    }
+}
+
+/// `block` with `factory`'s native frames, with tracers for `trace` if any
+/// (frame-level: compiled frames still run natively).
+fn native_run(
     block: &RealBlock,
-    factory: F,
+    factory: &NativeEvmFactory,
+    trace: &[TraceKind],
+) -> Result<BlockRun, BlockError> {
+    if trace.is_empty() {
+        execute_block(block, factory.clone())
+    } else {
+        trace_block_native(block, factory, trace)
+    }
+}
+
+/// Hands a block's traces to `progress`, and keeps them in the report if
+/// asked to.
+fn deliver_traces(
+    report: &mut BlockReport,
+    traces: Vec<TxTraces>,
+    opts: &ReplayOptions,
+    progress: &mut dyn Progress,
+) {
+    progress.traces(report, &traces);
+    if opts.keep_traces {
+        report.traces = traces;
+    }
+}
+
+/// Checks the execution `run` of `block` against the header; problems go
+/// to `report` (prefixed with `what`). `None` when it could not execute.
+fn checked(
+    block: &RealBlock,
+    run: Result<BlockRun, BlockError>,
     report: &mut BlockReport,
     what: &str,
-) -> Option<BlockRun>
-where
-    F: alloy_evm::EvmFactory<
-            Spec = SpecId,
-            BlockEnv = revm::context::BlockEnv,
-            Tx = revm::context::TxEnv,
-            HaltReason = revm::context_interface::result::HaltReason,
-        > + 'static,
-{
-    match execute_block(block, factory) {
+) -> Option<BlockRun> {
+    match run {
         Ok(run) => {
             for m in header_mismatches(block, &run) {
                 report.fail(format!("{what}{m}"));
