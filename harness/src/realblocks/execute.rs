@@ -158,7 +158,7 @@ pub fn trace_block_native(
 
 /// Where a block run finds the tracer of the current transaction in its
 /// EVM's inspector, if it traces.
-pub trait TracerSlot {
+pub(crate) trait TracerSlot {
     fn tracer(&mut self) -> Option<&mut TxTracer>;
 }
 

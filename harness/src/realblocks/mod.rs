@@ -26,7 +26,7 @@ pub use db::{MissingData, PreStateDb};
 pub use env::{block_env, fork_name, BYZANTIUM_BLOCK};
 pub use execute::{
     execute_block, header_mismatches, trace_block_interp, trace_block_native, BlockRun,
-    PostAccount, PostState, TracerSlot, TxOutcome,
+    PostAccount, PostState, TxOutcome,
 };
 pub use folder::{find_block_dirs, load_block, RealBlock};
 pub use trace::{trace_difference, TraceKind, TxTracer, TxTraces};
