@@ -31,8 +31,17 @@ fn test_cache() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("realblocks-cache")
 }
 
+/// Held by the tests that compile into [`test_cache`]: two processes
+/// filling a cold cache at once would both compile the same contracts
+/// (the cache stays sound, but CI pays twice).
+fn cache_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn compare_every_shared_block() {
+    let _cache = cache_lock();
     let start = Instant::now();
     let cache = test_cache();
     // Level 0: at the default level (2), compiling every contract (code
@@ -152,6 +161,7 @@ fn bad_paths_are_usage_errors() {
 /// ratio in the summary. Then `--json` with the other tracers, interpreted.
 #[test]
 fn compare_traced_block() {
+    let _cache = cache_lock();
     let cache = test_cache();
     let block = mainnet().join("19933612");
     let out = replay(
