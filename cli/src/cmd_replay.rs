@@ -5,16 +5,20 @@
 
 use crate::Failure;
 use anyhow::anyhow;
+use evmc_compiler::SpecId;
 use evmc_harness::realblocks::replay::{
     hot_counts, replay, BlockReport, CompileSummary, Mode, Progress, ReplayOptions, ReplayReport,
     Throughput,
 };
-use evmc_harness::realblocks::{find_block_dirs, fork_name};
-use evmc_runtime::hot::{CacheBackend, CompileBackend, CompileState, Thresholds};
-use evmc_runtime::{CompileLimits, HotOptions};
+use evmc_harness::realblocks::{find_block_dirs, fork_name, TraceKind, TxTraces};
+use evmc_runtime::hot::{CompileBackend, CompileState, Thresholds};
+use evmc_runtime::{ArtifactCache, CompileLimits, HotOptions, LoadedArtifact};
 use indicatif::{ProgressBar, ProgressStyle};
+use revm::primitives::B256;
 use serde_json::{json, Value};
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +74,33 @@ pub(crate) struct Args {
     /// Hot mode: background compile threads per fork.
     #[arg(long = "compile-workers", default_value_t = 1)]
     compile_workers: usize,
+    /// Trace every transaction with revm-inspectors' tracers (comma
+    /// separated): geth's callTracer (with logs), geth's prestateTracer,
+    /// parity's transaction traces. Printed as one JSON line per
+    /// transaction (inside the report with --json); native runs keep
+    /// compiled frames native under the tracers; compare requires the
+    /// traces of both to be identical.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "TRACER")]
+    trace: Vec<TraceArg>,
+    #[command(flatten)]
+    store: crate::cmd_store::StoreArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum TraceArg {
+    Call,
+    Prestate,
+    Parity,
+}
+
+impl TraceArg {
+    fn kind(self) -> TraceKind {
+        match self {
+            TraceArg::Call => TraceKind::Call,
+            TraceArg::Prestate => TraceKind::Prestate,
+            TraceArg::Parity => TraceKind::Parity,
+        }
+    }
 }
 
 pub(crate) fn run(args: Args) -> Result<(), Failure> {
@@ -82,6 +113,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
     };
     // Kept until the end: the artifacts are loaded from it.
     let mut temp_cache = None;
+    let mut store: Option<Arc<StoreFirst>> = None;
     let backend: Option<Arc<dyn CompileBackend>> = if mode == Mode::Interp {
         None
     } else {
@@ -96,8 +128,14 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
             }
         };
         let cache = crate::cmd_cache::open_cache(Some(dir), CompileLimits::default())?;
-        Some(Arc::new(CacheBackend::new(cache, args.opt_level)))
+        let cache = crate::cmd_store::attach(cache, &args.store)?;
+        let b = Arc::new(StoreFirst::new(cache, args.opt_level));
+        store = Some(b.clone());
+        Some(b)
     };
+    let mut kinds: Vec<TraceKind> = args.trace.iter().map(|t| t.kind()).collect();
+    kinds.sort();
+    kinds.dedup();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let opts = ReplayOptions {
         mode,
@@ -114,15 +152,26 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
             workers: args.compile_workers.max(1),
             ..HotOptions::default()
         },
+        trace: kinds.clone(),
+        // Text output prints each block's traces as it finishes.
+        keep_traces: args.json,
     };
     let mut bars = Bars::new(args.json);
     let report = replay(&dirs, &opts, &mut bars);
     bars.finish();
+    let fetched = store.as_ref().and_then(|s| s.fetched());
+    drop(store);
     drop(temp_cache);
+    let run = RunInfo {
+        mode,
+        opt_level: args.opt_level,
+        trace: &kinds,
+        store_fetched: fetched,
+    };
     if args.json {
-        println!("{}", report_json(&report, mode, args.opt_level));
+        println!("{}", report_json(&report, &run));
     } else {
-        print_summary(&report, mode);
+        print_summary(&report, &run);
     }
     let failed = report.failed();
     if report.blocks.iter().any(BlockReport::bad_input) {
@@ -183,6 +232,20 @@ impl Progress for Bars {
         }
     }
 
+    fn traces(&mut self, r: &BlockReport, traces: &[TxTraces]) {
+        if self.json {
+            return;
+        }
+        let block = r.number.unwrap_or_default();
+        // Straight to stdout, above the bar (which is on stderr): the
+        // lines can be long, and a pipe wants them whole.
+        let out = std::io::stdout();
+        let mut out = out.lock();
+        for t in traces {
+            let _ = writeln!(out, "{}", t.json_line(block));
+        }
+    }
+
     fn block(&mut self, r: &BlockReport) {
         if self.json {
             return;
@@ -193,6 +256,84 @@ impl Progress for Bars {
             Some(b) => b.println(line),
             None => println!("{line}"),
         }
+    }
+}
+
+/// What the summary says about the run besides the report.
+struct RunInfo<'a> {
+    mode: Mode,
+    opt_level: u8,
+    trace: &'a [TraceKind],
+    /// Artefacts taken from the `--store` (when one is given).
+    store_fetched: Option<usize>,
+}
+
+impl RunInfo<'_> {
+    /// `call,prestate` (empty when untraced).
+    fn trace_names(&self) -> String {
+        let names: Vec<&str> = self.trace.iter().map(|k| k.name()).collect();
+        names.join(",")
+    }
+}
+
+/// The artefact cache as replay's compile backend, taking what the cache
+/// lacks from its `--store` (if any) before compiling it here, and
+/// counting what came from the store. (The cache alone fetches from the
+/// store only on the way to compiling, which would report store
+/// artefacts as compiled.)
+struct StoreFirst {
+    cache: ArtifactCache,
+    opt_level: u8,
+    fetched: AtomicUsize,
+}
+
+impl StoreFirst {
+    fn new(cache: ArtifactCache, opt_level: u8) -> Self {
+        Self {
+            cache,
+            opt_level,
+            fetched: AtomicUsize::new(0),
+        }
+    }
+
+    /// What the local cache holds (as `CacheBackend` looks up).
+    fn local(&self, code_hash: B256, spec: SpecId) -> Option<Arc<LoadedArtifact>> {
+        self.cache
+            .get(code_hash, spec, self.opt_level)
+            .ok()
+            .flatten()
+    }
+
+    /// Artefacts taken from the store; `None` without a store.
+    fn fetched(&self) -> Option<usize> {
+        self.cache
+            .store()
+            .map(|_| self.fetched.load(Ordering::Relaxed))
+    }
+}
+
+impl CompileBackend for StoreFirst {
+    fn lookup(&self, code_hash: B256, spec: SpecId) -> Option<Arc<LoadedArtifact>> {
+        if let Some(a) = self.local(code_hash, spec) {
+            return Some(a);
+        }
+        self.cache.store()?;
+        let key = self.cache.host_key(code_hash, spec, self.opt_level)?;
+        if self.cache.prefetch(&[key]).fetched == 0 {
+            return None;
+        }
+        let a = self.local(code_hash, spec)?;
+        self.fetched.fetch_add(1, Ordering::Relaxed);
+        Some(a)
+    }
+
+    /// As `CacheBackend`: compiled by the cache at the replay's level.
+    fn compile(&self, code: &[u8], spec: SpecId) -> Result<Arc<LoadedArtifact>, String> {
+        let mut opts = evmc_compiler::CompileOptions::new(spec);
+        opts.opt_level = self.opt_level;
+        self.cache
+            .get_or_compile(code, &opts)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -220,6 +361,9 @@ fn block_line(r: &BlockReport) -> String {
     if r.native.is_some() {
         times += &format!("  native {:>10}", ms(r.native));
     }
+    if r.native_untraced.is_some() {
+        times += &format!("  untraced native {:>10}", ms(r.native_untraced));
+    }
     if let Some(x) = r.ratio() {
         times += &format!("  {x:>5.2}x");
     }
@@ -232,9 +376,13 @@ fn block_line(r: &BlockReport) -> String {
     format!("{head}{times}  {verdict}")
 }
 
-fn print_summary(report: &ReplayReport, mode: Mode) {
+fn print_summary(report: &ReplayReport, run: &RunInfo<'_>) {
+    let mode = run.mode;
     if let Some(c) = &report.compile {
         print_compile(c);
+    }
+    if let Some(n) = run.store_fetched {
+        println!("store: {n} artefacts taken from the shared store");
     }
     if mode == Mode::Hot {
         let (ready, cached, failed) = hot_counts(&report.hot);
@@ -250,10 +398,16 @@ fn print_summary(report: &ReplayReport, mode: Mode) {
     }
     let i = report.interp_total();
     let n = report.native_total();
+    let u = report.native_untraced_total();
     let native_name = if mode == Mode::Hot { "hot" } else { "native" };
-    let line = |name: &str, t: &Throughput, frames: Option<u64>| {
+    let traced = if run.trace.is_empty() {
+        String::new()
+    } else {
+        format!("  [traced: {}]", run.trace_names())
+    };
+    let line = |name: &str, t: &Throughput, frames: Option<u64>, traced: &str| {
         println!(
-            "{name:<7} {:>9.1} Mgas in {:>8.3} s: {:>9.1} Mgas/s{}",
+            "{name:<7} {:>9.1} Mgas in {:>8.3} s: {:>9.1} Mgas/s{}{traced}",
             t.gas as f64 / 1e6,
             t.secs,
             t.mgas_per_s(),
@@ -263,13 +417,35 @@ fn print_summary(report: &ReplayReport, mode: Mode) {
         )
     };
     if i.secs > 0.0 {
-        line("interp", &i, None);
+        line("interp", &i, None, &traced);
     }
     if n.secs > 0.0 {
-        line(native_name, &n, Some(report.native_frames));
+        line(native_name, &n, Some(report.native_frames), &traced);
+    }
+    if u.secs > 0.0 {
+        line("native", &u, None, "  [untraced]");
+    }
+    if n.secs > 0.0 && i.secs > 0.0 {
+        let both = if run.trace.is_empty() {
+            String::new()
+        } else {
+            format!(", both traced: {}", run.trace_names())
+        };
         println!(
-            "{native_name} / interp: {:.2}x Mgas/s (execution only; compile time excluded)",
+            "{native_name} / interp: {:.2}x Mgas/s (execution only; compile time excluded{both})",
             n.mgas_per_s() / i.mgas_per_s().max(1e-12)
+        );
+    }
+    if u.secs > 0.0 && n.secs > 0.0 {
+        println!(
+            "traced native / untraced native: {:.2}x Mgas/s",
+            n.mgas_per_s() / u.mgas_per_s().max(1e-12)
+        );
+    }
+    if !run.trace.is_empty() {
+        println!(
+            "traces: built and serialised in {:.3} s (outside the times above)",
+            report.trace_build().as_secs_f64()
         );
     }
     println!("{} passed, {} failed", report.passed(), report.failed());
@@ -304,12 +480,14 @@ fn print_compile(c: &CompileSummary) {
     }
 }
 
-fn report_json(report: &ReplayReport, mode: Mode, opt_level: u8) -> Value {
+fn report_json(report: &ReplayReport, run: &RunInfo<'_>) -> Value {
+    let (mode, opt_level) = (run.mode, run.opt_level);
+    let traced = !run.trace.is_empty();
     let blocks: Vec<Value> = report
         .blocks
         .iter()
         .map(|b| {
-            json!({
+            let mut block = json!({
                 "dir": b.dir.display().to_string(),
                 "number": b.number,
                 "fork": b.fork,
@@ -318,9 +496,14 @@ fn report_json(report: &ReplayReport, mode: Mode, opt_level: u8) -> Value {
                 "interp_secs": b.interp.map(|d| d.as_secs_f64()),
                 "native_secs": b.native.map(|d| d.as_secs_f64()),
                 "ratio": b.ratio(),
+                "native_untraced_secs": b.native_untraced.map(|d| d.as_secs_f64()),
                 "verified": b.passed(),
                 "problems": b.problems.iter().map(|p| p.what.clone()).collect::<Vec<_>>(),
-            })
+            });
+            if traced {
+                block["traces"] = b.traces.iter().map(|t| t.to_json(None)).collect();
+            }
+            block
         })
         .collect();
     let compile = report.compile.as_ref().map(|c| {
@@ -351,15 +534,28 @@ fn report_json(report: &ReplayReport, mode: Mode, opt_level: u8) -> Value {
             json!({"code_hash": h.code_hash, "spec": fork_name(h.spec), "status": status, "secs": secs, "error": error})
         })
         .collect();
-    let (i, n) = (report.interp_total(), report.native_total());
+    let (i, n, u) = (
+        report.interp_total(),
+        report.native_total(),
+        report.native_untraced_total(),
+    );
+    let throughput = |t: &Throughput| {
+        (t.secs > 0.0).then(|| json!({"gas": t.gas, "secs": t.secs, "mgas_per_s": t.mgas_per_s()}))
+    };
     json!({
+        "schema": "evmc-native/replay/v1",
         "mode": mode.name(),
+        "trace": traced.then(|| run.trace.iter().map(|k| k.name()).collect::<Vec<_>>()),
+        "trace_build_secs": traced.then(|| report.trace_build().as_secs_f64()),
+        "store_fetched": run.store_fetched,
         "blocks": blocks,
         "compile": compile,
         "hot": hot,
         "interp": {"gas": i.gas, "secs": i.secs, "mgas_per_s": i.mgas_per_s()},
-        "native": (n.secs > 0.0).then(|| json!({"gas": n.gas, "secs": n.secs, "mgas_per_s": n.mgas_per_s()})),
+        "native": throughput(&n),
+        "native_untraced": throughput(&u),
         "ratio_mgas": (n.secs > 0.0 && i.secs > 0.0).then(|| n.mgas_per_s() / i.mgas_per_s()),
+        "traced_ratio_to_untraced": (n.secs > 0.0 && u.secs > 0.0).then(|| n.mgas_per_s() / u.mgas_per_s()),
         "native_frames": report.native_frames,
         "passed": report.passed(),
         "failed": report.failed(),

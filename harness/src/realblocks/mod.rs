@@ -9,6 +9,9 @@
 //! [`execute_block`] runs it with any alloy-evm factory of the Ethereum
 //! types; [`header_mismatches`] checks the result against the header and
 //! [`run_difference`] compares two runs of the same block.
+//! [`trace_block_interp`] and [`trace_block_native`] run a block with
+//! revm-inspectors' tracers attached (see [`trace`]), and
+//! [`trace_difference`] compares their traces.
 
 mod compare;
 mod db;
@@ -16,12 +19,17 @@ mod env;
 mod execute;
 mod folder;
 pub mod replay;
+pub mod trace;
 
 pub use compare::run_difference;
 pub use db::{MissingData, PreStateDb};
 pub use env::{block_env, fork_name, BYZANTIUM_BLOCK};
-pub use execute::{execute_block, header_mismatches, BlockRun, PostAccount, PostState, TxOutcome};
+pub use execute::{
+    execute_block, header_mismatches, trace_block_interp, trace_block_native, BlockRun,
+    PostAccount, PostState, TxOutcome,
+};
 pub use folder::{find_block_dirs, load_block, RealBlock};
+pub use trace::{trace_difference, TraceKind, TxTracer, TxTraces};
 
 use std::fmt;
 

@@ -5,10 +5,18 @@
 //! Every block is checked against its header; every mode but `interp` is
 //! also checked against an interpreted run of the same block, transaction
 //! by transaction and on the final state.
+//!
+//! With tracers ([`ReplayOptions::trace`]) the timed runs carry revm-inspectors'
+//! tracers: interpreted runs with every hook, native and hot runs with
+//! frame-level hooks only (compiled frames run natively). `compare` then
+//! also requires identical traces of every transaction.
 
 use super::compare::run_difference;
-use super::execute::{execute_block, header_mismatches, BlockRun};
+use super::execute::{
+    execute_block, header_mismatches, trace_block_interp, trace_block_native, BlockRun,
+};
 use super::folder::{load_block, RealBlock};
+use super::trace::{trace_difference, TraceKind, TxTraces};
 use super::{BlockError, ErrorKind};
 use alloy_evm::EthEvmFactory;
 use evmc_runtime::hot::{CompileBackend, CompileState};
@@ -63,6 +71,15 @@ pub struct ReplayOptions {
     pub min_gas: u64,
     /// Thresholds and workers of `hot`.
     pub hot: HotOptions,
+    /// Trace every transaction with these tracers (none: untraced). In
+    /// `interp` the interpreted run is traced; in `native` and `hot` the
+    /// native (or hot) run, with frame-level native frames; in `compare`
+    /// both, whose traces must then be identical, and an untraced native
+    /// run is timed besides.
+    pub trace: Vec<TraceKind>,
+    /// Keep each block's traces in its [`BlockReport`] (else they are only
+    /// handed to [`Progress::traces`]).
+    pub keep_traces: bool,
     /// `interp`, `native` and `compare`: times each timed run this many
     /// times (alternating the modes in `compare`) and reports the median,
     /// for stable figures and for profiling; only the first run of each is
@@ -83,6 +100,14 @@ pub struct BlockReport {
     pub interp: Option<Duration>,
     /// Execution time of the native (or hot) run.
     pub native: Option<Duration>,
+    /// `compare` with tracers: execution time of an untraced native run.
+    pub native_untraced: Option<Duration>,
+    /// Time spent building the traces of the timed runs (not in their
+    /// execution times).
+    pub trace_build: Duration,
+    /// Each transaction's traces (interpreted ones in `compare`), when
+    /// traced and kept.
+    pub traces: Vec<TxTraces>,
     /// Every check that failed; empty when the block is verified.
     pub problems: Vec<BlockError>,
 }
@@ -97,6 +122,9 @@ impl BlockReport {
             gas: 0,
             interp: None,
             native: None,
+            native_untraced: None,
+            trace_build: Duration::ZERO,
+            traces: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -205,8 +233,22 @@ impl ReplayReport {
         self.total(|b| b.native)
     }
 
+    /// `compare` with tracers: the untraced native runs, over the blocks
+    /// that ran in both modes.
+    pub fn native_untraced_total(&self) -> Throughput {
+        self.total(|b| b.native_untraced)
+    }
+
+    /// Time spent building traces, over all blocks.
+    pub fn trace_build(&self) -> Duration {
+        self.blocks.iter().map(|b| b.trace_build).sum()
+    }
+
     fn total(&self, time: impl Fn(&BlockReport) -> Option<Duration>) -> Throughput {
-        let both = self.blocks.iter().any(|b| b.native.is_some());
+        let both = self
+            .blocks
+            .iter()
+            .any(|b| b.interp.is_some() && b.native.is_some());
         let mut t = Throughput::default();
         for b in &self.blocks {
             if both && (b.interp.is_none() || b.native.is_none()) {
@@ -228,6 +270,9 @@ pub trait Progress {
     fn phase(&mut self, _name: &str, _len: usize) {}
     /// One step of the current phase is done.
     fn tick(&mut self) {}
+    /// The traces of a block, when tracing: called before
+    /// [`Progress::block`] for the same block.
+    fn traces(&mut self, _report: &BlockReport, _traces: &[TxTraces]) {}
     /// A block is finished.
     fn block(&mut self, _report: &BlockReport) {}
 }
@@ -273,12 +318,15 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
             progress.phase("interp", blocks.len());
             for (block, report) in blocks.iter().zip(&mut reports) {
                 if let Some(block) = block {
-                    if let Some(run) = run_checked(block, EthEvmFactory::default(), report, "") {
+                    let run = interp_run(block, &opts.trace);
+                    if let Some(run) = checked(block, run, report, "") {
                         let mut times = vec![run.time];
                         for _ in 1..opts.repeat.max(1) {
-                            times.extend(timed_again(block, EthEvmFactory::default(), report));
+                            times.extend(again(interp_run(block, &opts.trace), report));
                         }
                         report.interp = Some(median(times));
+                        report.trace_build += run.trace_build;
+                        deliver_traces(report, run.traces, opts, progress);
                     }
                 }
                 progress.tick();
@@ -296,7 +344,8 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
             let mut code: HashMap<B256, Bytes> = HashMap::new();
             for (block, report) in blocks.iter().zip(&mut reports) {
                 let run = block.as_ref().and_then(|b| {
-                    let run = run_checked(b, counting.clone(), report, "interpreted: ")?;
+                    let run = execute_block(b, counting.clone());
+                    let run = checked(b, run, report, "interpreted: ")?;
                     for (h, c) in &b.pre_state.contracts {
                         code.entry(*h).or_insert_with(|| c.original_bytes());
                     }
@@ -305,7 +354,9 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
                     }
                     Some(run)
                 });
-                if opts.mode == Mode::Native {
+                // Native mode's interpreted time, unless the native run is
+                // traced (an untraced time beside it would mislead).
+                if opts.mode == Mode::Native && opts.trace.is_empty() {
                     report.interp = run.as_ref().map(|r| r.time);
                 }
                 reference.push(run);
@@ -341,39 +392,58 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
             {
                 if let (Some(block), Some(reference)) = (block, reference) {
                     let compare = opts.mode == Mode::Compare;
-                    let (mut interp, mut native_times) = (Vec::new(), Vec::new());
-                    for r in 0..opts.repeat.max(1) {
-                        // Which mode goes first alternates between blocks
-                        // and between repetitions.
-                        let interp_first = (i + r) % 2 == 0;
-                        let first = r == 0;
-                        if compare && interp_first {
-                            interp.extend(timed_interp(block, reference, report, first));
+                    let interp_first = i % 2 == 0;
+                    let mut interp = None;
+                    if compare && interp_first {
+                        interp = timed_interp(block, reference, &opts.trace, report);
+                    }
+                    let traced = compare && !opts.trace.is_empty();
+                    // The untraced native run, besides the traced one, to
+                    // show what tracing costs; before it on odd blocks,
+                    // after it on even ones, as the first native run of a
+                    // block pays for cold code.
+                    if traced && !interp_first {
+                        untraced_native(block, &native, reference, report);
+                    }
+                    let run = native_run(block, &native, &opts.trace);
+                    let run = checked(block, run, report, "native: ");
+                    if let Some(run) = &run {
+                        report.native = Some(run.time);
+                        report.trace_build += run.trace_build;
+                        if let Some(d) = run_difference(reference, run, "interpreted", "native") {
+                            report.fail(format!("native differs from the interpreter: {d}"));
                         }
-                        if first {
-                            if let Some(run) =
-                                run_checked(block, native.clone(), report, "native: ")
-                            {
-                                native_times.push(run.time);
-                                if let Some(d) =
-                                    run_difference(reference, &run, "interpreted", "native")
-                                {
-                                    report
-                                        .fail(format!("native differs from the interpreter: {d}"));
-                                }
+                    }
+                    if compare && !interp_first {
+                        interp = timed_interp(block, reference, &opts.trace, report);
+                    }
+                    if traced && interp_first {
+                        untraced_native(block, &native, reference, report);
+                    }
+                    let traces = match (compare, interp, run) {
+                        (true, Some(interp), Some(native)) => {
+                            let d = trace_difference(
+                                &interp.traces,
+                                &native.traces,
+                                "interpreted",
+                                "native",
+                            );
+                            if let Some(d) = d {
+                                report.fail(format!(
+                                    "native traces differ from the interpreter's: {d}"
+                                ));
                             }
-                        } else {
-                            native_times.extend(timed_again(block, native.clone(), report));
+                            interp.traces
                         }
-                        if compare && !interp_first {
-                            interp.extend(timed_interp(block, reference, report, first));
-                        }
+                        (true, Some(interp), None) => interp.traces,
+                        (false, _, Some(native)) => native.traces,
+                        _ => Vec::new(),
+                    };
+                    if !opts.trace.is_empty() {
+                        deliver_traces(report, traces, opts, progress);
                     }
-                    if !native_times.is_empty() {
-                        report.native = Some(median(native_times));
-                    }
-                    if !interp.is_empty() {
-                        report.interp = Some(median(interp));
+                    if opts.repeat > 1 {
+                        repeat_timed(block, &native, opts, i, report);
                     }
                 }
                 progress.tick();
@@ -399,15 +469,22 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
             progress.phase("hot", blocks.len());
             for (block, report) in blocks.iter().zip(&mut reports) {
                 if let Some(block) = block {
-                    let reference =
-                        run_checked(block, EthEvmFactory::default(), report, "interpreted: ");
+                    let reference = execute_block(block, EthEvmFactory::default());
+                    let reference = checked(block, reference, report, "interpreted: ");
                     if let Some(reference) = reference {
-                        report.interp = Some(reference.time);
-                        if let Some(run) = run_checked(block, hot.clone(), report, "hot: ") {
+                        if opts.trace.is_empty() {
+                            report.interp = Some(reference.time);
+                        }
+                        let run = native_run(block, &hot, &opts.trace);
+                        if let Some(run) = checked(block, run, report, "hot: ") {
                             report.native = Some(run.time);
+                            report.trace_build += run.trace_build;
                             if let Some(d) = run_difference(&reference, &run, "interpreted", "hot")
                             {
                                 report.fail(format!("hot differs from the interpreter: {d}"));
+                            }
+                            if !opts.trace.is_empty() {
+                                deliver_traces(report, run.traces, opts, progress);
                             }
                         }
                     }
@@ -424,36 +501,76 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
     out
 }
 
-/// The interpreted run of compare mode: timed, and when `check`, checked
-/// against the header and against the reference run.
+/// The interpreted run of compare mode: timed (traced when `trace` names
+/// tracers), checked against the header and against the reference run.
 fn timed_interp(
     block: &RealBlock,
     reference: &BlockRun,
+    trace: &[TraceKind],
     report: &mut BlockReport,
-    check: bool,
-) -> Option<Duration> {
-    if !check {
-        return timed_again(block, EthEvmFactory::default(), report);
-    }
-    let run = run_checked(block, EthEvmFactory::default(), report, "interpreted: ")?;
+) -> Option<BlockRun> {
+    let run = checked(block, interp_run(block, trace), report, "interpreted: ")?;
+    report.interp = Some(run.time);
+    report.trace_build += run.trace_build;
     if let Some(d) = run_difference(reference, &run, "first run", "second run") {
         report.fail(format!("two interpreted runs differ: {d}"));
     }
-    Some(run.time)
+    Some(run)
 }
 
-/// A repetition of a run already checked: only its time (and an error, if
-/// the block no longer executes).
-fn timed_again<F>(block: &RealBlock, factory: F, report: &mut BlockReport) -> Option<Duration>
-where
-    F: alloy_evm::EvmFactory<
-            Spec = SpecId,
-            BlockEnv = revm::context::BlockEnv,
-            Tx = revm::context::TxEnv,
-            HaltReason = revm::context_interface::result::HaltReason,
-        > + 'static,
-{
-    match execute_block(block, factory) {
+/// The untraced native run of a traced compare: timed, checked against
+/// the header and the reference run.
+fn untraced_native(
+    block: &RealBlock,
+    native: &NativeEvmFactory,
+    reference: &BlockRun,
+    report: &mut BlockReport,
+) {
+    let run = execute_block(block, native.clone());
+    if let Some(run) = checked(block, run, report, "untraced native: ") {
+        report.native_untraced = Some(run.time);
+        if let Some(d) = run_difference(reference, &run, "interpreted", "native") {
+            report.fail(format!("untraced native differs from the interpreter: {d}"));
+        }
+    }
+}
+
+/// The repetitions of `--repeat` after a block's checked runs: the same
+/// runs again, timed only (the modes alternating, which goes first
+/// changing from one repetition to the next); the block's times become the
+/// medians of all runs.
+fn repeat_timed(
+    block: &RealBlock,
+    native: &NativeEvmFactory,
+    opts: &ReplayOptions,
+    i: usize,
+    report: &mut BlockReport,
+) {
+    let compare = opts.mode == Mode::Compare;
+    let mut interp: Vec<Duration> = report.interp.into_iter().collect();
+    let mut native_times: Vec<Duration> = report.native.into_iter().collect();
+    for r in 1..opts.repeat {
+        let interp_first = (i + r) % 2 == 0;
+        if compare && interp_first {
+            interp.extend(again(interp_run(block, &opts.trace), report));
+        }
+        native_times.extend(again(native_run(block, native, &opts.trace), report));
+        if compare && !interp_first {
+            interp.extend(again(interp_run(block, &opts.trace), report));
+        }
+    }
+    if compare && !interp.is_empty() {
+        report.interp = Some(median(interp));
+    }
+    if !native_times.is_empty() {
+        report.native = Some(median(native_times));
+    }
+}
+
+/// The time of a repeated run; its error, if the block no longer
+/// executes, goes to `report`.
+fn again(run: Result<BlockRun, BlockError>, report: &mut BlockReport) -> Option<Duration> {
+    match run {
         Ok(run) => Some(run.time),
         Err(e) => {
             report.problems.push(e);
@@ -462,30 +579,58 @@ where
     }
 }
 
-/// The median of `times` (not empty), the lower middle one of an even count.
+/// The median of `times` (not empty): the lower middle one of an even count.
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[(times.len() - 1) / 2]
 }
 
-/// Executes `block` with `factory` and checks it against the header;
-/// problems go to `report` (prefixed with `what`). `None` when it could not
-/// execute.
-fn run_checked<F>(
+/// `block` in revm's interpreter, with tracers for `trace` if any.
+fn interp_run(block: &RealBlock, trace: &[TraceKind]) -> Result<BlockRun, BlockError> {
+    if trace.is_empty() {
+        execute_block(block, EthEvmFactory::default())
+    } else {
+        trace_block_interp(block, trace)
+    }
+}
+
+/// `block` with `factory`'s native frames, with tracers for `trace` if any
+/// (frame-level: compiled frames still run natively).
+fn native_run(
     block: &RealBlock,
-    factory: F,
+    factory: &NativeEvmFactory,
+    trace: &[TraceKind],
+) -> Result<BlockRun, BlockError> {
+    if trace.is_empty() {
+        execute_block(block, factory.clone())
+    } else {
+        trace_block_native(block, factory, trace)
+    }
+}
+
+/// Hands a block's traces to `progress`, and keeps them in the report if
+/// asked to.
+fn deliver_traces(
+    report: &mut BlockReport,
+    traces: Vec<TxTraces>,
+    opts: &ReplayOptions,
+    progress: &mut dyn Progress,
+) {
+    progress.traces(report, &traces);
+    if opts.keep_traces {
+        report.traces = traces;
+    }
+}
+
+/// Checks the execution `run` of `block` against the header; problems go
+/// to `report` (prefixed with `what`). `None` when it could not execute.
+fn checked(
+    block: &RealBlock,
+    run: Result<BlockRun, BlockError>,
     report: &mut BlockReport,
     what: &str,
-) -> Option<BlockRun>
-where
-    F: alloy_evm::EvmFactory<
-            Spec = SpecId,
-            BlockEnv = revm::context::BlockEnv,
-            Tx = revm::context::TxEnv,
-            HaltReason = revm::context_interface::result::HaltReason,
-        > + 'static,
-{
-    match execute_block(block, factory) {
+) -> Option<BlockRun> {
+    match run {
         Ok(run) => {
             for m in header_mismatches(block, &run) {
                 report.fail(format!("{what}{m}"));

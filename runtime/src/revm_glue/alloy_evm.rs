@@ -16,6 +16,7 @@
 //! nothing compiled.
 
 use super::evm::NativeEvm;
+use super::inspect::FrameLevel;
 #[cfg(feature = "compiler")]
 use crate::hot::CacheBackend;
 use crate::hot::{
@@ -52,8 +53,12 @@ pub type NativeEthEvmInner<DB, I, P = PrecompilesMap> =
 ///
 /// With the inspector enabled, transactions run entirely in revm's
 /// interpreter with the inspector attached (compiled frames cannot report
-/// steps to an inspector yet), so inspection sees exactly what `EthEvm`'s
-/// does; with it disabled, registered contracts run natively.
+/// steps to an inspector), so inspection sees exactly what `EthEvm`'s
+/// does; with it disabled, registered contracts run natively. The one
+/// exception is a [`FrameLevel`] inspector with frame-level native on
+/// ([`NativeEvmFactory::create_evm_with_frame_level_inspector`]): it hears
+/// only frame-level hooks, which compiled frames fire as the interpreter
+/// does, so registered contracts run natively while it inspects.
 pub struct NativeEthEvm<DB: Database, I, P = PrecompilesMap> {
     inner: NativeEthEvmInner<DB, I, P>,
     inspect: bool,
@@ -118,11 +123,23 @@ impl<DB: Database, I, P> NativeEthEvm<DB, I, P> {
     }
 }
 
+impl<DB: Database, I, P> NativeEthEvm<DB, FrameLevel<I>, P> {
+    /// Switches native frames under the (enabled) inspector on or off: on,
+    /// compiled frames run natively and fire only the frame-level hooks,
+    /// which is all a [`FrameLevel`] inspector listens to; off, every frame
+    /// runs in revm's interpreter while inspecting. See
+    /// [`NativeEvmFactory::create_evm_with_frame_level_inspector`].
+    pub fn set_frame_level_native(&mut self, on: bool) {
+        self.inner.set_frame_level_native(on);
+    }
+}
+
 impl<DB: Database, I, P> fmt::Debug for NativeEthEvm<DB, I, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NativeEthEvm")
             .field("spec", &self.inner.inner.ctx.cfg.spec)
             .field("inspect", &self.inspect)
+            .field("frame_level_native", &self.inner.frame_level_native())
             .field("native_frames", &self.inner.native_frames)
             .finish_non_exhaustive()
     }
@@ -156,12 +173,18 @@ where
     }
 
     fn transact_raw(&mut self, tx: TxEnv) -> Result<ResultAndState<HaltReason>, Self::Error> {
-        if self.inspect {
+        if self.inspect && !self.inner.frame_level_native() {
             // revm's own inspecting loop: every frame interpreted.
             return self.inner.inner.inspect_tx(tx);
         }
         let before = self.inner.native_frames;
-        let out = self.inner.transact(tx);
+        let out = if self.inspect {
+            // Frame-level native (only ever on for a `FrameLevel` inspector):
+            // NativeEvm's inspecting loop, compiled frames run natively.
+            InspectEvm::inspect_tx(&mut self.inner, tx)
+        } else {
+            self.inner.transact(tx)
+        };
         let ran = self.inner.native_frames - before;
         if ran > 0 {
             self.frames_total.fetch_add(ran, Ordering::Relaxed);
@@ -529,5 +552,35 @@ impl EvmFactory for NativeEvmFactory {
             EthEvmBuilder::new(db, env).inspector(inspector).build(),
             true,
         )
+    }
+}
+
+impl NativeEvmFactory {
+    /// The EVM with `inspector` attached, enabled, and compiled frames run
+    /// natively under it: the inspector is wrapped in [`FrameLevel`], so it
+    /// sees only frame-level hooks (calls, creates and their ends, logs,
+    /// selfdestructs), which compiled frames fire exactly as the
+    /// interpreter does, in interpreted and compiled frames alike. Call,
+    /// prestate and parity tracers (`revm-inspectors`' `TracingInspector`
+    /// without steps) thus give the interpreter's traces at native speed.
+    ///
+    /// The returned EVM has the factory's EVM type (with a `FrameLevel<I>`
+    /// inspector), so it goes wherever [`EvmFactory::create_evm_with_inspector`]'s
+    /// does, alloy-evm's block executor included.
+    /// [`NativeEthEvm::set_frame_level_native`] turns native frames off
+    /// again (every frame interpreted, `step` still not forwarded).
+    pub fn create_evm_with_frame_level_inspector<DB, I>(
+        &self,
+        db: DB,
+        env: EvmEnv,
+        inspector: I,
+    ) -> NativeEthEvm<DB, FrameLevel<I>>
+    where
+        DB: Database,
+        FrameLevel<I>: Inspector<EthEvmContext<DB>>,
+    {
+        let mut evm = self.create_evm_with_inspector(db, env, FrameLevel::new(inspector));
+        evm.set_frame_level_native(true);
+        evm
     }
 }
