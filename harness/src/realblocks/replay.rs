@@ -550,7 +550,7 @@ fn repeat_timed(
     let mut interp: Vec<Duration> = report.interp.into_iter().collect();
     let mut native_times: Vec<Duration> = report.native.into_iter().collect();
     for r in 1..opts.repeat {
-        let interp_first = (i + r) % 2 == 0;
+        let interp_first = (i + r).is_multiple_of(2);
         if compare && interp_first {
             interp.extend(again(interp_run(block, &opts.trace), report));
         }
