@@ -27,6 +27,10 @@ pub struct EntryInfo {
     pub manifest: Option<Manifest>,
     /// Why the manifest could not be read, if it could not.
     pub problem: Option<String>,
+    /// Built by another compiler build or for another interface version
+    /// than this binary's ([`super::CacheKey::is_this_build`]): never used
+    /// by this binary. False when the manifest is unreadable.
+    pub other_build: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -41,9 +45,25 @@ pub struct VerifyReport {
     pub read_only: bool,
 }
 
+/// What [`super::ArtifactCache::gc_with`] removes besides garbage
+/// (temporaries of dead writers, quarantine, unreadable entries).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GcOptions {
+    /// Then removes the least recently used entries until the cache is at
+    /// most this many bytes.
+    pub max_size: Option<u64>,
+    /// First removes every entry built by another compiler build or for
+    /// another interface version (entries of another cache layout are
+    /// unreadable, so always removed).
+    pub other_builds: bool,
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct GcReport {
+    /// Entries removed, those of `removed_other_builds` included.
     pub removed_entries: usize,
+    /// Entries of another compiler build or interface version removed.
+    pub removed_other_builds: usize,
     pub removed_quarantined: usize,
     pub removed_temporary: usize,
     pub freed_bytes: u64,
@@ -119,7 +139,9 @@ pub(super) fn ls(layout: &Layout) -> Result<Vec<EntryInfo>, CacheError> {
             Ok(m) => (Some(m), None),
             Err(e) => (None, Some(e)),
         };
+        let other_build = manifest.as_ref().is_some_and(|m| !m.key.is_this_build());
         out.push(EntryInfo {
+            other_build,
             digest,
             size: disk_size(&path),
             last_used_unix: mtime_unix(&path),
@@ -180,7 +202,7 @@ pub(super) fn verify(layout: &Layout, writable: bool) -> Result<VerifyReport, Ca
     Ok(report)
 }
 
-pub(super) fn gc(layout: &Layout, max_size: Option<u64>) -> Result<GcReport, CacheError> {
+pub(super) fn gc(layout: &Layout, opts: GcOptions) -> Result<GcReport, CacheError> {
     let mut report = GcReport::default();
     let now = now_unix();
     for path in children(&layout.tmp)? {
@@ -206,6 +228,24 @@ pub(super) fn gc(layout: &Layout, max_size: Option<u64>) -> Result<GcReport, Cac
         }
     }
     let mut entries = ls(layout)?;
+    if opts.other_builds {
+        // Before the size limit: what this binary cannot use goes first.
+        entries.retain(|e| {
+            if !e.other_build {
+                return true;
+            }
+            if evict(layout, &e.path).is_err() {
+                report.kept_entries += 1;
+                report.kept_bytes += e.size;
+            } else {
+                report.removed_entries += 1;
+                report.removed_other_builds += 1;
+                report.freed_bytes += e.size;
+            }
+            false
+        });
+    }
+    let max_size = opts.max_size;
     // Unreadable entries go first, then the least recently used.
     entries.sort_by_key(|e| (e.manifest.is_some(), e.last_used_unix));
     let mut total: u64 = entries.iter().map(|e| e.size).sum();

@@ -54,6 +54,14 @@ impl CacheKey {
         }
     }
 
+    /// Whether this binary built (or could have built) an artefact of this
+    /// key: same compiler build id and interface version. An entry of
+    /// another build is never looked up (its key differs); `cache gc
+    /// --other-builds` removes it.
+    pub fn is_this_build(&self) -> bool {
+        self.compiler_version == COMPILER_BUILD_ID && self.interface_version == INTERFACE_VERSION
+    }
+
     /// The entry's directory name: a digest of every field, so that two
     /// keys differing anywhere never share an entry.
     pub fn digest_hex(&self) -> String {

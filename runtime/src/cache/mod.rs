@@ -34,7 +34,7 @@ mod store;
 pub mod remote;
 
 pub use crate::compile_worker::{CompileFailure, CompileLimits, CompiledFile, WorkerCommand};
-pub use gc::{EntryInfo, GcReport, VerifyReport};
+pub use gc::{EntryInfo, GcOptions, GcReport, VerifyReport};
 pub use key::CacheKey;
 pub use manifest::Manifest;
 pub use rejection::{Rejection, RejectionLog};
@@ -530,10 +530,20 @@ impl ArtifactCache {
     /// least recently used entries until the cache is at most `max_size`
     /// bytes. A read-only cache is [`CacheError::ReadOnly`].
     pub fn gc(&self, max_size: Option<u64>) -> Result<GcReport, CacheError> {
+        self.gc_with(GcOptions {
+            max_size,
+            other_builds: false,
+        })
+    }
+
+    /// [`Self::gc`], and with [`GcOptions::other_builds`] first every
+    /// entry another compiler build made (after an upgrade, all of the
+    /// old binary's entries: they are never looked up again).
+    pub fn gc_with(&self, opts: GcOptions) -> Result<GcReport, CacheError> {
         if self.is_read_only() {
             return Err(self.read_only_error("gc cannot remove anything"));
         }
-        gc::gc(&self.layout, max_size)
+        gc::gc(&self.layout, opts)
     }
 }
 
