@@ -16,14 +16,18 @@ use std::time::{Duration, UNIX_EPOCH};
 /// and are older than this belong to dead writers.
 const STALE_TMP: Duration = Duration::from_secs(3600);
 
+/// One entry of a cache directory, as `ls` lists it.
 #[derive(Clone, Debug, Serialize)]
 pub struct EntryInfo {
     /// The key digest (the directory name).
     pub digest: String,
+    /// The entry's directory.
     pub path: PathBuf,
     /// Bytes on disk (manifest and artifact).
     pub size: u64,
+    /// Last lookup hit (the directory's mtime), seconds since the Unix epoch.
     pub last_used_unix: u64,
+    /// The manifest, when it could be read.
     pub manifest: Option<Manifest>,
     /// Why the manifest could not be read, if it could not.
     pub problem: Option<String>,
@@ -33,10 +37,14 @@ pub struct EntryInfo {
     pub other_build: bool,
 }
 
+/// What [`super::ArtifactCache::verify`] found.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct VerifyReport {
+    /// Entries checked.
     pub checked: usize,
+    /// Entries that passed every check.
     pub ok: usize,
+    /// Artifact bytes read and hashed.
     pub bytes_hashed: u64,
     /// Bad entries: moved to `quarantine/`, or left in place when the
     /// cache is read-only (`moved_to` is `None`).
@@ -58,16 +66,22 @@ pub struct GcOptions {
     pub other_builds: bool,
 }
 
+/// What [`super::ArtifactCache::gc`] removed and kept.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct GcReport {
     /// Entries removed, those of `removed_other_builds` included.
     pub removed_entries: usize,
     /// Entries of another compiler build or interface version removed.
     pub removed_other_builds: usize,
+    /// Quarantined entries removed.
     pub removed_quarantined: usize,
+    /// Temporary build directories of dead writers removed.
     pub removed_temporary: usize,
+    /// Bytes freed, everything removed included.
     pub freed_bytes: u64,
+    /// Entries left.
     pub kept_entries: usize,
+    /// Bytes of the entries left.
     pub kept_bytes: u64,
 }
 
