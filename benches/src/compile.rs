@@ -6,11 +6,11 @@
 
 use crate::discover::Case;
 use evmc_compiler::{compile_to_file, CompileError, CompileOptions, SpecId, Timings, B256};
-use evmc_runtime::cache::{ArtifactCache, CacheKey, CompiledFile};
+use evmc_runtime::cache::{ArtifactCache, CacheKey, CompiledFile, Manifest};
 use evmc_runtime::loader::{Expect, Loader, Source};
 use evmc_runtime::{LoadedArtifact, Registry};
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -41,6 +41,10 @@ pub struct Compiled {
     pub file_load: Duration,
     /// The part of `file_load` that reads and validates the file (median).
     pub validate: Duration,
+    /// Taken from [`CompileSettings::cache_dir`], not compiled in this
+    /// run: `wall` is the compile time its manifest records, `timings`
+    /// has only its optimisation level.
+    pub cached: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +72,9 @@ pub struct CompileSettings {
     pub opt_budget: usize,
     /// Loads timed per contract for the cache-hit load median.
     pub load_reps: usize,
+    /// An artefact cache to take compiled contracts from and publish new
+    /// ones into (default: a private one, removed at the end).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for CompileSettings {
@@ -77,6 +84,7 @@ impl Default for CompileSettings {
             max_code_size: evmc_compiler::DEFAULT_MAX_CODE_SIZE,
             opt_budget: evmc_compiler::DEFAULT_OPT_BUDGET,
             load_reps: 15,
+            cache_dir: None,
         }
     }
 }
@@ -96,7 +104,11 @@ impl Compiler {
             .prefix("evmc-bench-")
             .tempdir()
             .map_err(|e| format!("temporary directory for artefacts: {e}"))?;
-        let cache = ArtifactCache::open(&dir.path().join("cache"))
+        let cache_dir = match &settings.cache_dir {
+            Some(d) => d.clone(),
+            None => dir.path().join("cache"),
+        };
+        let cache = ArtifactCache::open(&cache_dir)
             .map_err(|e| format!("artefact cache for the load times: {e}"))?;
         Ok(Self {
             settings,
@@ -199,20 +211,16 @@ impl Compiler {
             "{hash:x}-{spec_name}-O{}.so",
             self.settings.opt_level
         ));
-        let start = Instant::now();
-        let artifact = std::thread::scope(|s| {
-            std::thread::Builder::new()
-                .stack_size(evmc_compiler::LLVM_THREAD_STACK)
-                .spawn_scoped(s, || compile_to_file(code, &opts, &path))
-                .map_err(|e| NotCompiled::Failed(format!("cannot start compile thread: {e}")))?
-                .join()
-                .map_err(|_| NotCompiled::Failed("the compiler panicked".into()))
-        })?
-        .map_err(|e| match e {
-            e @ CompileError::TooLarge { .. } => NotCompiled::TooLarge(e.to_string()),
-            e => NotCompiled::Failed(e.to_string()),
-        })?;
-        let wall = start.elapsed();
+        let key = CacheKey::for_compile(hash, &opts);
+        let cached = match self.settings.cache_dir {
+            Some(_) => self.cached(&key, &path)?,
+            None => None,
+        };
+        let is_cached = cached.is_some();
+        let (size, timings, wall) = match cached {
+            Some(c) => c,
+            None => self.compile_and_publish(code, &opts, &key, &path)?,
+        };
         let loader = Loader::new(Expect {
             code_hash: hash,
             spec: spec_name.to_string(),
@@ -231,16 +239,6 @@ impl Compiler {
                     .load(source)
                     .map_err(|e| NotCompiled::Failed(e.to_string()))
             })?;
-        let key = CacheKey::for_compile(hash, &opts);
-        let published = CompiledFile {
-            size: artifact.size,
-            compile_ms: wall.as_secs_f64() * 1e3,
-            effective_opt_level: artifact.timings.opt_level,
-            ir_instructions: artifact.timings.ir_instructions,
-        };
-        self.cache
-            .insert(&key, &path, code.len(), &published)
-            .map_err(|e| NotCompiled::Failed(format!("cannot publish into the cache: {e}")))?;
         let hit = || -> Result<Arc<LoadedArtifact>, NotCompiled> {
             match self.cache.get_key(&key) {
                 Ok(Some(a)) => Ok(a),
@@ -281,12 +279,77 @@ impl Compiler {
         Ok(Compiled {
             artifact: Arc::new(loaded),
             path,
-            size: artifact.size,
-            timings: artifact.timings,
+            size,
+            timings,
             wall,
             load: crate::measure::median(&hits),
             file_load: crate::measure::median(&loads),
             validate: crate::measure::median(&validations),
+            cached: is_cached,
         })
+    }
+
+    /// The artefact of `key` from the cache the user named, copied to
+    /// `path` for the plain-file load times: its size and what its
+    /// manifest says of its compile; `None` on a miss.
+    fn cached(
+        &self,
+        key: &CacheKey,
+        path: &Path,
+    ) -> Result<Option<(u64, Timings, Duration)>, NotCompiled> {
+        match self.cache.get_key(key) {
+            Ok(Some(_)) => {}
+            // A refused entry was moved aside: compiled again.
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(NotCompiled::Failed(format!("cache lookup: {e}"))),
+        }
+        // The documented entry layout: entries/<key digest>/.
+        let entry = self.cache.dir().join("entries").join(key.digest_hex());
+        let failed = |e: String| NotCompiled::Failed(format!("{}: {e}", entry.display()));
+        let manifest = std::fs::read(entry.join("manifest.json"))
+            .map_err(|e| e.to_string())
+            .and_then(|b| Manifest::from_json(&b))
+            .map_err(failed)?;
+        std::fs::copy(entry.join("artifact.so"), path).map_err(|e| failed(e.to_string()))?;
+        let timings = Timings {
+            opt_level: manifest.effective_opt_level,
+            ..Timings::default()
+        };
+        let wall = Duration::from_secs_f64(manifest.compile_ms.max(0.0) / 1e3);
+        Ok(Some((manifest.artifact_size, timings, wall)))
+    }
+
+    /// Compiles to `path` (timed) and publishes the artefact under `key`.
+    fn compile_and_publish(
+        &self,
+        code: &[u8],
+        opts: &CompileOptions,
+        key: &CacheKey,
+        path: &Path,
+    ) -> Result<(u64, Timings, Duration), NotCompiled> {
+        let start = Instant::now();
+        let artifact = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .stack_size(evmc_compiler::LLVM_THREAD_STACK)
+                .spawn_scoped(s, || compile_to_file(code, opts, path))
+                .map_err(|e| NotCompiled::Failed(format!("cannot start compile thread: {e}")))?
+                .join()
+                .map_err(|_| NotCompiled::Failed("the compiler panicked".into()))
+        })?
+        .map_err(|e| match e {
+            e @ CompileError::TooLarge { .. } => NotCompiled::TooLarge(e.to_string()),
+            e => NotCompiled::Failed(e.to_string()),
+        })?;
+        let wall = start.elapsed();
+        let published = CompiledFile {
+            size: artifact.size,
+            compile_ms: wall.as_secs_f64() * 1e3,
+            effective_opt_level: artifact.timings.opt_level,
+            ir_instructions: artifact.timings.ir_instructions,
+        };
+        self.cache
+            .insert(key, path, code.len(), &published)
+            .map_err(|e| NotCompiled::Failed(format!("cannot publish into the cache: {e}")))?;
+        Ok((artifact.size, artifact.timings, wall))
     }
 }

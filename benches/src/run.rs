@@ -38,28 +38,34 @@ pub struct ContractReport {
     pub file_load_us: Option<f64>,
     /// The part of `file_load_us` spent reading and validating the file.
     pub validate_us: Option<f64>,
+    /// Taken from the artefact cache (`--cache-dir`): `compile_ms` is the
+    /// compile time its manifest records, the phases are unknown.
+    pub cached: bool,
 }
 
 impl ContractReport {
     fn new(c: &Contract) -> Self {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let ok = c.outcome.as_ref().ok();
+        // Phases are known of contracts compiled in this run only.
+        let fresh = ok.filter(|a| !a.cached);
         Self {
             code_hash: format!("{:#x}", c.code_hash),
             code_bytes: c.code_len,
             not_compiled: c.outcome.as_ref().err().map(|e| e.to_string()),
             so_bytes: ok.map(|a| a.size),
             compile_ms: ok.map(|a| ms(a.wall)),
-            analysis_ms: ok.map(|a| ms(a.timings.analysis)),
-            ir_ms: ok.map(|a| ms(a.timings.ir)),
-            optimize_ms: ok.map(|a| ms(a.timings.optimize)),
-            codegen_ms: ok.map(|a| ms(a.timings.codegen)),
-            link_ms: ok.map(|a| ms(a.timings.link)),
+            analysis_ms: fresh.map(|a| ms(a.timings.analysis)),
+            ir_ms: fresh.map(|a| ms(a.timings.ir)),
+            optimize_ms: fresh.map(|a| ms(a.timings.optimize)),
+            codegen_ms: fresh.map(|a| ms(a.timings.codegen)),
+            link_ms: fresh.map(|a| ms(a.timings.link)),
             opt_level: ok.map(|a| a.timings.opt_level),
-            ir_instructions: ok.map(|a| a.timings.ir_instructions),
+            ir_instructions: fresh.map(|a| a.timings.ir_instructions),
             load_us: ok.map(|a| a.load.as_secs_f64() * 1e6),
             file_load_us: ok.map(|a| a.file_load.as_secs_f64() * 1e6),
             validate_us: ok.map(|a| a.validate.as_secs_f64() * 1e6),
+            cached: ok.is_some_and(|a| a.cached),
         }
     }
 }

@@ -53,6 +53,12 @@ pub(crate) struct Args {
     /// Also print each contract's compile phases.
     #[arg(long)]
     phases: bool,
+    /// Artifact cache to load compiled contracts from and store new ones in
+    /// [default: none: compile every contract into a private cache removed
+    /// at the end]. A contract found there is not compiled again: its
+    /// compile time is the one its entry records, its phases are `-`.
+    #[arg(long = "cache-dir", env = "EVMC_NATIVE_CACHE", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -122,6 +128,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         opt_level: args.opt_level,
         max_code_size: args.max_code_size,
         opt_budget: args.opt_budget,
+        cache_dir: args.cache_dir.clone(),
         ..CompileSettings::default()
     })
     .map_err(|e| Failure::Internal(anyhow!(e)))?;

@@ -25,17 +25,27 @@ pub(crate) struct Args {
 
 #[derive(clap::Subcommand)]
 enum Action {
-    /// List entries: key, contract, spec, size, last use.
+    /// List entries: key, contract, spec, opt level, compiler build id
+    /// (marked when it is not this binary's), size, last use.
     Ls,
     /// Check every entry as a lookup would; move bad ones to quarantine/ (exit 1 if any;
     /// a read-only cache is only reported on).
     Verify,
-    /// Remove stale temporary files and quarantined entries, then the least
-    /// recently used entries until the cache fits in --max-size.
+    /// Remove stale temporary files, quarantined and unreadable entries
+    /// (those of another cache layout included), with --other-builds the
+    /// entries of other compiler builds, then the least recently used
+    /// entries until the cache fits in --max-size.
     Gc {
-        /// Size limit in bytes (suffixes K, M, G: powers of 1024).
+        /// Size limit in bytes (suffixes K, M, G: powers of 1024) [default: none].
         #[arg(long = "max-size", value_parser = parse_size)]
         max_size: Option<u64>,
+        /// Also remove every entry built by another compiler build or for
+        /// another interface version than this binary's (`cache ls` marks
+        /// them): after an upgrade, the old binary's entries, which this
+        /// one never looks up. Leave it off while an older binary still
+        /// uses the cache.
+        #[arg(long = "other-builds")]
+        other_builds: bool,
     },
     /// Print the cache directory.
     Path,
@@ -177,7 +187,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
                 };
                 match &e.manifest {
                     Some(m) => println!(
-                        "{:<16} {:<18} {:<9} {:>2} {:<21} {:>10} {:>10}  {ago}",
+                        "{:<16} {:<18} {:<9} {:>2} {:<21} {:>10} {:>10}  {ago}{}",
                         &e.digest[..16.min(e.digest.len())],
                         &format!("{:#x}", m.key.code_hash)[..18],
                         m.key.spec,
@@ -185,6 +195,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
                         m.key.compiler_version,
                         m.code_size,
                         human(e.size),
+                        if e.other_build { "  (other build)" } else { "" },
                     ),
                     None => println!(
                         "{:<16} broken: {}",
@@ -198,6 +209,17 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
                 entries.len(),
                 human(total),
                 cache.dir().display()
+            );
+            let others = entries.iter().filter(|e| e.other_build).count();
+            println!(
+                "this binary's compiler build id: {}{}",
+                evmc_compiler::COMPILER_BUILD_ID,
+                match others {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} entries of other builds, never used by it (`cache gc --other-builds` removes them)"
+                    ),
+                }
             );
         }
         Action::Verify => {
@@ -226,14 +248,22 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
                 )));
             }
         }
-        Action::Gc { max_size } => {
-            let r = cache.gc(max_size).map_err(failed)?;
+        Action::Gc {
+            max_size,
+            other_builds,
+        } => {
+            let opts = evmc_runtime::cache::GcOptions {
+                max_size,
+                other_builds,
+            };
+            let r = cache.gc_with(opts).map_err(failed)?;
             if args.json {
                 println!("{}", serde_json::to_string(&r).expect("serialisable"));
             } else {
                 println!(
-                    "removed {} entries, {} quarantined, {} temporary ({} freed); kept {} entries ({})",
+                    "removed {} entries ({} of other builds), {} quarantined, {} temporary ({} freed); kept {} entries ({})",
                     r.removed_entries,
+                    r.removed_other_builds,
                     r.removed_quarantined,
                     r.removed_temporary,
                     human(r.freed_bytes),

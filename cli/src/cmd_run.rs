@@ -1,10 +1,11 @@
 //! `evmc-native run`: one call into one contract, or the transaction of a
 //! contract fixture (`benchdata/contracts/*.json`).
 
+use crate::artifacts::{Artifacts, NotNative};
 use crate::input::{parse_hex, read_bounded, read_inputs, MAX_STATE_JSON};
 use crate::{Failure, Mode};
 use anyhow::anyhow;
-use evmc_compiler::{CompileError, SpecId};
+use evmc_compiler::SpecId;
 use evmc_harness::fixture::{parse_fixtures, run_fixture, Fixture};
 use evmc_harness::statetest::receipt_of;
 use evmc_harness::statetest::Outcome;
@@ -13,7 +14,6 @@ use evmc_runtime::Registry;
 use rayon::prelude::*;
 use revm::primitives::U256;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,8 @@ pub(crate) struct Args {
     /// or one per fixture.
     #[arg(long)]
     json: bool,
+    #[arg(long = "cache-dir", env = "EVMC_NATIVE_CACHE", value_name = "DIR", help = crate::artifacts::CACHE_DIR_HELP)]
+    cache_dir: Option<std::path::PathBuf>,
 }
 
 /// One execution of the call: the interpreter's, or native mode's (which
@@ -85,7 +87,9 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         });
     }
     if args.mode != Mode::Interp {
-        sides.push(native_side(&setup, args.opt_level)?);
+        let artifacts = Artifacts::open(args.cache_dir.as_deref())?;
+        sides.push(native_side(&setup, args.opt_level, &artifacts)?);
+        artifacts.warn_rejections();
     }
     let difference = match &sides[..] {
         [a, b] => first_difference(&a.outcome, &b.outcome),
@@ -149,21 +153,19 @@ fn call(
 
 /// Compiles and runs natively; code above the compile limit stays
 /// interpreted, as it would in any embedding, and is reported so.
-fn native_side(setup: &CallSetup, opt_level: u8) -> Result<Side, Failure> {
-    let dir =
-        tempfile::tempdir().map_err(|e| Failure::Internal(anyhow!("temporary directory: {e}")))?;
-    match evmc_runtime::compile_and_load(&setup.code, setup.spec, opt_level, dir.path()) {
+fn native_side(setup: &CallSetup, opt_level: u8, artifacts: &Artifacts) -> Result<Side, Failure> {
+    match artifacts.native(&setup.code, setup.spec, opt_level) {
         Ok(art) => Ok(Side {
             mode: "native",
             outcome: call(setup, Some(art))?,
             not_compiled: None,
         }),
-        Err(evmc_runtime::Error::Compile(e @ CompileError::TooLarge { .. })) => Ok(Side {
+        Err(NotNative::TooLarge(e)) => Ok(Side {
             mode: "native",
             outcome: call(setup, None)?,
-            not_compiled: Some(e.to_string()),
+            not_compiled: Some(e),
         }),
-        Err(e) => Err(Failure::Internal(e.into())),
+        Err(NotNative::Failed(e)) => Err(Failure::Internal(anyhow!(e))),
     }
 }
 
@@ -324,8 +326,11 @@ fn run_fixture_file(args: &Args) -> Result<(), Failure> {
     let path = std::path::Path::new(&args.code);
     let text = read_bounded(path, MAX_STATE_JSON).map_err(Failure::BadInput)?;
     let fixtures = parse_fixtures(&text, path).map_err(|e| Failure::BadInput(anyhow!(e)))?;
-    let dir =
-        tempfile::tempdir().map_err(|e| Failure::Internal(anyhow!("temporary directory: {e}")))?;
+    let artifacts = if args.mode == Mode::Interp {
+        None
+    } else {
+        Some(Artifacts::open(args.cache_dir.as_deref())?)
+    };
     let mut mismatch = Vec::new();
     for f in &fixtures {
         let pre = f.pre_state();
@@ -335,8 +340,8 @@ fn run_fixture_file(args: &Args) -> Result<(), Failure> {
             let o = run_fixture(f, &pre, args.spec, None);
             outcomes.push(("interp", o, start.elapsed()));
         }
-        if args.mode != Mode::Interp {
-            let registry = compile_fixture(f, args, dir.path())?;
+        if let Some(artifacts) = &artifacts {
+            let registry = compile_fixture(f, args, artifacts)?;
             let start = Instant::now();
             let o = run_fixture(f, &pre, args.spec, Some(&registry));
             outcomes.push(("native", o, start.elapsed()));
@@ -388,17 +393,25 @@ fn run_fixture_file(args: &Args) -> Result<(), Failure> {
 
 /// Compiles the fixture's contracts (those within the size limit), in
 /// parallel, into a fresh registry.
-fn compile_fixture(f: &Fixture, args: &Args, dir: &Path) -> Result<Arc<Registry>, Failure> {
+fn compile_fixture(
+    f: &Fixture,
+    args: &Args,
+    artifacts: &Artifacts,
+) -> Result<Arc<Registry>, Failure> {
     let codes: Vec<_> = f
         .codes()
         .filter(|c| c.len() <= evmc_compiler::DEFAULT_MAX_CODE_SIZE)
         .collect();
     let arts: Result<Vec<_>, _> = codes
         .par_iter()
-        .map(|c| evmc_runtime::compile_and_load(c, args.spec, args.opt_level, dir))
+        .map(|c| artifacts.native(c, args.spec, args.opt_level))
         .collect();
+    artifacts.warn_rejections();
     let registry = Registry::new();
-    for a in arts.map_err(|e| Failure::Internal(e.into()))? {
+    let arts = arts.map_err(|e| match e {
+        NotNative::TooLarge(e) | NotNative::Failed(e) => Failure::Internal(anyhow!(e)),
+    })?;
+    for a in arts {
         registry
             .register(args.spec, a)
             .map_err(|e| Failure::Internal(e.into()))?;

@@ -1,10 +1,11 @@
 //! `evmc-native statetest`: Ethereum state tests, interpreted, native or both.
 
+use crate::artifacts::{Artifacts, NotNative};
 use crate::{Failure, Mode};
 use anyhow::anyhow;
-use evmc_compiler::{CompileError, SpecId, B256};
+use evmc_compiler::{SpecId, B256};
 use evmc_harness::statetest::{self, CacheState, Outcome, Suite, Vector};
-use evmc_runtime::{divergence_report, LoadedArtifact, Registry};
+use evmc_runtime::{divergence_report, Registry};
 use rayon::prelude::*;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
@@ -42,8 +43,14 @@ pub(crate) struct Args {
     #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = crate::numbers::opt_level())]
     opt_level: u8,
     /// Keep the compiled `.so` files here instead of a temporary directory.
-    #[arg(long = "artifacts-dir", value_name = "DIR")]
+    #[arg(
+        long = "artifacts-dir",
+        value_name = "DIR",
+        conflicts_with = "cache_dir"
+    )]
     artifacts_dir: Option<PathBuf>,
+    #[arg(long = "cache-dir", env = "EVMC_NATIVE_CACHE", value_name = "DIR", help = crate::artifacts::CACHE_DIR_HELP)]
+    cache_dir: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: Args) -> Result<(), Failure> {
@@ -175,7 +182,7 @@ struct Compiled {
     elapsed: Duration,
 }
 
-fn compile_all(suites: &[(PathBuf, Suite)], args: &Args, dir: &Path) -> Compiled {
+fn compile_all(suites: &[(PathBuf, Suite)], args: &Args, artifacts: &Artifacts) -> Compiled {
     let start = Instant::now();
     let mut jobs: HashMap<(B256, SpecId), &[u8]> = HashMap::new();
     for (_, suite) in suites {
@@ -194,12 +201,13 @@ fn compile_all(suites: &[(PathBuf, Suite)], args: &Args, dir: &Path) -> Compiled
     let results: Vec<_> = jobs
         .par_iter()
         .map(|((hash, spec), code)| {
-            let r = compile_one(code, *spec, args.opt_level, dir);
+            let r = artifacts.native(code, *spec, args.opt_level);
             pb.inc(1);
             (*hash, *spec, r)
         })
         .collect();
     pb.finish_and_clear();
+    artifacts.warn_rejections();
     let registry = Registry::new();
     let mut compiled = Compiled {
         registry: registry.clone(),
@@ -214,32 +222,12 @@ fn compile_all(suites: &[(PathBuf, Suite)], args: &Args, dir: &Path) -> Compiled
                 Ok(()) => compiled.count += 1,
                 Err(e) => compiled.errors.push((hash, spec, e.to_string())),
             },
-            Err(CompileOutcome::Interpreted(why)) => compiled.interpreted.push((hash, spec, why)),
-            Err(CompileOutcome::Error(e)) => compiled.errors.push((hash, spec, e)),
+            Err(NotNative::TooLarge(why)) => compiled.interpreted.push((hash, spec, why)),
+            Err(NotNative::Failed(e)) => compiled.errors.push((hash, spec, e)),
         }
     }
     compiled.elapsed = start.elapsed();
     compiled
-}
-
-enum CompileOutcome {
-    Interpreted(String),
-    Error(String),
-}
-
-fn compile_one(
-    code: &[u8],
-    spec: SpecId,
-    opt_level: u8,
-    dir: &Path,
-) -> Result<Arc<LoadedArtifact>, CompileOutcome> {
-    evmc_runtime::compile_and_load(code, spec, opt_level, dir).map_err(|e| match e {
-        // Above the compile limit a contract stays interpreted, by design.
-        evmc_runtime::Error::Compile(e @ CompileError::TooLarge { .. }) => {
-            CompileOutcome::Interpreted(e.to_string())
-        }
-        e => CompileOutcome::Error(e.to_string()),
-    })
 }
 
 fn selected(v: &Vector<'_>, args: &Args) -> bool {
@@ -364,25 +352,19 @@ fn run_in_pool(args: &Args) -> Result<(), Failure> {
         )));
     }
 
-    let mut artifacts_dir = None;
+    let mut artifacts = None;
     let compiled = if args.mode == Mode::Interp {
         None
     } else {
-        let dir = match &args.artifacts_dir {
+        let a = match &args.artifacts_dir {
             Some(d) => {
                 std::fs::create_dir_all(d)
                     .map_err(|e| Failure::BadInput(anyhow!("{}: {e}", d.display())))?;
-                d.clone()
+                Artifacts::in_dir(d.clone())
             }
-            None => {
-                let t = tempfile::tempdir()
-                    .map_err(|e| Failure::Internal(anyhow!("temporary directory: {e}")))?;
-                let p = t.path().to_path_buf();
-                artifacts_dir = Some(t);
-                p
-            }
+            None => Artifacts::open(args.cache_dir.as_deref())?,
         };
-        let c = compile_all(&suites, args, &dir);
+        let c = compile_all(&suites, args, artifacts.insert(a));
         for (hash, spec, e) in &c.errors {
             failed += 1;
             let what = format!("contract {hash} for {}", evmc_compiler::spec_name(*spec));
@@ -430,7 +412,7 @@ fn run_in_pool(args: &Args) -> Result<(), Failure> {
     let vector_failures = failures.into_inner();
     failed += vector_failures;
     let passed = work.len() - vector_failures;
-    drop(artifacts_dir);
+    drop(artifacts);
 
     let native_secs = native_nanos.into_inner() as f64 / 1e9;
     let native_frames = native_frames.into_inner();

@@ -1,5 +1,6 @@
 //! `evmc-native`: compile EVM bytecode to native code and run it in revm.
 
+mod artifacts;
 mod cleanup;
 mod cmd_bench;
 mod cmd_cache;

@@ -4,11 +4,11 @@
 //! [`analysis`] (decode, JUMPDESTs, blocks, static jumps, stack bounds) →
 //! [`codegen`] (LLVM IR against the `evmc-interface` ABI) →
 //! [`backend`] (optimise, emit object/assembly, link the `.so`).
-
 //!
 //! Without the `llvm` feature only what loading artefacts needs is built:
 //! [`CompileOptions`], [`TargetSpec`], spec names, [`code_hash`] and
 //! [`COMPILER_BUILD_ID`].
+#![warn(missing_docs)]
 
 pub mod analysis;
 pub mod backend;
@@ -55,30 +55,51 @@ pub const LLVM_THREAD_STACK: usize = 64 << 20;
 pub const DEFAULT_MAX_CODE_SIZE: usize = 24 * 1024;
 
 #[derive(Debug, thiserror::Error)]
+/// Why a contract was not compiled.
 pub enum CompileError {
     #[error("spec {0} is not supported by the compiler (supported: FRONTIER..=OSAKA)")]
+    /// The spec is outside [`revm_api::MIN_SPEC`]..=[`revm_api::MAX_SPEC`].
     UnsupportedSpec(String),
     #[error("bytecode is {size} bytes, above the compile limit of {limit} bytes")]
-    TooLarge { size: usize, limit: usize },
+    /// The bytecode is above [`CompileOptions::max_code_size`]: it stays
+    /// interpreted, by design.
+    TooLarge {
+        /// Bytecode length in bytes.
+        size: usize,
+        /// The limit it is above.
+        limit: usize,
+    },
     #[error("LLVM: {0}")]
+    /// LLVM refused the module or failed to emit it.
     Llvm(String),
     #[error("link: {0}")]
+    /// The linker (`cc -shared`) failed or could not be run.
     Link(String),
     #[error("{path}: {source}")]
+    /// Reading or writing `path` failed.
     Io {
+        /// The file.
         path: PathBuf,
+        /// The error.
         source: std::io::Error,
     },
 }
 
 #[derive(Clone, Debug)]
+/// How to compile a contract: spec, optimisation, target and limits.
+/// Every field that changes the artefact's bytes is in
+/// [`CompileOptions::codegen_fingerprint`] or the cache key.
 pub struct CompileOptions {
+    /// The hard fork whose semantics the code implements.
     pub spec: SpecId,
     /// 0: no LLVM optimisation; 1: the fast IR pipeline and LLVM's fast
     /// code generator; 2 (default): the same IR pipeline and the optimising
     /// code generator; 3: LLVM's `default<O3>` pipeline and code generator.
     pub opt_level: u8,
+    /// What to generate code for (default: this machine).
     pub target: TargetSpec,
+    /// Larger bytecode is [`CompileError::TooLarge`] (default
+    /// [`DEFAULT_MAX_CODE_SIZE`]).
     pub max_code_size: usize,
     /// Above this many LLVM instructions, levels 1 to 3 fall back to level
     /// 0, so that no contract takes minutes to compile. Contracts are cut
@@ -169,10 +190,15 @@ impl CompileOptions {
 /// Wall time of each stage.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Timings {
+    /// Decoding and analysis.
     pub analysis: Duration,
+    /// LLVM IR generation.
     pub ir: Duration,
+    /// LLVM's IR pipeline.
     pub optimize: Duration,
+    /// Machine code generation (object files).
     pub codegen: Duration,
+    /// Linking the shared object.
     pub link: Duration,
     /// Size of the generated function, in LLVM instructions.
     pub ir_instructions: usize,
@@ -181,6 +207,7 @@ pub struct Timings {
 }
 
 impl Timings {
+    /// The sum of every stage.
     pub fn total(&self) -> Duration {
         self.analysis + self.ir + self.optimize + self.codegen + self.link
     }
@@ -189,9 +216,13 @@ impl Timings {
 /// The object files for one contract (one per shard), not yet linked.
 #[cfg(feature = "llvm")]
 pub struct CompiledObject {
+    /// Keccak-256 of the bytecode.
     pub code_hash: B256,
+    /// The record the linked artefact embeds.
     pub metadata: ArtifactMetadata,
+    /// One relocatable object file per shard.
     pub objects: Vec<Vec<u8>>,
+    /// Time spent in each stage so far.
     pub timings: Timings,
 }
 
@@ -202,10 +233,14 @@ pub enum Emit {
     LlvmIr,
     /// LLVM IR after optimisation.
     OptimizedIr,
+    /// Target assembly.
     Assembly,
+    /// A relocatable object file (not linked).
     Object,
 }
 
+/// Keccak-256 of `code`: the code hash artefacts, registries and caches
+/// are keyed by.
 pub fn code_hash(code: &[u8]) -> B256 {
     revm_api::keccak256(code)
 }
@@ -444,14 +479,32 @@ fn compile_shards(
 #[cfg(feature = "llvm")]
 #[derive(Clone, Debug)]
 pub struct Artifact {
+    /// Where the `.so` is.
     pub path: PathBuf,
+    /// Keccak-256 of the bytecode.
     pub code_hash: B256,
+    /// File size in bytes.
     pub size: u64,
+    /// Time spent in each stage.
     pub timings: Timings,
 }
 
 /// Compiles `code` into the shared object `out`. The file appears atomically:
 /// it is linked under a temporary name in the same directory and renamed.
+///
+/// ```no_run
+/// use evmc_compiler::{compile_to_file, CompileOptions, SpecId};
+///
+/// // PUSH1 1 PUSH1 2 ADD STOP
+/// let code = [0x60, 0x01, 0x60, 0x02, 0x01, 0x00];
+/// let mut opts = CompileOptions::new(SpecId::OSAKA);
+/// opts.opt_level = 2;
+/// let artifact = compile_to_file(&code, &opts, "/tmp/add.so".as_ref())?;
+/// println!("{} bytes, {:?}", artifact.size, artifact.timings.total());
+/// // Load it with `evmc_runtime::Loader`, or compile through
+/// // `evmc_runtime::ArtifactCache::get_or_compile` instead.
+/// # Ok::<(), evmc_compiler::CompileError>(())
+/// ```
 #[cfg(feature = "llvm")]
 pub fn compile_to_file(
     code: &[u8],

@@ -12,8 +12,10 @@ use revm::interpreter::instructions::gas_table_spec;
 /// opcodes with immediates (EIP-8024) and state gas (EIP-8037) that the code
 /// generator does not model; such contracts stay interpreted.
 pub const MIN_SPEC: SpecId = SpecId::FRONTIER;
+/// Newest spec compiled (see [`MIN_SPEC`]).
 pub const MAX_SPEC: SpecId = SpecId::OSAKA;
 
+/// Whether `spec` is within [`MIN_SPEC`]..=[`MAX_SPEC`].
 pub fn is_supported_spec(spec: SpecId) -> bool {
     (spec as u8) >= (MIN_SPEC as u8) && (spec as u8) <= (MAX_SPEC as u8)
 }
@@ -41,6 +43,8 @@ pub fn parse_spec(name: &str) -> Option<SpecId> {
         .find(|s| norm(spec_name(*s)) == wanted)
 }
 
+/// revm's name of `spec` (`Osaka`, `Merge`, ...): how manifests, keys and
+/// artefact metadata name it.
 pub fn spec_name(spec: SpecId) -> &'static str {
     spec.into()
 }
@@ -55,6 +59,7 @@ pub fn stack_io(op: u8) -> Option<(u8, u8)> {
     OpCode::new(op).map(|o| (o.inputs(), o.outputs()))
 }
 
+/// The mnemonic of `op` (`ADD`), or a placeholder for undefined opcodes.
 pub fn opcode_name(op: u8) -> &'static str {
     match OpCode::new(op) {
         Some(o) => o.as_str(),

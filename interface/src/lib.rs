@@ -4,7 +4,7 @@
 //! accesses to the offsets below, the runtime fills the same structs. Any change
 //! to a layout, a status code or a builtin signature bumps [`INTERFACE_VERSION`],
 //! which every artifact records and the loader checks.
-
+#![warn(missing_docs)]
 #![no_std]
 
 use core::ffi::c_void;
@@ -84,7 +84,9 @@ pub struct ExecCtx {
     /// CALLER, CALLVALUE and ADDRESS of this frame as EVM words (the stack's
     /// layout), so generated code reads them without a runtime call.
     pub caller: [u64; 4],
+    /// CALLVALUE of this frame, as an EVM word.
     pub call_value: [u64; 4],
+    /// ADDRESS of this frame, as an EVM word.
     pub address: [u64; 4],
 }
 
@@ -94,19 +96,33 @@ pub mod ctx_offsets {
     use super::ExecCtx;
     use core::mem::{offset_of, size_of};
 
+    /// Offset of [`ExecCtx::gas`].
     pub const GAS: u32 = offset_of!(ExecCtx, gas) as u32;
+    /// Offset of [`ExecCtx::stack`].
     pub const STACK: u32 = offset_of!(ExecCtx, stack) as u32;
+    /// Offset of [`ExecCtx::stack_len`].
     pub const STACK_LEN: u32 = offset_of!(ExecCtx, stack_len) as u32;
+    /// Offset of [`ExecCtx::mem_ptr`].
     pub const MEM_PTR: u32 = offset_of!(ExecCtx, mem_ptr) as u32;
+    /// Offset of [`ExecCtx::mem_len`].
     pub const MEM_LEN: u32 = offset_of!(ExecCtx, mem_len) as u32;
+    /// Offset of [`ExecCtx::input_ptr`].
     pub const INPUT_PTR: u32 = offset_of!(ExecCtx, input_ptr) as u32;
+    /// Offset of [`ExecCtx::input_len`].
     pub const INPUT_LEN: u32 = offset_of!(ExecCtx, input_len) as u32;
+    /// Offset of [`ExecCtx::resume_pc`].
     pub const RESUME_PC: u32 = offset_of!(ExecCtx, resume_pc) as u32;
+    /// Offset of [`ExecCtx::builtins`].
     pub const BUILTINS: u32 = offset_of!(ExecCtx, builtins) as u32;
+    /// Offset of [`ExecCtx::frame`].
     pub const FRAME: u32 = offset_of!(ExecCtx, frame) as u32;
+    /// Offset of [`ExecCtx::caller`].
     pub const CALLER: u32 = offset_of!(ExecCtx, caller) as u32;
+    /// Offset of [`ExecCtx::call_value`].
     pub const CALL_VALUE: u32 = offset_of!(ExecCtx, call_value) as u32;
+    /// Offset of [`ExecCtx::address`].
     pub const ADDRESS: u32 = offset_of!(ExecCtx, address) as u32;
+    /// Size of [`ExecCtx`] in bytes.
     pub const SIZE: u32 = size_of::<ExecCtx>() as u32;
 }
 
@@ -179,19 +195,28 @@ macro_rules! builtin_items {
         #[repr(C)]
         #[derive(Debug, Clone, Copy)]
         pub struct Builtins {
-            $(pub $field: $ty,)*
+            $(
+                #[doc = concat!("The `", stringify!($field), "` builtin.")]
+                pub $field: $ty,
+            )*
         }
 
         /// Byte offsets of [`Builtins`] fields, derived from the struct.
         pub mod builtin_offsets {
             use super::Builtins;
-            $(pub const $offset: u32 = core::mem::offset_of!(Builtins, $field) as u32;)*
+            $(
+                #[doc = concat!("Offset of [`Builtins::", stringify!($field), "`].")]
+                pub const $offset: u32 = core::mem::offset_of!(Builtins, $field) as u32;
+            )*
         }
 
         /// Names one entry of the [`Builtins`] table.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Builtin {
-            $($variant,)*
+            $(
+                #[doc = concat!("The `", stringify!($field), "` builtin.")]
+                $variant,
+            )*
         }
 
         impl Builtin {
@@ -234,7 +259,9 @@ for_each_builtin!(builtin_items);
 pub enum AbiType {
     /// No value (a function that returns nothing).
     Void,
+    /// A 32-bit integer.
     I32,
+    /// A 64-bit integer.
     I64,
     /// Any pointer.
     Ptr,
@@ -243,12 +270,15 @@ pub enum AbiType {
 /// The argument and return kinds of a builtin's function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Signature {
+    /// Argument kinds, in order.
     pub params: &'static [AbiType],
+    /// Return kind.
     pub ret: AbiType,
 }
 
 /// A Rust type that crosses the builtin ABI as one [`AbiType`].
 pub trait AbiValue {
+    /// How a value of this type crosses the ABI.
     const KIND: AbiType;
 }
 
@@ -272,7 +302,9 @@ impl<T> AbiValue for *const T {
 /// cross the ABI as [`AbiType`]s: how a builtin's LLVM signature follows
 /// from its Rust one.
 pub trait AbiFn {
+    /// Argument kinds, in order.
     const PARAMS: &'static [AbiType];
+    /// Return kind.
     const RET: AbiType;
 }
 
@@ -290,10 +322,15 @@ abi_fn!(A, B);
 abi_fn!(A, B, C);
 abi_fn!(A, B, C, D);
 
+/// Bytes of [`ArtifactMetadata::target_triple`].
 pub const META_TRIPLE_LEN: usize = 64;
+/// Bytes of [`ArtifactMetadata::target_cpu`].
 pub const META_CPU_LEN: usize = 64;
+/// Bytes of [`ArtifactMetadata::cpu_features`].
 pub const META_FEATURES_LEN: usize = 2048;
+/// Bytes of [`ArtifactMetadata::compiler_version`].
 pub const META_VERSION_LEN: usize = 32;
+/// Bytes of [`ArtifactMetadata::spec`].
 pub const META_SPEC_LEN: usize = 32;
 
 /// Self-description embedded in every artifact (exported as [`METADATA_SYMBOL`]).
@@ -301,19 +338,30 @@ pub const META_SPEC_LEN: usize = 32;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ArtifactMetadata {
+    /// [`METADATA_MAGIC`].
     pub magic: [u8; 8],
+    /// The [`INTERFACE_VERSION`] the artifact was compiled against.
     pub interface_version: u32,
+    /// LLVM optimisation level used.
     pub opt_level: u32,
+    /// Keccak-256 of the compiled bytecode.
     pub code_hash: [u8; 32],
+    /// Length of the compiled bytecode in bytes.
     pub code_len: u64,
+    /// Hard fork compiled for (evmc-compiler's spec name).
     pub spec: [u8; META_SPEC_LEN],
+    /// LLVM target triple.
     pub target_triple: [u8; META_TRIPLE_LEN],
+    /// LLVM CPU name.
     pub target_cpu: [u8; META_CPU_LEN],
+    /// CPU features the code requires (`+avx2,...`).
     pub cpu_features: [u8; META_FEATURES_LEN],
+    /// Build id of the compiler that produced it.
     pub compiler_version: [u8; META_VERSION_LEN],
 }
 
 impl ArtifactMetadata {
+    /// Size of the record in bytes.
     pub const SIZE: usize = core::mem::size_of::<Self>();
 
     /// Decodes a record from raw bytes (as read out of an artifact file).
@@ -334,6 +382,7 @@ impl ArtifactMetadata {
         unsafe { core::slice::from_raw_parts(self as *const Self as *const u8, Self::SIZE) }
     }
 
+    /// The string in a NUL-padded field (up to its first NUL).
     pub fn str_field(field: &[u8]) -> &str {
         let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
         core::str::from_utf8(&field[..end]).unwrap_or("<invalid utf-8>")
@@ -349,6 +398,7 @@ impl ArtifactMetadata {
         true
     }
 
+    /// A record with the magic and interface version set, every other field zero.
     pub fn empty() -> Self {
         Self {
             magic: METADATA_MAGIC,

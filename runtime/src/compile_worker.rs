@@ -34,11 +34,14 @@ use std::time::Instant;
 /// How to start a compile worker: `program args…`.
 #[derive(Clone, Debug)]
 pub struct WorkerCommand {
+    /// The executable.
     pub program: PathBuf,
+    /// Its arguments (before any the cache adds).
     pub args: Vec<OsString>,
 }
 
 impl WorkerCommand {
+    /// `program` run with `args`.
     pub fn new(
         program: impl Into<PathBuf>,
         args: impl IntoIterator<Item = impl Into<OsString>>,
@@ -78,22 +81,41 @@ impl Default for CompileLimits {
     }
 }
 
+/// Why a compile (in process or in a worker) produced no artifact.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CompileFailure {
+    /// The bytecode is above the size limit: stays interpreted, by design.
     #[error("bytecode is {size} bytes, above the compile limit of {limit} bytes")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// Bytecode length in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The compiler failed.
     #[error("{0}")]
     Compile(String),
+    /// The worker ran past its deadline and was killed.
     #[error("compile did not finish within {0:?}; worker killed")]
     Timeout(Duration),
+    /// The worker ended without an answer (killed, crashed, out of memory).
     #[error("compile worker {status}{hint}{stderr}")]
     WorkerDied {
+        /// Its exit status.
         status: String,
+        /// A likely cause, when one is known.
         hint: String,
+        /// The end of what it wrote on stderr.
         stderr: String,
     },
+    /// The worker could not be started.
     #[error("cannot run compile worker `{program}`: {reason}")]
-    Spawn { program: String, reason: String },
+    Spawn {
+        /// The worker's executable.
+        program: String,
+        /// Why.
+        reason: String,
+    },
     /// The thread's cancel flag was set (see [`with_cancel_flag`]); the
     /// worker was killed.
     #[error("compile cancelled; worker killed")]
@@ -152,34 +174,59 @@ pub const CANCEL_POLL: Duration = Duration::from_millis(20);
 /// What a successful compile produced.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct CompiledFile {
+    /// Artifact size in bytes.
     pub size: u64,
+    /// Wall time of the compile, in milliseconds.
     pub compile_ms: f64,
+    /// Optimisation level used (the opt budget may lower it).
     pub effective_opt_level: u8,
+    /// Size of the generated code, in LLVM instructions.
     pub ir_instructions: usize,
 }
 
+/// A compile request, sent to a worker on its stdin as JSON.
 #[derive(Serialize, Deserialize)]
 pub struct Request {
+    /// The bytecode, hex.
     pub code_hex: String,
+    /// The spec's name.
     pub spec: String,
+    /// Optimisation level.
     pub opt_level: u8,
+    /// [`evmc_compiler::CompileOptions::opt_budget`].
     pub opt_budget: usize,
+    /// Compile threads.
     pub threads: usize,
     /// Options that change the artefact's bytes travel with the request:
     /// the worker builds exactly what the caller's cache key names.
     pub max_shards: usize,
+    /// [`evmc_compiler::CompileOptions::part_insts`].
     pub part_insts: usize,
+    /// Larger bytecode is refused.
     pub max_code_size: usize,
+    /// LLVM target triple.
     pub target_triple: String,
+    /// LLVM CPU name.
     pub target_cpu: String,
+    /// LLVM feature string.
     pub target_features: String,
+    /// Where to write the `.so`.
     pub out: PathBuf,
 }
 
+/// A worker's answer, on its stdout as JSON.
 #[derive(Serialize, Deserialize)]
 pub enum Response {
+    /// Compiled.
     Ok(CompiledFile),
-    TooLarge { size: usize, limit: usize },
+    /// The bytecode is above the size limit: stays interpreted, by design.
+    TooLarge {
+        /// Bytecode length in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Failed, with the compiler's message.
     Err(String),
 }
 

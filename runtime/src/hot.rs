@@ -11,7 +11,7 @@
 //!
 //! Dropping a [`HotCompiler`] cancels what is still queued and kills compile
 //! worker processes that are running (through
-//! [`with_cancel_flag`](crate::compile_worker::with_cancel_flag)); it waits
+//! [`with_cancel_flag`]); it waits
 //! at most [`SHUTDOWN_WAIT`] for its threads, and leaves behind any still
 //! inside an in-process compile, which cannot be interrupted.
 
@@ -32,14 +32,18 @@ type HashKeyed<V> = HashMap<B256, V, BuildHasherDefault<PrefixHasher>>;
 /// Gas spent in a contract's own frames (children excluded) and frames run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CodeStats {
+    /// Gas (own frames, children excluded).
     pub gas: u64,
+    /// Frames run.
     pub calls: u64,
 }
 
 /// When a contract counts as hot: either total reached.
 #[derive(Clone, Copy, Debug)]
 pub struct Thresholds {
+    /// Gas (own frames, children excluded).
     pub gas: u64,
+    /// Frames run.
     pub calls: u64,
 }
 
@@ -73,6 +77,7 @@ impl std::fmt::Debug for HotCounters {
 }
 
 impl HotCounters {
+    /// Empty counters with these thresholds.
     pub fn new(thresholds: Thresholds) -> Arc<Self> {
         Arc::new(Self {
             shards: Default::default(),
@@ -82,6 +87,7 @@ impl HotCounters {
         })
     }
 
+    /// The thresholds in use.
     pub fn thresholds(&self) -> Thresholds {
         self.thresholds
     }
@@ -121,6 +127,7 @@ impl HotCounters {
         std::mem::take(&mut *self.newly_hot.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// The totals of the contract with code hash `hash`.
     pub fn get(&self, hash: B256) -> CodeStats {
         self.shard(&hash)
             .lock()
@@ -157,6 +164,7 @@ pub struct FrameTally {
 }
 
 impl FrameTally {
+    /// A tally for one transaction, adding up into `counters`.
     pub fn new(counters: Arc<HotCounters>) -> Self {
         Self {
             counters,
@@ -193,7 +201,9 @@ impl FrameTally {
 
 /// Where compiled artifacts come from: a cache lookup, or a compile.
 pub trait CompileBackend: Send + Sync {
+    /// An artifact already available (a cache hit), without compiling.
     fn lookup(&self, code_hash: B256, spec: SpecId) -> Option<Arc<LoadedArtifact>>;
+    /// Compiles `code` for `spec` and loads it.
     fn compile(&self, code: &[u8], spec: SpecId) -> Result<Arc<LoadedArtifact>, String>;
 }
 
@@ -208,6 +218,7 @@ pub struct CacheBackend {
 
 #[cfg(feature = "compiler")]
 impl CacheBackend {
+    /// Looks up and compiles through `cache` at `opt_level`.
     pub fn new(cache: crate::ArtifactCache, opt_level: u8) -> Self {
         Self { cache, opt_level }
     }
@@ -241,6 +252,8 @@ pub struct InProcessBackend {
 
 #[cfg(feature = "compiler")]
 impl InProcessBackend {
+    /// Compiles in this process at `opt_level` into a private temporary
+    /// directory.
     pub fn new(opt_level: u8) -> std::io::Result<Self> {
         Ok(Self {
             dir: tempfile::tempdir()?,
@@ -271,8 +284,10 @@ impl CompileBackend for InProcessBackend {
     }
 }
 
+/// How a [`HotCompiler`] compiles.
 #[derive(Clone, Debug)]
 pub struct CompilerConfig {
+    /// The spec contracts are compiled for.
     pub spec: SpecId,
     /// Background compile threads.
     pub workers: usize,
@@ -285,6 +300,7 @@ pub struct CompilerConfig {
 }
 
 impl CompilerConfig {
+    /// One worker, the default size limit, a 60 s time cap.
     pub fn new(spec: SpecId) -> Self {
         Self {
             spec,
@@ -298,11 +314,15 @@ impl CompilerConfig {
 /// What happened to one submitted contract.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CompileState {
+    /// Waiting for a compile thread.
     Queued,
     /// Registered. `cached` when it came from the backend's lookup.
     Ready {
+        /// Time from submission to registration.
         time: Duration,
+        /// Found by the backend's lookup, not compiled.
         cached: bool,
+        /// The compile took longer than [`CompilerConfig::time_cap`].
         overran: bool,
     },
     /// On the negative list; stays interpreted.
@@ -357,6 +377,7 @@ pub struct HotCompiler {
 }
 
 impl HotCompiler {
+    /// Starts `config.workers` compile threads registering into `registry`.
     pub fn new(
         config: CompilerConfig,
         backend: Arc<dyn CompileBackend>,
@@ -391,6 +412,7 @@ impl HotCompiler {
         }
     }
 
+    /// The registry compiled contracts go to.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.shared.registry
     }
@@ -523,6 +545,7 @@ impl HotCompiler {
         }
     }
 
+    /// What became of the contract with code hash `hash`, if submitted.
     pub fn state(&self, hash: B256) -> Option<CompileState> {
         self.shared
             .states

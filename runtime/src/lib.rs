@@ -7,6 +7,7 @@
 //! The `compiler` feature (on by default) adds compiling in this process:
 //! [`compile_and_load`], cache compiles, hot compilation. Without it the
 //! runtime has no LLVM in it and loads artefacts compiled elsewhere.
+#![warn(missing_docs)]
 
 pub mod cache;
 pub mod compile_worker;
@@ -40,10 +41,13 @@ use std::path::Path;
 #[cfg(feature = "compiler")]
 use std::sync::Arc;
 
+/// Why [`compile_and_load`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The compile failed.
     #[error(transparent)]
     Compile(#[from] evmc_compiler::CompileError),
+    /// The artifact did not load.
     #[error(transparent)]
     Load(#[from] LoadError),
 }

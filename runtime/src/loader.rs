@@ -12,13 +12,13 @@
 //! ([`Source`]). The work is split by mechanism:
 //! - [`file`]: opening regular files only, reading them through the
 //!   descriptor that is later loaded, and whether it may be loaded in place;
-//! - [`elf`] and `dynamic`: the ELF structure, as the dynamic loader reads it
+//! - `elf` and `dynamic`: the ELF structure, as the dynamic loader reads it
 //!   (program headers, the `PT_DYNAMIC` table and the relocations it points
 //!   to), not only the section headers, which `ld.so` ignores and a hostile
 //!   file can fake;
-//! - [`metadata`]: the metadata record against the caller, the manifest and
+//! - `metadata`: the metadata record against the caller, the manifest and
 //!   this machine ([`host`]: CPU features from `cpuid`, without LLVM);
-//! - [`dlopen`]: mapping the file itself through its descriptor or a private
+//! - `dlopen`: mapping the file itself through its descriptor or a private
 //!   copy of the checked bytes (see [`open_artifact`] for which and why),
 //!   then checking the loaded symbols against the validated ones.
 
@@ -42,31 +42,58 @@ pub const MAX_ARTIFACT_SIZE: u64 = 256 * 1024 * 1024;
 /// Symbols an artifact may import; they resolve in libc, already loaded.
 pub const ALLOWED_IMPORTS: &[&str] = &["memcpy", "memmove", "memset", "memcmp", "bcmp"];
 
+/// Why an artifact was refused or could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The file could not be read.
     #[error("{path}: cannot read: {source}")]
     Io {
+        /// The artifact's path.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The path is not a regular file.
     #[error("{path}: not a regular file")]
-    NotAFile { path: PathBuf },
+    NotAFile {
+        /// The artifact's path.
+        path: PathBuf,
+    },
+    /// The file is not an acceptable artifact (ELF checks, metadata, hash).
     #[error("{path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The artifact's path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The artifact was built for something else than expected.
     #[error("{path}: built for {what} {found}, expected {expected}")]
     Mismatch {
+        /// The artifact's path.
         path: PathBuf,
+        /// What differs (spec, code hash, CPU, ...).
         what: &'static str,
+        /// What the artifact says.
         found: String,
+        /// What was expected.
         expected: String,
     },
+    /// `dlopen` refused it.
     #[error("{path}: dlopen failed: {reason}")]
-    Dlopen { path: PathBuf, reason: String },
+    Dlopen {
+        /// The artifact's path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The private copy to load from could not be written: trouble of this
     /// process or machine (temporary directory full), not of the artifact.
     #[error("{path}: cannot write the private copy to load: {source}")]
     PrivateCopy {
+        /// The artifact's path.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
 }
@@ -74,7 +101,9 @@ pub enum LoadError {
 /// What the caller expects an artifact to be for.
 #[derive(Clone, Debug)]
 pub struct Expect {
+    /// Keccak-256 of the bytecode it must implement.
     pub code_hash: B256,
+    /// The spec's name it must be compiled for.
     pub spec: String,
 }
 
@@ -90,10 +119,15 @@ fn invalid(path: &Path, reason: impl Into<String>) -> LoadError {
 pub struct Pinned<'a> {
     /// [`content_hash`] of the whole file.
     pub content_hash: [u8; 32],
+    /// File size in bytes.
     pub size: u64,
+    /// Optimisation level in its metadata.
     pub opt_level: u8,
+    /// Compiler build id in its metadata.
     pub compiler_version: &'a str,
+    /// LLVM CPU name in its metadata.
     pub target_cpu: &'a str,
+    /// CPU features in its metadata.
     pub cpu_features: &'a str,
 }
 
@@ -113,7 +147,12 @@ pub enum Source<'a> {
     Read(ArtifactFile),
     /// Bytes in memory (named `path` in errors); always loaded from a
     /// private copy.
-    Bytes { path: &'a Path, bytes: &'a [u8] },
+    Bytes {
+        /// The name used in errors.
+        path: &'a Path,
+        /// The artifact's bytes.
+        bytes: &'a [u8],
+    },
 }
 
 impl<'a> From<&'a Path> for Source<'a> {
@@ -142,6 +181,21 @@ impl From<ArtifactFile> for Source<'_> {
 
 /// Checks and loads artefacts that must match one [`Expect`] (and, for
 /// cache entries, what their manifest [`Pinned`]).
+///
+/// ```no_run
+/// use evmc_runtime::{Expect, Loader};
+/// use std::path::Path;
+///
+/// // `/tmp/add.so` compiled by `evmc_compiler::compile_to_file` from:
+/// let code = [0x60, 0x01, 0x60, 0x02, 0x01, 0x00];
+/// let code_hash = evmc_compiler::code_hash(&code);
+/// let loader = Loader::new(Expect { code_hash, spec: "Osaka".into() });
+/// let so = Path::new("/tmp/add.so");
+/// loader.validate(so)?; // every check, nothing mapped
+/// let artifact = loader.load(so)?;
+/// assert_eq!(artifact.spec(), "Osaka");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Loader<'p> {
     expect: Expect,
@@ -155,6 +209,7 @@ enum Checked<'a> {
 }
 
 impl<'p> Loader<'p> {
+    /// A loader for artifacts that must match `expect`.
     pub fn new(expect: Expect) -> Self {
         Self {
             expect,

@@ -91,23 +91,33 @@ pub struct Metrics {
 /// moving meanwhile may be a little apart).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MetricsSnapshot {
+    /// Frames run natively.
     pub frames_native: u64,
     /// Indexed like [`InterpretReason::ALL`]; see
     /// [`MetricsSnapshot::interpreted_for`].
     pub interpreted: [u64; REASONS],
+    /// Contracts waiting for a compile thread.
     pub compile_queue: u64,
+    /// Compiles started.
     pub compiles_started: u64,
+    /// Compiles that produced an artefact.
     pub compiles_finished: u64,
+    /// Compiles that failed.
     pub compiles_failed: u64,
+    /// Queued compiles cancelled (shutdown).
     pub compiles_cancelled: u64,
     /// Wall time of all finished and failed compiles.
     pub compile_time: Duration,
+    /// Hot compiler lookups served from the cache.
     pub cache_hits: u64,
+    /// Hot compiler lookups that missed.
     pub cache_misses: u64,
+    /// Cache entries refused.
     pub cache_refusals: u64,
 }
 
 impl MetricsSnapshot {
+    /// Frames interpreted for `reason`.
     pub fn interpreted_for(&self, reason: InterpretReason) -> u64 {
         self.interpreted[reason.index()]
     }
@@ -127,11 +137,13 @@ pub struct FrameCounts {
 }
 
 impl FrameCounts {
+    /// Counts a frame run natively.
     #[inline]
     pub fn native(&mut self) {
         self.native += 1;
     }
 
+    /// Counts a frame interpreted for `reason`.
     #[inline]
     pub fn interpreted(&mut self, reason: InterpretReason) {
         self.interpreted[reason.index()] += 1;
@@ -156,6 +168,7 @@ impl FrameCounts {
 }
 
 impl Metrics {
+    /// Every counter, now.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let mut interpreted = [0; REASONS];
         for (out, c) in interpreted.iter_mut().zip(&self.frames_interpreted) {
@@ -188,6 +201,7 @@ impl Metrics {
         metrics::gauge!("evmc_compile_queue_length").set(n as f64);
     }
 
+    /// A compile started.
     pub fn compile_started(&self) {
         self.compiles_started.fetch_add(1, Relaxed);
         metrics::counter!("evmc_compiles_started_total").increment(1);

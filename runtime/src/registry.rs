@@ -37,20 +37,42 @@ impl Hasher for PrefixHasher {
     }
 }
 
+/// Artifacts by code hash and spec.
 pub type ArtifactMap =
     HashMap<(B256, SpecId), Arc<LoadedArtifact>, BuildHasherDefault<PrefixHasher>>;
 
 /// Why contracts without an artefact have none, by code hash and spec.
 pub type ReasonMap = HashMap<(B256, SpecId), InterpretReason, BuildHasherDefault<PrefixHasher>>;
 
+/// An artifact registered under another spec than it was compiled for.
 #[derive(Debug, thiserror::Error)]
 #[error("artifact for {code_hash} was compiled for {compiled_for}, not {registered_for}")]
 pub struct SpecMismatch {
+    /// The contract's code hash.
     pub code_hash: B256,
+    /// The spec in its metadata.
     pub compiled_for: String,
+    /// The spec it was registered under.
     pub registered_for: String,
 }
 
+/// Code hash and spec → compiled artifact: what [`crate::NativeEvm`] runs
+/// natively. Reads are lock-free snapshots; shared in an `Arc`.
+///
+/// ```no_run
+/// use evmc_compiler::SpecId;
+/// use evmc_runtime::{ArtifactCache, Registry};
+///
+/// let cache = ArtifactCache::open(&ArtifactCache::default_dir())?;
+/// let registry = Registry::new();
+/// let code = [0x60, 0x01, 0x60, 0x02, 0x01, 0x00];
+/// let mut opts = evmc_compiler::CompileOptions::new(SpecId::OSAKA);
+/// opts.opt_level = 2;
+/// let artifact = cache.get_or_compile(&code, &opts)?;
+/// registry.register(SpecId::OSAKA, artifact)?;
+/// assert!(registry.get(evmc_compiler::code_hash(&code), SpecId::OSAKA).is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Default)]
 pub struct Registry {
     map: ArcSwap<ArtifactMap>,
@@ -73,6 +95,7 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// An empty registry.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
@@ -132,6 +155,7 @@ impl Registry {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
+    /// Unregisters the artifact of `code_hash` for `spec`, if any.
     pub fn remove(&self, code_hash: B256, spec: SpecId) {
         self.map.rcu(|m| {
             let mut m = ArtifactMap::clone(m);
@@ -162,14 +186,17 @@ impl Registry {
         }
     }
 
+    /// The artifact of `code_hash` for `spec`, if registered.
     pub fn get(&self, code_hash: B256, spec: SpecId) -> Option<Arc<LoadedArtifact>> {
         self.map.load().get(&(code_hash, spec)).cloned()
     }
 
+    /// Number of registered artifacts.
     pub fn len(&self) -> usize {
         self.map.load().len()
     }
 
+    /// Whether nothing is registered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -389,3 +389,67 @@ fn a_read_only_cache_is_listed_verified_and_used_but_not_written() {
     );
     chmod("u+w", dir.path());
 }
+
+/// After an upgrade: `cache ls` marks the entries of another compiler
+/// build and names this binary's, `run` does not use them, `cache gc`
+/// keeps them and `cache gc --other-builds` removes exactly them. The old
+/// build is simulated by rewriting a manifest.
+#[test]
+fn gc_other_builds_removes_the_entries_of_other_compiler_builds() {
+    use evmc_runtime::cache::Manifest;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    ok(compile(&cache, &[&fixture("counter.json")])
+        .output()
+        .unwrap());
+    let ls = json_lines(&ok(cache_cmd(&cache, &["ls", "--json"])));
+    assert_eq!(ls.len(), 1);
+    assert_eq!(ls[0]["other_build"], false);
+    let current = PathBuf::from(ls[0]["path"].as_str().unwrap());
+    let mut m =
+        Manifest::from_json(&std::fs::read(current.join("manifest.json")).unwrap()).unwrap();
+    m.key.compiler_version = "evmc-0000000000000000".into();
+    let old = cache.join("entries").join(m.key.digest_hex());
+    std::fs::create_dir(&old).unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(old.join("manifest.json"), m.to_json()).unwrap();
+    std::fs::copy(current.join("artifact.so"), old.join("artifact.so")).unwrap();
+
+    let text = String::from_utf8_lossy(&ok(cache_cmd(&cache, &["ls"])).stdout).to_string();
+    assert!(text.contains("evmc-0000000000000000"), "{text}");
+    assert_eq!(text.matches("(other build)").count(), 1, "{text}");
+    let this_build = format!(
+        "this binary's compiler build id: {}",
+        evmc_compiler::COMPILER_BUILD_ID
+    );
+    assert!(text.contains(&this_build), "{text}");
+    assert!(text.contains("1 entries of other builds"), "{text}");
+
+    // Only the old entry left: `run` compiles, it does not load it.
+    std::fs::remove_dir_all(&current).unwrap();
+    let out = ok(bin()
+        .args(["-v", "run"])
+        .arg(fixture("counter.json"))
+        .args(["--mode", "native", "--cache-dir"])
+        .arg(&cache)
+        .output()
+        .unwrap());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("compiled into the artifact cache"), "{err}");
+    assert!(!err.contains("refused"), "{err}");
+    assert!(current.is_dir());
+
+    let g = &json_lines(&ok(cache_cmd(&cache, &["gc", "--json"])))[0];
+    assert_eq!(g["removed_entries"], 0, "{g}");
+    assert!(old.exists());
+    let g = &json_lines(&ok(cache_cmd(&cache, &["gc", "--other-builds", "--json"])))[0];
+    assert_eq!(
+        (&g["removed_other_builds"], &g["kept_entries"]),
+        (&1.into(), &1.into()),
+        "{g}"
+    );
+    assert!(!old.exists() && current.is_dir());
+    let text = String::from_utf8_lossy(&ok(cache_cmd(&cache, &["ls"])).stdout).to_string();
+    assert!(!text.contains("other build"), "{text}");
+}

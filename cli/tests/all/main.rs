@@ -4,6 +4,7 @@
 
 mod bench_cli;
 mod cache_cli;
+mod cache_dir;
 mod cli;
 mod closed_stdout;
 mod compile_limits;

@@ -4,8 +4,11 @@ use crate::revm_api::U256;
 use revm::bytecode::opcode as op;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One decoded instruction.
 pub struct Inst {
+    /// Its pc.
     pub pc: u32,
+    /// Its opcode byte.
     pub op: u8,
     /// PUSH immediate (zero for other opcodes). Bytes cut off by the end of
     /// the code read as zero, as in the interpreter's padded copy.
@@ -13,6 +16,7 @@ pub struct Inst {
 }
 
 impl Inst {
+    /// Bytes of PUSH immediate (0 for other opcodes).
     pub fn push_size(&self) -> u32 {
         if (op::PUSH1..=op::PUSH32).contains(&self.op) {
             (self.op - op::PUSH1 + 1) as u32
@@ -20,6 +24,7 @@ impl Inst {
             0
         }
     }
+    /// The pc of the next instruction.
     pub fn next_pc(&self) -> u32 {
         self.pc + 1 + self.push_size()
     }

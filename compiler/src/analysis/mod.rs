@@ -38,6 +38,7 @@ pub enum Terminator {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a JUMP or JUMPI goes, as far as analysis can tell.
 pub enum JumpTarget {
     /// A constant target that is a valid JUMPDEST (its pc).
     Static(u32),
@@ -48,15 +49,21 @@ pub enum JumpTarget {
 }
 
 #[derive(Clone, Debug)]
+/// A basic block: straight-line instructions ending in a [`Terminator`].
 pub struct Block {
+    /// Pc of its first instruction.
     pub start_pc: u32,
     /// Index range into [`Analysis::insts`].
     pub first: usize,
+    /// End (exclusive) of the range into [`Analysis::insts`].
     pub end: usize,
+    /// How it ends.
     pub term: Terminator,
+    /// It starts with a JUMPDEST.
     pub is_jumpdest: bool,
     /// Starts right after a CALL/CREATE: generated code may be entered here.
     pub is_resume: bool,
+    /// Reachable from the entry, a JUMPDEST or a resume point.
     pub reachable: bool,
     /// Stack items the block reads below its entry height.
     pub min_in: u16,
@@ -67,15 +74,20 @@ pub struct Block {
 }
 
 impl Block {
+    /// Its instructions.
     pub fn insts<'a>(&self, a: &'a Analysis) -> &'a [Inst] {
         &a.insts[self.first..self.end]
     }
 }
 
 #[derive(Clone, Debug)]
+/// What analysis found out about one contract's bytecode.
 pub struct Analysis {
+    /// Length of the bytecode in bytes.
     pub code_len: usize,
+    /// Every instruction, with the implicit STOP at the end.
     pub insts: Vec<Inst>,
+    /// Basic blocks, in pc order.
     pub blocks: Vec<Block>,
     /// Every valid JUMPDEST's pc (a `0x5b` byte outside PUSH data), whether
     /// or not it starts a block: what the interpreter accepts as a jump

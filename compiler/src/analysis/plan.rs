@@ -23,6 +23,7 @@ const SHARD_INSTS: usize = 2000;
 /// documentation).
 #[derive(Clone, Debug)]
 pub struct Plan<'a> {
+    /// The analysis the plan is for.
     pub analysis: &'a Analysis,
     /// The only block each block is entered from, if any (see
     /// [`Analysis::single_predecessors`]): such a block starts from its

@@ -5,7 +5,9 @@
 /// What to generate code for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetSpec {
+    /// LLVM target triple (`x86_64-unknown-linux-gnu`).
     pub triple: String,
+    /// LLVM CPU name (`znver3`, `generic`, ...).
     pub cpu: String,
     /// LLVM feature string (`+avx2,-avx512f,...`).
     pub features: String,

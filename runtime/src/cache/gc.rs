@@ -16,23 +16,35 @@ use std::time::{Duration, UNIX_EPOCH};
 /// and are older than this belong to dead writers.
 const STALE_TMP: Duration = Duration::from_secs(3600);
 
+/// One entry of a cache directory, as `ls` lists it.
 #[derive(Clone, Debug, Serialize)]
 pub struct EntryInfo {
     /// The key digest (the directory name).
     pub digest: String,
+    /// The entry's directory.
     pub path: PathBuf,
     /// Bytes on disk (manifest and artifact).
     pub size: u64,
+    /// Last lookup hit (the directory's mtime), seconds since the Unix epoch.
     pub last_used_unix: u64,
+    /// The manifest, when it could be read.
     pub manifest: Option<Manifest>,
     /// Why the manifest could not be read, if it could not.
     pub problem: Option<String>,
+    /// Built by another compiler build or for another interface version
+    /// than this binary's ([`super::CacheKey::is_this_build`]): never used
+    /// by this binary. False when the manifest is unreadable.
+    pub other_build: bool,
 }
 
+/// What [`super::ArtifactCache::verify`] found.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct VerifyReport {
+    /// Entries checked.
     pub checked: usize,
+    /// Entries that passed every check.
     pub ok: usize,
+    /// Artifact bytes read and hashed.
     pub bytes_hashed: u64,
     /// Bad entries: moved to `quarantine/`, or left in place when the
     /// cache is read-only (`moved_to` is `None`).
@@ -41,13 +53,35 @@ pub struct VerifyReport {
     pub read_only: bool,
 }
 
+/// What [`super::ArtifactCache::gc_with`] removes besides garbage
+/// (temporaries of dead writers, quarantine, unreadable entries).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GcOptions {
+    /// Then removes the least recently used entries until the cache is at
+    /// most this many bytes.
+    pub max_size: Option<u64>,
+    /// First removes every entry built by another compiler build or for
+    /// another interface version (entries of another cache layout are
+    /// unreadable, so always removed).
+    pub other_builds: bool,
+}
+
+/// What [`super::ArtifactCache::gc`] removed and kept.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct GcReport {
+    /// Entries removed, those of `removed_other_builds` included.
     pub removed_entries: usize,
+    /// Entries of another compiler build or interface version removed.
+    pub removed_other_builds: usize,
+    /// Quarantined entries removed.
     pub removed_quarantined: usize,
+    /// Temporary build directories of dead writers removed.
     pub removed_temporary: usize,
+    /// Bytes freed, everything removed included.
     pub freed_bytes: u64,
+    /// Entries left.
     pub kept_entries: usize,
+    /// Bytes of the entries left.
     pub kept_bytes: u64,
 }
 
@@ -119,7 +153,9 @@ pub(super) fn ls(layout: &Layout) -> Result<Vec<EntryInfo>, CacheError> {
             Ok(m) => (Some(m), None),
             Err(e) => (None, Some(e)),
         };
+        let other_build = manifest.as_ref().is_some_and(|m| !m.key.is_this_build());
         out.push(EntryInfo {
+            other_build,
             digest,
             size: disk_size(&path),
             last_used_unix: mtime_unix(&path),
@@ -180,7 +216,7 @@ pub(super) fn verify(layout: &Layout, writable: bool) -> Result<VerifyReport, Ca
     Ok(report)
 }
 
-pub(super) fn gc(layout: &Layout, max_size: Option<u64>) -> Result<GcReport, CacheError> {
+pub(super) fn gc(layout: &Layout, opts: GcOptions) -> Result<GcReport, CacheError> {
     let mut report = GcReport::default();
     let now = now_unix();
     for path in children(&layout.tmp)? {
@@ -206,6 +242,24 @@ pub(super) fn gc(layout: &Layout, max_size: Option<u64>) -> Result<GcReport, Cac
         }
     }
     let mut entries = ls(layout)?;
+    if opts.other_builds {
+        // Before the size limit: what this binary cannot use goes first.
+        entries.retain(|e| {
+            if !e.other_build {
+                return true;
+            }
+            if evict(layout, &e.path).is_err() {
+                report.kept_entries += 1;
+                report.kept_bytes += e.size;
+            } else {
+                report.removed_entries += 1;
+                report.removed_other_builds += 1;
+                report.freed_bytes += e.size;
+            }
+            false
+        });
+    }
+    let max_size = opts.max_size;
     // Unreadable entries go first, then the least recently used.
     entries.sort_by_key(|e| (e.manifest.is_some(), e.last_used_unix));
     let mut total: u64 = entries.iter().map(|e| e.size).sum();

@@ -13,19 +13,25 @@ use sha2::{Digest, Sha256};
 /// compile option ([`CacheKey::codegen`]).
 pub const LAYOUT_VERSION: u32 = 3;
 
+/// What identifies a cache entry (see the module documentation).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheKey {
     /// `0x…` keccak of the bytecode.
     pub code_hash: B256,
+    /// The spec's name ([`evmc_compiler::spec_name`]).
     pub spec: String,
+    /// The optimisation level asked for.
     pub opt_level: u8,
     /// [`CompileOptions::codegen_fingerprint`]: every option that changes
     /// the artefact's bytes (opt level and budget, shard count, ...).
     pub codegen: String,
+    /// [`INTERFACE_VERSION`] of the ABI the artefact uses.
     pub interface_version: u32,
     /// [`COMPILER_BUILD_ID`] of the compiler that built the artefact.
     pub compiler_version: String,
+    /// LLVM target triple.
     pub target_triple: String,
+    /// LLVM CPU name.
     pub target_cpu: String,
     /// Enabled features only (what a loading CPU must have).
     pub cpu_features: String,
@@ -52,6 +58,14 @@ impl CacheKey {
             target_cpu: opts.target.cpu.clone(),
             cpu_features: sorted_features(&opts.target.required_features()),
         }
+    }
+
+    /// Whether this binary built (or could have built) an artefact of this
+    /// key: same compiler build id and interface version. An entry of
+    /// another build is never looked up (its key differs); `cache gc
+    /// --other-builds` removes it.
+    pub fn is_this_build(&self) -> bool {
+        self.compiler_version == COMPILER_BUILD_ID && self.interface_version == INTERFACE_VERSION
     }
 
     /// The entry's directory name: a digest of every field, so that two

@@ -4,25 +4,32 @@
 use super::key::{CacheKey, LAYOUT_VERSION};
 use serde::{Deserialize, Serialize};
 
+/// The manifest's file name in an entry.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// The artifact's file name in an entry.
 pub const ARTIFACT_FILE: &str = "artifact.so";
 /// A manifest is a few hundred bytes; anything much larger is not one.
 pub const MAX_MANIFEST_SIZE: u64 = 64 * 1024;
 
+/// An entry's manifest (`manifest.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// The cache format ([`LAYOUT_VERSION`]) the entry was written in;
     /// absent before version 2.
     #[serde(default = "format_before_versioning")]
     pub format: u32,
+    /// The key the entry is stored under.
     pub key: CacheKey,
     /// Hex BLAKE3 of the artifact file ([`crate::loader::content_hash`]).
     #[serde(default)]
     pub artifact_blake3: String,
+    /// Size of the artifact file in bytes.
     pub artifact_size: u64,
+    /// Length of the compiled bytecode in bytes.
     pub code_size: usize,
     /// Seconds since the Unix epoch.
     pub created_unix: u64,
+    /// Wall time of the compile, in milliseconds.
     pub compile_ms: f64,
     /// LLVM optimisation level actually used (the opt budget may lower it).
     pub effective_opt_level: u8,
@@ -38,6 +45,7 @@ pub fn content_hash_hex(bytes: &[u8]) -> String {
 }
 
 impl Manifest {
+    /// The manifest as pretty-printed JSON.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("manifest serialises")
     }

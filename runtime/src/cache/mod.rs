@@ -34,7 +34,7 @@ mod store;
 pub mod remote;
 
 pub use crate::compile_worker::{CompileFailure, CompileLimits, CompiledFile, WorkerCommand};
-pub use gc::{EntryInfo, GcReport, VerifyReport};
+pub use gc::{EntryInfo, GcOptions, GcReport, VerifyReport};
 pub use key::CacheKey;
 pub use manifest::Manifest;
 pub use rejection::{Rejection, RejectionLog};
@@ -52,25 +52,43 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use store::{EntryError, Layout};
 
+/// Why a cache operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
+    /// The cache directory cannot be created or read.
     #[error("{path}: cache directory is not usable: {reason}")]
-    Unusable { path: PathBuf, reason: String },
+    Unusable {
+        /// The path concerned.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Reading or writing `path` failed.
     #[error("{path}: {source}")]
     Io {
+        /// The path concerned.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The compile failed.
     #[error(transparent)]
     Compile(#[from] CompileFailure),
+    /// The compile of this key failed earlier in this process.
     #[error("{0} (failed earlier in this process; not retried)")]
     FailedBefore(CompileFailure),
+    /// The freshly compiled artifact did not load.
     #[error("the freshly compiled artifact does not load: {0}")]
     Load(#[from] LoadError),
     /// The cache can be read but not written: hits are served, nothing
     /// new is stored.
     #[error("{path}: the artifact cache is read-only: {what}")]
-    ReadOnly { path: PathBuf, what: &'static str },
+    ReadOnly {
+        /// The path concerned.
+        path: PathBuf,
+        /// What could not be done.
+        what: &'static str,
+    },
 }
 
 impl CacheError {
@@ -88,9 +106,11 @@ impl CacheError {
 /// Where [`ArtifactCache::lookup_or_compile`] found an artifact.
 #[derive(Clone, Debug)]
 pub enum Source {
+    /// Found in the local cache.
     Hit,
     /// Downloaded from the shared store, checked and kept locally.
     Fetched,
+    /// Compiled now (and published).
     Compiled(CompiledFile),
 }
 
@@ -160,6 +180,20 @@ impl ArtifactCache {
     /// Without the `compiler` feature this process cannot ask LLVM for the
     /// host target: [`Self::get`] then keys on the target recorded for this
     /// machine in the cache (see `host_profile`), and misses if there is none.
+    ///
+    /// ```no_run
+    /// use evmc_compiler::{CompileOptions, SpecId};
+    /// use evmc_runtime::ArtifactCache;
+    ///
+    /// let cache = ArtifactCache::open(&ArtifactCache::default_dir())?;
+    /// let code = [0x60, 0x01, 0x60, 0x02, 0x01, 0x00];
+    /// let opts = CompileOptions::new(SpecId::OSAKA);
+    /// // A hit loads the checked entry; a miss compiles, publishes and loads.
+    /// let artifact = cache.get_or_compile(&code, &opts)?;
+    /// assert!(cache.get(evmc_compiler::code_hash(&code), SpecId::OSAKA, opts.opt_level)?.is_some());
+    /// # drop(artifact);
+    /// # Ok::<(), evmc_runtime::CacheError>(())
+    /// ```
     pub fn open(dir: &Path) -> Result<Self, CacheError> {
         let layout = Layout::new(dir);
         let writable = layout.create()?;
@@ -223,10 +257,12 @@ impl ArtifactCache {
         self
     }
 
+    /// The cache's root directory.
     pub fn dir(&self) -> &Path {
         &self.layout.root
     }
 
+    /// The limits compiles run under.
     pub fn limits(&self) -> &CompileLimits {
         &self.limits
     }
@@ -530,10 +566,20 @@ impl ArtifactCache {
     /// least recently used entries until the cache is at most `max_size`
     /// bytes. A read-only cache is [`CacheError::ReadOnly`].
     pub fn gc(&self, max_size: Option<u64>) -> Result<GcReport, CacheError> {
+        self.gc_with(GcOptions {
+            max_size,
+            other_builds: false,
+        })
+    }
+
+    /// [`Self::gc`], and with [`GcOptions::other_builds`] first every
+    /// entry another compiler build made (after an upgrade, all of the
+    /// old binary's entries: they are never looked up again).
+    pub fn gc_with(&self, opts: GcOptions) -> Result<GcReport, CacheError> {
         if self.is_read_only() {
             return Err(self.read_only_error("gc cannot remove anything"));
         }
-        gc::gc(&self.layout, max_size)
+        gc::gc(&self.layout, opts)
     }
 }
 

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 /// of the way.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Rejection {
+    /// The refused entry (a directory, or a store object's URL).
     pub entry: PathBuf,
+    /// Why it was refused.
     pub reason: String,
     /// Where it went (`quarantine/…`), or `None` if it was left in place
     /// (the cache is read-only, or the problem is the cache directory

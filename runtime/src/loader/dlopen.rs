@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 /// A validated, loaded artifact. The library stays loaded while this lives.
 pub struct LoadedArtifact {
     entry: EntryFn,
+    /// The metadata record embedded in the artifact.
     pub metadata: ArtifactMetadata,
+    /// Where it was loaded from (as given to the loader).
     pub path: PathBuf,
     // Dropped in this order: the library is unloaded before the descriptor
     // its name refers to is closed.
@@ -38,12 +40,15 @@ impl std::fmt::Debug for LoadedArtifact {
 }
 
 impl LoadedArtifact {
+    /// The compiled contract's entry point.
     pub fn entry(&self) -> EntryFn {
         self.entry
     }
+    /// Keccak-256 of the bytecode it implements.
     pub fn code_hash(&self) -> B256 {
         B256::from(self.metadata.code_hash)
     }
+    /// The spec's name it was compiled for.
     pub fn spec(&self) -> &str {
         ArtifactMetadata::str_field(&self.metadata.spec)
     }

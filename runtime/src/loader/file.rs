@@ -226,6 +226,7 @@ pub fn open_artifact(path: &Path) -> Result<OpenedArtifact, LoadError> {
 }
 
 impl OpenedArtifact {
+    /// The path it was opened at.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -235,6 +236,7 @@ impl OpenedArtifact {
         self.len
     }
 
+    /// Whether the file is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -323,6 +325,7 @@ impl OpenedArtifact {
 }
 
 impl ArtifactFile {
+    /// The path it was opened at.
     pub fn path(&self) -> &Path {
         &self.path
     }

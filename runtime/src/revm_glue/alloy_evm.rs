@@ -314,8 +314,11 @@ impl HotState {
 /// A contract handed to hot compilation, and what became of it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HotCompile {
+    /// The spec it is compiled for.
     pub spec: SpecId,
+    /// Its code hash.
     pub code_hash: B256,
+    /// What became of it.
     pub state: CompileState,
 }
 
@@ -323,6 +326,23 @@ pub struct HotCompile {
 /// registered contracts run natively (see the module documentation).
 ///
 /// Cloning shares the registry, the cache and the hot-contract state.
+///
+/// ```no_run
+/// use alloy_evm::{Evm, EvmEnv, EvmFactory};
+/// use evmc_runtime::{ArtifactCache, HotOptions, NativeEvmFactory, Registry};
+/// use revm::context::TxEnv;
+/// use revm::database::{CacheDB, EmptyDB};
+///
+/// let cache = ArtifactCache::open(&ArtifactCache::default_dir())?;
+/// let factory = NativeEvmFactory::new(Registry::new())
+///     .with_cache(cache, 2)
+///     // Compile contracts in the background once they are hot.
+///     .with_hot_compilation(HotOptions::default())?;
+/// let mut evm = factory.create_evm(CacheDB::new(EmptyDB::default()), EvmEnv::default());
+/// let result = evm.transact(TxEnv::default())?;
+/// println!("{:?}, {} native frames", result.result, evm.native_frames());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct NativeEvmFactory {
     registry: Arc<Registry>,

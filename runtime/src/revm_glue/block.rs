@@ -24,58 +24,86 @@ pub use revm::primitives::{address, b256, keccak256, Address, Bytes, Log, B256, 
 /// An account of the initial state.
 #[derive(Clone, Debug, Default)]
 pub struct GenesisAccount {
+    /// Balance in wei.
     pub balance: U256,
+    /// Nonce.
     pub nonce: u64,
+    /// Runtime bytecode (empty for none).
     pub code: Bytes,
+    /// Storage slots.
     pub storage: BTreeMap<U256, U256>,
 }
 
+/// The initial state, by address.
 pub type Genesis = BTreeMap<Address, GenesisAccount>;
 
 /// A signed-and-validated transaction as a sequencer receives it.
 #[derive(Clone, Debug)]
 pub struct TxRequest {
+    /// Sender.
     pub caller: Address,
     /// `None` creates a contract.
     pub to: Option<Address>,
+    /// Wei transferred.
     pub value: U256,
+    /// Calldata (or init code when creating).
     pub data: Bytes,
+    /// Gas limit.
     pub gas_limit: u64,
+    /// Nonce.
     pub nonce: u64,
 }
 
+/// What a block's execution needs of its header.
 #[derive(Clone, Copy, Debug)]
 pub struct BlockHeader {
+    /// Block number.
     pub number: u64,
+    /// Timestamp, seconds since the Unix epoch.
     pub timestamp: u64,
+    /// Gas limit.
     pub gas_limit: u64,
+    /// Beneficiary of the fees.
     pub coinbase: Address,
 }
 
+/// How a transaction ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TxStatus {
+    /// Executed and succeeded.
     Success,
+    /// Executed and reverted.
     Revert,
+    /// Executed and halted exceptionally (the reason).
     Halt(String),
     /// Not executable (nonce, balance, gas limit); no state change.
     Rejected(String),
 }
 
+/// What one transaction produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Receipt {
+    /// How it ended.
     pub status: TxStatus,
+    /// Gas used.
     pub gas_used: u64,
+    /// Gas used in the block up to and including it.
     pub cumulative_gas_used: u64,
+    /// Logs emitted.
     pub logs: Vec<Log>,
+    /// Return or revert data.
     pub output: Bytes,
 }
 
 /// An account's values after a block, for every account the block touched.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct AccountDiff {
+    /// Balance in wei.
     pub balance: U256,
+    /// Nonce.
     pub nonce: u64,
+    /// Code hash.
     pub code_hash: B256,
     /// Slots written during the block, with their value at its end.
     pub storage: BTreeMap<U256, U256>,
@@ -83,12 +111,17 @@ pub struct AccountDiff {
     pub destroyed: bool,
 }
 
+/// Every account a block touched, by address.
 pub type StateDiff = BTreeMap<Address, AccountDiff>;
 
+/// What one block produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BlockOutput {
+    /// One receipt per transaction, in order.
     pub receipts: Vec<Receipt>,
+    /// The state diff.
     pub diff: StateDiff,
+    /// Gas used.
     pub gas_used: u64,
 }
 
@@ -123,6 +156,7 @@ impl BlockOutput {
         keccak256(&buf)
     }
 
+    /// Logs of every transaction.
     pub fn logs(&self) -> usize {
         self.receipts.iter().map(|r| r.logs.len()).sum()
     }

@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 /// revm's mainnet EVM, with compiled contracts executed natively.
 pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P = EthPrecompiles> {
+    /// revm's EVM this one drives.
     pub inner: Evm<CTX, INSP, I, P, EthFrame<EthInterpreter>>,
     registry: Arc<Registry>,
     /// Snapshot of the registry, refreshed at each transaction boundary.
@@ -60,6 +61,8 @@ pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P
 }
 
 impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
+    /// Wraps revm's `inner`; contracts with an artifact in `registry` run
+    /// natively.
     pub fn new(
         inner: Evm<CTX, INSP, I, P, EthFrame<EthInterpreter>>,
         registry: Arc<Registry>,
@@ -106,6 +109,7 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
         self.trace.take().unwrap_or_default()
     }
 
+    /// The registry artifacts are taken from.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }

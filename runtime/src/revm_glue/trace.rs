@@ -17,13 +17,18 @@ use std::fmt;
 /// How many stack items (from the top) a step records.
 const STACK_ITEMS: usize = 4;
 
+/// One executed instruction of an opcode trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceStep {
+    /// Call depth of the frame.
     pub depth: usize,
+    /// Its pc.
     pub pc: usize,
+    /// Its opcode.
     pub opcode: u8,
     /// Gas left before the instruction; `None` inside compiled frames.
     pub gas: Option<u64>,
+    /// Stack height before it.
     pub stack_len: usize,
     /// Top of the stack first.
     pub stack_top: Vec<U256>,

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How the sequencer executes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
@@ -27,19 +28,25 @@ pub enum Mode {
     Hot,
 }
 
+/// Hot mode's settings.
 #[derive(Clone, Debug, Default)]
 pub struct HotOptions {
+    /// When a contract counts as hot.
     pub thresholds: Thresholds,
     /// Wait at each block's end until submitted compiles are done, so that
     /// when a contract switches to native code is reproducible (tests).
     pub wait_each_block: bool,
 }
 
+/// How to run a workload.
 pub struct RunOptions {
+    /// The mode.
     pub mode: Mode,
+    /// Hot mode's settings.
     pub hot: HotOptions,
     /// Spec, workers, size and time caps of compilation.
     pub compiler: CompilerConfig,
+    /// Where artifacts come from.
     pub backend: Arc<dyn CompileBackend>,
     /// Keep every block's receipts and diff in the report (for verifying);
     /// otherwise each is dropped after its block.
@@ -65,13 +72,19 @@ impl RunOptions {
 /// One contract given to the compiler, and what became of it.
 #[derive(Clone, Debug, Serialize)]
 pub struct CompileRecord {
+    /// The contract's name in the workload.
     pub name: String,
+    /// Its code hash.
     pub code_hash: B256,
+    /// Its bytecode length.
     pub code_size: usize,
     /// `ready`, `cached` or `failed`.
     pub status: &'static str,
+    /// Compile wall time in seconds.
     pub compile_secs: f64,
+    /// Took longer than the time cap.
     pub overran: bool,
+    /// Why it failed, if it did.
     pub error: Option<String>,
     /// The block during which the artifact was registered; it runs from
     /// the next transaction on.
@@ -81,20 +94,29 @@ pub struct CompileRecord {
 /// Gas and frames counted for one contract in hot mode.
 #[derive(Clone, Debug, Serialize)]
 pub struct HotEntry {
+    /// The contract's name in the workload.
     pub name: String,
+    /// Its code hash.
     pub code_hash: B256,
+    /// Gas its own frames spent.
     pub gas: u64,
+    /// Frames run.
     pub calls: u64,
 }
 
+/// The result of one run.
 pub struct RunReport {
+    /// The mode.
     pub mode: Mode,
     /// Empty unless [`RunOptions::keep_outputs`].
     pub outputs: Vec<BlockOutput>,
+    /// Throughput per block and in total.
     pub stats: RunStats,
     /// Wall time of the up-front compile (native mode).
     pub compile_time: Duration,
+    /// Every contract given to the compiler.
     pub compiles: Vec<CompileRecord>,
+    /// Frames run natively.
     pub native_frames: u64,
     /// Hot mode: the counters at the end, most gas first.
     pub hot: Vec<HotEntry>,
@@ -191,11 +213,17 @@ pub fn run(w: &Workload, opts: &RunOptions) -> RunReport {
     }
 }
 
+/// Interpreter and native runs of the same blocks, alternated.
 pub struct CompareReport {
+    /// The interpreter's throughput.
     pub interp: RunStats,
+    /// Native throughput.
     pub native: RunStats,
+    /// Wall time of the up-front compile.
     pub compile_time: Duration,
+    /// Every contract given to the compiler.
     pub compiles: Vec<CompileRecord>,
+    /// Frames run natively.
     pub native_frames: u64,
     /// keccak of every block's digest, equal in both modes when they agree.
     pub digest: B256,

@@ -475,3 +475,85 @@ fn print_warm_get_cost() {
         );
     }
 }
+
+/// Writes into `cache` a copy of the contract's entry as `edit` changes
+/// its manifest (another compiler build, say), under the digest of the
+/// edited key, as that build would have named it; returns its directory.
+fn foreign_entry(
+    cache: &ArtifactCache,
+    edit: impl FnOnce(&mut evmc_runtime::cache::Manifest),
+) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let src = entry_dir(cache);
+    let mut m = evmc_runtime::cache::Manifest::from_json(
+        &std::fs::read(src.join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    edit(&mut m);
+    let dir = cache.dir().join("entries").join(m.key.digest_hex());
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.join("manifest.json"), m.to_json()).unwrap();
+    std::fs::copy(src.join("artifact.so"), dir.join("artifact.so")).unwrap();
+    dir
+}
+
+/// After a compiler upgrade the old binary's entries are dead weight: the
+/// new build never looks them up (its keys name its own build id) and
+/// `gc_with(other_builds)` removes them, keeping the current ones. The old
+/// build is simulated by rewriting manifests, so nothing in the library
+/// can be told to take another build id.
+#[test]
+fn entries_of_other_compiler_builds_are_never_used_and_gc_removes_them() {
+    use evmc_runtime::cache::{GcOptions, Source};
+    let (_d, cache) = cache_with_contract();
+    let old_build = foreign_entry(&cache, |m| {
+        m.key.compiler_version = "evmc-0000000000000000".into()
+    });
+    let old_interface = foreign_entry(&cache, |m| m.key.interface_version -= 1);
+    // An entry of an older cache layout: its manifest is unreadable here.
+    let old_layout = foreign_entry(&cache, |m| {
+        m.format -= 1;
+        m.key.compiler_version = "evmc-1111111111111111".into();
+    });
+    let current = entry_dir(&cache);
+
+    // Only the old entries left: every lookup misses and compiles anew,
+    // nothing is refused (the old entries are not even opened).
+    std::fs::remove_dir_all(&current).unwrap();
+    assert!(cache.get(code_hash(), SPEC, OPT).unwrap().is_none());
+    let (_, src) = cache.lookup_or_compile(&contract(), &opts()).unwrap();
+    assert!(matches!(src, Source::Compiled(_)), "{src:?}");
+    assert!(cache.take_rejections().is_empty());
+    assert!(current.is_dir());
+
+    let listed = cache.ls().unwrap();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    let other: Vec<_> = listed
+        .iter()
+        .filter(|e| e.other_build)
+        .map(|e| &e.path)
+        .collect();
+    assert_eq!(other.len(), 2, "{listed:?}");
+    assert!(other.contains(&&old_build) && other.contains(&&old_interface));
+
+    // Plain gc keeps other builds (an older binary may still use the
+    // cache); the unreadable old-layout entry always goes.
+    let r = cache.gc(None).unwrap();
+    assert_eq!((r.removed_entries, r.removed_other_builds), (1, 0));
+    assert!(!old_layout.exists() && old_build.exists());
+
+    let r = cache
+        .gc_with(GcOptions {
+            max_size: None,
+            other_builds: true,
+        })
+        .unwrap();
+    assert_eq!((r.removed_entries, r.removed_other_builds), (2, 2));
+    assert_eq!(r.kept_entries, 1);
+    assert!(!old_build.exists() && !old_interface.exists());
+    assert!(
+        run_through_cache(&cache) > 0,
+        "the current entry was removed"
+    );
+}

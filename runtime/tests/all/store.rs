@@ -368,4 +368,31 @@ fn pull_copies_trusted_objects_and_refuses_the_rest() {
         r.failed.iter().all(|(_, why)| why.contains("no trusted")),
         "{r:?}"
     );
+
+/// `cache gc --store` after an upgrade: objects another compiler build
+/// published (signed by a trusted publisher, whole) are removed, this
+/// build's are kept.
+#[test]
+fn store_gc_removes_objects_of_other_compiler_builds() {
+    let store = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", store.path().display());
+    let (_a, a) = node(&url, Some(publisher_key()), &[publisher_key()]);
+    a.get_or_compile(&contract(), &opts()).unwrap();
+    let (m, so) = honest();
+    let mut old = m.clone();
+    old.key.compiler_version = "evmc-0000000000000000".into();
+    let old_digest = old.key.digest_hex();
+    let sealed = bundle::encode(&old, Some(&seal(&publisher_key(), &old)), so);
+    assert!(StoreClient::open(&url)
+        .unwrap()
+        .put_if_absent(&old_digest, sealed)
+        .unwrap());
+    assert_eq!(a.store_ls().unwrap().len(), 2);
+
+    let removed = a.store_gc().unwrap();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0].digest, old_digest);
+    let left = a.store_ls().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].digest, key().digest_hex());
 }

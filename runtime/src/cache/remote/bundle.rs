@@ -23,8 +23,11 @@ struct Header {
 
 /// A store object split into its parts; nothing in it is checked yet.
 pub struct Bundle<'a> {
+    /// The entry's manifest.
     pub manifest: Manifest,
+    /// The publisher's signature, if signed.
     pub seal: Option<Seal>,
+    /// The artifact's bytes.
     pub artifact: &'a [u8],
 }
 

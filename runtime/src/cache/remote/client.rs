@@ -42,6 +42,7 @@ impl std::fmt::Display for StoreError {
 pub struct ListedObject {
     /// The cache key digest the object is stored under.
     pub digest: String,
+    /// Object size in bytes.
     pub size: u64,
 }
 

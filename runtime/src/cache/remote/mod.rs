@@ -88,8 +88,11 @@ pub struct RemoteTier {
 /// What [`ArtifactCache::prefetch`] did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PrefetchReport {
+    /// Keys asked for.
     pub requested: usize,
+    /// Keys the local cache had already.
     pub already_local: usize,
+    /// Objects downloaded, checked and kept.
     pub fetched: usize,
     /// Not in the store.
     pub missing: usize,
@@ -97,12 +100,14 @@ pub struct PrefetchReport {
     pub refused: usize,
     /// Lookups that failed: store unreachable, too slow, or an error.
     pub failed: usize,
+    /// Wall time in seconds.
     pub secs: f64,
 }
 
 /// What [`ArtifactCache::push`] or [`ArtifactCache::pull`] did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SyncReport {
+    /// Entries copied.
     pub copied: usize,
     /// Already at the destination.
     pub present: usize,
@@ -113,8 +118,11 @@ pub struct SyncReport {
 /// One store object as [`ArtifactCache::store_verify`] found it.
 #[derive(Clone, Debug, Serialize)]
 pub struct StoreEntry {
+    /// The key digest the object is stored under.
     pub digest: String,
+    /// Object size in bytes.
     pub size: u64,
+    /// The object's manifest, when it could be decoded.
     pub manifest: Option<Manifest>,
     /// Hex public key of the signer, if signed.
     pub signed_by: Option<String>,
