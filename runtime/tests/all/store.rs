@@ -368,6 +368,7 @@ fn pull_copies_trusted_objects_and_refuses_the_rest() {
         r.failed.iter().all(|(_, why)| why.contains("no trusted")),
         "{r:?}"
     );
+}
 
 /// `cache gc --store` after an upgrade: objects another compiler build
 /// published (signed by a trusted publisher, whole) are removed, this
