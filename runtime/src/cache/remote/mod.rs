@@ -78,6 +78,24 @@ impl StoreConfig {
 /// [`ArtifactCache::pull`].
 const FETCH_THREADS: usize = 8;
 
+/// `f` over `items` on up to [`FETCH_THREADS`] threads (downloads are
+/// bound by the store's latency); the results in no particular order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|s| {
+        for _ in 0..items.len().min(FETCH_THREADS) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                results.lock().expect("not poisoned").push(r);
+            });
+        }
+    });
+    results.into_inner().expect("not poisoned")
+}
+
 /// The store tier of one cache.
 pub struct RemoteTier {
     client: StoreClient,
@@ -391,19 +409,10 @@ impl ArtifactCache {
             .filter(|k| !self.layout.entry_dir(&k.digest_hex()).exists())
             .collect();
         report.already_local = keys.len() - todo.len();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results = std::sync::Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for _ in 0..todo.len().min(FETCH_THREADS) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(key) = todo.get(i) else { break };
-                    let r = self.fetch_to_local(key).unwrap_or(Fetch::Failed);
-                    results.lock().expect("not poisoned").push(r);
-                });
-            }
+        let results = in_parallel(&todo, |key| {
+            self.fetch_to_local(key).unwrap_or(Fetch::Failed)
         });
-        for r in results.into_inner().expect("not poisoned") {
+        for r in results {
             match r {
                 Fetch::Local => report.fetched += 1,
                 Fetch::Missing => report.missing += 1,
@@ -471,22 +480,10 @@ impl ArtifactCache {
             }
             return Ok(report);
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results = std::sync::Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for _ in 0..todo.len().min(FETCH_THREADS) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(o) = todo.get(i) else { break };
-                    let r = self.fetch_object(&o.digest, None);
-                    results
-                        .lock()
-                        .expect("not poisoned")
-                        .push((o.digest.clone(), r));
-                });
-            }
+        let results = in_parallel(&todo, |o| {
+            (o.digest.clone(), self.fetch_object(&o.digest, None))
         });
-        for (digest, r) in results.into_inner().expect("not poisoned") {
+        for (digest, r) in results {
             match r {
                 Ok((Fetch::Local, _)) => report.copied += 1,
                 Ok((_, reason)) => report.failed.push((
