@@ -11,7 +11,7 @@ use evmc_harness::realblocks::replay::{
     Throughput,
 };
 use evmc_harness::realblocks::{find_block_dirs, fork_name, TraceKind, TxTraces};
-use evmc_runtime::hot::{CompileBackend, CompileState, Thresholds};
+use evmc_runtime::hot::{CacheBackend, CompileBackend, CompileState, Thresholds};
 use evmc_runtime::{ArtifactCache, CompileLimits, HotOptions, LoadedArtifact};
 use indicatif::{ProgressBar, ProgressStyle};
 use revm::primitives::B256;
@@ -57,7 +57,7 @@ pub(crate) struct Args {
     /// contracts that run only a few frames: their compiled code is cold at
     /// each of them, and cold native code runs slower than the
     /// interpreter's warm loop (shared blocks: every contract compiled
-    /// 0.73x, those over 200,000 gas 1.1x; see benches/README.md).
+    /// 0.73x, those over 200,000 gas 0.97-1.14x; see benches/README.md).
     #[arg(long = "min-gas", default_value_t = 200_000)]
     min_gas: u64,
     /// interp, native and compare: run each timed block this many times
@@ -282,31 +282,22 @@ impl RunInfo<'_> {
 /// store only on the way to compiling, which would report store
 /// artefacts as compiled.)
 struct StoreFirst {
-    cache: ArtifactCache,
-    opt_level: u8,
+    inner: CacheBackend,
     fetched: AtomicUsize,
 }
 
 impl StoreFirst {
     fn new(cache: ArtifactCache, opt_level: u8) -> Self {
         Self {
-            cache,
-            opt_level,
+            inner: CacheBackend::new(cache, opt_level),
             fetched: AtomicUsize::new(0),
         }
     }
 
-    /// What the local cache holds (as `CacheBackend` looks up).
-    fn local(&self, code_hash: B256, spec: SpecId) -> Option<Arc<LoadedArtifact>> {
-        self.cache
-            .get(code_hash, spec, self.opt_level)
-            .ok()
-            .flatten()
-    }
-
     /// Artefacts taken from the store; `None` without a store.
     fn fetched(&self) -> Option<usize> {
-        self.cache
+        self.inner
+            .cache()
             .store()
             .map(|_| self.fetched.load(Ordering::Relaxed))
     }
@@ -314,26 +305,22 @@ impl StoreFirst {
 
 impl CompileBackend for StoreFirst {
     fn lookup(&self, code_hash: B256, spec: SpecId) -> Option<Arc<LoadedArtifact>> {
-        if let Some(a) = self.local(code_hash, spec) {
+        if let Some(a) = self.inner.lookup(code_hash, spec) {
             return Some(a);
         }
-        self.cache.store()?;
-        let key = self.cache.host_key(code_hash, spec, self.opt_level)?;
-        if self.cache.prefetch(&[key]).fetched == 0 {
+        let cache = self.inner.cache();
+        cache.store()?;
+        let key = cache.host_key(code_hash, spec, self.inner.opt_level())?;
+        if cache.prefetch(&[key]).fetched == 0 {
             return None;
         }
-        let a = self.local(code_hash, spec)?;
+        let a = self.inner.lookup(code_hash, spec)?;
         self.fetched.fetch_add(1, Ordering::Relaxed);
         Some(a)
     }
 
-    /// As `CacheBackend`: compiled by the cache at the replay's level.
     fn compile(&self, code: &[u8], spec: SpecId) -> Result<Arc<LoadedArtifact>, String> {
-        let mut opts = evmc_compiler::CompileOptions::new(spec);
-        opts.opt_level = self.opt_level;
-        self.cache
-            .get_or_compile(code, &opts)
-            .map_err(|e| e.to_string())
+        self.inner.compile(code, spec)
     }
 }
 

@@ -222,6 +222,16 @@ impl CacheBackend {
     pub fn new(cache: crate::ArtifactCache, opt_level: u8) -> Self {
         Self { cache, opt_level }
     }
+
+    /// The cache it looks up and compiles through.
+    pub fn cache(&self) -> &crate::ArtifactCache {
+        &self.cache
+    }
+
+    /// The optimisation level it looks up and compiles at.
+    pub fn opt_level(&self) -> u8 {
+        self.opt_level
+    }
 }
 
 #[cfg(feature = "compiler")]

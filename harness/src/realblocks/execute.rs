@@ -232,15 +232,16 @@ where
         .map_err(|e| classify(number, format!("system calls before the transactions: {e}")))?;
     let mut txs = Vec::with_capacity(block.transactions.len());
     let mut traces = Vec::new();
+    // A fresh tracer for the first transaction: nothing of the system calls
+    // carries over (each later one gets a fresh tracer when the previous
+    // one's traces are taken).
+    if let Some(t) = executor.evm_mut().inspector_mut().tracer() {
+        *t = TxTracer::new(t.kinds());
+    }
     for (i, tx) in block.transactions.iter().enumerate() {
         let hash = *tx.inner().tx_hash();
         let failed =
             |e: &dyn std::fmt::Display| classify(number, format!("transaction {i} ({hash}): {e}"));
-        // A fresh tracer: nothing of the previous transaction (or of the
-        // system calls) carries over.
-        if let Some(t) = executor.evm_mut().inspector_mut().tracer() {
-            *t = TxTracer::new(t.kinds());
-        }
         let output = executor
             .execute_transaction_without_commit(tx.as_recovered_ref())
             .map_err(|e| failed(&e))?;
