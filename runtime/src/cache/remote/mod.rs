@@ -457,7 +457,7 @@ impl ArtifactCache {
     }
 
     /// Copies every store object this node may use into the local cache,
-    /// each downloaded once, [`FETCH_THREADS`] at a time (a standby's
+    /// each downloaded once, eight at a time (a standby's
     /// warm-up is bound by the store's latency, not by the checks).
     pub fn pull(&self) -> Result<SyncReport, CacheError> {
         let mut report = SyncReport::default();
