@@ -75,6 +75,10 @@ pub struct CompileSettings {
     /// An artefact cache to take compiled contracts from and publish new
     /// ones into (default: a private one, removed at the end).
     pub cache_dir: Option<PathBuf>,
+    /// Time native runs with the safety net on (see
+    /// `evmc_runtime::safety_net`): what a node gets. Correctness checks
+    /// always run every compiled frame natively.
+    pub safety_net: bool,
 }
 
 impl Default for CompileSettings {
@@ -85,6 +89,7 @@ impl Default for CompileSettings {
             opt_budget: evmc_compiler::DEFAULT_OPT_BUDGET,
             load_reps: 15,
             cache_dir: None,
+            safety_net: true,
         }
     }
 }
@@ -187,6 +192,7 @@ impl Compiler {
             .map(|c| self.contract(c, spec))
             .collect();
         let registry = Registry::new();
+        registry.set_safety_net(self.settings.safety_net);
         for c in &contracts {
             if let Ok(a) = &c.outcome {
                 // Compiled for `spec` just above.

@@ -7,6 +7,7 @@ use crate::exec::{Runner, Transaction, Verified};
 use crate::measure::{alternate, median, Budget};
 use crate::reference::{for_program, RefProgram};
 use crate::targets::{met, targets_for, Target, MAX_REFERENCE_RATIO};
+use evmc_runtime::safety_net::Verdict;
 use evmc_runtime::Registry;
 use serde::Serialize;
 use std::sync::Arc;
@@ -261,7 +262,7 @@ fn run_both(
     let start = std::time::Instant::now();
     let interp = tx.verify(None);
     let interp_warm = start.elapsed() > WARM;
-    let native = tx.verify(Some(registry));
+    let native = verify_natively(tx, registry);
     report.native_frames = native.native_frames;
     if let Some(d) = divergence(&interp, &native) {
         report.divergence = Some(d);
@@ -332,6 +333,7 @@ fn run_both(
     )?;
     report.interp = Stats::of(&si);
     report.native = Stats::of(&sn);
+    report.notes.extend(net_notes(registry));
     if let (Some(a), Some(b)) = (report.interp, report.native) {
         report.speedup = Some(a.median_us / b.median_us.max(1e-3));
         report.speedup_of_minimums = Some(a.min_us / b.min_us.max(1e-3));
@@ -343,6 +345,37 @@ fn run_both(
         }
     }
     Ok(())
+}
+
+/// `tx` run on `registry` with every compiled frame native: the check a
+/// timed run is held to must not depend on the safety net's choices.
+fn verify_natively(tx: &Transaction, registry: &Arc<Registry>) -> Verified {
+    let net = registry.safety_net();
+    registry.set_safety_net(false);
+    let v = tx.verify(Some(registry));
+    registry.set_safety_net(net);
+    v
+}
+
+/// What the safety net decided for each artefact it set aside, as notes.
+fn net_notes(registry: &Registry) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !registry.safety_net() {
+        return notes;
+    }
+    for art in registry.snapshot().values() {
+        let r = art.safety_net();
+        if r.verdict == Verdict::Interpreted {
+            notes.push(format!(
+                "safety net: {} runs interpreted (native {:.2}x the interpreter per gas over {} + {} samples)",
+                &format!("{:#x}", art.code_hash())[..20],
+                r.speedup.unwrap_or(0.0),
+                r.native_samples,
+                r.interp_samples
+            ));
+        }
+    }
+    notes
 }
 
 /// How the native run differs from the interpreter's, if it does.
@@ -375,7 +408,7 @@ fn reference(
     let (intrinsic, floor) = tx.intrinsic_gas();
     let gas_limit = tx.gas_limit().saturating_sub(intrinsic);
     let outcome = program(&input, gas_limit).ok_or("the Rust version ran out of gas")?;
-    let native = tx.verify(Some(registry));
+    let native = verify_natively(tx, registry);
     let rust_gas = (intrinsic + outcome.gas_used).max(floor);
     let disagreement = if native.output != outcome.output {
         Some(format!(

@@ -46,6 +46,13 @@ pub(crate) struct Args {
     /// Functions above this many LLVM instructions are compiled at -O0.
     #[arg(long = "opt-budget", default_value_t = evmc_compiler::DEFAULT_OPT_BUDGET)]
     opt_budget: usize,
+    /// Time every compiled frame natively. By default the safety net runs
+    /// an artefact that measures slower than the interpreter interpreted,
+    /// as a node would (the notes name each one and its native ratio); the
+    /// correctness check before timing always runs every compiled frame
+    /// natively.
+    #[arg(long = "no-safety-net")]
+    no_safety_net: bool,
     /// Compile all contracts first on this many threads (faster; compile
     /// and load times of contracts compiled side by side are less exact).
     #[arg(long, short = 'j', default_value_t = 1, value_parser = crate::numbers::threads())]
@@ -129,6 +136,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         max_code_size: args.max_code_size,
         opt_budget: args.opt_budget,
         cache_dir: args.cache_dir.clone(),
+        safety_net: !args.no_safety_net,
         ..CompileSettings::default()
     })
     .map_err(|e| Failure::Internal(anyhow!(e)))?;

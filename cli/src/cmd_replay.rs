@@ -65,6 +65,13 @@ pub(crate) struct Args {
     /// median time; only the first run is checked.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     repeat: u64,
+    /// native, compare and hot: run every compiled frame natively. By
+    /// default the safety net times some frames of each artefact in both
+    /// engines and runs the contract the faster way (results are the
+    /// interpreter's either way); checking every compiled frame needs it
+    /// off.
+    #[arg(long = "no-safety-net")]
+    no_safety_net: bool,
     /// Hot mode: gas a contract's own frames must spend to be compiled.
     #[arg(long = "hot-gas", default_value_t = Thresholds::default().gas)]
     hot_gas: u64,
@@ -144,6 +151,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         max_code_size: evmc_compiler::DEFAULT_MAX_CODE_SIZE,
         min_gas: args.min_gas,
         repeat: args.repeat as usize,
+        safety_net: !args.no_safety_net,
         hot: HotOptions {
             thresholds: Thresholds {
                 gas: args.hot_gas,
@@ -429,6 +437,12 @@ fn print_summary(report: &ReplayReport, run: &RunInfo<'_>) {
             n.mgas_per_s() / u.mgas_per_s().max(1e-12)
         );
     }
+    if let Some(s) = &report.safety_net {
+        println!(
+            "safety net: {} artefacts run natively, {} interpreted (slower natively), {} undecided (too few frames)",
+            s.native, s.interpreted, s.undecided
+        );
+    }
     if !run.trace.is_empty() {
         println!(
             "traces: built and serialised in {:.3} s (outside the times above)",
@@ -544,6 +558,9 @@ fn report_json(report: &ReplayReport, run: &RunInfo<'_>) -> Value {
         "ratio_mgas": (n.secs > 0.0 && i.secs > 0.0).then(|| n.mgas_per_s() / i.mgas_per_s()),
         "traced_ratio_to_untraced": (n.secs > 0.0 && u.secs > 0.0).then(|| n.mgas_per_s() / u.mgas_per_s()),
         "native_frames": report.native_frames,
+        "safety_net": report.safety_net.map(|s| json!({
+            "native": s.native, "interpreted": s.interpreted, "undecided": s.undecided,
+        })),
         "passed": report.passed(),
         "failed": report.failed(),
     })

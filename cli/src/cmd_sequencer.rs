@@ -70,6 +70,11 @@ pub(crate) struct Args {
     /// and state diffs.
     #[arg(long)]
     verify: bool,
+    /// Run every compiled frame natively. By default the safety net runs a
+    /// contract whose compiled code measures slower than the interpreter
+    /// interpreted (results are the interpreter's either way).
+    #[arg(long = "no-safety-net")]
+    no_safety_net: bool,
     /// LLVM optimisation level (0-3).
     #[arg(long = "opt-level", short = 'O', default_value_t = 2, value_parser = crate::numbers::opt_level())]
     opt_level: u8,
@@ -201,6 +206,7 @@ pub(crate) fn run_cmd(args: Args) -> Result<(), Failure> {
         // In range: checked by the flag's parser.
         o.compiler.time_cap = Duration::from_secs_f64(args.compile_time_cap);
         o.keep_outputs = args.verify || args.json;
+        o.safety_net = !args.no_safety_net;
         if let Some(backend) = &cache_backend {
             o.backend = backend.clone();
         }

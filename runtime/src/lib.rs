@@ -16,6 +16,7 @@ pub mod loader;
 pub mod metrics;
 pub mod registry;
 mod revm_glue;
+pub mod safety_net;
 #[cfg(feature = "compiler")]
 pub mod sequencer;
 

@@ -33,17 +33,22 @@ pub enum InterpretReason {
     TooLarge,
     /// The frame has no code hash to look an artefact up by (init code).
     NoCodeHash,
+    /// The artefact ran slower than the interpreter: the safety net set it
+    /// aside (see [`crate::safety_net`]), or this segment was one of its
+    /// interpreted samples.
+    SafetyNet,
 }
 
 impl InterpretReason {
     /// Every reason, in the order of [`MetricsSnapshot::interpreted`].
-    pub const ALL: [InterpretReason; 6] = [
+    pub const ALL: [InterpretReason; 7] = [
         Self::NotCompiled,
         Self::CompileFailed,
         Self::Refused,
         Self::SpecMismatch,
         Self::TooLarge,
         Self::NoCodeHash,
+        Self::SafetyNet,
     ];
 
     /// Stable snake_case name, used as the `reason` label and in JSON.
@@ -55,6 +60,7 @@ impl InterpretReason {
             Self::SpecMismatch => "spec_mismatch",
             Self::TooLarge => "too_large",
             Self::NoCodeHash => "no_code_hash",
+            Self::SafetyNet => "safety_net",
         }
     }
 
@@ -130,10 +136,24 @@ impl MetricsSnapshot {
 
 /// One EVM's frame counts since its last flush into [`Metrics`]: plain
 /// integers, so counting a frame costs no atomic operation.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct FrameCounts {
     native: u64,
     interpreted: [u64; REASONS],
+    /// The `metrics` facade's counters, registered on first use: building
+    /// a labelled key allocates, which cost more than the rest of a small
+    /// transaction's bookkeeping when done at every flush.
+    facade_native: Option<metrics::Counter>,
+    facade_interpreted: [Option<metrics::Counter>; REASONS],
+}
+
+impl std::fmt::Debug for FrameCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameCounts")
+            .field("native", &self.native)
+            .field("interpreted", &self.interpreted)
+            .finish()
+    }
 }
 
 impl FrameCounts {
@@ -153,14 +173,19 @@ impl FrameCounts {
     pub fn flush(&mut self, metrics: &Metrics) {
         if self.native != 0 {
             metrics.frames_native.fetch_add(self.native, Relaxed);
-            metrics::counter!("evmc_frames_native_total").increment(self.native);
+            self.facade_native
+                .get_or_insert_with(|| metrics::counter!("evmc_frames_native_total"))
+                .increment(self.native);
             self.native = 0;
         }
         for reason in InterpretReason::ALL {
             let n = std::mem::take(&mut self.interpreted[reason.index()]);
             if n != 0 {
                 metrics.frames_interpreted[reason.index()].fetch_add(n, Relaxed);
-                metrics::counter!("evmc_frames_interpreted_total", "reason" => reason.as_str())
+                self.facade_interpreted[reason.index()]
+                    .get_or_insert_with(|| {
+                        metrics::counter!("evmc_frames_interpreted_total", "reason" => reason.as_str())
+                    })
                     .increment(n);
             }
         }

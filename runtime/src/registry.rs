@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use evmc_compiler::{SpecId, B256};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Code hashes are keccak outputs: their first bytes are already uniform.
@@ -84,6 +84,10 @@ pub struct Registry {
     /// (whose load and reference counting cost more than the rest of a
     /// small transaction's dispatch).
     generation: AtomicU64,
+    /// Whether EVMs on this registry time their compiled frames against the
+    /// interpreter and set aside artefacts that lose (see
+    /// [`crate::safety_net`]); read at every transaction boundary.
+    safety_net: AtomicBool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -98,6 +102,21 @@ impl Registry {
     /// An empty registry.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// Turns the safety net on or off (off in a new registry): with it on,
+    /// a compiled contract that runs slower than the interpreter is run
+    /// interpreted, so enabling compilation never costs speed. A node
+    /// wants it on; a checker that must run every compiled frame natively
+    /// (differential tests, `statetest`) leaves it off. Results are the
+    /// interpreter's either way.
+    pub fn set_safety_net(&self, on: bool) {
+        self.safety_net.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the safety net is on (see [`Registry::set_safety_net`]).
+    pub fn safety_net(&self) -> bool {
+        self.safety_net.load(Ordering::Relaxed)
     }
 
     /// The counters of everything running on this registry.

@@ -53,9 +53,11 @@ fn compare_every_shared_block() {
             "compare",
             "-O",
             "0",
-            // Every contract the blocks run, not only the default's hot ones.
+            // Every contract the blocks run, not only the default's hot ones,
+            // and every frame of them natively (no safety net).
             "--min-gas",
             "0",
+            "--no-safety-net",
             "--cache-dir",
             cache.to_str().unwrap(),
         ],

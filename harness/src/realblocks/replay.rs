@@ -20,6 +20,7 @@ use super::trace::{trace_difference, TraceKind, TxTraces};
 use super::{BlockError, ErrorKind};
 use alloy_evm::EthEvmFactory;
 use evmc_runtime::hot::{CompileBackend, CompileState};
+use evmc_runtime::safety_net::Verdict;
 use evmc_runtime::{HotCompile, HotOptions, NativeEvmFactory, Registry};
 use rayon::prelude::*;
 use revm::primitives::hardfork::SpecId;
@@ -85,6 +86,10 @@ pub struct ReplayOptions {
     /// for stable figures and for profiling; only the first run of each is
     /// checked. 1 when 0.
     pub repeat: usize,
+    /// `native`, `compare` and `hot`: run each artefact the faster way as
+    /// measured (see `evmc_runtime::safety_net`); off, every compiled
+    /// frame runs natively.
+    pub safety_net: bool,
 }
 
 /// One block's result.
@@ -199,6 +204,31 @@ pub struct ReplayReport {
     pub hot: Vec<HotCompile>,
     /// Frames run natively in the native (or hot) runs.
     pub native_frames: u64,
+    /// The safety net's verdicts at the end, when it was on.
+    pub safety_net: Option<NetSummary>,
+}
+
+/// How many artefacts the safety net left in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetSummary {
+    pub native: usize,
+    pub interpreted: usize,
+    pub undecided: usize,
+}
+
+impl NetSummary {
+    /// The verdicts of every artefact in `registry`.
+    pub fn of(registry: &Registry) -> Self {
+        let mut s = Self::default();
+        for art in registry.snapshot().values() {
+            match art.safety_net().verdict {
+                Verdict::Native => s.native += 1,
+                Verdict::Interpreted => s.interpreted += 1,
+                Verdict::Undecided => s.undecided += 1,
+            }
+        }
+        s
+    }
 }
 
 /// Gas and time summed over the blocks that have a time for a mode.
@@ -336,6 +366,7 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
         Mode::Native | Mode::Compare => {
             let backend = backend.expect("checked above");
             let registry = Registry::new();
+            registry.set_safety_net(opts.safety_net);
             let native = NativeEvmFactory::new(registry).with_backend(backend);
             // The reference: interpreted, counting which contracts run.
             let counting = NativeEvmFactory::default().with_frame_counting();
@@ -450,10 +481,13 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
                 progress.block(report);
             }
             out.native_frames = native.native_frames();
+            out.safety_net = opts.safety_net.then(|| NetSummary::of(native.registry()));
         }
         Mode::Hot => {
             let backend = backend.expect("checked above");
-            let hot = match NativeEvmFactory::new(Registry::new())
+            let registry = Registry::new();
+            registry.set_safety_net(opts.safety_net);
+            let hot = match NativeEvmFactory::new(registry)
                 .with_backend(backend)
                 .with_hot_compilation(opts.hot.clone())
             {
@@ -495,6 +529,7 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
             hot.wait_idle();
             out.hot = hot.hot_compiles();
             out.native_frames = hot.native_frames();
+            out.safety_net = opts.safety_net.then(|| NetSummary::of(hot.registry()));
         }
     }
     out.blocks = reports;

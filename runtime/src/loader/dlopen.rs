@@ -9,6 +9,7 @@ mod private_copy;
 use super::elf::Validated;
 use super::file::ArtifactFile;
 use super::{invalid, LoadError};
+use crate::safety_net::{NetRecord, NetReport};
 use evmc_compiler::B256;
 use evmc_interface::{ArtifactMetadata, EntryFn, ENTRY_SYMBOL, METADATA_SYMBOL};
 use in_place::InPlace;
@@ -28,6 +29,8 @@ pub struct LoadedArtifact {
     /// library's name, `/proc/self/fd/N`, must not name another file while
     /// the library is loaded.
     in_place: Option<InPlace>,
+    /// How its frames ran against the interpreter (see [`crate::safety_net`]).
+    pub(crate) net: NetRecord,
 }
 
 impl std::fmt::Debug for LoadedArtifact {
@@ -43,6 +46,12 @@ impl LoadedArtifact {
     /// The compiled contract's entry point.
     pub fn entry(&self) -> EntryFn {
         self.entry
+    }
+    /// What the safety net measured for it: native against interpreted
+    /// time per gas and the verdict taken (only when the registry's
+    /// safety net is on).
+    pub fn safety_net(&self) -> NetReport {
+        self.net.report()
     }
     /// Keccak-256 of the bytecode it implements.
     pub fn code_hash(&self) -> B256 {
@@ -115,6 +124,7 @@ fn finish_load(
             metadata: v.metadata,
             path: path.to_path_buf(),
             _lib: lib.into(),
+            net: NetRecord::default(),
             in_place,
         }),
         Err(e) => {

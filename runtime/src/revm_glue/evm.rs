@@ -14,6 +14,7 @@ use super::trace::TraceStep;
 use crate::hot::{FrameTally, HotCounters};
 use crate::metrics::{FrameCounts, InterpretReason};
 use crate::registry::{ArtifactMap, ReasonMap, Registry};
+use crate::safety_net::{ticks, Choice, Rng};
 use crate::LoadedArtifact;
 use revm::context::{ContextSetters, ContextTr, Evm, FrameStack, JournalTr};
 use revm::context_interface::result::{
@@ -27,7 +28,7 @@ use revm::handler::{
     Handler, MainnetHandler, PrecompileProvider, SystemCallCommitEvm, SystemCallEvm, SystemCallTx,
 };
 use revm::interpreter::interpreter::EthInterpreter;
-use revm::interpreter::{InterpreterAction, InterpreterResult};
+use revm::interpreter::{FrameInput, InterpreterAction, InterpreterResult};
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::{Address, Bytes, B256};
 use revm::state::EvmState;
@@ -58,6 +59,10 @@ pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P
     pub(super) frame_level_native: bool,
     /// KECCAK256 results of the current transaction's compiled frames.
     memo: KeccakMemo,
+    /// The registry's safety-net switch, read at each transaction boundary.
+    net_on: bool,
+    /// Random choices of the safety net's samples.
+    rng: Rng,
 }
 
 impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
@@ -82,6 +87,8 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
             hot: None,
             frame_level_native: false,
             memo: KeccakMemo::default(),
+            net_on: false,
+            rng: Rng::default(),
         }
     }
 
@@ -118,6 +125,7 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
     /// one and empties the KECCAK256 memo.
     pub fn refresh(&mut self) {
         self.memo.next_transaction();
+        self.net_on = self.registry.safety_net();
         self.flush_metrics();
         let seen = self.generation;
         self.registry
@@ -171,11 +179,26 @@ where
         let gas_table = instructions.gas_table();
         let depth = frame.depth;
         if artifact.is_none() {
+            // Counted, not logged: an event per frame cost a tenth of a
+            // small transaction under an `EnvFilter` subscriber.
             let reason = interpret_reason(&self.reasons, code_hash, spec);
-            tracing::trace!(?code_hash, reason = reason.as_str(), "frame interpreted");
             self.frames.interpreted(reason);
         }
-        let action = match (artifact, self.trace.as_mut()) {
+        let choice = match artifact {
+            Some(art) if self.net_on && self.trace.is_none() => art.net.choose(self.rng.next_u64()),
+            Some(_) => Choice::Native,
+            None => Choice::Interpreted,
+        };
+        let sample = match choice {
+            Choice::Sample(native) => Some((native, frame.interpreter.gas.remaining(), ticks())),
+            _ => None,
+        };
+        let native = match choice {
+            Choice::Native => true,
+            Choice::Interpreted => false,
+            Choice::Sample(native) => native,
+        };
+        let action = match (artifact.filter(|_| native), self.trace.as_mut()) {
             (Some(art), steps) => {
                 self.native_frames += 1;
                 self.frames.native();
@@ -201,8 +224,18 @@ where
                 depth,
                 steps,
             ),
-            (None, None) => frame.interpreter.run_plain(table, gas_table, context),
+            (None, None) => {
+                if artifact.is_some() {
+                    self.frames.interpreted(InterpretReason::SafetyNet);
+                }
+                frame.interpreter.run_plain(table, gas_table, context)
+            }
         };
+        if let (Some((native, gas_before, start)), Some(art)) = (sample, artifact) {
+            let elapsed = ticks().wrapping_sub(start);
+            let spent = gas_before.saturating_sub(gas_left(&frame.interpreter, &action));
+            art.net.record(native, elapsed, spent);
+        }
         if let (Some(tally), InterpreterAction::Return(r)) = (self.hot.as_mut(), &action) {
             tally.frame_finished(code_hash, depth, r.gas.total_gas_spent());
         }
@@ -329,6 +362,25 @@ pub(super) fn artifact_for(
     match code_hash {
         Some(hash) if !artifacts.is_empty() => artifacts.get(&(hash, spec)),
         _ => None,
+    }
+}
+
+/// The gas a frame still holds after a segment that produced `action`,
+/// counting the gas handed to a child frame as still held: a segment's own
+/// cost is what it spent itself.
+fn gas_left(
+    interp: &revm::interpreter::Interpreter<EthInterpreter>,
+    action: &InterpreterAction,
+) -> u64 {
+    match action {
+        InterpreterAction::Return(r) => r.gas.remaining(),
+        InterpreterAction::NewFrame(FrameInput::Call(c)) => {
+            interp.gas.remaining().saturating_add(c.gas_limit)
+        }
+        InterpreterAction::NewFrame(FrameInput::Create(c)) => {
+            interp.gas.remaining().saturating_add(c.gas_limit())
+        }
+        InterpreterAction::NewFrame(FrameInput::Empty) => interp.gas.remaining(),
     }
 }
 

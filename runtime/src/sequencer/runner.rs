@@ -51,6 +51,9 @@ pub struct RunOptions {
     /// Keep every block's receipts and diff in the report (for verifying);
     /// otherwise each is dropped after its block.
     pub keep_outputs: bool,
+    /// Run an artefact that measures slower than the interpreter
+    /// interpreted (see [`crate::safety_net`]); on by default.
+    pub safety_net: bool,
 }
 
 impl RunOptions {
@@ -65,6 +68,7 @@ impl RunOptions {
             compiler: CompilerConfig::new(workload.spec),
             backend: Arc::new(backend),
             keep_outputs: true,
+            safety_net: true,
         })
     }
 }
@@ -127,6 +131,7 @@ pub struct RunReport {
 /// Runs every block of `w` in `opts.mode`.
 pub fn run(w: &Workload, opts: &RunOptions) -> RunReport {
     let registry = Registry::new();
+    registry.set_safety_net(opts.safety_net);
     let names = contract_names(w);
     let counters = (opts.mode == Mode::Hot).then(|| HotCounters::new(opts.hot.thresholds));
     let mut config = opts.compiler.clone();
@@ -242,6 +247,7 @@ impl CompareReport {
 /// the state, alternating which goes first, and compares their outputs.
 pub fn compare(w: &Workload, opts: &RunOptions) -> CompareReport {
     let registry = Registry::new();
+    registry.set_safety_net(opts.safety_net);
     let mut config = opts.compiler.clone();
     config.workers = config.workers.max(available_cores());
     let compiler = HotCompiler::new(config, opts.backend.clone(), registry.clone());

@@ -20,6 +20,8 @@ fn workload(kind: WorkloadKind, txs: usize, block: usize) -> Workload {
 fn hot_options(w: &Workload, backend: Arc<dyn CompileBackend>, gas: u64) -> RunOptions {
     let mut o = RunOptions::new(Mode::Hot, w, 2).unwrap();
     o.backend = backend;
+    // Every compiled frame runs natively: these tests check what they ran.
+    o.safety_net = false;
     o.hot.thresholds = Thresholds {
         gas,
         calls: u64::MAX,

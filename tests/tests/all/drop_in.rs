@@ -290,3 +290,36 @@ fn calldataload_from_callers_memory_after_the_buffer_moves() {
         assert!(interp.result.expect("executes").is_success());
     }
 }
+
+#[test]
+fn safety_net_switches_engines_between_segments_exactly() {
+    // A re-enters itself 300 deep: 601 segments per transaction, each run
+    // natively or interpreted as the safety net chooses, so frames change
+    // engine at their CALL boundaries in every combination.
+    let a = chain_code(A, 0xa);
+    let registry = Registry::new();
+    registry.set_safety_net(true);
+    let art = native(&a, SPEC);
+    registry.register(SPEC, art.clone()).unwrap();
+    let mut native_runs = 0;
+    for _ in 0..6 {
+        let f = chain_fixture(A, 300, &[(A, a.clone())]);
+        let (runs, out) = run_small_stack(f, registry.clone());
+        assert_eq!(out, U256::from(42));
+        native_runs += runs;
+    }
+    let m = registry.metrics().snapshot();
+    let by_net = m.interpreted_for(evmc_runtime::InterpretReason::SafetyNet);
+    assert!(native_runs > 0, "no segment ran natively");
+    assert!(
+        by_net > 0,
+        "no segment ran interpreted: the net never sampled"
+    );
+    assert_eq!(native_runs + by_net, 6 * 601, "every segment counted once");
+    let report = art.safety_net();
+    assert_ne!(
+        report.verdict,
+        evmc_runtime::safety_net::Verdict::Undecided,
+        "{report:?}"
+    );
+}
