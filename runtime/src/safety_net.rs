@@ -30,6 +30,10 @@ pub const MIN_SAMPLES: u64 = 16;
 /// Once decided, one segment in this many is still timed (a power of two).
 pub const PROBE_EVERY: u64 = 64;
 
+/// Below `1 - HYSTERESIS` an artefact is set aside; at or above 1 it runs
+/// natively; in between it keeps its verdict.
+pub const HYSTERESIS: f64 = 0.05;
+
 /// A sample's time is clipped to this many times its engine's mean...
 const CLIP_FACTOR: u64 = 16;
 /// ...once the engine has this many samples.
@@ -175,10 +179,18 @@ impl NetRecord {
         }
         let verdict = match self.speedup() {
             Some((s, n_native, n_interp)) if n_native >= MIN_SAMPLES && n_interp >= MIN_SAMPLES => {
-                if s >= 1.0 {
+                // A band around 1 where the verdict stays as it is (native
+                // while undecided: the contract was compiled for a reason),
+                // so that noise between near-equal engines does not flip it.
+                let current = self.verdict.load(Relaxed);
+                if s < 1.0 - HYSTERESIS {
+                    INTERPRETED
+                } else if s >= 1.0 {
+                    NATIVE
+                } else if current == UNDECIDED {
                     NATIVE
                 } else {
-                    INTERPRETED
+                    current
                 }
             }
             _ => UNDECIDED,
@@ -293,6 +305,20 @@ mod tests {
         assert!(rep.speedup.unwrap() < 0.5, "{rep:?}");
         feed(&r, 1, 10, 40);
         assert_eq!(r.verdict(), Verdict::Native);
+    }
+
+    #[test]
+    fn near_equal_engines_keep_the_verdict() {
+        let r = NetRecord::default();
+        // 0.97x: inside the band, native while undecided...
+        feed(&r, 100, 97, 20);
+        assert_eq!(r.verdict(), Verdict::Native, "{:?}", r.report());
+        // ...and a set-aside artefact stays set aside until native wins.
+        let r = NetRecord::default();
+        feed(&r, 100, 50, 20);
+        assert_eq!(r.verdict(), Verdict::Interpreted);
+        feed(&r, 100, 120, 20);
+        assert_eq!(r.verdict(), Verdict::Interpreted, "{:?}", r.report());
     }
 
     #[test]
