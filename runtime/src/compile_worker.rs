@@ -184,6 +184,21 @@ pub struct CompiledFile {
     pub ir_instructions: usize,
 }
 
+/// Blocks SIGPIPE in the calling thread. Writing to the pipe of a worker
+/// that already died raises SIGPIPE, which kills a host that restored its
+/// default action (the CLI does, for its own stdout); blocked, the write
+/// fails with EPIPE instead, and the pending signal, directed at this
+/// thread, is discarded when the thread ends.
+fn block_sigpipe_in_this_thread() {
+    // SAFETY: plain signal-mask calls on a local set, for this thread only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// A compile request, sent to a worker on its stdin as JSON.
 #[derive(Serialize, Deserialize)]
 pub struct Request {
@@ -363,6 +378,7 @@ fn compile_in_worker(
         // The worker may die before reading its request: a write error
         // then is reported through its exit status, not here.
         s.spawn(move || {
+            block_sigpipe_in_this_thread();
             let _ = stdin.write_all(&body);
         });
         let out_reader = s.spawn(move || {
