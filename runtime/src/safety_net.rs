@@ -27,6 +27,10 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 /// Samples each engine needs before a verdict.
 pub const MIN_SAMPLES: u64 = 16;
 
+/// Gas each engine's samples must hold for a verdict on fewer than
+/// [`MIN_SAMPLES`] samples (see `NetRecord::enough`).
+pub const DECIDE_GAS: u64 = 1_000_000;
+
 /// Once decided, one segment in this many is still timed (a power of two).
 pub const PROBE_EVERY: u64 = 64;
 
@@ -178,16 +182,14 @@ impl NetRecord {
             self.interp.halve();
         }
         let verdict = match self.speedup() {
-            Some((s, n_native, n_interp)) if n_native >= MIN_SAMPLES && n_interp >= MIN_SAMPLES => {
+            Some((s, n_native, n_interp)) if self.enough(n_native, n_interp) => {
                 // A band around 1 where the verdict stays as it is (native
                 // while undecided: the contract was compiled for a reason),
                 // so that noise between near-equal engines does not flip it.
                 let current = self.verdict.load(Relaxed);
                 if s < 1.0 - HYSTERESIS {
                     INTERPRETED
-                } else if s >= 1.0 {
-                    NATIVE
-                } else if current == UNDECIDED {
+                } else if s >= 1.0 || current == UNDECIDED {
                     NATIVE
                 } else {
                     current
@@ -198,6 +200,21 @@ impl NetRecord {
         if verdict != UNDECIDED {
             self.verdict.store(verdict, Relaxed);
         }
+    }
+
+    /// Whether the samples so far can carry a verdict: [`MIN_SAMPLES`] per
+    /// engine, or, for contracts whose frames are long (a few calls a
+    /// block, each spending millions of gas), two per engine with
+    /// [`DECIDE_GAS`] each: timer noise is nothing against milliseconds,
+    /// and waiting for sixteen would run half of those calls interpreted.
+    fn enough(&self, n_native: u64, n_interp: u64) -> bool {
+        if n_native >= MIN_SAMPLES && n_interp >= MIN_SAMPLES {
+            return true;
+        }
+        n_native >= 2
+            && n_interp >= 2
+            && self.native.gas.load(Relaxed) >= DECIDE_GAS
+            && self.interp.gas.load(Relaxed) >= DECIDE_GAS
     }
 
     /// Interpreted time per gas over native time per gas, with each side's
@@ -305,6 +322,20 @@ mod tests {
         assert!(rep.speedup.unwrap() < 0.5, "{rep:?}");
         feed(&r, 1, 10, 40);
         assert_eq!(r.verdict(), Verdict::Native);
+    }
+
+    #[test]
+    fn long_frames_are_decided_on_a_few_samples() {
+        let r = NetRecord::default();
+        // The first of each engine is dropped; then two each of 1M gas.
+        for _ in 0..2 {
+            r.record(true, 1_000_000, 1_000_000);
+            r.record(false, 5_000_000, 1_000_000);
+        }
+        assert_eq!(r.verdict(), Verdict::Undecided);
+        r.record(true, 1_000_000, 1_000_000);
+        r.record(false, 5_000_000, 1_000_000);
+        assert_eq!(r.verdict(), Verdict::Native, "{:?}", r.report());
     }
 
     #[test]
