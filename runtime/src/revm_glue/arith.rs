@@ -5,6 +5,7 @@
 //! gas segment). Each one computes exactly what revm's instruction does,
 //! through the same functions.
 
+use super::modmul;
 use revm::interpreter::instructions::i256::{i256_div, i256_mod};
 use revm::primitives::U256;
 
@@ -22,12 +23,6 @@ unsafe fn set(words: *mut [u64; 4], v: U256) {
 #[inline(always)]
 unsafe fn binary(words: *mut [u64; 4], f: impl FnOnce(U256, U256) -> U256) {
     set(words, f(word(words, 0), word(words, 1)));
-}
-
-/// `f` of the top three words, into the top word.
-#[inline(always)]
-unsafe fn ternary(words: *mut [u64; 4], f: impl FnOnce(U256, U256, U256) -> U256) {
-    set(words, f(word(words, 0), word(words, 1), word(words, 2)));
 }
 
 /// `v` as a `u128`, if it fits.
@@ -89,12 +84,37 @@ pub(crate) unsafe extern "C" fn smod(words: *mut [u64; 4]) {
     });
 }
 
+/// `f` of the top three words into the top word, or `generic` where `f`
+/// declines (a modulus below 2^192).
+#[inline(always)]
+unsafe fn modular(
+    words: *mut [u64; 4],
+    f: impl FnOnce(&[u64; 4], &[u64; 4], &[u64; 4]) -> Option<[u64; 4]>,
+    generic: impl FnOnce(U256, U256, U256) -> U256,
+) {
+    let (a, b, n) = (*words, *words.add(1), *words.add(2));
+    *words = match f(&a, &b, &n) {
+        Some(r) => r,
+        None => *generic(
+            U256::from_limbs(a),
+            U256::from_limbs(b),
+            U256::from_limbs(n),
+        )
+        .as_limbs(),
+    };
+}
+
+// ADDMOD and MULMOD modulo 2^192 or more (what modular arithmetic in
+// contracts uses) take `modmul`, which keeps what it derives from the
+// modulus between calls; smaller moduli revm's own functions. Both give
+// 0 for a zero modulus.
+
 pub(crate) unsafe extern "C" fn addmod(words: *mut [u64; 4]) {
-    ternary(words, |a, b, n| a.add_mod(b, n));
+    modular(words, modmul::add_mod_wide, |a, b, n| a.add_mod(b, n));
 }
 
 pub(crate) unsafe extern "C" fn mulmod(words: *mut [u64; 4]) {
-    ternary(words, |a, b, n| a.mul_mod(b, n));
+    modular(words, modmul::mul_mod_wide, |a, b, n| a.mul_mod(b, n));
 }
 
 #[cfg(test)]
@@ -141,6 +161,197 @@ mod tests {
         let mut w = [*a.as_limbs(), *b.as_limbs()];
         unsafe { f(w.as_mut_ptr()) };
         U256::from_limbs(w[0])
+    }
+
+    fn run3(f: unsafe extern "C" fn(*mut [u64; 4]), a: U256, b: U256, n: U256) -> U256 {
+        let mut w = [*a.as_limbs(), *b.as_limbs(), *n.as_limbs()];
+        unsafe { f(w.as_mut_ptr()) };
+        U256::from_limbs(w[0])
+    }
+
+    fn hex(s: &str) -> U256 {
+        U256::from_str_radix(s, 16).unwrap()
+    }
+
+    /// Moduli MULMOD must get right: the primes contracts use, the
+    /// extremes, powers of two and their neighbours at every limb boundary.
+    fn moduli() -> Vec<U256> {
+        let mut v = vec![
+            // bn254 base field and group order.
+            hex("30644e72e131a029b85045b68181585d97816a916871ca8d3c208c16d87cfd47"),
+            hex("30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001"),
+            // secp256k1 base field and group order.
+            hex("fffffffffffffffffffffffffffffffffffffffffffffffffffffffefffffc2f"),
+            hex("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"),
+            // P-256 base field.
+            hex("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
+            U256::ZERO,
+            U256::from(1u8),
+            U256::from(2u8),
+            U256::from(3u8),
+            U256::MAX,
+            U256::MAX - U256::from(1u8),
+        ];
+        for k in [63usize, 64, 127, 128, 191, 192, 193, 255] {
+            let p = U256::from(1u8) << k;
+            v.extend([p, p - U256::from(1u8), p + U256::from(1u8)]);
+        }
+        v
+    }
+
+    /// An operand for modulus `n`: of any width, or near a multiple of `n`.
+    fn operand(r: &mut impl Rng, n: U256) -> U256 {
+        let small = U256::from(r.random_range(0..4u8));
+        let c = U256::from(r.random_range(1..8u8));
+        match r.random_range(0..10) {
+            0 => n.wrapping_sub(small),
+            1 => n.wrapping_add(small),
+            2 => c.wrapping_mul(n).wrapping_add(small),
+            3 => c.wrapping_mul(n).wrapping_sub(small),
+            4 => U256::MAX - small,
+            5 => small,
+            6 => U256::from_limbs([r.random(), r.random(), r.random(), r.random()]).reduce_mod(n),
+            _ => random(r),
+        }
+    }
+
+    /// A random modulus: any width, top bit of its top limb set or not.
+    fn random_modulus(r: &mut impl Rng) -> U256 {
+        let limbs = r.random_range(1..=4usize);
+        let mut l = [0u64; 4];
+        for x in l.iter_mut().take(limbs) {
+            *x = r.random();
+        }
+        l[limbs - 1] >>= r.random_range(0..64);
+        l[limbs - 1] |= 1;
+        U256::from_limbs(l)
+    }
+
+    /// `f` against revm's `reference` on every operand kind for each
+    /// modulus, random ones included (the builtins cache what they derive
+    /// from the last moduli: interleaved ones check the cache's key).
+    fn agrees_with_revm(
+        name: &str,
+        f: unsafe extern "C" fn(*mut [u64; 4]),
+        reference: fn(U256, U256, U256) -> U256,
+    ) {
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut ns = moduli();
+        ns.extend((0..2_000).map(|_| random_modulus(&mut r)));
+        let mut checked = 0usize;
+        for (i, &n) in ns.iter().enumerate() {
+            let others = [ns[(i * 7 + 3) % ns.len()], ns[(i * 13 + 5) % ns.len()]];
+            let rounds = if i < moduli().len() { 20_000 } else { 200 };
+            for k in 0..rounds {
+                // Now and then one or two other moduli in between, or one
+                // that differs in the low limb only.
+                let n = match k % 17 {
+                    8 => others[0],
+                    9 => others[1],
+                    16 => n ^ U256::from(2u8),
+                    _ => n,
+                };
+                let (a, b) = (operand(&mut r, n), operand(&mut r, n));
+                let want = reference(a, b, n);
+                assert_eq!(run3(f, a, b, n), want, "{name} {a} {b} {n}");
+                assert_eq!(run3(f, b, a, n), want, "{name} {b} {a} {n}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 800_000);
+    }
+
+    #[test]
+    fn mulmod_agrees_with_revm() {
+        agrees_with_revm("mulmod", mulmod, |a, b, n| a.mul_mod(b, n));
+    }
+
+    #[test]
+    fn addmod_agrees_with_revm() {
+        agrees_with_revm("addmod", addmod, |a, b, n| a.add_mod(b, n));
+    }
+
+    #[test]
+    fn mulmod_edge_cases() {
+        let bn = moduli()[0];
+        let cases = [
+            (U256::MAX, U256::MAX, U256::ZERO, U256::ZERO),
+            (U256::MAX, U256::MAX, U256::from(1u8), U256::ZERO),
+            (U256::MAX, U256::MAX, U256::MAX, U256::ZERO),
+            (
+                U256::MAX - U256::from(1u8),
+                U256::from(2u8),
+                U256::MAX,
+                U256::MAX - U256::from(2u8),
+            ),
+            (
+                U256::from(10u8),
+                U256::from(10u8),
+                U256::from(8u8),
+                U256::from(4u8),
+            ),
+            (
+                bn - U256::from(1u8),
+                bn - U256::from(1u8),
+                bn,
+                U256::from(1u8),
+            ),
+            (
+                bn + U256::from(1u8),
+                bn - U256::from(1u8),
+                bn,
+                bn - U256::from(1u8),
+            ),
+            (bn, U256::MAX, bn, U256::ZERO),
+            (
+                U256::from(1u8) << 255,
+                U256::from(2u8),
+                U256::MAX,
+                U256::from(1u8),
+            ),
+        ];
+        for (a, b, n, want) in cases {
+            assert_eq!(a.mul_mod(b, n), want, "reference {a} {b} {n}");
+            assert_eq!(run3(mulmod, a, b, n), want, "mulmod {a} {b} {n}");
+        }
+    }
+
+    #[test]
+    fn addmod_edge_cases() {
+        let bn = moduli()[0];
+        let one = U256::from(1u8);
+        let cases = [
+            (U256::MAX, U256::MAX, U256::ZERO, U256::ZERO),
+            (U256::MAX, U256::MAX, one, U256::ZERO),
+            (U256::MAX, U256::MAX, U256::MAX, U256::ZERO),
+            (U256::MAX, one, U256::MAX, one),
+            // 2^257 - 2 mod (2^256 - 2) = 2.
+            (U256::MAX, U256::MAX, U256::MAX - one, U256::from(2u8)),
+            (
+                U256::from(5u8),
+                U256::from(7u8),
+                U256::from(8u8),
+                U256::from(4u8),
+            ),
+            (bn - one, bn - one, bn, bn - U256::from(2u8)),
+            (bn, bn, bn, U256::ZERO),
+            (
+                U256::MAX,
+                U256::MAX,
+                bn,
+                (U256::MAX % bn + U256::MAX % bn) % bn,
+            ),
+            (
+                U256::from(1u8) << 255,
+                U256::from(1u8) << 255,
+                U256::from(1u8) << 255,
+                U256::ZERO,
+            ),
+        ];
+        for (a, b, n, want) in cases {
+            assert_eq!(a.add_mod(b, n), want, "reference {a} {b} {n}");
+            assert_eq!(run3(addmod, a, b, n), want, "addmod {a} {b} {n}");
+        }
     }
 
     #[test]

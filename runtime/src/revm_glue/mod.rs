@@ -8,4 +8,5 @@ pub(crate) mod executor;
 pub(crate) mod inspect;
 mod interp_loop;
 mod keccak_memo;
+mod modmul;
 pub(crate) mod trace;
