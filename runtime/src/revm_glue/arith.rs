@@ -84,6 +84,17 @@ pub(crate) unsafe extern "C" fn smod(words: *mut [u64; 4]) {
     });
 }
 
+/// The limbs of `*w`, read one by one: generated code has just stored them
+/// as separate limbs (a PUSHed constant, say), and a wider load spanning two
+/// of those stores misses store forwarding and waits for them (perf put a
+/// sixth of MULMOD's samples in weierstrudel on one such load).
+#[inline(always)]
+unsafe fn limbs(w: *const [u64; 4]) -> [u64; 4] {
+    let p = w.cast::<u64>();
+    // Volatile so LLVM does not merge them back into vector loads.
+    std::array::from_fn(|k| p.add(k).read_volatile())
+}
+
 /// `f` of the top three words into the top word, or `generic` where `f`
 /// declines (a modulus below 2^192).
 #[inline(always)]
@@ -92,7 +103,7 @@ unsafe fn modular(
     f: impl FnOnce(&[u64; 4], &[u64; 4], &[u64; 4]) -> Option<[u64; 4]>,
     generic: impl FnOnce(U256, U256, U256) -> U256,
 ) {
-    let (a, b, n) = (*words, *words.add(1), *words.add(2));
+    let (a, b, n) = (limbs(words), limbs(words.add(1)), limbs(words.add(2)));
     *words = match f(&a, &b, &n) {
         Some(r) => r,
         None => *generic(
