@@ -18,6 +18,7 @@ pub const SHAPES: &[Shape] = &[
     ("tiny_blocks", tiny_blocks),
     ("static_jump_chain", static_jump_chain),
     ("dynamic_jump_table", dynamic_jump_table),
+    ("computed_jumps", computed_jumps),
     ("dup_swap_chains", dup_swap_chains),
     ("straight_arithmetic", straight_arithmetic),
     ("memory_traffic", memory_traffic),
@@ -141,6 +142,32 @@ pub fn dynamic_jump_table(size: usize) -> Vec<u8> {
         u
     }));
     code.push(0x5b);
+    code
+}
+
+/// A jump computed from calldata (`unit = calldata & 0x3ff`, target
+/// `14 + 24 * unit`) into units no PUSH names:
+/// `JUMPDEST (PUSH1 k ADD) x 7 NOT NOT`. Up to 24 KiB every unit is a
+/// dispatch target (at most [`MAX_COMPUTED_TARGETS`] of them), so this is
+/// the most such targets a contract gets.
+///
+/// [`MAX_COMPUTED_TARGETS`]: evmc_compiler::analysis::MAX_COMPUTED_TARGETS
+pub fn computed_jumps(size: usize) -> Vec<u8> {
+    // PUSH0 CALLDATALOAD DUP1 PUSH2 0x3ff AND PUSH1 24 MUL PUSH1 14 ADD
+    // JUMP: the units add to the calldata word left below.
+    let mut code = vec![
+        0x5f, 0x35, 0x80, 0x61, 0x03, 0xff, 0x16, 0x60, 24, 0x02, 0x60, 14, 0x01, 0x56,
+    ];
+    let mut i = 0u8;
+    code.extend(fill(size.saturating_sub(code.len()), 0, |_| {
+        let mut u = vec![0x5b];
+        for _ in 0..7 {
+            i = i.wrapping_add(1);
+            u.extend([0x60, i, 0x01]);
+        }
+        u.extend([0x19, 0x19]);
+        u
+    }));
     code
 }
 

@@ -11,13 +11,15 @@ mod decode;
 mod display;
 mod partition;
 pub mod plan;
+mod values;
 
 pub use decode::{decode, Inst};
 pub use plan::Plan;
 
-use crate::revm_api::{stack_io, U256};
+use crate::revm_api::stack_io;
 use revm::bytecode::opcode as op;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
+use values::{BlockStack, CodeFacts};
 
 /// How control leaves a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +60,16 @@ pub enum JumpTarget {
 /// The cut changes nothing a contract can observe: each block charges its
 /// own gas, as after a JUMPDEST.
 pub const MAX_BLOCK_INSTS: usize = 512;
+
+/// Most JUMPDESTs that no PUSH pushes the dispatch may enter. Each one
+/// starts a block, with its own gas check, and takes its stack from memory
+/// when entered by falling through: cheap for the tens a hand-written
+/// contract computes its jumps to (weierstrudel's jump tables reach 80 such
+/// JUMPDESTs; without them each of its computed jumps left compiled code
+/// for the interpreter), costly for a JUMPDEST-dense contract, whose runs
+/// of JUMPDESTs are one block each above this count (a dynamic jump into
+/// such a run then goes to the interpreter).
+pub const MAX_COMPUTED_TARGETS: usize = 1024;
 
 #[derive(Clone, Debug)]
 /// A basic block: straight-line instructions ending in a [`Terminator`].
@@ -109,14 +121,16 @@ pub struct Analysis {
     pub jumpdests: BTreeMap<u32, usize>,
     /// Whether any reachable block jumps dynamically.
     pub has_dynamic_jumps: bool,
-    /// JUMPDESTs whose pc is pushed as a value that the next instruction
-    /// does not consume as its jump target: return addresses and jump-table
-    /// entries, the only targets a dynamic jump of compiler-generated code
-    /// reaches. Code generation enters only these from its dynamic-jump
-    /// dispatch; a dynamic jump to any other JUMPDEST (a target computed by
-    /// arithmetic, or read from memory) hands the frame to the interpreter
-    /// at that JUMPDEST, which is exact but slow.
-    pub pushed_targets: BTreeSet<u32>,
+    /// The JUMPDESTs the dynamic-jump dispatch of generated code enters:
+    /// those whose pc is pushed as a value that the next instruction does
+    /// not consume as its jump target (return addresses and jump-table
+    /// entries, what a dynamic jump of compiler-generated code reaches),
+    /// and, when there are at most [`MAX_COMPUTED_TARGETS`] of them, the
+    /// JUMPDESTs whose pc no PUSH pushes (what only a computed target
+    /// reaches: hand-written code's jump tables read from memory or built
+    /// by arithmetic). A dynamic jump to any other JUMPDEST hands the frame
+    /// to the interpreter at that JUMPDEST, which is exact but slow.
+    pub dynamic_targets: BTreeSet<u32>,
 }
 
 fn is_suspending(opcode: u8) -> bool {
@@ -141,14 +155,15 @@ fn ends_block(opcode: u8) -> bool {
 impl Analysis {
     /// Decodes and analyses `code`.
     ///
-    /// A JUMPDEST starts a block only if some PUSH in the code pushes its
-    /// pc. Every jump target known at compile time is such a constant (jumps
-    /// are resolved by following PUSHed values), and so is every target the
-    /// dynamic-jump dispatch enters ([`Analysis::pushed_targets`]); any other
-    /// JUMPDEST is entered only by falling into it, or by a dynamic jump to
-    /// a computed target, which the dispatch hands to the interpreter. Such
-    /// a JUMPDEST is one more instruction of the block it lies in: runs of
-    /// JUMPDESTs cost one gas check, not one block, entry and check each.
+    /// A JUMPDEST starts a block if some PUSH in the code pushes its pc
+    /// (every jump target known at compile time is such a constant: jumps
+    /// are resolved by following PUSHed values), or if it is one of at most
+    /// [`MAX_COMPUTED_TARGETS`] JUMPDESTs that only a computed jump can
+    /// reach, in code that jumps to computed targets at all. Any other
+    /// JUMPDEST is entered only by falling into it, or by a dynamic jump
+    /// the dispatch hands to the interpreter. Such a JUMPDEST is one more
+    /// instruction of the block it lies in: runs of JUMPDESTs cost one gas
+    /// check, not one block, entry and check each.
     pub fn new(code: &[u8]) -> Self {
         let insts = decode(code);
         let all_jumpdests: BTreeSet<u32> = insts
@@ -156,12 +171,32 @@ impl Analysis {
             .filter(|i| i.op == op::JUMPDEST)
             .map(|i| i.pc)
             .collect();
-        let entered: BTreeSet<u32> = insts
+        let pushed: BTreeSet<u32> = insts
             .iter()
             .filter(|i| matches!(i.op, op::PUSH0..=op::PUSH32))
             .filter_map(|i| u32::try_from(i.imm).ok())
             .filter(|pc| all_jumpdests.contains(pc))
             .collect();
+        // JUMPDESTs only a computed jump can reach are worth entering only
+        // in code that computes jump targets (compilers' code jumps to
+        // pushed constants), and not inside code this one copies out to
+        // deploy, whose targets are relative to where it lands.
+        let facts = CodeFacts::scan(&insts, code.len(), ends_block);
+        let computed: BTreeSet<u32> = if facts.computes_jump_targets {
+            all_jumpdests
+                .difference(&pushed)
+                .copied()
+                .filter(|&pc| !facts.is_copied(pc as usize))
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        let computed = if computed.len() <= MAX_COMPUTED_TARGETS {
+            computed
+        } else {
+            BTreeSet::new()
+        };
+        let entered: BTreeSet<u32> = pushed.union(&computed).copied().collect();
         let mut blocks: Vec<Block> = Vec::new();
         let mut jumpdests = BTreeMap::new();
         let mut start = 0usize;
@@ -188,7 +223,7 @@ impl Analysis {
                 jumpdests.insert(b.start_pc, idx);
             }
         }
-        let pushed_targets = insts
+        let dynamic_targets = insts
             .iter()
             .zip(insts.iter().skip(1).map(Some).chain([None]))
             .filter(|(inst, next)| {
@@ -197,6 +232,7 @@ impl Analysis {
             })
             .filter_map(|(inst, _)| u32::try_from(inst.imm).ok())
             .filter(|pc| jumpdests.contains_key(pc))
+            .chain(computed)
             .collect();
         let mut a = Analysis {
             code_len: code.len(),
@@ -205,7 +241,7 @@ impl Analysis {
             all_jumpdests,
             jumpdests,
             has_dynamic_jumps: false,
-            pushed_targets,
+            dynamic_targets,
         };
         a.resolve_jumps();
         a.mark_reachable();
@@ -252,12 +288,12 @@ impl Analysis {
                 Terminator::Jump(_) | Terminator::JumpI(_) => b.term,
                 _ => continue,
             };
-            let mut st: VecDeque<Option<U256>> = VecDeque::new();
+            let mut st = BlockStack::default();
             let body = &self.insts[b.first..b.end - 1];
             for inst in body {
-                simulate_const(&mut st, inst);
+                st.apply(inst);
             }
-            let target = st.back().copied().flatten();
+            let target = st.peek(0).constant();
             let resolved = match target.map(u32::try_from) {
                 None => JumpTarget::Dynamic,
                 Some(Ok(pc)) if self.jumpdests.contains_key(&pc) => JumpTarget::Static(pc),
@@ -290,7 +326,7 @@ impl Analysis {
             if dynamic && !dynamic_done {
                 dynamic_done = true;
                 self.has_dynamic_jumps = true;
-                work.extend(self.pushed_targets.iter().map(|pc| self.jumpdests[pc]));
+                work.extend(self.dynamic_targets.iter().map(|pc| self.jumpdests[pc]));
             }
         }
     }
@@ -335,7 +371,7 @@ impl Analysis {
     /// Whether the dynamic-jump dispatch of generated code enters block `b`.
     pub fn is_dynamic_target(&self, b: usize) -> bool {
         let blk = &self.blocks[b];
-        self.has_dynamic_jumps && blk.is_jumpdest && self.pushed_targets.contains(&blk.start_pc)
+        self.has_dynamic_jumps && blk.is_jumpdest && self.dynamic_targets.contains(&blk.start_pc)
     }
 
     /// The blocks `b` continues into by falling through or by a jump
@@ -359,38 +395,5 @@ impl Analysis {
 }
 
 /// Constant propagation over one instruction; unknown values are `None`.
-fn simulate_const(st: &mut VecDeque<Option<U256>>, inst: &Inst) {
-    let ensure = |st: &mut VecDeque<Option<U256>>, n: usize| {
-        while st.len() < n {
-            st.push_front(None);
-        }
-    };
-    match inst.op {
-        op::PUSH0..=op::PUSH32 => st.push_back(Some(inst.imm)),
-        op::DUP1..=op::DUP16 => {
-            let n = (inst.op - op::DUP1 + 1) as usize;
-            ensure(st, n);
-            let v = st[st.len() - n];
-            st.push_back(v);
-        }
-        op::SWAP1..=op::SWAP16 => {
-            let n = (inst.op - op::SWAP1 + 1) as usize;
-            ensure(st, n + 1);
-            let top = st.len() - 1;
-            st.swap(top, top - n);
-        }
-        _ => {
-            let (inp, out) = stack_io(inst.op).unwrap_or((0, 0));
-            ensure(st, inp as usize);
-            for _ in 0..inp {
-                st.pop_back();
-            }
-            for _ in 0..out {
-                st.push_back(None);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests;

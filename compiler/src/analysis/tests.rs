@@ -1,4 +1,5 @@
 use super::*;
+use crate::revm_api::U256;
 
 fn analyze(hex_code: &str) -> Analysis {
     Analysis::new(&hex::decode(hex_code).unwrap())
@@ -73,17 +74,18 @@ fn call_starts_a_resume_block() {
 }
 
 #[test]
-fn dynamic_jump_reaches_pushed_jumpdests_only() {
+fn dynamic_jump_reaches_pushed_and_unpushed_jumpdests() {
     // PUSH1 8 POP CALLDATALOAD(0) JUMP ; 6: JUMPDEST STOP ; 8: JUMPDEST STOP
+    // 8 is pushed (a return address); 6 only a computed target reaches.
     let a = analyze("6008505f35565b005b00");
     assert!(a.has_dynamic_jumps);
     assert_eq!(
-        a.pushed_targets.iter().copied().collect::<Vec<_>>(),
-        vec![8]
+        a.dynamic_targets.iter().copied().collect::<Vec<_>>(),
+        vec![6, 8]
     );
+    assert!(a.is_dynamic_target(a.jumpdests[&6]));
     assert!(a.is_dynamic_target(a.jumpdests[&8]));
-    assert!(!a.blocks[a.jumpdests[&6]].reachable);
-    assert!(a.blocks[a.jumpdests[&8]].reachable);
+    assert!(a.blocks[a.jumpdests[&6]].reachable);
 }
 
 #[test]
@@ -91,8 +93,68 @@ fn a_pushed_jump_target_consumed_at_once_is_not_a_dynamic_target() {
     // PUSH1 3 JUMP ; 3: JUMPDEST CALLDATALOAD(0) JUMP ; 7: JUMPDEST STOP
     let a = analyze("6003565b5f35565b00");
     assert!(a.has_dynamic_jumps);
-    assert!(a.pushed_targets.is_empty());
-    assert!(!a.blocks[a.jumpdests[&7]].reachable);
+    assert!(!a.is_dynamic_target(a.jumpdests[&3]));
+    assert_eq!(
+        a.dynamic_targets.iter().copied().collect::<Vec<_>>(),
+        vec![7],
+        "only a computed jump reaches 7"
+    );
+}
+
+#[test]
+fn unpushed_jumpdests_start_blocks_only_when_a_jump_may_compute_them() {
+    // PUSH1 6 JUMP JUMPDEST JUMPDEST ; 6: JUMPDEST STOP: every jump is a
+    // pushed constant, so the unpushed JUMPDESTs stay inside blocks.
+    let a = analyze("6006565b5b5b5b00");
+    assert!(!a.has_dynamic_jumps);
+    assert!(a.dynamic_targets.is_empty());
+    // 3 starts a block because a JUMP ends the one before.
+    assert_eq!(a.jumpdests.keys().copied().collect::<Vec<_>>(), vec![3, 6]);
+
+    // A return through the stack is dynamic but not computed:
+    // 0: PUSH1 7 PUSH1 9 JUMP ; 5: JUMPDEST STOP (unpushed)
+    // 7: JUMPDEST STOP ; 9: JUMPDEST JUMP (returns to what it was handed)
+    let a = analyze("60076009565b005b005b56");
+    assert!(a.has_dynamic_jumps);
+    assert_eq!(
+        a.dynamic_targets.iter().copied().collect::<Vec<_>>(),
+        vec![7]
+    );
+    assert!(!a.is_dynamic_target(a.jumpdests[&5]));
+}
+
+#[test]
+fn constant_arithmetic_on_a_jump_target_is_folded() {
+    // PUSH4 0xffffffff PUSH1 9 AND JUMP ; 9: JUMPDEST STOP
+    let a = analyze("63ffffffff600916565b00");
+    assert_eq!(a.blocks[0].term, Terminator::Jump(JumpTarget::Static(9)));
+    assert!(!a.has_dynamic_jumps);
+    // PUSH1 4 PUSH1 4 ADD JUMP: 8 is no JUMPDEST.
+    let a = analyze("600460040156005b00");
+    assert_eq!(a.blocks[0].term, Terminator::Jump(JumpTarget::Invalid));
+}
+
+#[test]
+fn jumpdests_of_copied_code_are_no_computed_targets() {
+    // 0: PUSH1 5 PUSH1 11 PUSH0 CODECOPY (copies [11, 16)),
+    // 6: CALLDATALOAD(0) JUMP (computed) ; 9: JUMPDEST STOP
+    // 11: STOP JUMPDEST STOP STOP STOP (copied) ; 16: JUMPDEST STOP
+    let a = analyze("6005600b5f395f35565b00005b0000005b00");
+    let targets: Vec<u32> = a.dynamic_targets.iter().copied().collect();
+    assert_eq!(targets, vec![9, 16]);
+}
+
+#[test]
+fn past_the_cap_unpushed_jumpdests_are_left_to_the_interpreter() {
+    // CALLDATALOAD(0) JUMP, then JUMPDESTs: each one a block and a target
+    // up to the cap, none past it (the run is cut only by its length).
+    let n = super::MAX_COMPUTED_TARGETS;
+    let a = analyze(&format!("5f3556{}00", "5b".repeat(n)));
+    assert_eq!(a.dynamic_targets.len(), n);
+    assert_eq!(a.blocks.len(), n + 2, "the entry, {n} JUMPDESTs, the end");
+    let a = analyze(&format!("5f3556{}00", "5b".repeat(n + 1)));
+    assert!(a.dynamic_targets.is_empty());
+    assert_eq!(a.blocks.len(), 1 + (n + 1).div_ceil(MAX_BLOCK_INSTS) + 1);
 }
 
 #[test]

@@ -129,7 +129,7 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
 
     /// The dispatch function: enters the part holding a dynamic-jump
     /// target, by the target's number from the jump table. A JUMPDEST that
-    /// is no such target (see [`crate::analysis::Analysis::pushed_targets`])
+    /// is no such target (see [`crate::analysis::Analysis::dynamic_targets`])
     /// hands the frame to the interpreter there; anything else is an
     /// invalid jump.
     pub(super) fn gen_global_dispatch(&self, f: FunctionValue<'ctx>) -> R<()> {

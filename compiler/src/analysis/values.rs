@@ -1,0 +1,171 @@
+//! What the analysis knows about stack values inside one block: constants
+//! (pushed, or folded from constants), values the block was entered with,
+//! and values the block computed at run time. Jumps are resolved from the
+//! constants; the other two tell a return through the stack (a target the
+//! block was handed) from a computed jump (a target read from memory or
+//! built by arithmetic on run-time values, as hand-written jump tables do).
+
+use super::Inst;
+use crate::revm_api::{stack_io, U256};
+use revm::bytecode::opcode as op;
+use std::collections::VecDeque;
+
+/// One stack slot, as far as the analysis of its block can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Val {
+    /// Known at compile time.
+    Const(U256),
+    /// On the stack when the block was entered.
+    Entry,
+    /// Produced in the block from something not known at compile time.
+    Computed,
+}
+
+impl Val {
+    pub(super) fn constant(self) -> Option<U256> {
+        match self {
+            Val::Const(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// The stack of one block, top at the back; slots below what the block
+/// pushed are [`Val::Entry`], materialised as they are reached.
+#[derive(Default)]
+pub(super) struct BlockStack(VecDeque<Val>);
+
+impl BlockStack {
+    /// The slot `depth` below the top (0 is the top).
+    pub(super) fn peek(&self, depth: usize) -> Val {
+        let n = self.0.len();
+        if depth < n {
+            self.0[n - 1 - depth]
+        } else {
+            Val::Entry
+        }
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn ensure(&mut self, n: usize) {
+        while self.0.len() < n {
+            self.0.push_front(Val::Entry);
+        }
+    }
+
+    /// Applies `inst`. ADD, SUB, MUL, AND, OR and XOR of two constants are
+    /// folded: older compilers mask internal function pointers
+    /// (`PUSH4 0xffffffff PUSH2 tag AND JUMP`), a constant target all the
+    /// same.
+    pub(super) fn apply(&mut self, inst: &Inst) {
+        match inst.op {
+            op::PUSH0..=op::PUSH32 => self.0.push_back(Val::Const(inst.imm)),
+            op::DUP1..=op::DUP16 => {
+                let n = (inst.op - op::DUP1 + 1) as usize;
+                self.ensure(n);
+                let v = self.0[self.0.len() - n];
+                self.0.push_back(v);
+            }
+            op::SWAP1..=op::SWAP16 => {
+                let n = (inst.op - op::SWAP1 + 1) as usize;
+                self.ensure(n + 1);
+                let top = self.0.len() - 1;
+                self.0.swap(top, top - n);
+            }
+            op::ADD | op::SUB | op::MUL | op::AND | op::OR | op::XOR
+                if self.peek(0).constant().is_some() && self.peek(1).constant().is_some() =>
+            {
+                let st = &mut self.0;
+                let a = st.pop_back().and_then(Val::constant).unwrap();
+                let b = st.pop_back().and_then(Val::constant).unwrap();
+                let v = match inst.op {
+                    op::ADD => a.wrapping_add(b),
+                    op::SUB => a.wrapping_sub(b),
+                    op::MUL => a.wrapping_mul(b),
+                    op::AND => a & b,
+                    op::OR => a | b,
+                    _ => a ^ b,
+                };
+                st.push_back(Val::Const(v));
+            }
+            _ => {
+                let st = &mut self.0;
+                let (inp, out) = stack_io(inst.op).unwrap_or((0, 0));
+                for _ in 0..inp {
+                    // Below what the block pushed: entry slots, consumed.
+                    st.pop_back();
+                }
+                for _ in 0..out {
+                    st.push_back(Val::Computed);
+                }
+            }
+        }
+    }
+}
+
+/// What a scan of the whole code finds before blocks are formed.
+pub(super) struct CodeFacts {
+    /// Some JUMP or JUMPI jumps to a target its block computed (see
+    /// [`Val::Computed`]): the code may reach JUMPDESTs no PUSH names.
+    pub computes_jump_targets: bool,
+    /// Code ranges `[start, end)` some CODECOPY with constant offset and
+    /// size copies (merged, sorted): code of another contract this one deploys (a
+    /// constructor's runtime code, a factory's child), or tables. Their
+    /// JUMPDESTs are not this contract's computed targets.
+    pub copied: Vec<(usize, usize)>,
+}
+
+impl CodeFacts {
+    /// One pass over `insts`, each block's stack simulated from empty
+    /// (`ends_block` tells where a block ends; a JUMPDEST starts one).
+    pub(super) fn scan(insts: &[Inst], code_len: usize, ends_block: fn(u8) -> bool) -> Self {
+        let mut st = BlockStack::default();
+        let mut facts = CodeFacts {
+            computes_jump_targets: false,
+            copied: Vec::new(),
+        };
+        for inst in insts {
+            if inst.op == op::JUMPDEST {
+                st.clear();
+            }
+            if matches!(inst.op, op::JUMP | op::JUMPI) && st.peek(0) == Val::Computed {
+                facts.computes_jump_targets = true;
+            }
+            if inst.op == op::CODECOPY {
+                if let (Some(offset), Some(size)) = (st.peek(1).constant(), st.peek(2).constant()) {
+                    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+                    if start < code_len {
+                        let size = usize::try_from(size).unwrap_or(usize::MAX);
+                        facts
+                            .copied
+                            .push((start, start.saturating_add(size).min(code_len)));
+                    }
+                }
+            }
+            st.apply(inst);
+            if ends_block(inst.op) {
+                st.clear();
+            }
+        }
+        // Disjoint and sorted, for a binary search per JUMPDEST.
+        facts.copied.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(facts.copied.len());
+        for (s, e) in facts.copied.drain(..) {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        facts.copied = merged;
+        facts
+    }
+
+    /// Whether `pc` lies in a copied range.
+    pub(super) fn is_copied(&self, pc: usize) -> bool {
+        let n = self.copied.partition_point(|&(s, _)| s <= pc);
+        n > 0 && pc < self.copied[n - 1].1
+    }
+}
