@@ -35,7 +35,7 @@ use std::path::PathBuf;
 #[cfg(feature = "llvm")]
 use std::sync::atomic::{AtomicUsize, Ordering};
 #[cfg(feature = "llvm")]
-use std::sync::Barrier;
+use std::sync::{Barrier, OnceLock};
 use std::time::Duration;
 #[cfg(feature = "llvm")]
 use std::time::Instant;
@@ -72,6 +72,9 @@ pub enum CompileError {
     #[error("LLVM: {0}")]
     /// LLVM refused the module or failed to emit it.
     Llvm(String),
+    #[error("{0}")]
+    /// A compile thread could not be started.
+    Thread(String),
     #[error("link: {0}")]
     /// The linker (`cc -shared`) failed or could not be run.
     Link(String),
@@ -403,9 +406,15 @@ pub fn compile_object(code: &[u8], opts: &CompileOptions) -> Result<CompiledObje
 type ShardResult = Result<(Vec<u8>, Timings), CompileError>;
 
 /// The shards on `opts.threads` threads at most, each shard with its own
-/// LLVM context; thread `t` builds shards `t`, `t + threads`, ... The
-/// shards agree on the optimisation level, which depends on the size of all
-/// of them, so every thread builds its modules before any lowers one.
+/// LLVM context; of the `n` threads that start, thread `t` builds shards
+/// `t`, `t + n`, ... The shards agree on the optimisation level, which
+/// depends on the size of all of them, so every thread builds its modules
+/// before any lowers one.
+///
+/// A thread that cannot start (under an address-space cap, each reserves
+/// [`LLVM_THREAD_STACK`]) leaves its shards to those that did; when none
+/// can, the compile fails with an error. The threads learn how many
+/// started before they take shards, so none waits for one that never ran.
 #[cfg(feature = "llvm")]
 fn compile_shards(
     plan: &Plan<'_>,
@@ -416,59 +425,77 @@ fn compile_shards(
     let workers = opts.threads.clamp(1, count);
     let meta = metadata_for(code, opts);
     let total = AtomicUsize::new(0);
-    let sized = Barrier::new(workers);
-    let mut results: Vec<(usize, ShardResult)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|t| {
-                let (meta, total, sized) = (&meta, &total, &sized);
-                let thread = std::thread::Builder::new()
-                    .name(format!("evmc-shard-{t}"))
-                    .stack_size(LLVM_THREAD_STACK);
-                let handle = thread.spawn_scoped(s, move || {
-                    let start = Instant::now();
-                    let mine: Vec<usize> = (t..count).step_by(workers).collect();
-                    let contexts: Vec<Context> = mine.iter().map(|_| Context::create()).collect();
-                    let built: Vec<_> = contexts
-                        .iter()
-                        .zip(&mine)
-                        .map(|(cx, &index)| {
-                            let m = codegen::build_module(cx, plan, opts.spec, meta, index);
-                            let size = m.as_ref().map_or(0, codegen::instruction_count);
-                            total.fetch_add(size, Ordering::SeqCst);
-                            (index, m, size)
-                        })
-                        .collect();
-                    let ir = start.elapsed();
-                    // Every thread reaches the barrier, failed or not.
-                    sized.wait();
-                    let level = level_for(opts, total.load(Ordering::SeqCst));
-                    built
-                        .into_iter()
-                        .map(|(index, m, size)| {
-                            let t = Timings {
-                                ir,
-                                ir_instructions: size,
-                                opt_level: level,
-                                ..Timings::default()
-                            };
-                            let r = m
-                                .map_err(|e| CompileError::Llvm(e.to_string()))
-                                .and_then(|m| lower(m, opts, Emit::Object, t));
-                            (index, r)
-                        })
-                        .collect::<Vec<_>>()
-                });
-                // As `Scope::spawn` would: the threads already started
-                // wait for this one at the barrier, so there is no
-                // going back.
-                handle.expect("cannot start a compile shard thread")
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a compile shard panicked"))
-            .collect()
+    // How many threads started, and the barrier they meet at once sized.
+    let started: OnceLock<(usize, Barrier)> = OnceLock::new();
+    let results: Result<Vec<(usize, ShardResult)>, std::io::Error> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        let mut refused = None;
+        for t in 0..workers {
+            let (meta, total, started) = (&meta, &total, &started);
+            let thread = std::thread::Builder::new()
+                .name(format!("evmc-shard-{t}"))
+                .stack_size(LLVM_THREAD_STACK);
+            let spawned = thread.spawn_scoped(s, move || {
+                let (n, sized) = started.wait();
+                let start = Instant::now();
+                let mine: Vec<usize> = (t..count).step_by(*n).collect();
+                let contexts: Vec<Context> = mine.iter().map(|_| Context::create()).collect();
+                let built: Vec<_> = contexts
+                    .iter()
+                    .zip(&mine)
+                    .map(|(cx, &index)| {
+                        let m = codegen::build_module(cx, plan, opts.spec, meta, index);
+                        let size = m.as_ref().map_or(0, codegen::instruction_count);
+                        total.fetch_add(size, Ordering::SeqCst);
+                        (index, m, size)
+                    })
+                    .collect();
+                let ir = start.elapsed();
+                // Every thread reaches the barrier, failed or not.
+                sized.wait();
+                let level = level_for(opts, total.load(Ordering::SeqCst));
+                built
+                    .into_iter()
+                    .map(|(index, m, size)| {
+                        let t = Timings {
+                            ir,
+                            ir_instructions: size,
+                            opt_level: level,
+                            ..Timings::default()
+                        };
+                        let r = m
+                            .map_err(|e| CompileError::Llvm(e.to_string()))
+                            .and_then(|m| lower(m, opts, Emit::Object, t));
+                        (index, r)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            match spawned {
+                Ok(h) => handles.push(h),
+                // The threads already started take its shards.
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        let n = handles.len();
+        // Always set, so that no started thread waits forever.
+        let _ = started.set((n.max(1), Barrier::new(n.max(1))));
+        match refused {
+            Some(e) if n == 0 => Err(e),
+            _ => Ok(handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a compile shard panicked"))
+                .collect()),
+        }
     });
+    let mut results = results.map_err(|e| {
+        CompileError::Thread(format!(
+            "cannot start a compile thread with a {} MiB stack: {e} (is the memory cap too small?)",
+            LLVM_THREAD_STACK >> 20
+        ))
+    })?;
     // Objects in shard order, whatever thread built them: the link order
     // is part of the artefact's bytes.
     results.sort_by_key(|(index, _)| *index);

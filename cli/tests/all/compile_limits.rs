@@ -209,3 +209,38 @@ fn compile_over_the_memory_cap_fails_cleanly() {
     assert!(err.contains("memory cap"), "{err}");
     assert_eq!(entries(&cache), 0);
 }
+
+/// Around the cap where a worker can start some of its compile threads
+/// but not all (each reserves a 64 MiB stack), a compile ends at once,
+/// compiled or failed with a message: it used to wait forever for the
+/// thread that never started, until the worker's timeout.
+#[test]
+fn a_memory_cap_that_refuses_some_compile_threads_never_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_hex(dir.path(), "slow", &slow_to_compile());
+    for cap in ["250M", "300M", "350M", "400M", "500M"] {
+        let cache = dir.path().join(format!("cache-{cap}"));
+        let out = bin()
+            .args([
+                "compile",
+                &f,
+                "--json",
+                "--timeout",
+                "40",
+                "--max-memory",
+                cap,
+            ])
+            .arg("--cache-dir")
+            .arg(&cache)
+            .output()
+            .unwrap();
+        let l = &json_lines(&out)[0];
+        let err = l["error"].as_str().unwrap_or("");
+        eprintln!("cap {cap}: {} {err}", l["status"]);
+        assert!(
+            l["status"] == "compiled" || l["status"] == "failed",
+            "cap {cap}: {l}"
+        );
+        assert!(!err.contains("did not finish"), "cap {cap}: {err}");
+    }
+}
