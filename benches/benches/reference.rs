@@ -5,7 +5,7 @@
 use criterion::{criterion_main, Criterion};
 mod common;
 use common::{cases, compiler, criterion};
-use evmc_benches::{divergence, reference, Work};
+use evmc_benches::{divergence, reference, verify_natively, Work};
 use std::hint::black_box;
 
 fn reference_programs(c: &mut Criterion) {
@@ -17,7 +17,7 @@ fn reference_programs(c: &mut Criterion) {
             continue;
         };
         let (_, registry) = compiler.prepare(&case);
-        let native = tx.verify(Some(&registry));
+        let native = verify_natively(tx, &registry);
         if let Some(d) = divergence(&tx.verify(None), &native) {
             panic!("DIVERGENCE {}: {d}", case.id());
         }

@@ -19,5 +19,7 @@ pub use discover::{discover, CallSettings, Case, Work};
 pub use exec::{Run, Runner, Transaction, Verified};
 pub use machine::Machine;
 pub use measure::{alternate, geomean, median, Budget};
-pub use run::{bench_case, divergence, CaseReport, ContractReport, ReferenceReport, Stats};
+pub use run::{
+    bench_case, divergence, verify_natively, CaseReport, ContractReport, ReferenceReport, Stats,
+};
 pub use targets::Target;

@@ -360,7 +360,7 @@ fn run_both(
 
 /// `tx` run on `registry` with every compiled frame native: the check a
 /// timed run is held to must not depend on the safety net's choices.
-fn verify_natively(tx: &Transaction, registry: &Arc<Registry>) -> Verified {
+pub fn verify_natively(tx: &Transaction, registry: &Arc<Registry>) -> Verified {
     let net = registry.safety_net();
     registry.set_safety_net(false);
     let v = tx.verify(Some(registry));
