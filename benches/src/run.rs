@@ -397,6 +397,14 @@ fn net_notes(registry: &Registry) -> Vec<String> {
                 r.native_samples,
                 r.interp_samples
             ));
+        } else if r.verdict == Verdict::Undecided && r.native_samples + r.interp_samples > 0 {
+            // Timed while undecided: its segments alternate engines.
+            notes.push(format!(
+                "safety net: {} undecided after {} + {} samples (its segments alternate engines)",
+                &format!("{:#x}", art.code_hash())[..20],
+                r.native_samples,
+                r.interp_samples
+            ));
         }
     }
     notes

@@ -31,14 +31,27 @@ pub const MIN_SAMPLES: u64 = 16;
 /// [`MIN_SAMPLES`] samples (see `NetRecord::enough`).
 pub const DECIDE_GAS: u64 = 1_000_000;
 
-/// Once decided, one segment in this many is still timed (a power of two).
+/// Once decided, one segment in this many is still timed (a power of two)...
 pub const PROBE_EVERY: u64 = 64;
+
+/// ...when segments spend this much gas or less on average; segments that
+/// spend more are timed proportionally less often (a power of two more
+/// rarely, at most [`MAX_PROBE_STRETCH`] times), so that what the probes
+/// cost stays a small share of the time whatever the segments' length: a
+/// probe runs the losing engine half the time, and a contract whose few
+/// segments per transaction run for milliseconds (burntpix: about 40 per
+/// transaction, 3.5x faster natively) lost 7-16% to its probes.
+pub const PROBE_GAS: u64 = 1 << 16;
+
+/// Most a probe interval is stretched for long segments.
+pub const MAX_PROBE_STRETCH: u64 = 1 << 10;
 
 /// Below `1 - HYSTERESIS` an artefact is set aside; at or above 1 it runs
 /// natively; in between it keeps its verdict.
 pub const HYSTERESIS: f64 = 0.05;
 
-/// A sample's time is clipped to this many times its engine's mean...
+/// A sample's time is clipped to this many times its engine's mean
+/// segment, or its mean time per gas times the sample's gas if more...
 const CLIP_FACTOR: u64 = 16;
 /// ...once the engine has this many samples.
 const CLIP_AFTER: u64 = 4;
@@ -121,6 +134,10 @@ pub struct NetRecord {
     /// nothing about the code.
     warmed: AtomicU8,
     verdict: AtomicU8,
+    /// One less than the probe interval once decided, above
+    /// `PROBE_EVERY - 1` for long segments (see [`PROBE_GAS`]); zero
+    /// before any sample.
+    probe_mask: AtomicU64,
 }
 
 /// What to do with one segment.
@@ -148,7 +165,8 @@ impl NetRecord {
     #[inline]
     pub fn choose(&self, random: u64) -> Choice {
         let v = self.verdict.load(Relaxed);
-        if v == UNDECIDED || random & (PROBE_EVERY - 1) == 0 {
+        let mask = self.probe_mask.load(Relaxed).max(PROBE_EVERY - 1);
+        if v == UNDECIDED || random & mask == 0 {
             Choice::Sample(random >> 63 == 1)
         } else if v == NATIVE {
             Choice::Native
@@ -167,10 +185,22 @@ impl NetRecord {
         let side = if native { &self.native } else { &self.interp };
         // A segment the thread was descheduled in, or that took an
         // interrupt, would outweigh hundreds of real ones: clip it to a
-        // multiple of the mean once there is a mean to speak of.
-        let (n, t, _) = side.load();
+        // multiple of what the means predict once there are means to speak
+        // of. The prediction grows with the segment's gas: a contract's
+        // segments range from a few hundred gas between calls to millions
+        // in one loop, and a clip on the mean segment alone cut burntpix's
+        // long interpreted segment to a twentieth, which set the contract
+        // aside though it ran 3.4x faster natively.
+        let (n, t, g) = side.load();
         let ticks = if n >= CLIP_AFTER {
-            ticks.min(t / n * CLIP_FACTOR)
+            let per_gas = if g > 0 { t as f64 / g as f64 } else { 0.0 };
+            let expected = ((t / n) as f64).max(per_gas * gas as f64);
+            let bound = expected * CLIP_FACTOR as f64;
+            if (ticks as f64) > bound {
+                bound as u64
+            } else {
+                ticks
+            }
         } else {
             ticks
         };
@@ -181,6 +211,7 @@ impl NetRecord {
             self.native.halve();
             self.interp.halve();
         }
+        self.probe_mask.store(self.probe_interval() - 1, Relaxed);
         let verdict = match self.speedup() {
             Some((s, n_native, n_interp)) if self.enough(n_native, n_interp) => {
                 // A band around 1 where the verdict stays as it is (native
@@ -215,6 +246,18 @@ impl NetRecord {
             && n_interp >= 2
             && self.native.gas.load(Relaxed) >= DECIDE_GAS
             && self.interp.gas.load(Relaxed) >= DECIDE_GAS
+    }
+
+    /// One segment in how many a decided record times: [`PROBE_EVERY`],
+    /// stretched by the segments' mean gas over [`PROBE_GAS`].
+    fn probe_interval(&self) -> u64 {
+        let (nn, _, ng) = self.native.load();
+        let (in_, _, ig) = self.interp.load();
+        let mean_gas = (ng + ig) / (nn + in_).max(1);
+        let stretch = (mean_gas / PROBE_GAS)
+            .clamp(1, MAX_PROBE_STRETCH)
+            .next_power_of_two();
+        PROBE_EVERY * stretch
     }
 
     /// Interpreted time per gas over native time per gas, with each side's
@@ -372,6 +415,46 @@ mod tests {
             .count();
         let expect = n / PROBE_EVERY as usize;
         assert!(sampled > expect / 2 && sampled < expect * 2, "{sampled}");
+    }
+
+    #[test]
+    fn long_segments_are_probed_less_often() {
+        let sampled = |gas: u64| {
+            let r = NetRecord::default();
+            feed(&r, 1, 5, 40);
+            // The same speeds, on segments of `gas` each.
+            for _ in 0..40 {
+                r.record(true, gas, gas);
+                r.record(false, 5 * gas, gas);
+            }
+            let mut rng = Rng::default();
+            (0..1 << 20)
+                .filter(|_| matches!(r.choose(rng.next_u64()), Choice::Sample(_)))
+                .count()
+        };
+        let short = sampled(1000);
+        let long = sampled(20 * PROBE_GAS);
+        // 1 in 64, then 1 in 64 * 16 (the mean is about 10 PROBE_GAS).
+        assert!(short > (1 << 20) / 128 && short < (1 << 20) / 32, "{short}");
+        assert!(long * 8 < short && long > 0, "{long} vs {short}");
+    }
+
+    #[test]
+    fn a_long_segment_among_short_ones_is_not_clipped() {
+        // Nine short segments per call of the contract and one long one,
+        // native 3.4x faster per gas on both kinds, as burntpix's calls.
+        let r = NetRecord::default();
+        for _ in 0..4 {
+            for _ in 0..9 {
+                r.record(true, 300, 300);
+                r.record(false, 1020, 300);
+            }
+            r.record(true, 1_000_000, 1_500_000);
+            r.record(false, 3_400_000, 1_500_000);
+        }
+        let s = r.report().speedup.unwrap();
+        assert!((3.0..3.8).contains(&s), "{:?}", r.report());
+        assert_eq!(r.verdict(), Verdict::Native);
     }
 
     #[test]
