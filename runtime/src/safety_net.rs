@@ -195,12 +195,8 @@ impl NetRecord {
         let ticks = if n >= CLIP_AFTER {
             let per_gas = if g > 0 { t as f64 / g as f64 } else { 0.0 };
             let expected = ((t / n) as f64).max(per_gas * gas as f64);
-            let bound = expected * CLIP_FACTOR as f64;
-            if (ticks as f64) > bound {
-                bound as u64
-            } else {
-                ticks
-            }
+            // `as` saturates an out-of-range bound.
+            ticks.min((expected * CLIP_FACTOR as f64) as u64)
         } else {
             ticks
         };

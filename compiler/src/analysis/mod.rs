@@ -181,8 +181,8 @@ impl Analysis {
         // in code that computes jump targets (compilers' code jumps to
         // pushed constants), and not inside code this one copies out to
         // deploy, whose targets are relative to where it lands.
-        let facts = CodeFacts::scan(&insts, code.len(), ends_block);
-        let computed: BTreeSet<u32> = if facts.computes_jump_targets {
+        let facts = CodeFacts::scan(&insts, code.len());
+        let mut computed: BTreeSet<u32> = if facts.computes_jump_targets {
             all_jumpdests
                 .difference(&pushed)
                 .copied()
@@ -191,11 +191,9 @@ impl Analysis {
         } else {
             BTreeSet::new()
         };
-        let computed = if computed.len() <= MAX_COMPUTED_TARGETS {
-            computed
-        } else {
-            BTreeSet::new()
-        };
+        if computed.len() > MAX_COMPUTED_TARGETS {
+            computed.clear();
+        }
         let entered: BTreeSet<u32> = pushed.union(&computed).copied().collect();
         let mut blocks: Vec<Block> = Vec::new();
         let mut jumpdests = BTreeMap::new();

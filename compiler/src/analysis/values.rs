@@ -5,7 +5,7 @@
 //! block was handed) from a computed jump (a target read from memory or
 //! built by arithmetic on run-time values, as hand-written jump tables do).
 
-use super::Inst;
+use super::{ends_block, Inst};
 use crate::revm_api::{stack_io, U256};
 use revm::bytecode::opcode as op;
 use std::collections::VecDeque;
@@ -119,9 +119,8 @@ pub(super) struct CodeFacts {
 }
 
 impl CodeFacts {
-    /// One pass over `insts`, each block's stack simulated from empty
-    /// (`ends_block` tells where a block ends; a JUMPDEST starts one).
-    pub(super) fn scan(insts: &[Inst], code_len: usize, ends_block: fn(u8) -> bool) -> Self {
+    /// One pass over `insts`, each block's stack simulated from empty.
+    pub(super) fn scan(insts: &[Inst], code_len: usize) -> Self {
         let mut st = BlockStack::default();
         let mut facts = CodeFacts {
             computes_jump_targets: false,
