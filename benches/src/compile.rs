@@ -51,6 +51,9 @@ pub struct Compiled {
 pub enum NotCompiled {
     /// Above the compile limit: stays interpreted, by design.
     TooLarge(String),
+    /// Loop-free and too short for compiled code to pay its entry
+    /// (`evmc_compiler::analysis::too_short`): stays interpreted, by design.
+    TooShort(String),
     /// A compile or load failure: a bug to report.
     Failed(String),
 }
@@ -58,7 +61,9 @@ pub enum NotCompiled {
 impl std::fmt::Display for NotCompiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            NotCompiled::TooLarge(e) => write!(f, "stays interpreted: {e}"),
+            NotCompiled::TooLarge(e) | NotCompiled::TooShort(e) => {
+                write!(f, "stays interpreted: {e}")
+            }
             NotCompiled::Failed(e) => write!(f, "compile failed: {e}"),
         }
     }
@@ -75,6 +80,10 @@ pub struct CompileSettings {
     /// An artefact cache to take compiled contracts from and publish new
     /// ones into (default: a private one, removed at the end).
     pub cache_dir: Option<PathBuf>,
+    /// Loop-free contracts that run fewer instructions than this stay
+    /// interpreted, as where a node picks contracts to compile
+    /// (`evmc_compiler::analysis::MIN_NATIVE_RUN`); 0 compiles every one.
+    pub min_native_run: usize,
     /// Time native runs with the safety net on (see
     /// `evmc_runtime::safety_net`): what a node gets. Correctness checks
     /// always run every compiled frame natively.
@@ -88,6 +97,7 @@ impl Default for CompileSettings {
             max_code_size: evmc_compiler::DEFAULT_MAX_CODE_SIZE,
             opt_budget: evmc_compiler::DEFAULT_OPT_BUDGET,
             load_reps: 15,
+            min_native_run: evmc_compiler::analysis::MIN_NATIVE_RUN,
             cache_dir: None,
             safety_net: true,
         }
@@ -208,6 +218,13 @@ impl Compiler {
     }
 
     fn compile(&self, code: &[u8], spec: SpecId, hash: B256) -> Result<Compiled, NotCompiled> {
+        if let Some(n) = evmc_compiler::analysis::too_short(code, self.settings.min_native_run) {
+            return Err(NotCompiled::TooShort(format!(
+                "loop-free, at most {n} instructions per frame: too short for compiled code \
+                 to pay its entry (--min-native-run {})",
+                self.settings.min_native_run
+            )));
+        }
         let mut opts = CompileOptions::new(spec);
         opts.opt_level = self.settings.opt_level;
         opts.max_code_size = self.settings.max_code_size;

@@ -210,7 +210,7 @@ pub fn bench_case(case: &Case, compiler: &mut Compiler, budget: &Budget) -> Case
     for c in &contracts {
         if let Err(e) = &c.outcome {
             let what = match e {
-                NotCompiled::TooLarge(_) => "",
+                NotCompiled::TooLarge(_) | NotCompiled::TooShort(_) => "",
                 NotCompiled::Failed(_) => "ERROR: ",
             };
             report

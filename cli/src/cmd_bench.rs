@@ -46,6 +46,12 @@ pub(crate) struct Args {
     /// Functions above this many LLVM instructions are compiled at -O0.
     #[arg(long = "opt-budget", default_value_t = evmc_compiler::DEFAULT_OPT_BUDGET)]
     opt_budget: usize,
+    /// Loop-free contracts that run fewer instructions than this stay
+    /// interpreted, as in hot-contract compilation: compiled code cannot pay
+    /// for its entry there (minimal proxies, EIP-2935/4788 system
+    /// contracts). 0 compiles every contract.
+    #[arg(long = "min-native-run", default_value_t = evmc_compiler::analysis::MIN_NATIVE_RUN)]
+    min_native_run: usize,
     /// Time every compiled frame natively. By default the safety net runs
     /// an artefact that measures slower than the interpreter interpreted,
     /// as a node would (the notes name each one and its native ratio); the
@@ -135,6 +141,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         opt_level: args.opt_level,
         max_code_size: args.max_code_size,
         opt_budget: args.opt_budget,
+        min_native_run: args.min_native_run,
         cache_dir: args.cache_dir.clone(),
         safety_net: !args.no_safety_net,
         ..CompileSettings::default()

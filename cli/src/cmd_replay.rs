@@ -58,6 +58,8 @@ pub(crate) struct Args {
     /// each of them, and cold native code runs slower than the
     /// interpreter's warm loop (shared blocks: every contract compiled
     /// 0.73x, those over 200,000 gas 0.97-1.14x; see benches/README.md).
+    /// Loop-free contracts too short to pay for compiled code's entry
+    /// (minimal proxies) stay interpreted too, unless this is 0.
     #[arg(long = "min-gas", default_value_t = 200_000)]
     min_gas: u64,
     /// interp, native and compare: run each timed block this many times

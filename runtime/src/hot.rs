@@ -303,6 +303,10 @@ pub struct CompilerConfig {
     pub workers: usize,
     /// Larger contracts are not compiled.
     pub max_code_size: usize,
+    /// Loop-free contracts that run fewer instructions than this are not
+    /// compiled: their compiled code could only be slower (see
+    /// `evmc_compiler::analysis::too_short`). 0 compiles every contract.
+    pub min_native_run: usize,
     /// A compile taking longer is recorded as an overrun. In-process
     /// compiles cannot be stopped, so the artifact is still used; a
     /// process-isolated backend can enforce the cap.
@@ -316,6 +320,7 @@ impl CompilerConfig {
             spec,
             workers: 1,
             max_code_size: evmc_compiler::DEFAULT_MAX_CODE_SIZE,
+            min_native_run: evmc_compiler::analysis::MIN_NATIVE_RUN,
             time_cap: Duration::from_secs(60),
         }
     }
@@ -434,7 +439,8 @@ impl HotCompiler {
 
     /// Asks for `code` (whose hash is `hash`) to run natively. A cached
     /// artifact is registered at once; otherwise the contract is queued for
-    /// compilation unless it is too large. Each hash is handled once.
+    /// compilation unless it is too large, or loop-free and too short to gain.
+    /// Each hash is handled once.
     pub fn submit(&self, hash: B256, code: &[u8]) {
         {
             let mut states = self.shared.states.lock().unwrap_or_else(|e| e.into_inner());
@@ -488,6 +494,21 @@ impl HotCompiler {
                     "code of {} bytes is over the {}-byte cap",
                     code.len(),
                     self.shared.config.max_code_size
+                )),
+            );
+            return;
+        }
+        if let Some(n) = evmc_compiler::analysis::too_short(code, self.shared.config.min_native_run)
+        {
+            tracing::debug!(%hash, instructions = n, "hot contract stays interpreted: loop-free and too short to gain");
+            self.shared
+                .registry
+                .mark_interpreted(hash, spec, InterpretReason::TooShort);
+            self.shared.set(
+                hash,
+                CompileState::Failed(format!(
+                    "loop-free code of at most {n} instructions per frame: too short for \
+                     compiled code to pay its entry"
                 )),
             );
             return;
@@ -713,5 +734,66 @@ mod tests {
         tally.flush();
         assert!(counters.take_newly_hot().is_empty());
         assert_eq!(counters.snapshot()[0].0, b);
+    }
+
+    /// Counts compiles; compiles nothing.
+    struct Counting(AtomicU64);
+
+    impl CompileBackend for Counting {
+        fn lookup(&self, _: B256, _: SpecId) -> Option<Arc<LoadedArtifact>> {
+            None
+        }
+        fn compile(&self, _: &[u8], _: SpecId) -> Result<Arc<LoadedArtifact>, String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err("counted".into())
+        }
+    }
+
+    #[test]
+    fn loop_free_code_too_short_to_gain_is_not_compiled() {
+        let backend = Arc::new(Counting(AtomicU64::new(0)));
+        let registry = Registry::new();
+        let hot = HotCompiler::new(
+            CompilerConfig::new(SpecId::OSAKA),
+            backend.clone(),
+            registry.clone(),
+        );
+        // An EIP-1167 minimal proxy.
+        let proxy = unhex(
+            "363d3d373d3d3d363d73bebebebebebebebebebebebebebebebebebebebe5af43d82803e903d91602b57fd5bf3",
+        );
+        let (p, l) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        hot.submit(p, &proxy);
+        // JUMPDEST PUSH1 0 JUMP: as short, but it loops.
+        hot.submit(l, &[0x5b, 0x60, 0x00, 0x56]);
+        hot.wait_idle();
+        assert_eq!(
+            backend.0.load(Ordering::SeqCst),
+            1,
+            "only the loop is compiled"
+        );
+        assert!(
+            matches!(hot.state(p), Some(CompileState::Failed(ref m)) if m.contains("too short")),
+            "{:?}",
+            hot.state(p)
+        );
+        assert_eq!(
+            registry.reasons().get(&(p, SpecId::OSAKA)),
+            Some(&InterpretReason::TooShort)
+        );
+        // Turned off, every contract is compiled.
+        let mut config = CompilerConfig::new(SpecId::OSAKA);
+        config.min_native_run = 0;
+        let hot = HotCompiler::new(config, backend.clone(), Registry::new());
+        hot.submit(p, &proxy);
+        hot.wait_idle();
+        assert_eq!(backend.0.load(Ordering::SeqCst), 2);
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 }

@@ -31,6 +31,9 @@ pub enum InterpretReason {
     SpecMismatch,
     /// The bytecode is over the compile size limit.
     TooLarge,
+    /// Loop-free code too short for compiled code to pay its entry (see
+    /// `evmc_compiler::analysis::too_short`).
+    TooShort,
     /// The frame has no code hash to look an artefact up by (init code).
     NoCodeHash,
     /// The artefact ran slower than the interpreter: the safety net set it
@@ -41,12 +44,13 @@ pub enum InterpretReason {
 
 impl InterpretReason {
     /// Every reason, in the order of [`MetricsSnapshot::interpreted`].
-    pub const ALL: [InterpretReason; 7] = [
+    pub const ALL: [InterpretReason; 8] = [
         Self::NotCompiled,
         Self::CompileFailed,
         Self::Refused,
         Self::SpecMismatch,
         Self::TooLarge,
+        Self::TooShort,
         Self::NoCodeHash,
         Self::SafetyNet,
     ];
@@ -59,6 +63,7 @@ impl InterpretReason {
             Self::Refused => "refused",
             Self::SpecMismatch => "spec_mismatch",
             Self::TooLarge => "too_large",
+            Self::TooShort => "too_short",
             Self::NoCodeHash => "no_code_hash",
             Self::SafetyNet => "safety_net",
         }

@@ -83,6 +83,9 @@ fn evmone_inputs_and_the_table() {
         "--reps",
         "2",
         "--phases",
+        // Seven loop-free instructions: compiled only when asked to.
+        "--min-native-run",
+        "0",
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -142,4 +145,24 @@ fn bad_input_is_a_clear_error() {
     );
     let out = bench(&[dir.path().to_str().unwrap(), "--filter", "("]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn loop_free_code_too_short_to_gain_stays_interpreted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("echo.bin-runtime"), "365f5f37365ff3\n").unwrap();
+    std::fs::write(dir.path().join("echo.inputs"), "\nsame\n0102\n0102\n").unwrap();
+    let doc = json_of(&bench(&[
+        dir.path().to_str().unwrap(),
+        "--reps",
+        "1",
+        "--json",
+    ]));
+    let case = &doc["cases"][0];
+    let notes = case["notes"].to_string();
+    assert!(
+        notes.contains("stays interpreted: loop-free, at most 7 instructions"),
+        "{case}"
+    );
+    assert_eq!(doc["summary"]["divergences"], 0);
 }

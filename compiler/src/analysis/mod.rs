@@ -9,11 +9,13 @@
 
 mod decode;
 mod display;
+pub mod gain;
 mod partition;
 pub mod plan;
 mod values;
 
 pub use decode::{decode, Inst};
+pub use gain::{too_short, MIN_NATIVE_RUN};
 pub use plan::Plan;
 
 use crate::revm_api::stack_io;

@@ -67,8 +67,10 @@ pub struct ReplayOptions {
     /// Contracts above this size stay interpreted.
     pub max_code_size: usize,
     /// `native` and `compare`: compile only contracts whose own frames
-    /// spent at least this much gas in the interpreted reference run (0:
-    /// every contract the blocks run).
+    /// spent at least this much gas in the interpreted reference run, and
+    /// that are not loop-free code too short to gain
+    /// (`evmc_compiler::analysis::too_short` with `hot.min_native_run`);
+    /// 0: every contract the blocks run.
     pub min_gas: u64,
     /// Thresholds and workers of `hot`.
     pub hot: HotOptions,
@@ -401,7 +403,15 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
                     if stats.gas < opts.min_gas {
                         continue;
                     }
-                    if let Some(c) = code.get(&hash).filter(|c| !c.is_empty()) {
+                    // Selecting by gas, loop-free code too short to pay
+                    // for compiled code's entry stays interpreted too.
+                    let picked = code.get(&hash).filter(|c| {
+                        !c.is_empty()
+                            && (opts.min_gas == 0
+                                || evmc_compiler::analysis::too_short(c, opts.hot.min_native_run)
+                                    .is_none())
+                    });
+                    if let Some(c) = picked {
                         selected_gas += stats.gas;
                         jobs.push((hash, spec, c.clone()));
                     }

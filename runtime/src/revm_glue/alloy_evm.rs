@@ -248,6 +248,9 @@ pub struct HotOptions {
     pub workers: usize,
     /// Larger contracts stay interpreted.
     pub max_code_size: usize,
+    /// Loop-free contracts that run fewer instructions stay interpreted
+    /// (see [`CompilerConfig::min_native_run`]).
+    pub min_native_run: usize,
     /// Compiles taking longer are reported as overruns.
     pub time_cap: Duration,
 }
@@ -259,6 +262,7 @@ impl Default for HotOptions {
             thresholds: Thresholds::default(),
             workers: c.workers,
             max_code_size: c.max_code_size,
+            min_native_run: c.min_native_run,
             time_cap: c.time_cap,
         }
     }
@@ -291,6 +295,7 @@ impl HotState {
                         spec,
                         workers: self.options.workers.max(1),
                         max_code_size: self.options.max_code_size,
+                        min_native_run: self.options.min_native_run,
                         time_cap: self.options.time_cap,
                     };
                     HotCompiler::new(config, backend.clone(), registry.clone())

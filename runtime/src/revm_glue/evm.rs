@@ -126,7 +126,6 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
     pub fn refresh(&mut self) {
         self.memo.next_transaction();
         self.net_on = self.registry.safety_net();
-        self.flush_metrics();
         let seen = self.generation;
         self.registry
             .refresh(&mut self.artifacts, &mut self.generation);
@@ -139,6 +138,13 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
     /// metrics; done at every transaction boundary.
     pub fn flush_metrics(&mut self) {
         self.frames.flush(self.registry.metrics());
+    }
+
+    /// Ends a transaction (or system call): publishes its frame counts and
+    /// its hot-contract tallies, once.
+    pub(super) fn finish_tx(&mut self) {
+        self.flush_hot();
+        self.flush_metrics();
     }
 }
 
@@ -174,9 +180,22 @@ where
         let instructions = &mut self.inner.instruction;
         let spec = frame.interpreter.runtime_flag.spec_id;
         let code_hash = frame.interpreter.bytecode.hash();
-        let artifact = artifact_for(&self.artifacts, code_hash, spec);
         let table = instructions.instruction_table();
         let gas_table = instructions.gas_table();
+        if self.artifacts.is_empty() && self.trace.is_none() && self.hot.is_none() {
+            // Nothing can run natively, be sampled or be tallied: the
+            // interpreter's own frame step, plus the frame's count (a node
+            // with few artefacts spends most frames here).
+            let reason = interpret_reason(&self.reasons, code_hash, spec);
+            self.frames.interpreted(reason);
+            let action = frame.interpreter.run_plain(table, gas_table, context);
+            return frame.process_next_action(context, action).inspect(|i| {
+                if i.is_result() {
+                    frame.set_finished(true);
+                }
+            });
+        }
+        let artifact = artifact_for(&self.artifacts, code_hash, spec);
         let depth = frame.depth;
         if artifact.is_none() {
             // Counted, not logged: an event per frame cost a tenth of a
@@ -270,8 +289,7 @@ where
         self.refresh();
         self.inner.ctx.set_tx(tx);
         let r = MainnetHandler::default().run(self);
-        self.flush_hot();
-        self.flush_metrics();
+        self.finish_tx();
         r
     }
 
@@ -285,15 +303,15 @@ where
 
     fn replay(&mut self) -> Result<ResultAndState<HaltReason>, Self::Error> {
         self.refresh();
-        MainnetHandler::default()
-            .run(self)
-            .inspect_err(|_| {
-                let _ = self.finalize();
-            })
-            .map(|result| {
-                let state = self.finalize();
-                ResultAndState::new(result, state)
-            })
+        let r = MainnetHandler::default().run(self);
+        self.finish_tx();
+        r.inspect_err(|_| {
+            let _ = self.finalize();
+        })
+        .map(|result| {
+            let state = self.finalize();
+            ResultAndState::new(result, state)
+        })
     }
 }
 
@@ -326,7 +344,9 @@ where
             system_contract_address,
             data,
         ));
-        MainnetHandler::default().run_system_call(self)
+        let r = MainnetHandler::default().run_system_call(self);
+        self.finish_tx();
+        r
     }
 }
 

@@ -155,7 +155,7 @@ where
         self.refresh();
         self.inner.ctx.set_tx(tx);
         let r = MainnetHandler::default().inspect_run(self);
-        self.flush_hot();
+        self.finish_tx();
         r
     }
 }
@@ -190,6 +190,8 @@ where
             system_contract_address,
             data,
         ));
-        MainnetHandler::default().inspect_run_system_call(self)
+        let r = MainnetHandler::default().inspect_run_system_call(self);
+        self.finish_tx();
+        r
     }
 }
