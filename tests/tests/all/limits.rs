@@ -697,3 +697,21 @@ fn compile_time_of_every_shape_grows_linearly_and_runs_as_interpreted() {
         }
     }
 }
+
+/// Writes the 24 KiB build of every shape as `NAME.bin-runtime` (run with
+/// empty calldata) into the folder `EVMC_SHAPES_DIR` names, for timing them
+/// natively against the interpreter with `evmc-native bench DIR` (how
+/// `benches/README.md` measured them). Run by hand:
+/// `EVMC_SHAPES_DIR=/tmp/shapes cargo test --release -p evmc-tests --test all -- --ignored shapes_as_bench_programs`.
+#[test]
+#[ignore = "writes files for a benchmark; run by hand"]
+fn shapes_as_bench_programs() {
+    let dir = std::env::var_os("EVMC_SHAPES_DIR").expect("set EVMC_SHAPES_DIR to a folder");
+    let dir = std::path::Path::new(&dir);
+    std::fs::create_dir_all(dir).unwrap();
+    for &(name, shape) in evmc_tests::shapes::SHAPES {
+        let code = shape(24 * 1024);
+        let hex: String = code.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(dir.join(format!("{name}.bin-runtime")), hex + "\n").unwrap();
+    }
+}
