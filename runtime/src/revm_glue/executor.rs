@@ -79,7 +79,7 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         t.steps
             .push(TraceStep::capture(interp, t.depth, pc, opcode, true));
     }
-    let builtins = builtins::<H>(exec_op::<H>);
+    let builtins: &'static Builtins = &PlainBuiltins::<H>::TABLE;
     let mut state = FrameState::<H>::new(interp, host, table);
     if let Some(memo) = memo {
         state.memo = memo;
@@ -91,7 +91,7 @@ pub(crate) unsafe fn run_native_with<H: Host>(
     let (status, ctx) = enter(
         entry,
         interp,
-        &builtins,
+        builtins,
         &mut state as *mut FrameState<H> as *mut c_void,
     );
     if let Some(action) = leave(status, &ctx, interp, state.result) {
@@ -130,8 +130,16 @@ impl<H: Host> FrameState<H> {
     }
 }
 
+/// The builtin table of plain native runs on host `H`: a constant, so a
+/// frame's entry passes its address instead of filling a table.
+struct PlainBuiltins<H>(std::marker::PhantomData<H>);
+
+impl<H: Host> PlainBuiltins<H> {
+    const TABLE: Builtins = builtins::<H>(exec_op::<H>);
+}
+
 /// The builtin table of a run whose non-inlined opcodes go through `exec`.
-pub(super) fn builtins<H: Host>(exec: ExecOpFn) -> Builtins {
+pub(super) const fn builtins<H: Host>(exec: ExecOpFn) -> Builtins {
     Builtins {
         exec_op: exec,
         mem_expand: mem_expand::<H>,

@@ -4,7 +4,7 @@
 //! the frame (a SELFDESTRUCT).
 
 use crate::revm_glue::executor::{builtins, enter, exec_op, leave, FrameState};
-use evmc_interface::{EntryFn, ExecCtx};
+use evmc_interface::{Builtins, EntryFn, ExecCtx};
 use revm::context::{ContextTr, JournalEntry, JournalTr};
 use revm::inspector::{inspect_instructions, Inspector, JournalExt};
 use revm::interpreter::interpreter::EthInterpreter;
@@ -37,6 +37,18 @@ struct InspectedFrame<H: Host, INSP> {
 /// # Safety
 /// `entry` must be the entry point of an artifact validated for this
 /// bytecode and spec (see [`crate::loader`]).
+/// The builtin table of inspected native runs: a constant per host and
+/// inspector type.
+struct InspectedBuiltins<H, INSP>(std::marker::PhantomData<(H, INSP)>);
+
+impl<H, INSP> InspectedBuiltins<H, INSP>
+where
+    H: ContextTr<Journal: JournalExt> + Host,
+    INSP: Inspector<H, EthInterpreter>,
+{
+    const TABLE: Builtins = builtins::<H>(exec_op_inspected::<H, INSP>);
+}
+
 pub(crate) unsafe fn run_native_inspected<H, INSP>(
     entry: EntryFn,
     interp: &mut Interpreter<EthInterpreter>,
@@ -50,7 +62,7 @@ where
     INSP: Inspector<H, EthInterpreter>,
 {
     interp.bytecode.reset_action();
-    let builtins = builtins::<H>(exec_op_inspected::<H, INSP>);
+    let builtins: &'static Builtins = &InspectedBuiltins::<H, INSP>::TABLE;
     let mut state = InspectedFrame {
         base: FrameState::new(interp, host, table),
         inspector: inspector as *mut INSP,
@@ -59,7 +71,7 @@ where
     let (status, ctx) = enter(
         entry,
         interp,
-        &builtins,
+        builtins,
         &mut state as *mut InspectedFrame<H, INSP> as *mut c_void,
     );
     let Some(action) = leave(status, &ctx, interp, state.base.result) else {
