@@ -369,6 +369,14 @@ impl Shared {
         self.registry.metrics()
     }
 
+    /// `hash` is not compiled, for `reason` (counted with its frames) and
+    /// `why` (its state).
+    fn stays_interpreted(&self, hash: B256, reason: InterpretReason, why: String) {
+        self.registry
+            .mark_interpreted(hash, self.config.spec, reason);
+        self.set(hash, CompileState::Failed(why));
+    }
+
     fn set(&self, hash: B256, state: CompileState) {
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = states.get_mut(&hash) {
@@ -485,31 +493,27 @@ impl HotCompiler {
         }
         if code.len() > self.shared.config.max_code_size {
             tracing::debug!(%hash, size = code.len(), "hot contract stays interpreted: over the size limit");
-            self.shared
-                .registry
-                .mark_interpreted(hash, spec, InterpretReason::TooLarge);
-            self.shared.set(
+            self.shared.stays_interpreted(
                 hash,
-                CompileState::Failed(format!(
+                InterpretReason::TooLarge,
+                format!(
                     "code of {} bytes is over the {}-byte cap",
                     code.len(),
                     self.shared.config.max_code_size
-                )),
+                ),
             );
             return;
         }
         if let Some(n) = evmc_compiler::analysis::too_short(code, self.shared.config.min_native_run)
         {
             tracing::debug!(%hash, instructions = n, "hot contract stays interpreted: loop-free and too short to gain");
-            self.shared
-                .registry
-                .mark_interpreted(hash, spec, InterpretReason::TooShort);
-            self.shared.set(
+            self.shared.stays_interpreted(
                 hash,
-                CompileState::Failed(format!(
+                InterpretReason::TooShort,
+                format!(
                     "loop-free code of at most {n} instructions per frame: too short for \
                      compiled code to pay its entry"
-                )),
+                ),
             );
             return;
         }
@@ -521,11 +525,11 @@ impl HotCompiler {
         if self.queue.as_ref().is_none_or(|q| q.send(job).is_err()) {
             metrics.compile_dequeued();
             tracing::warn!(%hash, "hot contract stays interpreted: no compile worker");
-            self.shared
-                .registry
-                .mark_interpreted(hash, spec, InterpretReason::CompileFailed);
-            self.shared
-                .set(hash, CompileState::Failed("no compile worker".into()));
+            self.shared.stays_interpreted(
+                hash,
+                InterpretReason::CompileFailed,
+                "no compile worker".into(),
+            );
         } else {
             tracing::debug!(%hash, size = code.len(), "hot compile queued");
         }

@@ -182,19 +182,6 @@ where
         let code_hash = frame.interpreter.bytecode.hash();
         let table = instructions.instruction_table();
         let gas_table = instructions.gas_table();
-        if self.artifacts.is_empty() && self.trace.is_none() && self.hot.is_none() {
-            // Nothing can run natively, be sampled or be tallied: the
-            // interpreter's own frame step, plus the frame's count (a node
-            // with few artefacts spends most frames here).
-            let reason = interpret_reason(&self.reasons, code_hash, spec);
-            self.frames.interpreted(reason);
-            let action = frame.interpreter.run_plain(table, gas_table, context);
-            return frame.process_next_action(context, action).inspect(|i| {
-                if i.is_result() {
-                    frame.set_finished(true);
-                }
-            });
-        }
         let artifact = artifact_for(&self.artifacts, code_hash, spec);
         let depth = frame.depth;
         if artifact.is_none() {
