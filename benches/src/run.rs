@@ -306,19 +306,19 @@ fn run_both(
         }
         Ok(run.elapsed)
     };
-    if budget.time > Duration::ZERO {
-        // Warm caches (and the runner's own state) unless a checked run
-        // already took long enough to make that noise.
-        if interp_warm {
-            run_checked(&mut n, &native)?;
-        } else {
-            run_checked(&mut i, &interp)?;
-            run_checked(&mut n, &native)?;
-        }
+    // Warm caches (and the runner's own state) unless a checked run
+    // already took long enough to make that noise.
+    if interp_warm {
+        run_checked(&mut n, &native)?;
+    } else {
+        run_checked(&mut i, &interp)?;
+        run_checked(&mut n, &native)?;
     }
     // A node runs a contract for a long time: time the net's steady state,
-    // not its first samples (the notes say what it decided).
-    if registry.safety_net() && budget.time > Duration::ZERO {
+    // not its first samples (the notes say what it decided). Also with a
+    // fixed number of timed runs (`--reps`): a few runs timed while the
+    // net still alternates engines measure its probes, not either engine.
+    if registry.safety_net() {
         let start = std::time::Instant::now();
         let mut runs = 0;
         while !net_settled(registry) && runs < NET_WARMUP_RUNS && start.elapsed() < NET_WARMUP_TIME
