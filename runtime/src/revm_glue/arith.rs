@@ -9,9 +9,12 @@ use super::modmul;
 use revm::interpreter::instructions::i256::{i256_div, i256_mod};
 use revm::primitives::U256;
 
+/// Word `i`, read limb by limb (see [`limbs`]): a 16-byte load of two
+/// limbs the generated code has just stored one by one cannot be forwarded
+/// from those stores, and each DIV/SDIV/MOD/SMOD call waited on four.
 #[inline(always)]
 unsafe fn word(words: *mut [u64; 4], i: usize) -> U256 {
-    U256::from_limbs(*words.add(i))
+    U256::from_limbs(limbs(words.add(i)))
 }
 
 #[inline(always)]
