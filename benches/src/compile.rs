@@ -220,8 +220,8 @@ impl Compiler {
     fn compile(&self, code: &[u8], spec: SpecId, hash: B256) -> Result<Compiled, NotCompiled> {
         if let Some(n) = evmc_compiler::analysis::too_short(code, self.settings.min_native_run) {
             return Err(NotCompiled::TooShort(format!(
-                "loop-free, at most {n} instructions per frame: too short for compiled code \
-                 to pay its entry (--min-native-run {})",
+                "{} (--min-native-run {})",
+                evmc_compiler::analysis::too_short_why(n),
                 self.settings.min_native_run
             )));
         }

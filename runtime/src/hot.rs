@@ -510,10 +510,7 @@ impl HotCompiler {
             self.shared.stays_interpreted(
                 hash,
                 InterpretReason::TooShort,
-                format!(
-                    "loop-free code of at most {n} instructions per frame: too short for \
-                     compiled code to pay its entry"
-                ),
+                evmc_compiler::analysis::too_short_why(n),
             );
             return;
         }
@@ -763,9 +760,10 @@ mod tests {
             registry.clone(),
         );
         // An EIP-1167 minimal proxy.
-        let proxy = unhex(
+        let proxy = hex::decode(
             "363d3d373d3d3d363d73bebebebebebebebebebebebebebebebebebebebe5af43d82803e903d91602b57fd5bf3",
-        );
+        )
+        .unwrap();
         let (p, l) = (B256::repeat_byte(1), B256::repeat_byte(2));
         hot.submit(p, &proxy);
         // JUMPDEST PUSH1 0 JUMP: as short, but it loops.
@@ -792,12 +790,5 @@ mod tests {
         hot.submit(p, &proxy);
         hot.wait_idle();
         assert_eq!(backend.0.load(Ordering::SeqCst), 2);
-    }
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
     }
 }

@@ -47,6 +47,14 @@ impl Analysis {
     }
 }
 
+/// Why code [`too_short`] found to run at most `n` instructions stays
+/// interpreted, for every place that reports it.
+pub fn too_short_why(n: usize) -> String {
+    format!(
+        "loop-free, at most {n} instructions per frame: too short for compiled code to pay its entry"
+    )
+}
+
 /// `Some(n)` when `code` is loop-free and executes at most `n` instructions,
 /// fewer than `min_run`: compiled code cannot pay for its entry there.
 /// `min_run` 0 never refuses.
@@ -61,17 +69,14 @@ pub fn too_short(code: &[u8], min_run: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+    fn bytes(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap()
     }
 
     #[test]
     fn a_minimal_proxy_is_too_short() {
         // EIP-1167's runtime code, delegating to 0xbebe...be.
-        let proxy = hex(
+        let proxy = bytes(
             "363d3d373d3d3d363d73bebebebebebebebebebebebebebebebebebebebe5af43d82803e903d91602b57fd5bf3",
         );
         let n = Analysis::new(&proxy).bounded_run().unwrap();
@@ -83,19 +88,19 @@ mod tests {
     #[test]
     fn loops_and_dynamic_jumps_are_never_too_short() {
         // JUMPDEST PUSH1 0 JUMP: a backward static jump.
-        assert_eq!(Analysis::new(&hex("5b600056")).bounded_run(), None);
+        assert_eq!(Analysis::new(&bytes("5b600056")).bounded_run(), None);
         // PUSH1 0 CALLDATALOAD PUSH1 6 JUMPI JUMPDEST STOP: forward only.
-        let fwd = hex("6000356006575b00");
+        let fwd = bytes("6000356006575b00");
         assert!(Analysis::new(&fwd).bounded_run().is_some());
         // PUSH1 0 CALLDATALOAD JUMP JUMPDEST STOP: the target is dynamic.
-        assert_eq!(Analysis::new(&hex("600035565b00")).bounded_run(), None);
-        assert_eq!(too_short(&hex("5b600056"), MIN_NATIVE_RUN), None);
+        assert_eq!(Analysis::new(&bytes("600035565b00")).bounded_run(), None);
+        assert_eq!(too_short(&bytes("5b600056"), MIN_NATIVE_RUN), None);
     }
 
     #[test]
     fn long_loop_free_code_is_compiled() {
         // 40 x (PUSH1 1 POP) STOP: 81 instructions, no jump.
-        let code = hex(&format!("{}00", "600150".repeat(40)));
+        let code = bytes(&format!("{}00", "600150".repeat(40)));
         assert_eq!(Analysis::new(&code).bounded_run(), Some(81));
         assert_eq!(too_short(&code, MIN_NATIVE_RUN), None);
     }

@@ -15,7 +15,7 @@ pub mod plan;
 mod values;
 
 pub use decode::{decode, Inst};
-pub use gain::{too_short, MIN_NATIVE_RUN};
+pub use gain::{too_short, too_short_why, MIN_NATIVE_RUN};
 pub use plan::Plan;
 
 use crate::revm_api::stack_io;

@@ -180,9 +180,9 @@ where
         let instructions = &mut self.inner.instruction;
         let spec = frame.interpreter.runtime_flag.spec_id;
         let code_hash = frame.interpreter.bytecode.hash();
+        let artifact = artifact_for(&self.artifacts, code_hash, spec);
         let table = instructions.instruction_table();
         let gas_table = instructions.gas_table();
-        let artifact = artifact_for(&self.artifacts, code_hash, spec);
         let depth = frame.depth;
         if artifact.is_none() {
             // Counted, not logged: an event per frame cost a tenth of a

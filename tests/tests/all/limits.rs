@@ -711,7 +711,10 @@ fn shapes_as_bench_programs() {
     std::fs::create_dir_all(dir).unwrap();
     for &(name, shape) in evmc_tests::shapes::SHAPES {
         let code = shape(24 * 1024);
-        let hex: String = code.iter().map(|b| format!("{b:02x}")).collect();
-        std::fs::write(dir.join(format!("{name}.bin-runtime")), hex + "\n").unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.bin-runtime")),
+            hex::encode(code) + "\n",
+        )
+        .unwrap();
     }
 }

@@ -25,18 +25,6 @@ struct InspectedFrame<H: Host, INSP> {
     journal_i: Option<usize>,
 }
 
-/// Runs `entry` on `interp` like [`crate::run_native`], firing `inspector`'s
-/// `log_full` after each instruction that journaled logs and `selfdestruct`
-/// when a SELFDESTRUCT ends the frame, as revm's `inspect_instructions`
-/// does. After a deopt the frame continues in `inspect_instructions`
-/// itself.
-///
-/// `inspector` must fire nothing at `step`/`step_end` (see
-/// [`super::FrameLevel`]): none are fired here.
-///
-/// # Safety
-/// `entry` must be the entry point of an artifact validated for this
-/// bytecode and spec (see [`crate::loader`]).
 /// The builtin table of inspected native runs: a constant per host and
 /// inspector type.
 struct InspectedBuiltins<H, INSP>(std::marker::PhantomData<(H, INSP)>);
@@ -49,6 +37,18 @@ where
     const TABLE: Builtins = builtins::<H>(exec_op_inspected::<H, INSP>);
 }
 
+/// Runs `entry` on `interp` like [`crate::run_native`], firing `inspector`'s
+/// `log_full` after each instruction that journaled logs and `selfdestruct`
+/// when a SELFDESTRUCT ends the frame, as revm's `inspect_instructions`
+/// does. After a deopt the frame continues in `inspect_instructions`
+/// itself.
+///
+/// `inspector` must fire nothing at `step`/`step_end` (see
+/// [`super::FrameLevel`]): none are fired here.
+///
+/// # Safety
+/// `entry` must be the entry point of an artifact validated for this
+/// bytecode and spec (see [`crate::loader`]).
 pub(crate) unsafe fn run_native_inspected<H, INSP>(
     entry: EntryFn,
     interp: &mut Interpreter<EthInterpreter>,
