@@ -1,9 +1,9 @@
 //! Generators of bytecode shapes that stress the compiler rather than the
 //! EVM: each fills a given size with one pattern repeated (JUMPDEST-dense,
 //! PUSH-dense, one huge block, thousands of tiny blocks, dense dynamic
-//! jumps, deep DUP/SWAP chains, long straight-line arithmetic, memory
-//! traffic). Compile time must grow linearly with the size of each, and
-//! each runs to a clean end on any calldata, so that compiled and
+//! jumps, deep DUP/SWAP chains, long straight-line arithmetic, 256-bit
+//! arithmetic on unknown operands, memory traffic). Compile time must grow
+//! linearly with the size of each, and each runs to a clean end on any calldata, so that compiled and
 //! interpreted runs can be compared.
 
 /// A named generator: bytecode of at most the given size.
@@ -21,6 +21,7 @@ pub const SHAPES: &[Shape] = &[
     ("computed_jumps", computed_jumps),
     ("dup_swap_chains", dup_swap_chains),
     ("straight_arithmetic", straight_arithmetic),
+    ("wide_arithmetic", wide_arithmetic),
     ("memory_traffic", memory_traffic),
     ("random_bytes", random_bytes),
 ];
@@ -200,6 +201,26 @@ pub fn straight_arithmetic(size: usize) -> Vec<u8> {
             _ => vec![0x60, (i % 250 + 1) as u8, 0x90, op],
         }
     }));
+    code
+}
+
+/// Two words from calldata, `a` and `b`, then `DUP2 OP` (`a = OP(b, a)`)
+/// through MUL, the shifts, SIGNEXTEND and BYTE: every operand unknown at
+/// compile time, so each instruction is a full 256-bit one (a MUL ~45
+/// machine instructions, a shift ~30), and `a` is returned, so none is
+/// dead. The shape that took LLVM longest per KB.
+pub fn wide_arithmetic(size: usize) -> Vec<u8> {
+    const OPS: [u8; 6] = [0x02, 0x1b, 0x1c, 0x1d, 0x0b, 0x1a];
+    // PUSH0 CALLDATALOAD PUSH1 32 CALLDATALOAD: b, then a on top.
+    let mut code = vec![0x5f, 0x35, 0x60, 0x20, 0x35];
+    let tail = [0x5f, 0x52, 0x60, 0x20, 0x5f, 0xf3];
+    let mut i = 0usize;
+    code.extend(fill(size.saturating_sub(code.len()), tail.len(), |_| {
+        i += 1;
+        vec![0x81, OPS[i % OPS.len()]]
+    }));
+    // PUSH0 MSTORE PUSH1 32 PUSH0 RETURN: a.
+    code.extend(tail);
     code
 }
 

@@ -141,8 +141,11 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         self.push_scratch(vs)
     }
 
-    /// CALLDATALOAD: a word inside the call data is read in place; one that
-    /// runs past its end (or starts there) comes from the runtime.
+    /// CALLDATALOAD: a word inside the call data is read in place, one that
+    /// starts at or past its end is zero (contracts probe optional
+    /// arguments that way, and short call data made every such read a
+    /// runtime call); only a word that straddles the end comes from the
+    /// runtime, which pads it.
     fn calldataload(&self, off: IntValue<'ctx>) -> R<IntValue<'ctx>> {
         let bld = &self.b;
         // Offsets below 2^32 cannot overflow the 64-bit add.
@@ -172,6 +175,15 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         bld.build_unconditional_branch(join)?;
 
         bld.position_at_end(slow);
+        let past = bld.build_or(
+            bld.build_not(small, "")?,
+            bld.build_int_compare(IntPredicate::UGE, off64, len, "")?,
+            "",
+        )?;
+        let straddles = self.new_bb("cdl_straddles");
+        bld.build_conditional_branch(past, join, straddles)?;
+
+        bld.position_at_end(straddles);
         bld.build_store(self.arith_var, off)?.set_alignment(8).ok();
         self.call_builtin(
             Builtin::CallDataLoad,
@@ -184,7 +196,11 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
 
         bld.position_at_end(join);
         let phi = bld.build_phi(self.i256, "cdl")?;
-        phi.add_incoming(&[(&v_fast, fast_end), (&v_slow, slow_end)]);
+        phi.add_incoming(&[
+            (&v_fast, fast_end),
+            (&self.i256.const_zero(), slow),
+            (&v_slow, slow_end),
+        ]);
         Ok(phi.as_basic_value().into_int_value())
     }
 
@@ -245,6 +261,149 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         self.b.build_int_z_extend(c, self.i256, "")
     }
 
+    /// BYTE and SIGNEXTEND as 256-bit shifts: for a constant index, which
+    /// folds them (`a` = index, `b` = word).
+    fn byte_or_signextend_by_shifts(
+        &self,
+        opc: u8,
+        a: IntValue<'ctx>,
+        b: IntValue<'ctx>,
+    ) -> R<IntValue<'ctx>> {
+        let bld = &self.b;
+        let zero = self.i256.const_zero();
+        let c = |v: u64| self.i256.const_int(v, false);
+        if opc == op::BYTE {
+            // Index 0 is the most significant byte.
+            let big = bld.build_int_compare(IntPredicate::UGE, a, c(32), "")?;
+            let idx = bld.build_select(big, zero, a, "")?.into_int_value();
+            let bits = bld.build_int_mul(bld.build_int_sub(c(31), idx, "")?, c(8), "")?;
+            let v = bld.build_right_shift(b, bits, false, "")?;
+            let v = bld.build_and(v, c(0xff), "")?;
+            return Ok(bld.build_select(big, zero, v, "")?.into_int_value());
+        }
+        // The sign bit is bit 8 * index + 7.
+        let big = bld.build_int_compare(IntPredicate::UGE, a, c(31), "")?;
+        let idx = bld.build_select(big, zero, a, "")?.into_int_value();
+        let sh = bld.build_int_sub(c(248), bld.build_int_mul(idx, c(8), "")?, "")?;
+        let up = bld.build_left_shift(b, sh, "")?;
+        let ext = bld.build_right_shift(up, sh, true, "")?;
+        Ok(bld.build_select(big, b, ext, "")?.into_int_value())
+    }
+
+    /// The four 64-bit limbs of `v`, least significant first.
+    fn limbs_of(&self, v: IntValue<'ctx>) -> R<[IntValue<'ctx>; 4]> {
+        let bld = &self.b;
+        let mut out = [self.i64.const_zero(); 4];
+        for (j, limb) in out.iter_mut().enumerate() {
+            let shifted =
+                bld.build_right_shift(v, self.i256.const_int(64 * j as u64, false), false, "")?;
+            *limb = bld.build_int_truncate(shifted, self.i64, "")?;
+        }
+        Ok(out)
+    }
+
+    /// The word of four 64-bit limbs, least significant first.
+    fn word_of(&self, limbs: [IntValue<'ctx>; 4]) -> R<IntValue<'ctx>> {
+        let bld = &self.b;
+        let mut v = self.i256.const_zero();
+        for (j, limb) in limbs.into_iter().enumerate() {
+            let wide = bld.build_int_z_extend(limb, self.i256, "")?;
+            let placed =
+                bld.build_left_shift(wide, self.i256.const_int(64 * j as u64, false), "")?;
+            v = bld.build_or(v, placed, "")?;
+        }
+        Ok(v)
+    }
+
+    /// `limbs[j]` for a run-time `j` in `0..4`.
+    fn pick_limb(&self, limbs: &[IntValue<'ctx>; 4], j: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        let mut v = limbs[0];
+        for (k, &limb) in limbs.iter().enumerate().skip(1) {
+            let is_k =
+                self.b
+                    .build_int_compare(IntPredicate::EQ, j, self.const_i64(k as u64), "")?;
+            v = self.b.build_select(is_k, limb, v, "")?.into_int_value();
+        }
+        Ok(v)
+    }
+
+    /// BYTE of a run-time index `a` in word `b`, on 64-bit limbs: a 256-bit
+    /// shift by an unknown amount expands to selects over every limb pair
+    /// (hundreds of machine instructions), and code made of such shifts
+    /// compiled at seconds per KB.
+    fn byte_by_limbs(&self, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        let bld = &self.b;
+        let big =
+            bld.build_int_compare(IntPredicate::UGE, a, self.i256.const_int(32, false), "")?;
+        let limbs = self.limbs_of(b)?;
+        // Byte i (0 = most significant) is byte 31 - i from the bottom:
+        // limb 3 - i / 8, bits 8 * (7 - i % 8) up.
+        let i = bld.build_and(
+            bld.build_int_truncate(a, self.i64, "")?,
+            self.const_i64(31),
+            "",
+        )?;
+        let limb = bld.build_int_sub(
+            self.const_i64(3),
+            bld.build_right_shift(i, self.const_i64(3), false, "")?,
+            "",
+        )?;
+        let within = bld.build_and(i, self.const_i64(7), "")?;
+        let bits = bld.build_left_shift(
+            bld.build_int_sub(self.const_i64(7), within, "")?,
+            self.const_i64(3),
+            "",
+        )?;
+        let v = bld.build_right_shift(self.pick_limb(&limbs, limb)?, bits, false, "")?;
+        let v = bld.build_and(v, self.const_i64(0xff), "")?;
+        let v = bld.build_int_z_extend(v, self.i256, "")?;
+        Ok(bld
+            .build_select(big, self.i256.const_zero(), v, "")?
+            .into_int_value())
+    }
+
+    /// SIGNEXTEND from a run-time byte index `a` of word `b`, on 64-bit
+    /// limbs (see [`Self::byte_by_limbs`] for why): the limb holding the
+    /// sign byte is extended in place, the limbs above it become its sign.
+    fn signextend_by_limbs(&self, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        let bld = &self.b;
+        let big =
+            bld.build_int_compare(IntPredicate::UGE, a, self.i256.const_int(31, false), "")?;
+        let limbs = self.limbs_of(b)?;
+        // For an index k below 31 (others leave the word as it is): the sign
+        // bit is bit 8 * (k % 8) + 7 of limb k / 8.
+        let k = bld.build_and(
+            bld.build_int_truncate(a, self.i64, "")?,
+            self.const_i64(31),
+            "",
+        )?;
+        let at = bld.build_right_shift(k, self.const_i64(3), false, "")?;
+        let up = bld.build_int_sub(
+            self.const_i64(56),
+            bld.build_left_shift(
+                bld.build_and(k, self.const_i64(7), "")?,
+                self.const_i64(3),
+                "",
+            )?,
+            "",
+        )?;
+        let limb = self.pick_limb(&limbs, at)?;
+        let extended = bld.build_right_shift(bld.build_left_shift(limb, up, "")?, up, true, "")?;
+        let sign = bld.build_right_shift(extended, self.const_i64(63), true, "")?;
+        let mut out = limbs;
+        for (j, slot) in out.iter_mut().enumerate() {
+            let j64 = self.const_i64(j as u64);
+            let below = bld.build_int_compare(IntPredicate::UGT, at, j64, "")?;
+            let here = bld.build_int_compare(IntPredicate::EQ, at, j64, "")?;
+            let above = bld.build_select(here, extended, sign, "")?.into_int_value();
+            *slot = bld
+                .build_select(below, limbs[j], above, "")?
+                .into_int_value();
+        }
+        let v = self.word_of(out)?;
+        Ok(bld.build_select(big, b, v, "")?.into_int_value())
+    }
+
     /// `a` is the top of the stack, `b` the word below it.
     fn binary(&self, opc: u8, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
         let bld = &self.b;
@@ -277,42 +436,12 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                 bld.build_select(big, overflow, shifted, "")?
                     .into_int_value()
             }
-            op::BYTE => {
-                // a = index (0 = most significant), b = word.
-                let big = bld.build_int_compare(
-                    IntPredicate::UGE,
-                    a,
-                    self.i256.const_int(32, false),
-                    "",
-                )?;
-                let idx = bld.build_select(big, zero, a, "")?.into_int_value();
-                let bits = bld.build_int_mul(
-                    bld.build_int_sub(self.i256.const_int(31, false), idx, "")?,
-                    self.i256.const_int(8, false),
-                    "",
-                )?;
-                let v = bld.build_right_shift(b, bits, false, "")?;
-                let v = bld.build_and(v, self.i256.const_int(0xff, false), "")?;
-                bld.build_select(big, zero, v, "")?.into_int_value()
+            op::BYTE | op::SIGNEXTEND if a.is_constant_int() => {
+                // A constant index: the shifts fold to a few moves.
+                self.byte_or_signextend_by_shifts(opc, a, b)?
             }
-            op::SIGNEXTEND => {
-                // a = byte index of the sign bit, b = value.
-                let big = bld.build_int_compare(
-                    IntPredicate::UGE,
-                    a,
-                    self.i256.const_int(31, false),
-                    "",
-                )?;
-                let idx = bld.build_select(big, zero, a, "")?.into_int_value();
-                let sh = bld.build_int_sub(
-                    self.i256.const_int(248, false),
-                    bld.build_int_mul(idx, self.i256.const_int(8, false), "")?,
-                    "",
-                )?;
-                let up = bld.build_left_shift(b, sh, "")?;
-                let ext = bld.build_right_shift(up, sh, true, "")?;
-                bld.build_select(big, b, ext, "")?.into_int_value()
-            }
+            op::BYTE => self.byte_by_limbs(a, b)?,
+            op::SIGNEXTEND => self.signextend_by_limbs(a, b)?,
             _ => unreachable!("opcode {opc:#x} is not an inline binary op"),
         })
     }

@@ -417,6 +417,11 @@ fn operand_sets(opcode: u8, zoo: &Zoo) -> Vec<Vec<U256>> {
         }
         op::SIGNEXTEND => {
             let mut v = pairs(&e, &e);
+            // Every byte different, sign bits alternating from byte to
+            // byte: a wrong limb or byte picked shows.
+            let pat = U256::from_be_bytes(std::array::from_fn::<u8, 32, _>(|i| {
+                (i as u8).wrapping_mul(37) ^ if i % 2 == 0 { 0x80 } else { 0x05 }
+            }));
             for idx in 0..=33u64 {
                 for val in [
                     u(0x80),
@@ -425,6 +430,8 @@ fn operand_sets(opcode: u8, zoo: &Zoo) -> Vec<Vec<U256>> {
                     u(0x8000_0000),
                     pow2(255) - u(1),
                     U256::MAX,
+                    pat,
+                    !pat,
                 ] {
                     v.push(vec![u(idx), val]);
                 }
