@@ -106,11 +106,10 @@ pub struct CompileOptions {
     pub max_code_size: usize,
     /// Above this many LLVM instructions, levels 1 to 3 fall back to level
     /// 0, so that no contract takes minutes to compile. Contracts are cut
-    /// into functions of bounded size (see [`analysis::plan`]), but the
-    /// IR pipeline merges the pieces of very long straight-line code back
-    /// into one block, on which instruction scheduling is superlinear
-    /// (ipsilon's `signextend`, 91K instructions: over 10 minutes at level
-    /// 2, seconds at 0). Level 1 is never chosen for a
+    /// into functions of bounded size (see [`analysis::plan`]), but code
+    /// whose every instruction expands to dozens of LLVM instructions
+    /// still costs seconds per KB at level 2 (ipsilon's `signextend`, 637K
+    /// instructions: 8 s at level 2, 2.7 s at 0). Level 1 is never chosen for a
     /// large contract: on optimised IR, the fast register allocator spills
     /// every value live across a block boundary, and the result ran slower
     /// than level 0's code (snailtracer: 0.8x the interpreter at level 1,
