@@ -5,7 +5,7 @@
 //! there, through the path the sequencer takes on a hit.
 
 use crate::discover::Case;
-use evmc_compiler::{compile_to_file, CompileError, CompileOptions, SpecId, Timings, B256};
+use evmc_compiler::{CompileError, CompileOptions, SpecId, Timings, B256};
 use evmc_runtime::cache::{ArtifactCache, CacheKey, CompiledFile, Manifest};
 use evmc_runtime::loader::{Expect, Loader, Source};
 use evmc_runtime::{LoadedArtifact, Registry};
@@ -351,18 +351,13 @@ impl Compiler {
         path: &Path,
     ) -> Result<(u64, Timings, Duration), NotCompiled> {
         let start = Instant::now();
-        let artifact = std::thread::scope(|s| {
-            std::thread::Builder::new()
-                .stack_size(evmc_compiler::LLVM_THREAD_STACK)
-                .spawn_scoped(s, || compile_to_file(code, opts, path))
-                .map_err(|e| NotCompiled::Failed(format!("cannot start compile thread: {e}")))?
-                .join()
-                .map_err(|_| NotCompiled::Failed("the compiler panicked".into()))
-        })?
-        .map_err(|e| match e {
-            e @ CompileError::TooLarge { .. } => NotCompiled::TooLarge(e.to_string()),
-            e => NotCompiled::Failed(e.to_string()),
-        })?;
+        let timeout = evmc_runtime::compile_worker::DEFAULT_COMPILE_TIMEOUT;
+        let artifact = evmc_runtime::compile_worker::compile_on_thread(code, opts, path, timeout)
+            .map_err(|e| NotCompiled::Failed(e.to_string()))?
+            .map_err(|e| match e {
+                e @ CompileError::TooLarge { .. } => NotCompiled::TooLarge(e.to_string()),
+                e => NotCompiled::Failed(e.to_string()),
+            })?;
         let wall = start.elapsed();
         let published = CompiledFile {
             size: artifact.size,

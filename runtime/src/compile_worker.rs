@@ -98,6 +98,10 @@ pub enum CompileFailure {
     /// The worker ran past its deadline and was killed.
     #[error("compile did not finish within {0:?}; worker killed")]
     Timeout(Duration),
+    /// An in-process compile ran past its deadline (see
+    /// [`compile_on_thread`]): left to finish on its thread, unused.
+    #[error("compile did not finish within {0:?}; left to finish on its thread, unused")]
+    TimeoutInProcess(Duration),
     /// The worker ended without an answer (killed, crashed, out of memory).
     #[error("compile worker {status}{hint}{stderr}")]
     WorkerDied {
@@ -265,12 +269,66 @@ pub fn compile_to_path(
     let mut opts = opts.clone();
     opts.max_code_size = limit;
     match worker {
-        None => match compile_here(code, &opts, out) {
-            Response::Ok(f) => Ok(f),
-            Response::TooLarge { size, limit } => Err(CompileFailure::TooLarge { size, limit }),
-            Response::Err(e) => Err(CompileFailure::Compile(e)),
-        },
+        None => {
+            let start = Instant::now();
+            match compile_on_thread(code, &opts, out, limits.timeout)? {
+                Ok(a) => Ok(CompiledFile {
+                    size: a.size,
+                    compile_ms: start.elapsed().as_secs_f64() * 1e3,
+                    effective_opt_level: a.timings.opt_level,
+                    ir_instructions: a.timings.ir_instructions,
+                }),
+                Err(CompileError::TooLarge { size, limit }) => {
+                    Err(CompileFailure::TooLarge { size, limit })
+                }
+                Err(e) => Err(CompileFailure::Compile(e.to_string())),
+            }
+        }
         Some(w) => compile_in_worker(code, &opts, out, w, limits),
+    }
+}
+
+#[cfg(feature = "compiler")]
+/// [`compile_to_file`] on a thread of its own (with a stack deep enough for
+/// LLVM), waited for at most `timeout`: the per-contract cap of the
+/// commands that compile in their own process (`run`, `statetest`,
+/// `bench`, a cache without a worker), which a worker gets by being killed.
+/// LLVM cannot be stopped midway, so a compile past its time is left to
+/// finish on its thread, which then removes `out` (written under a
+/// temporary name and renamed at the end, it is never seen half-written);
+/// the contract stays interpreted.
+/// The outer error is the thread's (not started, panicked, out of time),
+/// the inner one the compiler's.
+pub fn compile_on_thread(
+    code: &[u8],
+    opts: &CompileOptions,
+    out: &Path,
+    timeout: Duration,
+) -> Result<Result<evmc_compiler::Artifact, CompileError>, CompileFailure> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (code, opts, out) = (code.to_vec(), opts.clone(), out.to_path_buf());
+    std::thread::Builder::new()
+        .name("evmc-compile".into())
+        .stack_size(evmc_compiler::LLVM_THREAD_STACK)
+        .spawn(move || {
+            // The receiver is gone when the caller stopped waiting: the
+            // file is nobody's then.
+            if let Err(late) = tx.send(compile_to_file(&code, &opts, &out)) {
+                if late.0.is_ok() {
+                    let _ = std::fs::remove_file(&out);
+                }
+            }
+        })
+        .map_err(|e| CompileFailure::Compile(format!("{THREAD_START_FAILED}: {e}")))?;
+    match rx.recv_timeout(timeout) {
+        Ok(r) => Ok(r),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            Err(CompileFailure::TimeoutInProcess(timeout))
+        }
+        // The thread ended without sending: it panicked.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err(CompileFailure::Compile("the compiler panicked".into()))
+        }
     }
 }
 

@@ -51,10 +51,16 @@ pub enum Error {
     /// The artifact did not load.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// The compile thread failed or ran out of time (see
+    /// [`compile_worker::compile_on_thread`]).
+    #[cfg(feature = "compiler")]
+    #[error(transparent)]
+    Thread(#[from] compile_worker::CompileFailure),
 }
 
 /// Compiles `code` for `spec` into `dir`, then loads it through the
-/// validating loader: the whole real path.
+/// validating loader: the whole real path. The compile gets at most
+/// [`compile_worker::DEFAULT_COMPILE_TIMEOUT`].
 #[cfg(feature = "compiler")]
 pub fn compile_and_load(
     code: &[u8],
@@ -69,7 +75,12 @@ pub fn compile_and_load(
         "{hash:x}-{}-O{opt_level}.so",
         evmc_compiler::spec_name(spec)
     ));
-    evmc_compiler::compile_to_file(code, &opts, &path)?;
+    compile_worker::compile_on_thread(
+        code,
+        &opts,
+        &path,
+        compile_worker::DEFAULT_COMPILE_TIMEOUT,
+    )??;
     let art = Loader::new(Expect {
         code_hash: hash,
         spec: evmc_compiler::spec_name(spec).to_string(),

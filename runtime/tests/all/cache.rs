@@ -281,6 +281,53 @@ fn code_above_the_size_limit_is_not_compiled() {
 }
 
 #[test]
+fn an_in_process_compile_past_its_time_is_given_up_and_nothing_is_published() {
+    // A cache without a worker compiles in this process: the compile
+    // timeout must hold there too (`run`, `statetest` and `bench` compile
+    // this way). No LLVM compile finishes within a microsecond.
+    let dir = tempfile::tempdir().unwrap();
+    let limits = CompileLimits {
+        timeout: std::time::Duration::from_micros(1),
+        ..Default::default()
+    };
+    let cache = ArtifactCache::open(dir.path()).unwrap().with_limits(limits);
+    let err = cache.get_or_compile(&contract(), &opts()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CacheError::Compile(CompileFailure::TimeoutInProcess(_))
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("did not finish within"), "{err}");
+    assert!(cache.ls().unwrap().is_empty());
+
+    // The same through the plain compile-and-load path.
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("a.so");
+    let r = evmc_runtime::compile_worker::compile_on_thread(
+        &contract(),
+        &opts(),
+        &path,
+        std::time::Duration::from_micros(1),
+    );
+    assert!(
+        matches!(r, Err(CompileFailure::TimeoutInProcess(_))),
+        "{:?}",
+        r.map(|a| a.map(|a| a.size))
+    );
+    // With time enough it compiles.
+    let r = evmc_runtime::compile_worker::compile_on_thread(
+        &contract(),
+        &opts(),
+        &path,
+        std::time::Duration::from_secs(600),
+    );
+    assert!(matches!(r, Ok(Ok(_))));
+    assert!(path.is_file());
+}
+
+#[test]
 fn gc_removes_garbage_then_least_recently_used_entries() {
     let (_d, cache) = cache_with_contract();
     let codes: [&[u8]; 2] = [&[0x60, 0x02, 0x60, 0x00, 0x55, 0x00], &[0x60, 0x03, 0x00]];
