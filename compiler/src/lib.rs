@@ -136,9 +136,10 @@ pub struct CompileOptions {
 /// 2-3x the speed of their level-0 code, which ran memory-heavy code
 /// slower than the interpreter); only code whose instructions each expand
 /// to dozens of LLVM instructions goes past it (ipsilon's `signextend` of
-/// run-time indexes, 640K: 8 s at level 2, 2.4 s at level 0). It was
-/// 80,000 while LLVM's X86 domain reassignment pass (now off, see
-/// `backend::target`) made level 2 several times slower on AVX-512 hosts.
+/// run-time indexes, 637K: 8 s at level 2, 2.4-2.7 s at level 0). It was
+/// 80,000; the compile time these contracts now take at level 2 is the
+/// price of their faster code (`benches/README.md`, "Compile time of
+/// 256-bit arithmetic").
 pub const DEFAULT_OPT_BUDGET: usize = 250_000;
 
 /// Default [`CompileOptions::part_insts`]: small enough that LLVM's

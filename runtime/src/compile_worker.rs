@@ -269,21 +269,11 @@ pub fn compile_to_path(
     let mut opts = opts.clone();
     opts.max_code_size = limit;
     match worker {
-        None => {
-            let start = Instant::now();
-            match compile_on_thread(code, &opts, out, limits.timeout)? {
-                Ok(a) => Ok(CompiledFile {
-                    size: a.size,
-                    compile_ms: start.elapsed().as_secs_f64() * 1e3,
-                    effective_opt_level: a.timings.opt_level,
-                    ir_instructions: a.timings.ir_instructions,
-                }),
-                Err(CompileError::TooLarge { size, limit }) => {
-                    Err(CompileFailure::TooLarge { size, limit })
-                }
-                Err(e) => Err(CompileFailure::Compile(e.to_string())),
-            }
-        }
+        None => match compile_here(code, &opts, out, limits.timeout)? {
+            Response::Ok(f) => Ok(f),
+            Response::TooLarge { size, limit } => Err(CompileFailure::TooLarge { size, limit }),
+            Response::Err(e) => Err(CompileFailure::Compile(e)),
+        },
         Some(w) => compile_in_worker(code, &opts, out, w, limits),
     }
 }
@@ -333,29 +323,24 @@ pub fn compile_on_thread(
 }
 
 #[cfg(feature = "compiler")]
-/// Runs the compiler on a thread with a stack deep enough for LLVM.
-fn compile_here(code: &[u8], opts: &CompileOptions, out: &Path) -> Response {
-    let run = || {
-        let start = Instant::now();
-        match compile_to_file(code, opts, out) {
-            Ok(a) => Response::Ok(CompiledFile {
-                size: a.size,
-                compile_ms: start.elapsed().as_secs_f64() * 1e3,
-                effective_opt_level: a.timings.opt_level,
-                ir_instructions: a.timings.ir_instructions,
-            }),
-            Err(CompileError::TooLarge { size, limit }) => Response::TooLarge { size, limit },
-            Err(e) => Response::Err(e.to_string()),
-        }
-    };
-    std::thread::scope(|s| {
-        std::thread::Builder::new()
-            .name("evmc-compile".into())
-            .stack_size(evmc_compiler::LLVM_THREAD_STACK)
-            .spawn_scoped(s, run)
-            .map_err(|e| format!("{THREAD_START_FAILED}: {e}"))
-            .and_then(|h| h.join().map_err(|_| "the compiler panicked".to_string()))
-            .unwrap_or_else(Response::Err)
+/// [`compile_on_thread`], its result as a worker answers: the thread's own
+/// failures (not started, panicked, out of time) are the error.
+fn compile_here(
+    code: &[u8],
+    opts: &CompileOptions,
+    out: &Path,
+    timeout: Duration,
+) -> Result<Response, CompileFailure> {
+    let start = Instant::now();
+    Ok(match compile_on_thread(code, opts, out, timeout)? {
+        Ok(a) => Response::Ok(CompiledFile {
+            size: a.size,
+            compile_ms: start.elapsed().as_secs_f64() * 1e3,
+            effective_opt_level: a.timings.opt_level,
+            ir_instructions: a.timings.ir_instructions,
+        }),
+        Err(CompileError::TooLarge { size, limit }) => Response::TooLarge { size, limit },
+        Err(e) => Response::Err(e.to_string()),
     })
 }
 
@@ -552,7 +537,9 @@ pub fn worker_main() -> i32 {
         }
     };
     let response = match decode_request(&request) {
-        Ok((code, opts)) => compile_here(&code, &opts, &request.out),
+        // The parent kills a worker past its time: no deadline here.
+        Ok((code, opts)) => compile_here(&code, &opts, &request.out, Duration::MAX)
+            .unwrap_or_else(|f| Response::Err(f.to_string())),
         Err(e) => Response::Err(e),
     };
     let body = serde_json::to_vec(&response).expect("response serialises");

@@ -315,6 +315,14 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         Ok(v)
     }
 
+    /// The low five bits of the run-time index `a`, as a 64-bit value: the
+    /// byte index BYTE and SIGNEXTEND use when `a` is in range (the caller
+    /// selects the out-of-range result itself).
+    fn byte_index(&self, a: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        let low = self.b.build_int_truncate(a, self.i64, "")?;
+        self.b.build_and(low, self.const_i64(31), "")
+    }
+
     /// `limbs[j]` for a run-time `j` in `0..4`.
     fn pick_limb(&self, limbs: &[IntValue<'ctx>; 4], j: IntValue<'ctx>) -> R<IntValue<'ctx>> {
         let mut v = limbs[0];
@@ -338,11 +346,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         let limbs = self.limbs_of(b)?;
         // Byte i (0 = most significant) is byte 31 - i from the bottom:
         // limb 3 - i / 8, bits 8 * (7 - i % 8) up.
-        let i = bld.build_and(
-            bld.build_int_truncate(a, self.i64, "")?,
-            self.const_i64(31),
-            "",
-        )?;
+        let i = self.byte_index(a)?;
         let limb = bld.build_int_sub(
             self.const_i64(3),
             bld.build_right_shift(i, self.const_i64(3), false, "")?,
@@ -372,11 +376,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         let limbs = self.limbs_of(b)?;
         // For an index k below 31 (others leave the word as it is): the sign
         // bit is bit 8 * (k % 8) + 7 of limb k / 8.
-        let k = bld.build_and(
-            bld.build_int_truncate(a, self.i64, "")?,
-            self.const_i64(31),
-            "",
-        )?;
+        let k = self.byte_index(a)?;
         let at = bld.build_right_shift(k, self.const_i64(3), false, "")?;
         let up = bld.build_int_sub(
             self.const_i64(56),
