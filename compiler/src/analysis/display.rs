@@ -50,7 +50,15 @@ impl fmt::Display for Analysis {
                 Terminator::Exit => "exit".into(),
                 Terminator::Suspend => "suspend".into(),
             };
-            writeln!(f, "  -> {term}")?;
+            let mut likely: Vec<String> = self.jump_guesses[i]
+                .iter()
+                .map(|&t| format!("{:#x}", self.blocks[t].start_pc))
+                .collect();
+            likely.sort();
+            match likely.is_empty() {
+                true => writeln!(f, "  -> {term}")?,
+                false => writeln!(f, "  -> {term} (likely {})", likely.join(" "))?,
+            }
         }
         Ok(())
     }

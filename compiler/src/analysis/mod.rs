@@ -12,6 +12,7 @@ mod display;
 pub mod gain;
 mod partition;
 pub mod plan;
+mod returns;
 mod values;
 
 pub use decode::{decode, Inst};
@@ -133,6 +134,10 @@ pub struct Analysis {
     /// by arithmetic). A dynamic jump to any other JUMPDEST hands the frame
     /// to the interpreter at that JUMPDEST, which is exact but slow.
     pub dynamic_targets: BTreeSet<u32>,
+    /// For each block ending in a dynamic jump, the dynamic targets its
+    /// jump was seen to take (return addresses; see [`returns`]): code
+    /// generation tries them before the dispatch. Empty for other blocks.
+    pub jump_guesses: Vec<Vec<usize>>,
 }
 
 fn is_suspending(opcode: u8) -> bool {
@@ -242,9 +247,11 @@ impl Analysis {
             jumpdests,
             has_dynamic_jumps: false,
             dynamic_targets,
+            jump_guesses: Vec::new(),
         };
         a.resolve_jumps();
         a.mark_reachable();
+        a.jump_guesses = returns::guess_dynamic_targets(&a);
         a
     }
 

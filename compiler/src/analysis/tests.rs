@@ -184,3 +184,35 @@ fn single_predecessors_follow_static_edges_only() {
     assert!(a.has_dynamic_jumps);
     assert!(preds.iter().all(Option::is_none), "{preds:?}");
 }
+
+#[test]
+fn returns_are_guessed_from_the_continuation_of_their_caller() {
+    // 00 main: PUSH1 r1 PUSH1 F JUMP
+    // 05 r1:   JUMPDEST PUSH1 r3 PUSH1 r3 PUSH1 G JUMP   (G with [r3, r3])
+    // 0d r3:   JUMPDEST POP STOP
+    // 10 F:    JUMPDEST PUSH1 g1 PUSH1 G JUMP            (G with [r1, g1])
+    // 16 g1:   JUMPDEST JUMP                             (F returns to r1)
+    // 18 G:    JUMPDEST JUMP                             (to r3 or g1)
+    let a = analyze(
+        "6005601056 5b600d600d601856 5b5000 5b6016601856 5b56 5b56"
+            .replace(' ', "")
+            .as_str(),
+    );
+    let block = |pc: u32| a.jumpdests[&pc];
+    let guessed = |pc: u32| {
+        let mut pcs: Vec<u32> = a.jump_guesses[block(pc)]
+            .iter()
+            .map(|&t| a.blocks[t].start_pc)
+            .collect();
+        pcs.sort();
+        pcs
+    };
+    // G is entered at one height from both callers: its return may go to
+    // either.
+    assert_eq!(guessed(0x18), vec![0x0d, 0x16]);
+    // F's return continues on F's own stack from when it pushed g1, not on
+    // G's, whose second slot also held r3: only r1.
+    assert_eq!(guessed(0x16), vec![0x05]);
+    // Blocks that do not jump dynamically get nothing.
+    assert!(a.jump_guesses[block(0x05)].is_empty());
+}

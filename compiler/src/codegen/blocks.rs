@@ -323,7 +323,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                     };
                     self.b.build_conditional_branch(c, taken, fall)?;
                     self.b.position_at_end(taken);
-                    self.jump_to(t, target)?;
+                    self.jump_to(bi, t, target)?;
                     if !local {
                         self.b.position_at_end(fall);
                         self.enter_block(bi + 1)?;
@@ -367,15 +367,16 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         match t {
             JumpTarget::Static(pc) => self.goto_block(from, self.a.jumpdests[&pc], vs),
             // The stack of a halted frame is never read.
-            JumpTarget::Invalid => self.jump_to(t, target),
+            JumpTarget::Invalid => self.jump_to(from, t, target),
             JumpTarget::Dynamic => {
                 vs.commit(self)?;
-                self.jump_to(t, target)
+                self.jump_to(from, t, target)
             }
         }
     }
 
-    fn jump_to(&self, t: JumpTarget, target: IntValue<'ctx>) -> R<()> {
+    /// Jumps from block `from` to `target`.
+    fn jump_to(&self, from: usize, t: JumpTarget, target: IntValue<'ctx>) -> R<()> {
         match t {
             JumpTarget::Static(dest) => self.enter_block(self.a.jumpdests[&dest])?,
             JumpTarget::Invalid => {
@@ -383,10 +384,56 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             }
             JumpTarget::Dynamic => {
                 self.b.build_store(self.jt_var, target)?;
-                self.b
-                    .build_unconditional_branch(self.dispatch_bb.unwrap())?;
+                self.try_guesses(from, target)?;
             }
         }
+        Ok(())
+    }
+
+    /// A dynamic jump from `from`: compares `target` with the targets the
+    /// analysis saw it take (`Analysis::jump_guesses`) at the jump itself,
+    /// then takes the dispatch. Each jump so has branches of its own, which
+    /// the CPU predicts apart, where the dispatch's one indirect branch is
+    /// shared by every dynamic jump of the part; a target not guessed goes
+    /// through the dispatch as before.
+    fn try_guesses(&self, from: usize, target: IntValue<'ctx>) -> R<()> {
+        let dispatch = self
+            .dispatch_bb
+            .expect("a part with dynamic jumps has a dispatch");
+        let guesses = &self.a.jump_guesses[from];
+        if guesses.is_empty() {
+            self.b.build_unconditional_branch(dispatch)?;
+            return Ok(());
+        }
+        let in_code = self.b.build_int_compare(
+            IntPredicate::ULT,
+            target,
+            self.i256.const_int(self.a.code_len as u64, false),
+            "",
+        )?;
+        let guess = self.new_bb("guess");
+        self.b.build_conditional_branch(in_code, guess, dispatch)?;
+        self.b.position_at_end(guess);
+        let pc = self.b.build_int_truncate(target, self.i64, "")?;
+        let here = self.b.get_insert_block().unwrap();
+        let cases: Vec<_> = guesses
+            .iter()
+            .map(|&to| {
+                let case_pc = self.const_i64(self.a.blocks[to].start_pc as u64);
+                let bb = match self.plan.partition.part_of[to] == self.part {
+                    true => Ok(self.block_bbs[to].expect("a reachable target has a block")),
+                    false => {
+                        // Into another part: its entry directly.
+                        let bb = self.new_bb("guess_other_part");
+                        self.b.position_at_end(bb);
+                        self.enter_block(to).map(|_| bb)
+                    }
+                };
+                bb.map(|bb| (case_pc, bb))
+            })
+            .collect::<R<_>>()?;
+        self.b.position_at_end(here);
+        self.b.build_switch(pc, dispatch, &cases)?;
         Ok(())
     }
 
