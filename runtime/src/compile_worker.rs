@@ -284,41 +284,83 @@ pub fn compile_to_path(
 /// commands that compile in their own process (`run`, `statetest`,
 /// `bench`, a cache without a worker), which a worker gets by being killed.
 /// LLVM cannot be stopped midway, so a compile past its time is left to
-/// finish on its thread, which then removes `out` (written under a
-/// temporary name and renamed at the end, it is never seen half-written);
-/// the contract stays interpreted.
-/// The outer error is the thread's (not started, panicked, out of time),
-/// the inner one the compiler's.
+/// finish on its thread, and the contract stays interpreted.
+///
+/// The thread writes a file of its own next to `out`, which this function
+/// moves to `out` only when the result came in time: a compile given up
+/// on never touches `out`, not even after the caller has compiled it again
+/// or moved on (it removes its own file when it finds itself given up).
+/// The outer error is the thread's (not started, panicked, out of time, its
+/// file not movable), the inner one the compiler's.
 pub fn compile_on_thread(
     code: &[u8],
     opts: &CompileOptions,
     out: &Path,
     timeout: Duration,
 ) -> Result<Result<evmc_compiler::Artifact, CompileError>, CompileFailure> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (code, opts, out) = (code.to_vec(), opts.clone(), out.to_path_buf());
+    use std::sync::{Arc, Condvar, Mutex};
+    /// What the waiter and the thread agree on, under one lock: the result
+    /// once there, or that nobody waits for it any more.
+    enum Handoff {
+        Waiting,
+        Done(Result<evmc_compiler::Artifact, CompileError>),
+        Panicked,
+        GivenUp,
+    }
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let own = out.with_file_name(format!(
+        ".{}.{}-{}.compiling",
+        out.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let shared = Arc::new((Mutex::new(Handoff::Waiting), Condvar::new()));
+    let theirs = Arc::clone(&shared);
+    let (code, opts, file) = (code.to_vec(), opts.clone(), own.clone());
     std::thread::Builder::new()
         .name("evmc-compile".into())
         .stack_size(evmc_compiler::LLVM_THREAD_STACK)
         .spawn(move || {
-            // The receiver is gone when the caller stopped waiting: the
-            // file is nobody's then.
-            if let Err(late) = tx.send(compile_to_file(&code, &opts, &out)) {
-                if late.0.is_ok() {
-                    let _ = std::fs::remove_file(&out);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                compile_to_file(&code, &opts, &file)
+            }));
+            let (lock, cv) = &*theirs;
+            let mut h = lock.lock().unwrap_or_else(|p| p.into_inner());
+            match *h {
+                Handoff::GivenUp => {
+                    let _ = std::fs::remove_file(&file);
+                }
+                _ => {
+                    *h = match r {
+                        Ok(r) => Handoff::Done(r),
+                        Err(_) => Handoff::Panicked,
+                    };
+                    cv.notify_one();
                 }
             }
         })
         .map_err(|e| CompileFailure::Compile(format!("{THREAD_START_FAILED}: {e}")))?;
-    match rx.recv_timeout(timeout) {
-        Ok(r) => Ok(r),
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            Err(CompileFailure::TimeoutInProcess(timeout))
-        }
-        // The thread ended without sending: it panicked.
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            Err(CompileFailure::Compile("the compiler panicked".into()))
-        }
+    let (lock, cv) = &*shared;
+    let h = lock.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut h, _) = cv
+        .wait_timeout_while(h, timeout, |h| matches!(h, Handoff::Waiting))
+        .unwrap_or_else(|p| p.into_inner());
+    match std::mem::replace(&mut *h, Handoff::GivenUp) {
+        Handoff::Waiting | Handoff::GivenUp => Err(CompileFailure::TimeoutInProcess(timeout)),
+        Handoff::Panicked => Err(CompileFailure::Compile("the compiler panicked".into())),
+        Handoff::Done(Err(e)) => Ok(Err(e)),
+        Handoff::Done(Ok(a)) => match std::fs::rename(&own, out) {
+            Ok(()) => Ok(Ok(a)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&own);
+                Err(CompileFailure::Compile(format!(
+                    "cannot move the compiled artefact to {}: {e}",
+                    out.display()
+                )))
+            }
+        },
     }
 }
 

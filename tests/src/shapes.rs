@@ -1,9 +1,10 @@
 //! Generators of bytecode shapes that stress the compiler rather than the
 //! EVM: each fills a given size with one pattern repeated (JUMPDEST-dense,
 //! PUSH-dense, one huge block, thousands of tiny blocks, dense dynamic
-//! jumps, deep DUP/SWAP chains, long straight-line arithmetic, 256-bit
-//! arithmetic on unknown operands, memory traffic). Compile time must grow
-//! linearly with the size of each, and each runs to a clean end on any calldata, so that compiled and
+//! jumps, deeply nested internal calls, deep DUP/SWAP chains, long
+//! straight-line arithmetic, 256-bit arithmetic on unknown operands, memory
+//! traffic). Compile time must grow linearly with the size of each, and
+//! each runs to a clean end on any calldata, so that compiled and
 //! interpreted runs can be compared.
 
 /// A named generator: bytecode of at most the given size.
@@ -18,6 +19,7 @@ pub const SHAPES: &[Shape] = &[
     ("tiny_blocks", tiny_blocks),
     ("static_jump_chain", static_jump_chain),
     ("dynamic_jump_table", dynamic_jump_table),
+    ("nested_calls", nested_calls),
     ("computed_jumps", computed_jumps),
     ("dup_swap_chains", dup_swap_chains),
     ("straight_arithmetic", straight_arithmetic),
@@ -143,6 +145,40 @@ pub fn dynamic_jump_table(size: usize) -> Vec<u8> {
         u
     }));
     code.push(0x5b);
+    code
+}
+
+/// Internal calls nested 400 deep, Solidity-style, chain after chain: each
+/// function `JUMPDEST PUSH2 <r> PUSH2 <next> JUMP r: JUMPDEST JUMP` calls
+/// the next with its return address on the stack and returns by a dynamic
+/// jump, the last one `JUMPDEST JUMP`; the code at pc 0 calls the chains'
+/// heads in turn, then stops. The return-target analysis would copy a
+/// stack 400 deep at every call (quadratic) but for its budget.
+pub fn nested_calls(size: usize) -> Vec<u8> {
+    const DEPTH: usize = 400;
+    // Every function is 10 bytes, a chain's end 2, its call from pc 0 8.
+    let chains = size.saturating_sub(1).div_ceil(10 * DEPTH + 2 + 8).max(1);
+    let per_chain = (size.saturating_sub(1 + 10 * chains) / chains / 10).min(DEPTH);
+    let main_len = 8 * chains + 1;
+    let chain_len = 10 * per_chain + 2;
+    let mut code = Vec::with_capacity(size);
+    for c in 0..chains {
+        let ret = 8 * c + 7;
+        code.extend(push2(ret));
+        code.extend(push2(main_len + c * chain_len));
+        code.extend([0x56, 0x5b]);
+    }
+    code.push(0x00);
+    for _ in 0..chains {
+        for _ in 0..per_chain {
+            let pc = code.len();
+            code.push(0x5b);
+            code.extend(push2(pc + 8));
+            code.extend(push2(pc + 10));
+            code.extend([0x56, 0x5b, 0x56]);
+        }
+        code.extend([0x5b, 0x56]);
+    }
     code
 }
 

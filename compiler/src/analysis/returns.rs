@@ -245,6 +245,11 @@ pub(super) fn guess_dynamic_targets(a: &Analysis) -> Vec<Vec<usize>> {
                 .and_then(|pc| a.jumpdests.get(&pc))
                 .filter(|&&t| a.is_dynamic_target(t))
             {
+                // Recording copies or joins the whole stack.
+                if budget < st.len() {
+                    return none();
+                }
+                budget -= st.len();
                 if record_cont(&mut sets, conts.entry(t).or_default(), &st) {
                     changed_conts.push(t);
                 }
@@ -277,6 +282,12 @@ pub(super) fn guess_dynamic_targets(a: &Analysis) -> Vec<Vec<usize>> {
                 next.push((to, returned(conts.get(&to), &st)));
             }
         }
+        // Each state passed on is a copy, and joined slot by slot.
+        let passed: usize = next.iter().map(|(_, st)| st.len()).sum();
+        if budget < passed {
+            return none();
+        }
+        budget -= passed;
         for (s, incoming) in next {
             if !a.blocks[s].reachable {
                 continue;
