@@ -50,14 +50,17 @@ impl fmt::Display for Analysis {
                 Terminator::Exit => "exit".into(),
                 Terminator::Suspend => "suspend".into(),
             };
-            let mut likely: Vec<String> = self.jump_guesses[i]
+            let mut likely: Vec<u32> = self.jump_guesses[i]
                 .iter()
-                .map(|&t| format!("{:#x}", self.blocks[t].start_pc))
+                .map(|&t| self.blocks[t].start_pc)
                 .collect();
-            likely.sort();
+            likely.sort_unstable();
             match likely.is_empty() {
                 true => writeln!(f, "  -> {term}")?,
-                false => writeln!(f, "  -> {term} (likely {})", likely.join(" "))?,
+                false => {
+                    let pcs: Vec<String> = likely.iter().map(|pc| format!("{pc:#x}")).collect();
+                    writeln!(f, "  -> {term} (likely {})", pcs.join(" "))?
+                }
             }
         }
         Ok(())

@@ -190,6 +190,13 @@ fn apply(sets: &mut Sets, st: &mut State, inst: &super::Inst) {
     }
 }
 
+fn ends_in_dynamic_jump(blk: &super::Block) -> bool {
+    matches!(
+        blk.term,
+        Terminator::Jump(JumpTarget::Dynamic) | Terminator::JumpI(JumpTarget::Dynamic)
+    )
+}
+
 /// What was below a pushed return address, per height it was pushed at
 /// (joined over the places and contexts that push it at that height): the
 /// stack its callee returns onto, under the callee's results.
@@ -224,6 +231,9 @@ pub(super) fn guess_dynamic_targets(a: &Analysis) -> Vec<Vec<usize>> {
     work.push_back((0, 0));
     queued.insert((0, 0));
     let mut budget = a.insts.len().saturating_mul(WORK_PER_INST);
+    // Per block ending in a dynamic jump: its target, joined over every
+    // height it was reached at.
+    let mut seen: Vec<Option<Abs>> = vec![None; n];
 
     while let Some((b, h)) = work.pop_front() {
         queued.remove(&(b, h));
@@ -265,11 +275,13 @@ pub(super) fn guess_dynamic_targets(a: &Analysis) -> Vec<Vec<usize>> {
         });
         let mut next: Vec<(usize, State)> =
             a.static_successors(b).map(|s| (s, st.clone())).collect();
-        let dynamic = matches!(
-            blk.term,
-            Terminator::Jump(JumpTarget::Dynamic) | Terminator::JumpI(JumpTarget::Dynamic)
-        );
-        if let (true, Some(t)) = (dynamic, target) {
+        if let (true, Some(t)) = (ends_in_dynamic_jump(blk), target) {
+            // States only grow, so the join over every visit is the target
+            // at the last one.
+            seen[b] = Some(match seen[b] {
+                Some(prev) => sets.join(prev, t),
+                None => t,
+            });
             let pcs: Vec<u32> = sets.values(t).map(<[u32]>::to_vec).unwrap_or_default();
             for pc in pcs {
                 let Some(&to) = a.jumpdests.get(&pc) else {
@@ -316,28 +328,6 @@ pub(super) fn guess_dynamic_targets(a: &Analysis) -> Vec<Vec<usize>> {
         }
     }
 
-    // Every height a site was reached at adds its targets.
-    let mut seen: Vec<Option<Abs>> = vec![None; n];
-    for (&(b, _), start) in &entry {
-        let blk = &a.blocks[b];
-        let dynamic = matches!(
-            blk.term,
-            Terminator::Jump(JumpTarget::Dynamic) | Terminator::JumpI(JumpTarget::Dynamic)
-        );
-        if !dynamic {
-            continue;
-        }
-        let mut st = start.clone();
-        let insts = blk.insts(a);
-        for inst in &insts[..insts.len() - 1] {
-            apply(&mut sets, &mut st, inst);
-        }
-        let target = pop(&mut st);
-        seen[b] = Some(match seen[b] {
-            Some(prev) => sets.join(prev, target),
-            None => target,
-        });
-    }
     let mut guesses = none();
     for (b, t) in seen.into_iter().enumerate() {
         let pcs = t.and_then(|t| sets.values(t)).unwrap_or(&[]);

@@ -390,6 +390,17 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         Ok(())
     }
 
+    /// Whether the jump target `t` lies inside the code (its low 64 bits
+    /// are then the pc).
+    fn in_code(&self, t: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        self.b.build_int_compare(
+            IntPredicate::ULT,
+            t,
+            self.i256.const_int(self.a.code_len as u64, false),
+            "",
+        )
+    }
+
     /// A dynamic jump from `from`: compares `target` with the targets the
     /// analysis saw it take (`Analysis::jump_guesses`) at the jump itself,
     /// then takes the dispatch. Each jump so has branches of its own, which
@@ -405,12 +416,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             self.b.build_unconditional_branch(dispatch)?;
             return Ok(());
         }
-        let in_code = self.b.build_int_compare(
-            IntPredicate::ULT,
-            target,
-            self.i256.const_int(self.a.code_len as u64, false),
-            "",
-        )?;
+        let in_code = self.in_code(target)?;
         let guess = self.new_bb("guess");
         self.b.build_conditional_branch(in_code, guess, dispatch)?;
         self.b.position_at_end(guess);
@@ -446,12 +452,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             .b
             .build_load(self.i256, self.jt_var, "target")?
             .into_int_value();
-        let in_code = self.b.build_int_compare(
-            IntPredicate::ULT,
-            t,
-            self.i256.const_int(self.a.code_len as u64, false),
-            "",
-        )?;
+        let in_code = self.in_code(t)?;
         let lookup = self.new_bb("dispatch_lookup");
         self.b
             .build_conditional_branch(in_code, lookup, self.exits.invalid_jump)?;
