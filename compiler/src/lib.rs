@@ -108,8 +108,9 @@ pub struct CompileOptions {
     /// 0, so that no contract takes minutes to compile. Contracts are cut
     /// into functions of bounded size (see [`analysis::plan`]), but code
     /// whose every instruction expands to dozens of LLVM instructions
-    /// still costs seconds per KB at level 2 (ipsilon's `signextend`, 637K
-    /// instructions: 8 s at level 2, 2.7 s at 0). Level 1 is never chosen for a
+    /// still costs seconds per KB at level 2 (ipsilon's `signextend` of
+    /// indexes not known where they are used took 637K instructions: 8 s at
+    /// level 2, 2.7 s at 0). Level 1 is never chosen for a
     /// large contract: on optimised IR, the fast register allocator spills
     /// every value live across a block boundary, and the result ran slower
     /// than level 0's code (snailtracer: 0.8x the interpreter at level 1,
@@ -135,8 +136,10 @@ pub struct CompileOptions {
 /// 107K, ipsilon's snailtracer 109K, memory_grow_mstore 154K: 1.7-3.5 s,
 /// 2-3x the speed of their level-0 code, which ran memory-heavy code
 /// slower than the interpreter); only code whose instructions each expand
-/// to dozens of LLVM instructions goes past it (ipsilon's `signextend` of
-/// run-time indexes, 637K: 8 s at level 2, 2.4-2.7 s at level 0). It was
+/// to dozens of LLVM instructions goes past it (SIGNEXTEND, BYTE and
+/// shifts by amounts known only at run time: ipsilon's `signextend` took
+/// 637K while the constant indexes it pushes once were lost at block cuts;
+/// 39K since they are carried across). It was
 /// 80,000; the compile time these contracts now take at level 2 is the
 /// price of their faster code (`benches/README.md`, "Compile time of
 /// 256-bit arithmetic").

@@ -29,6 +29,13 @@ impl fmt::Display for Analysis {
                 "block {i} @{:#x} in={} growth={} delta={} [{flags}]",
                 b.start_pc, b.min_in, b.max_growth, b.delta
             )?;
+            if let Some(known) = self.entry_consts.get(i).filter(|k| !k.is_empty()) {
+                let words: Vec<String> = known
+                    .iter()
+                    .map(|(depth, v)| format!("{depth}:{v:#x}"))
+                    .collect();
+                writeln!(f, "  entry constants (depth:value) {}", words.join(" "))?;
+            }
             for inst in b.insts(self) {
                 if inst.push_size() > 0 || inst.op == 0x5f {
                     writeln!(

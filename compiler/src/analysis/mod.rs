@@ -18,6 +18,7 @@ mod values;
 pub use decode::{decode, Inst};
 pub use gain::{too_short, too_short_why, MIN_NATIVE_RUN};
 pub use plan::Plan;
+pub use values::MAX_ENTRY_CONSTS_DEPTH;
 
 use crate::revm_api::stack_io;
 use revm::bytecode::opcode as op;
@@ -138,6 +139,10 @@ pub struct Analysis {
     /// jump was seen to take (return addresses; see [`returns`]): code
     /// generation tries them before the dispatch. Empty for other blocks.
     pub jump_guesses: Vec<Vec<usize>>,
+    /// For each block, the stack slots that hold a constant whenever it is
+    /// entered, as `(depth, value)`, top first (see
+    /// `values::entry_constants`).
+    pub entry_consts: Vec<Vec<(u16, crate::revm_api::U256)>>,
 }
 
 fn is_suspending(opcode: u8) -> bool {
@@ -248,10 +253,12 @@ impl Analysis {
             has_dynamic_jumps: false,
             dynamic_targets,
             jump_guesses: Vec::new(),
+            entry_consts: Vec::new(),
         };
         a.resolve_jumps();
         a.mark_reachable();
         a.jump_guesses = returns::guess_dynamic_targets(&a);
+        a.entry_consts = values::entry_constants(&a);
         a
     }
 

@@ -216,3 +216,51 @@ fn returns_are_guessed_from_the_continuation_of_their_caller() {
     // Blocks that do not jump dynamically get nothing.
     assert!(a.jump_guesses[block(0x05)].is_empty());
 }
+
+#[test]
+fn constants_reach_the_blocks_a_long_run_is_cut_into() {
+    // 0: PUSH1 7, 2: PUSH1 3, 4: PUSH0 CALLDATALOAD, 6: DUP1 POP pairs past
+    // two block-length cuts, then DUP3 SIGNEXTEND PUSH0 CALLDATALOAD PUSH2 t
+    // JUMPI STOP, t: JUMPDEST STOP.
+    let pairs = "8050".repeat(MAX_BLOCK_INSTS);
+    let t = 6 + pairs.len() / 2 + 9;
+    let a = analyze(&format!("600760035f35{pairs}820b5f3561{t:04x}57005b00"));
+    let block = |pc: usize| {
+        a.blocks
+            .iter()
+            .rposition(|b| b.start_pc as usize <= pc)
+            .unwrap()
+    };
+    let consts = |b: usize| -> Vec<(u16, u64)> {
+        a.entry_consts[b]
+            .iter()
+            .map(|&(d, v)| (d, v.to::<u64>()))
+            .collect()
+    };
+    assert!(consts(0).is_empty());
+    // The blocks the pairs are cut into (instruction k at pc k + 2): 3
+    // and 7 below the calldata word.
+    let (first_cut, second_cut) = (block(MAX_BLOCK_INSTS + 2), block(2 * MAX_BLOCK_INSTS + 2));
+    assert!(0 < first_cut && first_cut < second_cut);
+    for b in [first_cut, second_cut] {
+        assert!(!a.blocks[b].is_jumpdest);
+        assert_eq!(consts(b), vec![(1, 3), (2, 7)]);
+    }
+    // Both ways out of the JUMPI, its operands consumed: the fall-through
+    // and the JUMPDEST only this jump reaches.
+    assert_eq!(consts(block(t - 1)), vec![(1, 3), (2, 7)]);
+    assert!(a.blocks[block(t)].is_jumpdest);
+    assert_eq!(consts(block(t)), vec![(1, 3), (2, 7)]);
+}
+
+#[test]
+fn a_block_entered_from_two_places_knows_no_constants() {
+    // PUSH1 5, 2: JUMPDEST PUSH1 9 PUSH0 CALLDATALOAD PUSH1 2 JUMPI STOP:
+    // the loop header at 2 is entered by falling in and by the jump, with
+    // the stack one word higher each time round.
+    let a = analyze("60055b60095f3560025700");
+    let header = a.blocks.iter().position(|b| b.start_pc == 2).unwrap();
+    assert!(a.entry_consts[header].is_empty());
+    let stop = a.blocks.iter().position(|b| b.start_pc == 10).unwrap();
+    assert_eq!(a.entry_consts[stop].len(), 1, "{:?}", a.entry_consts[stop]);
+}

@@ -5,7 +5,7 @@
 //! block was handed) from a computed jump (a target read from memory or
 //! built by arithmetic on run-time values, as hand-written jump tables do).
 
-use super::{ends_block, Inst};
+use super::{ends_block, Analysis, Inst};
 use crate::revm_api::{stack_io, U256};
 use revm::bytecode::opcode as op;
 use std::collections::VecDeque;
@@ -167,4 +167,66 @@ impl CodeFacts {
         let n = self.copied.partition_point(|&(s, _)| s <= pc);
         n > 0 && pc < self.copied[n - 1].1
     }
+}
+
+/// Deepest stack slot whose constant is carried into a block: DUP16 and
+/// SWAP16 reach 17 words down, and compilers keep constants a few calls
+/// deep; deeper slots are forgotten, which keeps the pass linear.
+pub const MAX_ENTRY_CONSTS_DEPTH: usize = 64;
+
+/// For each block, the stack slots known to hold a constant whenever it is
+/// entered, as `(depth, value)` with depth 0 the top: only blocks entered
+/// solely from one predecessor ([`Analysis::single_predecessors`]) get
+/// any, those their predecessor leaves there (a straight-line run cut
+/// into blocks, a JUMPI's fall-through, a block reached by one static
+/// jump). Code generation then folds what those constants feed, as it does
+/// inside a block, even where the stack passed through memory.
+pub(super) fn entry_constants(a: &Analysis) -> Vec<Vec<(u16, U256)>> {
+    let preds = a.single_predecessors();
+    let n = a.blocks.len();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (b, p) in preds.iter().enumerate() {
+        if let Some(p) = *p {
+            children[p].push(b);
+        }
+    }
+    let mut out: Vec<Vec<(u16, U256)>> = vec![Vec::new(); n];
+    // Roots first, then each block after its only predecessor; a block is
+    // pushed once (it has one predecessor), so the walk is linear.
+    let mut work: Vec<usize> = (0..n)
+        .filter(|&b| preds[b].is_none() && a.blocks[b].reachable)
+        .collect();
+    while let Some(b) = work.pop() {
+        if children[b].is_empty() {
+            continue;
+        }
+        let exit = exit_constants(a, b, &out[b]);
+        for &c in &children[b] {
+            out[c] = exit.clone();
+            work.push(c);
+        }
+    }
+    out
+}
+
+/// The constants on the stack after block `b` (its jump's operands
+/// consumed), entered with `entry`.
+fn exit_constants(a: &Analysis, b: usize, entry: &[(u16, U256)]) -> Vec<(u16, U256)> {
+    let mut st = BlockStack::default();
+    if let Some(deepest) = entry.iter().map(|&(d, _)| d as usize).max() {
+        st.ensure(deepest + 1);
+        let len = st.0.len();
+        for &(d, v) in entry {
+            st.0[len - 1 - d as usize] = Val::Const(v);
+        }
+    }
+    for inst in a.blocks[b].insts(a) {
+        st.apply(inst);
+    }
+    st.0.iter()
+        .rev()
+        .take(MAX_ENTRY_CONSTS_DEPTH)
+        .enumerate()
+        .filter_map(|(d, v)| v.constant().map(|c| (d as u16, c)))
+        .collect()
 }

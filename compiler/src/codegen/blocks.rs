@@ -28,11 +28,31 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                 for w in words {
                     vs.push(w.as_basic_value().into_int_value());
                 }
+                self.know_entry_constants(bi, &mut vs);
                 vs
             }
-            None => self.enter_from_memory(bi)?,
+            None => {
+                let mut vs = self.enter_from_memory(bi)?;
+                self.know_entry_constants(bi, &mut vs);
+                vs
+            }
         };
         self.gen_block_body(bi, vs)
+    }
+
+    /// Gives a block's virtual stack the words the analysis knows to be
+    /// constants on entry (`entry_consts`): a word taken as a phi is
+    /// replaced by its constant (the phi's value on every edge), a word in
+    /// memory is taken as its constant instead of a load.
+    fn know_entry_constants(&self, bi: usize, vs: &mut VStack<'ctx>) {
+        let in_vals = vs.vals.len();
+        for (depth, v) in &self.a.entry_consts[bi] {
+            let c = self.i256.const_int_arbitrary_precision(v.as_limbs());
+            match (*depth as usize).checked_sub(in_vals) {
+                Some(below) => vs.know(below, c),
+                None => vs.vals[in_vals - 1 - *depth as usize].v = c,
+            }
+        }
     }
 
     /// The phis at the start of block `to` (see [`crate::analysis::Plan`]).

@@ -4,7 +4,9 @@
 //! call) started. Words consumed from it are loaded lazily (`popped` counts
 //! them); words produced in the block sit in `vals` until written back. A
 //! word whose value was loaded from memory and that ends up back in the same
-//! slot is not stored again.
+//! slot is not stored again. Words of the array known to hold a constant
+//! (`known`) are taken as that constant instead of a load, so that what
+//! they feed folds as it does for a word pushed in the block.
 
 use super::part::PartGen;
 use super::R;
@@ -22,7 +24,15 @@ pub(crate) struct VStack<'ctx> {
     pub base: IntValue<'ctx>,
     pub popped: i64,
     pub vals: Vec<Slot<'ctx>>,
+    /// Slots of the array (relative to `base`, below `-popped`) that hold a
+    /// constant: the analysis's entry constants, and constants flushed by
+    /// a commit. At most [`MAX_KNOWN`], the nearest the top.
+    pub known: Vec<(i64, IntValue<'ctx>)>,
 }
+
+/// Most constants a virtual stack remembers below its values (the
+/// analysis's own bound; deeper words are loaded).
+const MAX_KNOWN: usize = crate::analysis::MAX_ENTRY_CONSTS_DEPTH;
 
 impl<'ctx> VStack<'ctx> {
     pub(super) fn new(base: IntValue<'ctx>) -> Self {
@@ -30,6 +40,15 @@ impl<'ctx> VStack<'ctx> {
             base,
             popped: 0,
             vals: Vec::new(),
+            known: Vec::new(),
+        }
+    }
+
+    /// Records that the word `depth` below `base`'s top (0: the word at
+    /// `base - 1`) is the constant `v`.
+    pub(super) fn know(&mut self, depth: usize, v: IntValue<'ctx>) {
+        if self.known.len() < MAX_KNOWN {
+            self.known.push((-(depth as i64) - 1, v));
         }
     }
 
@@ -61,6 +80,17 @@ impl<'ctx> VStack<'ctx> {
         while self.vals.len() < n {
             self.popped += 1;
             let rel = -self.popped;
+            if let Some(&(_, v)) = self.known.iter().find(|(r, _)| *r == rel) {
+                // Memory holds the same word: not loaded, not stored back.
+                self.vals.insert(
+                    0,
+                    Slot {
+                        v,
+                        origin: Some(rel),
+                    },
+                );
+                continue;
+            }
             let p = self.slot_ptr(g, rel)?;
             let v = g.b.build_load(g.i256, p, "s")?;
             v.into_int_value()
@@ -150,7 +180,27 @@ impl<'ctx> VStack<'ctx> {
     pub(super) fn commit(&mut self, g: &PartGen<'_, '_, 'ctx>) -> R<IntValue<'ctx>> {
         let len = self.flush(g)?;
         g.b.build_store(g.len_var, len)?;
+        // The constants memory now holds, in the new length's terms: the
+        // flushed values that are constants, and the known words below
+        // what was popped (the words above them were overwritten).
+        let shift = self.vals.len() as i64 - self.popped;
+        let mut known: Vec<(i64, IntValue<'ctx>)> = self
+            .vals
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, s)| s.v.is_constant_int())
+            .map(|(i, s)| (i as i64 - self.popped - shift, s.v))
+            .chain(
+                self.known
+                    .iter()
+                    .filter(|(r, _)| *r < -self.popped)
+                    .map(|&(r, v)| (r - shift, v)),
+            )
+            .take(MAX_KNOWN)
+            .collect();
         *self = VStack::new(len);
+        std::mem::swap(&mut self.known, &mut known);
         Ok(len)
     }
 }

@@ -440,6 +440,67 @@ fn code_shapes() {
     chk.finish(300);
 }
 
+/// Constants pushed before a straight-line run that is cut into blocks
+/// (and before builtins that write the stack back) and used after it: code
+/// generation takes them as constants where the stack passed through
+/// memory (`Analysis::entry_consts`), which must change nothing.
+#[test]
+fn constants_across_block_cuts() {
+    let chk = Checker::new("constants across block cuts");
+    // DUP1 POP pairs: neutral; long enough for two cuts inside one
+    // function, and for a run that spans functions (parts of 1,500
+    // instructions), whose blocks take their stacks as phis or from memory.
+    let cut = evmc_compiler::analysis::MAX_BLOCK_INSTS;
+    // The long one also uses the constants all along (SIGNEXTEND by 7, and
+    // adds BYTE 0x1f of the word on top), so that blocks entered through
+    // memory use them before any block takes them as phis.
+    let step = format!("{} 820b 80841a01", "8050".repeat(40));
+    let runs = ["8050".repeat(cut + 100), step.repeat(6 * cut / 86)];
+    // Stack before each use: [0x1f, 7, 0x80, x] with x from calldata.
+    let head = "601f 6007 6080 5f35";
+    let uses = [
+        // SIGNEXTEND by 7, then add BYTE 0x1f, SHL by 0x80 and SAR by 7 of
+        // the word.
+        "820b 80841a01 80821b01 80831d01",
+        // The same after a builtin (SLOAD) and a KECCAK256 of memory.
+        "5f5450 5f52 6020 5f 20 820b 80841a01",
+        // A JUMPI on calldata: both ways use the constants (the target is
+        // patched in below).
+        "6020 35 61XXXX 57 820b 5f52 6020 5f f3 5b 831a",
+        // The known words consumed: SWAP and POP the constants away, then
+        // use the word that took their place.
+        "9050 9050 6003 0b",
+    ];
+    for (i, usage) in uses.iter().enumerate() {
+        for run in ["", &runs[0], &runs[1]] {
+            let prefix = h(&format!("{head} {run}"));
+            // The JUMPI's JUMPDEST is 15 bytes into its use.
+            let dest = format!("{:04x}", prefix.len() + 15);
+            let mut code = prefix;
+            code.extend_from_slice(&h(&usage.replace("XXXX", &dest)));
+            // MSTORE the result at 0 and return it.
+            code.extend_from_slice(&h("5f 52 6020 5f f3"));
+            // Guards the test itself: each program returns its word.
+            let ok =
+                evmc_tests::run_frame_with(&code, &word(u(0x80)), 10_000_000, SpecId::CANCUN, None);
+            assert!(
+                ok.action.contains("result: Return"),
+                "use {i}: {}",
+                ok.action
+            );
+            for input in [u(0), u(0x80), u(0xff7f), U256::MAX - u(0x7f)] {
+                let mut data = word(input);
+                data.extend_from_slice(&word(u(i as u64 % 2)));
+                for spec in [SpecId::CANCUN, SpecId::OSAKA] {
+                    let what = format!("use {i}, run of {}", run.len() / 2);
+                    chk.gases(&what, &code, spec, &data, &[21, 100]);
+                }
+            }
+        }
+    }
+    chk.finish(300);
+}
+
 // ---------------------------------------------------------------------------
 // Unknown and not-yet-active opcodes
 // ---------------------------------------------------------------------------
