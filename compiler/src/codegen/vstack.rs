@@ -184,7 +184,7 @@ impl<'ctx> VStack<'ctx> {
         // flushed values that are constants, and the known words below
         // what was popped (the words above them were overwritten).
         let shift = self.vals.len() as i64 - self.popped;
-        let mut known: Vec<(i64, IntValue<'ctx>)> = self
+        let known: Vec<(i64, IntValue<'ctx>)> = self
             .vals
             .iter()
             .enumerate()
@@ -200,7 +200,7 @@ impl<'ctx> VStack<'ctx> {
             .take(MAX_KNOWN)
             .collect();
         *self = VStack::new(len);
-        std::mem::swap(&mut self.known, &mut known);
+        self.known = known;
         Ok(len)
     }
 }

@@ -488,11 +488,15 @@ fn constants_across_block_cuts() {
                 "use {i}: {}",
                 ok.action
             );
-            for input in [u(0), u(0x80), u(0xff7f), U256::MAX - u(0x7f)] {
+            // The second word is the JUMPI's condition: both ways.
+            for (input, cond) in [u(0), u(0x80), u(0xff7f), U256::MAX - u(0x7f)]
+                .into_iter()
+                .zip([0, 1].into_iter().cycle())
+            {
                 let mut data = word(input);
-                data.extend_from_slice(&word(u(i as u64 % 2)));
+                data.extend_from_slice(&word(u(cond)));
                 for spec in [SpecId::CANCUN, SpecId::OSAKA] {
-                    let what = format!("use {i}, run of {}", run.len() / 2);
+                    let what = format!("use {i}, run of {} bytes", code.len());
                     chk.gases(&what, &code, spec, &data, &[21, 100]);
                 }
             }
