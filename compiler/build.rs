@@ -3,6 +3,13 @@
 //! code generation or to the ABI gives a new id, so artefacts and cache
 //! entries built by another compiler are told apart without a hand-bumped
 //! version string.
+//!
+//! The LLVM the compiler is built against is part of the id too: the
+//! workspace manifest's `inkwell` line names its version (`llvm19-1`), and
+//! the same sources built against another LLVM generate other code. It is
+//! read from the manifest rather than from `llvm-config`, so that a
+//! loader-only build on a machine without LLVM derives the same id as the
+//! compiler whose artefacts it loads.
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -32,6 +39,16 @@ fn main() {
             hasher.update(&bytes);
         }
     }
+    let workspace = manifest.join("../Cargo.toml");
+    println!("cargo:rerun-if-changed={}", workspace.display());
+    let text = std::fs::read_to_string(&workspace)
+        .unwrap_or_else(|e| panic!("build id: cannot read {}: {e}", workspace.display()));
+    let llvm = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("inkwell ="))
+        .unwrap_or_else(|| panic!("build id: no inkwell line in {}", workspace.display()));
+    hasher.update(b"llvm:");
+    hasher.update(llvm.trim().as_bytes());
     let digest = hasher.finalize();
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     println!("cargo:rustc-env=EVMC_COMPILER_BUILD_ID=evmc-{hex}");

@@ -15,6 +15,14 @@ mod logging;
 mod numbers;
 mod progress;
 
+/// mimalloc for the whole process: built with its `override` feature, it
+/// also defines `malloc` and `free`, which take the place of glibc's for
+/// the LLVM library too, where a compile spends 6-11% of its time
+/// allocating. Only this binary chooses it: the runtime and compiler
+/// crates leave the allocator to the program that embeds them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 

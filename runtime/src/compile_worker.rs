@@ -289,7 +289,9 @@ pub fn compile_to_path(
 /// The thread writes a file of its own next to `out`, which this function
 /// moves to `out` only when the result came in time: a compile given up
 /// on never touches `out`, not even after the caller has compiled it again
-/// or moved on (it removes its own file when it finds itself given up).
+/// or moved on (it removes its own file when it finds itself given up; one
+/// left by a process that ended first is removed by the next compile of
+/// the same `out`).
 /// The outer error is the thread's (not started, panicked, out of time, its
 /// file not movable), the inner one the compiler's.
 pub fn compile_on_thread(
@@ -308,12 +310,14 @@ pub fn compile_on_thread(
         GivenUp,
     }
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    remove_abandoned(out, &name);
     let own = out.with_file_name(format!(
-        ".{}.{}-{}.compiling",
-        out.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id(),
+        ".{name}.{}{}",
+        crate::cache::owner::prefix("compiling"),
         SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let shared = Arc::new((Mutex::new(Handoff::Waiting), Condvar::new()));
@@ -361,6 +365,33 @@ pub fn compile_on_thread(
                 )))
             }
         },
+    }
+}
+
+#[cfg(feature = "compiler")]
+/// Removes the files [`compile_on_thread`] left beside `out` (named
+/// `name`) in processes that have exited since: a compile given up on
+/// removes its own file when it finishes, but not when its process ends
+/// first. Only files whose owner is gone for sure are removed (see
+/// [`crate::cache::owner`]); those of live processes, or of another pid
+/// namespace, stay.
+fn remove_abandoned(out: &Path, name: &str) {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let head = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(owner) = file.to_str().and_then(|f| f.strip_prefix(head.as_str())) else {
+            continue;
+        };
+        if owner.starts_with("compiling-") && crate::cache::owner::owner_is_dead(owner) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -25,7 +25,7 @@ mod gc;
 mod host_profile;
 pub mod key;
 pub mod manifest;
-mod owner;
+pub(crate) mod owner;
 mod rejection;
 mod store;
 

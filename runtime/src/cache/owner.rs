@@ -1,6 +1,8 @@
 //! Which process a temporary directory in `tmp/` belongs to, so that those
 //! of processes that died mid-way (killed during a compile) are removed at
-//! the next open instead of waiting for gc's grace period.
+//! the next open instead of waiting for gc's grace period. The files that
+//! [`crate::compile_worker::compile_on_thread`] compiles into, beside the
+//! artefact it makes, name their owner the same way.
 //!
 //! The owner is written into the directory's name:
 //! `<kind>-<pid namespace>-<pid>-<start time>-<random>`. A pid alone is not
@@ -39,10 +41,10 @@ fn start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
-/// The name prefix of a temporary directory of `kind` (`build`, `evict`)
+/// The name prefix of a temporary of `kind` (`build`, `evict`, `compiling`)
 /// owned by this process; the bare `<kind>-` when this process cannot tell
 /// who it is (no procfs), leaving such directories to gc's grace period.
-pub(super) fn prefix(kind: &str) -> String {
+pub(crate) fn prefix(kind: &str) -> String {
     match this_process() {
         Some((ns, pid, start)) => format!("{kind}-{ns}-{pid}-{start}-"),
         None => format!("{kind}-"),
@@ -52,7 +54,7 @@ pub(super) fn prefix(kind: &str) -> String {
 fn parse(name: &str) -> Option<(u64, u32, u64)> {
     let mut parts = name.splitn(5, '-');
     let kind = parts.next()?;
-    if kind != "build" && kind != "evict" {
+    if !matches!(kind, "build" | "evict" | "compiling") {
         return None;
     }
     let ns = parts.next()?.parse().ok()?;
@@ -67,7 +69,7 @@ fn parse(name: &str) -> Option<(u64, u32, u64)> {
 /// fails with `ESRCH`) or its pid now belongs to a process started at
 /// another time; `Some(false)` when it is alive; `None` when that cannot be
 /// told (a name without an owner, another namespace, no procfs).
-pub(super) fn owner_gone(name: &str) -> Option<bool> {
+pub(crate) fn owner_gone(name: &str) -> Option<bool> {
     let (ns, pid, start) = parse(name)?;
     let (my_ns, _, _) = this_process()?;
     if ns != *my_ns {
@@ -87,7 +89,7 @@ pub(super) fn owner_gone(name: &str) -> Option<bool> {
 }
 
 /// [`owner_gone`] says so for sure.
-pub(super) fn owner_is_dead(name: &str) -> bool {
+pub(crate) fn owner_is_dead(name: &str) -> bool {
     owner_gone(name) == Some(true)
 }
 

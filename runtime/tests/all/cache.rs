@@ -327,6 +327,53 @@ fn an_in_process_compile_past_its_time_is_given_up_and_nothing_is_published() {
     assert!(path.is_file());
 }
 
+/// A compile given up on whose process ended before it finished leaves its
+/// file beside the artefact; the next compile of the same artefact removes
+/// it, and nothing a live process or someone else owns.
+#[test]
+fn compile_on_thread_removes_files_left_by_ended_processes() {
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("a.so");
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let ns = ns.to_str().unwrap();
+    let ns = &ns["pid:[".len()..ns.len() - 1];
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    let me = std::process::id();
+    let abandoned = out
+        .path()
+        .join(format!(".a.so.compiling-{ns}-{dead}-{start}-0"));
+    let live = out
+        .path()
+        .join(format!(".a.so.compiling-{ns}-{me}-{start}-7"));
+    let other_artefact = out
+        .path()
+        .join(format!(".b.so.compiling-{ns}-{dead}-{start}-0"));
+    let foreign = out.path().join(".a.so.compiling-elsewhere");
+    for f in [&abandoned, &live, &other_artefact, &foreign] {
+        std::fs::write(f, b"partial").unwrap();
+    }
+    let r = evmc_runtime::compile_worker::compile_on_thread(
+        &contract(),
+        &opts(),
+        &path,
+        std::time::Duration::from_secs(600),
+    );
+    assert!(matches!(r, Ok(Ok(_))));
+    assert!(path.is_file());
+    assert!(!abandoned.exists(), "the dead process's file stays");
+    for f in [&live, &other_artefact, &foreign] {
+        assert!(f.exists(), "{} was removed", f.display());
+    }
+}
+
 #[test]
 fn gc_removes_garbage_then_least_recently_used_entries() {
     let (_d, cache) = cache_with_contract();
