@@ -19,6 +19,31 @@ const MAX_PHI_WORDS: i64 = 8;
 /// instructions, up to the threads allowed.
 const SHARD_INSTS: usize = 2000;
 
+/// Contracts of more EVM instructions than this are cut into parts of a
+/// quarter of the part size (see [`part_size`]).
+pub const LARGE_CONTRACT_INSTS: usize = 10_000;
+
+/// The part size for `analysis`: `part_insts`, or a quarter of it for a
+/// contract above [`LARGE_CONTRACT_INSTS`]. LLVM's code generation costs
+/// more than linearly in the size of a function, so smaller parts compile
+/// faster (`EVMC_PART_INSTS` 1,500 → 400: Seaport 1.44-1.68 → 1.18 s,
+/// memory_grow_mstore 2.3 → 1.7 s, the benchdata contracts over 1,000
+/// instructions 12.5 → 9.6 s in all; 250 and 150 no faster). But every cut
+/// can separate a hot internal function from its caller, whose return then
+/// goes through the dispatch: burntpix's contracts of 2,700 and 4,900
+/// instructions ran 7% slower (4.3x → 4.0x) with parts of 400 or 1,000,
+/// and they compile in 0.4-0.6 s anyway. So only large contracts, where
+/// the compile time is the problem, take small parts (benches/README.md,
+/// "Part size of large contracts").
+pub fn part_size(analysis: &Analysis, part_insts: usize) -> usize {
+    let size = if analysis.insts.len() > LARGE_CONTRACT_INSTS {
+        part_insts / 4
+    } else {
+        part_insts
+    };
+    size.max(1)
+}
+
 /// The decisions code generation follows for one contract (see the module
 /// documentation).
 #[derive(Clone, Debug)]
@@ -47,14 +72,16 @@ pub struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    /// The plan for parts of about `part_insts` EVM instructions, in at
-    /// most `max_shards` shards (one per 2,000 instructions).
+    /// The plan for parts of about `part_insts` EVM instructions (a
+    /// quarter of that for a large contract: [`part_size`]), in at most
+    /// `max_shards` shards (one per 2,000 instructions).
     pub fn new(analysis: &'a Analysis, part_insts: usize, max_shards: usize) -> Self {
+        let part_insts = part_size(analysis, part_insts);
         let mut preds = analysis.single_predecessors();
-        cap_trees(analysis, &mut preds, part_insts.max(1));
+        cap_trees(analysis, &mut preds, part_insts);
         let children = children_of(&preds);
         let bounds = stack_bounds(analysis, &preds, &children);
-        let partition = Partition::new(analysis, &preds, &children, part_insts.max(1));
+        let partition = Partition::new(analysis, &preds, &children, part_insts);
         let phi_words = phi_words(analysis, &preds, &partition, &bounds);
         let (shard_of, shards) = shards(analysis, &partition, max_shards);
         Self {
@@ -332,6 +359,22 @@ mod tests {
         // One part cannot be split.
         assert_eq!(Plan::new(&a, usize::MAX, 4).shards(), 1);
         assert_eq!(Plan::new(&calls(10), 1500, 4).shards(), 1);
+    }
+
+    #[test]
+    fn large_contracts_are_cut_into_smaller_parts() {
+        let small = calls(1111); // 9,999 instructions
+        let large = calls(1112); // 10,008
+        assert_eq!(part_size(&small, 1500), 1500);
+        assert_eq!(part_size(&large, 1500), 375);
+        assert_eq!(part_size(&large, 3), 1);
+        let parts = |a: &Analysis| Plan::new(a, 1500, 1).partition.heads.len();
+        assert!(
+            parts(&large) >= 3 * parts(&small),
+            "{} vs {}",
+            parts(&large),
+            parts(&small)
+        );
     }
 
     #[test]
