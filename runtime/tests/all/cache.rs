@@ -317,10 +317,15 @@ fn an_in_process_compile_past_its_time_is_given_up_and_nothing_is_published() {
         r.map(|a| a.map(|a| a.size))
     );
     // With time enough it compiles.
+    compile_on_thread_in_time(&path);
+}
+
+/// Compiles the fixture's contract to `path` on a thread with time enough.
+fn compile_on_thread_in_time(path: &std::path::Path) {
     let r = evmc_runtime::compile_worker::compile_on_thread(
         &contract(),
         &opts(),
-        &path,
+        path,
         std::time::Duration::from_secs(600),
     );
     assert!(matches!(r, Ok(Ok(_))));
@@ -360,14 +365,7 @@ fn compile_on_thread_removes_files_left_by_ended_processes() {
     for f in [&abandoned, &live, &other_artefact, &foreign] {
         std::fs::write(f, b"partial").unwrap();
     }
-    let r = evmc_runtime::compile_worker::compile_on_thread(
-        &contract(),
-        &opts(),
-        &path,
-        std::time::Duration::from_secs(600),
-    );
-    assert!(matches!(r, Ok(Ok(_))));
-    assert!(path.is_file());
+    compile_on_thread_in_time(&path);
     assert!(!abandoned.exists(), "the dead process's file stays");
     for f in [&live, &other_artefact, &foreign] {
         assert!(f.exists(), "{} was removed", f.display());
