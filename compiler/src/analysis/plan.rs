@@ -30,9 +30,10 @@ pub const LARGE_CONTRACT_INSTS: usize = 10_000;
 /// memory_grow_mstore 2.3 → 1.7 s, the benchdata contracts over 1,000
 /// instructions 12.5 → 9.6 s in all; 250 and 150 no faster). But every cut
 /// can separate a hot internal function from its caller, whose return then
-/// goes through the dispatch: burntpix's contracts of 2,700 and 4,900
-/// instructions ran 7% slower (4.3x → 4.0x) with parts of 400 or 1,000,
-/// and they compile in 0.4-0.6 s anyway. So only large contracts, where
+/// goes through the dispatch: burntpix ran 7% slower (4.3x → 4.0x) with
+/// parts of 400 or 1,000 in every contract, and as fast as before with
+/// only its contract of 15,000 instructions on small parts (the others,
+/// of 2,700 and 4,900, compile in 0.4-0.6 s anyway). So only large contracts, where
 /// the compile time is the problem, take small parts (benches/README.md,
 /// "Part size of large contracts").
 pub fn part_size(analysis: &Analysis, part_insts: usize) -> usize {
@@ -179,7 +180,7 @@ fn cap_trees(a: &Analysis, preds: &mut [Option<usize>], budget: usize) {
     }
 }
 
-fn children_of(preds: &[Option<usize>]) -> Vec<Vec<usize>> {
+pub(super) fn children_of(preds: &[Option<usize>]) -> Vec<Vec<usize>> {
     let mut children = vec![Vec::new(); preds.len()];
     for (s, p) in preds.iter().enumerate() {
         if let Some(p) = p {

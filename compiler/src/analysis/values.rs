@@ -184,12 +184,7 @@ pub const MAX_ENTRY_CONSTS_DEPTH: usize = 64;
 pub(super) fn entry_constants(a: &Analysis) -> Vec<Vec<(u16, U256)>> {
     let preds = a.single_predecessors();
     let n = a.blocks.len();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (b, p) in preds.iter().enumerate() {
-        if let Some(p) = *p {
-            children[p].push(b);
-        }
-    }
+    let children = super::plan::children_of(&preds);
     let mut out: Vec<Vec<(u16, U256)>> = vec![Vec::new(); n];
     // Roots first, then each block after its only predecessor; a block is
     // pushed once (it has one predecessor), so the walk is linear.

@@ -449,7 +449,8 @@ fn constants_across_block_cuts() {
     let chk = Checker::new("constants across block cuts");
     // DUP1 POP pairs: neutral; long enough for two cuts inside one
     // function, and for a run that spans functions (parts of
-    // `DEFAULT_PART_INSTS` instructions), whose blocks take their stacks as phis or from memory.
+    // `DEFAULT_PART_INSTS` instructions), whose blocks take their stacks
+    // as phis or from memory.
     let cut = evmc_compiler::analysis::MAX_BLOCK_INSTS;
     // The long one also uses the constants all along (SIGNEXTEND by 7, and
     // adds BYTE 0x1f of the word on top), so that blocks entered through
