@@ -5,14 +5,15 @@ Record a replay whose timed runs are repeated, so that they dominate the
 profile, with DWARF call graphs (frame pointers lose the inlined frames):
 
     perf record -F 1000 --call-graph dwarf,16384 -o native.data \
-        target/release/evmc-native replay --mode native --repeat 6 --min-gas 200000 \
+        target/release/evmc-native replay --mode native --repeat 20 --min-gas 200000 \
         --cache-dir CACHE ../shared/realblocks/mainnet
-    perf script -i native.data | scripts/perf-breakdown.py 'EthBlockExecutor<evmc_runtime'
+    perf script -i native.data | scripts/perf-breakdown.py 'run_txs<evmc_runtime'
 
-ROOT selects the samples of one mode's block execution:
-`EthBlockExecutor<evmc_runtime` (transactions executed by NativeEvmFactory's EVM) or
-`EthBlockExecutor<alloy_evm::eth::EthEvm<` (the interpreter; record
-`--mode interp --repeat 6` for it). Each sample is put in the first
+ROOT selects the samples of one mode's block execution (the harness's
+`realblocks::execute::run_txs`, monomorphised per EVM factory):
+`run_txs<evmc_runtime` (transactions executed by NativeEvmFactory's EVM) or
+`run_txs<alloy_evm::eth::` (the interpreter; record
+`--mode interp --repeat 20` for it). Each sample is put in the first
 category that matches a frame, walking from the leaf to the root. Compiled
 code has no unwind tables, so its samples (and those of the builtins and
 host calls it makes) stop at the artefact; they are counted as compiled
@@ -42,7 +43,7 @@ def flush():
     if not any(root in f for f in stack):
         # Compiled code has no unwind tables: its samples stop at the
         # artefact. Only native runs execute artefacts.
-        if root.startswith("EthBlockExecutor<evmc") and any("artifact.so" in f for f in stack):
+        if root.startswith(("EthBlockExecutor<evmc", "run_txs<evmc")) and any("artifact.so" in f for f in stack):
             total += 1; counts["compiled code (artifact.so) + builtins"] += 1
         return
     total += 1
@@ -57,6 +58,10 @@ for line in sys.stdin:
     if line.startswith((' ', '\t')):
         stack.append(line.strip())
 flush()
+if total == 0:
+    # A wrong ROOT (the harness's functions were renamed once) or a profile
+    # without call graphs: say so rather than print an empty breakdown.
+    sys.exit(f"no sample has a frame matching {root!r}: check ROOT and that perf recorded --call-graph dwarf")
 for name, c in counts.most_common():
     print(f"{100*c/total:5.1f}%  {name}")
 print(f"{total} samples")

@@ -368,8 +368,10 @@ pub fn verify_natively(tx: &Transaction, registry: &Arc<Registry>) -> Verified {
     v
 }
 
-/// Most native runs spent letting the safety net decide before timing.
-const NET_WARMUP_RUNS: usize = 200;
+/// Most native runs spent letting the safety net decide before timing: a
+/// verdict needs `MIN_SAMPLES` interpreted segments, and an undecided
+/// artefact runs one segment in `UNDECIDED_INTERP_EVERY` interpreted.
+const NET_WARMUP_RUNS: usize = 1000;
 /// Most time spent so.
 const NET_WARMUP_TIME: Duration = Duration::from_secs(3);
 
@@ -398,9 +400,9 @@ fn net_notes(registry: &Registry) -> Vec<String> {
                 r.interp_samples
             ));
         } else if r.verdict == Verdict::Undecided && r.native_samples + r.interp_samples > 0 {
-            // Timed while undecided: its segments alternate engines.
+            // Sampled while undecided: one segment in 16 runs interpreted.
             notes.push(format!(
-                "safety net: {} undecided after {} + {} samples (its segments alternate engines)",
+                "safety net: {} undecided after {} + {} samples (one segment in 16 runs interpreted)",
                 &format!("{:#x}", art.code_hash())[..20],
                 r.native_samples,
                 r.interp_samples
