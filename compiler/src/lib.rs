@@ -324,7 +324,13 @@ fn emit_whole(
     t.ir_instructions = codegen::instruction_count(&module);
     t.opt_level = level_for(opts, t.ir_instructions);
     t.ir = start.elapsed();
-    lower(module, opts, what, t)
+    lower(
+        module,
+        opts,
+        what,
+        t,
+        analysis::plan::unrolls_loops(plan.analysis),
+    )
 }
 
 /// The optimisation level for a contract of `ir_instructions`.
@@ -337,13 +343,15 @@ fn level_for(opts: &CompileOptions, ir_instructions: usize) -> u8 {
     }
 }
 
-/// Verifies, optimises and emits `module` at `t.opt_level`.
+/// Verifies, optimises and emits `module` at `t.opt_level`, unrolling
+/// small loops if `unroll` (see [`backend::target::LOOP_PIPELINE`]).
 #[cfg(feature = "llvm")]
 fn lower(
     module: inkwell::module::Module<'_>,
     opts: &CompileOptions,
     what: Emit,
     mut t: Timings,
+    unroll: bool,
 ) -> Result<(Vec<u8>, Timings), CompileError> {
     let start = Instant::now();
     let tm = machine(&opts.target, t.opt_level)?;
@@ -360,7 +368,7 @@ fn lower(
         return Ok((module.print_to_string().to_bytes().to_vec(), t));
     }
     let start = Instant::now();
-    optimize(&module, &tm, t.opt_level)?;
+    optimize(&module, &tm, t.opt_level, unroll)?;
     codegen::llvm_workarounds::freeze_wide_equality_operands(&module);
     t.optimize = start.elapsed();
     if what == Emit::OptimizedIr {
@@ -434,6 +442,7 @@ fn compile_shards(
 ) -> Result<Vec<(Vec<u8>, Timings)>, CompileError> {
     let count = plan.shards();
     let workers = opts.threads.clamp(1, count);
+    let unroll = analysis::plan::unrolls_loops(plan.analysis);
     let meta = metadata_for(code, opts);
     let total = AtomicUsize::new(0);
     // How many threads started, and the barrier they meet at once sized.
@@ -476,7 +485,7 @@ fn compile_shards(
                         };
                         let r = m
                             .map_err(|e| CompileError::Llvm(e.to_string()))
-                            .and_then(|m| lower(m, opts, Emit::Object, t));
+                            .and_then(|m| lower(m, opts, Emit::Object, t, unroll));
                         (index, r)
                     })
                     .collect::<Vec<_>>()

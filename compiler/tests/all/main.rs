@@ -4,4 +4,5 @@
 
 mod ir_snapshots;
 mod llvm_workarounds;
+mod loop_unroll;
 mod opt_budget;
