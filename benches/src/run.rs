@@ -400,12 +400,12 @@ fn net_notes(registry: &Registry) -> Vec<String> {
                 r.interp_samples
             ));
         } else if r.verdict == Verdict::Undecided && r.native_samples + r.interp_samples > 0 {
-            // Sampled while undecided: one segment in 16 runs interpreted.
             notes.push(format!(
-                "safety net: {} undecided after {} + {} samples (one segment in 16 runs interpreted)",
+                "safety net: {} undecided after {} + {} samples (one segment in {} runs interpreted)",
                 &format!("{:#x}", art.code_hash())[..20],
                 r.native_samples,
-                r.interp_samples
+                r.interp_samples,
+                evmc_runtime::safety_net::UNDECIDED_INTERP_EVERY
             ));
         }
     }

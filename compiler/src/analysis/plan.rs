@@ -37,18 +37,12 @@ pub const LARGE_CONTRACT_INSTS: usize = 10_000;
 /// the compile time is the problem, take small parts (benches/README.md,
 /// "Part size of large contracts").
 pub fn part_size(analysis: &Analysis, part_insts: usize) -> usize {
-    let size = if is_large(analysis) {
+    let size = if analysis.insts.len() > LARGE_CONTRACT_INSTS {
         part_insts / 4
     } else {
         part_insts
     };
     size.max(1)
-}
-
-/// Whether the contract has more than [`LARGE_CONTRACT_INSTS`] EVM
-/// instructions: such a contract gets small parts.
-pub fn is_large(analysis: &Analysis) -> bool {
-    analysis.insts.len() > LARGE_CONTRACT_INSTS
 }
 
 /// Contracts of at most this many EVM instructions have their small loops

@@ -130,6 +130,15 @@ pub(crate) fn machine(spec: &TargetSpec, opt: u8) -> Result<TargetMachine, Compi
         })
 }
 
+/// The passes of [`FAST_PIPELINE`], as a literal that [`LOOP_PIPELINE`]
+/// extends.
+macro_rules! fast_passes {
+    () => {
+        "function(lower-expect,sroa,early-cse<memssa>,\
+instcombine<no-verify-fixpoint>,simplifycfg,dse,simplifycfg)"
+    };
+}
+
 /// The IR passes of levels 1 and 2, chosen by measurement on the contracts
 /// in `benchdata`: generated code keeps gas and stack length in locals and
 /// passes stack words through memory between blocks, so promotion (SROA),
@@ -138,19 +147,19 @@ pub(crate) fn machine(spec: &TargetSpec, opt: u8) -> Result<TargetMachine, Compi
 /// and vectoriser passes cost most of `default<O2>`'s time (GVN alone half
 /// of it on Seaport) and changed the executed instruction count of
 /// snailtracer by less than 0.1%.
-pub const FAST_PIPELINE: &str = "function(lower-expect,sroa,early-cse<memssa>,\
-instcombine<no-verify-fixpoint>,simplifycfg,dse,simplifycfg)";
+pub const FAST_PIPELINE: &str = fast_passes!();
 
 /// [`FAST_PIPELINE`], then small loops unrolled twice (see
 /// `set_llvm_options`) and the copies combined: a loop whose words rotate
 /// between registers each iteration (fibonacci's `a, b = b, a + b`) needs
-/// no moves when unrolled, and one whose 256-bit words do not all fit in
-/// registers spills fewer of them. Without the final instcombine factorial
-/// ran 9.3x instead of 11.2x. Measured in benches/README.md, "Loop
-/// unrolling".
-pub const LOOP_PIPELINE: &str = "function(lower-expect,sroa,early-cse<memssa>,\
-instcombine<no-verify-fixpoint>,simplifycfg,dse,simplifycfg),\
-function(loop-simplify,lcssa,loop-unroll<O2>,instcombine<no-verify-fixpoint>,simplifycfg)";
+/// no moves when unrolled; fibonacci's two iterations take the 33
+/// instructions one took, with every limb in a register (before, one limb
+/// lived in a stack slot). Without the final instcombine factorial ran
+/// 9.3x instead of 11.2x. Measured in benches/README.md, "Loop unrolling".
+pub const LOOP_PIPELINE: &str = concat!(
+    fast_passes!(),
+    ",function(loop-simplify,lcssa,loop-unroll<O2>,instcombine<no-verify-fixpoint>,simplifycfg)"
+);
 
 /// Runs the IR passes of level `opt`; `unroll` picks [`LOOP_PIPELINE`] at
 /// levels 1 and 2.

@@ -4,5 +4,4 @@
 
 mod ir_snapshots;
 mod llvm_workarounds;
-mod loop_unroll;
 mod opt_budget;

@@ -323,29 +323,3 @@ fn safety_net_switches_engines_between_segments_exactly() {
         "{report:?}"
     );
 }
-
-/// hash_10k's loop (10,000 iterations of KECCAK256) has a trip count LLVM
-/// computes; left to itself the unroller made 73 copies of it (code
-/// generation 23 → 550 ms). `-unroll-max-count=2` keeps it to two.
-#[test]
-fn hash_10k_loop_is_unrolled_twice_at_most() {
-    use evmc_compiler::{compile_emit, CompileOptions, Emit};
-    let file = shared_dir().join("benchdata/contracts/hash_10k.json");
-    let fixtures = load_fixtures(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let code = fixtures
-        .iter()
-        .flat_map(|f| f.codes())
-        .max_by_key(|c| c.len())
-        .expect("hash_10k has a contract");
-    let (ir, _) = compile_emit(code, &CompileOptions::new(SPEC), Emit::OptimizedIr).unwrap();
-    let ir = String::from_utf8(ir).unwrap();
-    // The unroller names the copy of an iteration `<block>.<k>`.
-    let label_ends = |suffix: &str| {
-        ir.lines()
-            .filter(|l| !l.starts_with([' ', ';', '@', '}']) && l.contains(':'))
-            .filter_map(|l| l.split(':').next())
-            .any(|label| label.ends_with(suffix))
-    };
-    assert!(label_ends(".1"), "the loop is not unrolled at all");
-    assert!(!label_ends(".2"), "the loop is unrolled more than twice");
-}

@@ -8,6 +8,7 @@ mod fuzz_diff;
 mod fuzz_regressions;
 mod inspect;
 mod limits;
+mod loop_unroll;
 mod oog_sweep;
 mod opcodes;
 mod parts;
