@@ -256,24 +256,16 @@ impl<'g, 'a, 'ctx> PartGen<'g, 'a, 'ctx> {
 
     // ---- builtins ---------------------------------------------------------
 
-    /// Calls `builtin` through the table with `args`.
+    /// Calls `builtin` with `args`, through its stub (`builtin_stub`).
     pub(crate) fn call_builtin(
         &self,
         builtin: Builtin,
         args: &[BasicMetadataValueEnum<'ctx>],
         name: &str,
     ) -> R<CallSiteValue<'ctx>> {
-        let p = unsafe {
-            self.b.build_gep(
-                self.i8,
-                self.builtins,
-                &[self.const_i64(builtin.offset() as u64)],
-                "",
-            )?
-        };
-        let fptr = self.load_invariant_ptr(p)?;
-        self.b
-            .build_indirect_call(self.builtin_type(builtin), fptr, args, name)
+        let mut args = args.to_vec();
+        args.push(self.builtins.into());
+        self.b.build_call(self.builtin_stub(builtin)?, &args, name)
     }
 
     /// Calls `builtin` (`u32 f(args)`, gas in the ctx): a
