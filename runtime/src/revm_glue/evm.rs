@@ -7,9 +7,8 @@
 //! CREATE from compiled code go through the same frame stack as interpreted
 //! ones, without recursion on the native stack.
 
-use super::executor::{run_native_with, Tracing};
+use super::executor::{run_native_with, Memos, Tracing};
 use super::interp_loop::run_traced;
-use super::keccak_memo::KeccakMemo;
 use super::trace::TraceStep;
 use crate::hot::{FrameTally, HotCounters};
 use crate::metrics::{FrameCounts, InterpretReason};
@@ -57,8 +56,9 @@ pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P
     /// Whether compiled frames run natively while inspecting; settable only
     /// for a `FrameLevel` inspector (see [`super::inspect`]).
     pub(super) frame_level_native: bool,
-    /// KECCAK256 results of the current transaction's compiled frames.
-    memo: KeccakMemo,
+    /// KECCAK256 results of the current transaction's compiled frames,
+    /// storage words of the current compiled run.
+    memos: Memos,
     /// The registry's safety-net switch, read at each transaction boundary.
     net_on: bool,
     /// Random choices of the safety net's samples.
@@ -86,7 +86,7 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
             trace: None,
             hot: None,
             frame_level_native: false,
-            memo: KeccakMemo::default(),
+            memos: Memos::default(),
             net_on: false,
             rng: Rng::default(),
         }
@@ -124,7 +124,7 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
     /// Starts a transaction: picks up artifacts registered since the last
     /// one and empties the KECCAK256 memo.
     pub fn refresh(&mut self) {
-        self.memo.next_transaction();
+        self.memos.keccak.next_transaction();
         self.net_on = self.registry.safety_net();
         let seen = self.generation;
         self.registry
@@ -218,7 +218,7 @@ where
                         gas_table,
                         context,
                         tracing,
-                        Some(&mut self.memo),
+                        Some(&mut self.memos),
                     )
                 }
             }

@@ -10,8 +10,10 @@
 
 use super::interp_loop::{finish, run_traced};
 use super::keccak_memo::KeccakMemo;
+use super::sload_memo::{SloadMemo, Word};
 use super::trace::TraceStep;
 use evmc_interface::{exit, Builtins, EntryFn, ExecCtx, ExecOpFn, STACK_LIMIT};
+use revm::bytecode::opcode as op;
 use revm::interpreter::interpreter_types::{Jumps, LoopControl};
 use revm::interpreter::{
     interpreter::EthInterpreter, CallInput, GasTable, Host, InstructionContext, InstructionResult,
@@ -33,6 +35,16 @@ pub(super) struct FrameState<H: Host> {
     depth: usize,
     /// The transaction's KECCAK256 memo (null: hash every time).
     pub(super) memo: *mut KeccakMemo,
+    /// The storage words this run has read or written (null: none kept).
+    pub(super) sloads: *mut SloadMemo,
+}
+
+/// What compiled runs remember to skip work they did before: KECCAK256
+/// results for the transaction, storage words for the run.
+#[derive(Default)]
+pub(crate) struct Memos {
+    pub(super) keccak: KeccakMemo,
+    pub(super) sloads: SloadMemo,
 }
 
 /// Optional tracing of one native run.
@@ -68,7 +80,7 @@ pub(crate) unsafe fn run_native_with<H: Host>(
     gas_table: &GasTable,
     host: &mut H,
     mut tracing: Option<Tracing<'_>>,
-    memo: Option<&mut KeccakMemo>,
+    memos: Option<&mut Memos>,
 ) -> InterpreterAction {
     interp.bytecode.reset_action();
     if let Some(t) = tracing.as_mut() {
@@ -81,8 +93,10 @@ pub(crate) unsafe fn run_native_with<H: Host>(
     }
     let builtins: &'static Builtins = &PlainBuiltins::<H>::TABLE;
     let mut state = FrameState::<H>::new(interp, host, table);
-    if let Some(memo) = memo {
-        state.memo = memo;
+    if let Some(m) = memos {
+        m.sloads.next_run();
+        state.memo = &mut m.keccak;
+        state.sloads = &mut m.sloads;
     }
     if let Some(t) = tracing.as_mut() {
         state.trace = &mut *t.steps as *mut _;
@@ -126,6 +140,7 @@ impl<H: Host> FrameState<H> {
             trace: std::ptr::null_mut(),
             depth: 0,
             memo: std::ptr::null_mut(),
+            sloads: std::ptr::null_mut(),
         }
     }
 }
@@ -295,6 +310,44 @@ fn sync_out(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
 }
 
 pub(super) unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32 {
+    let st = &mut *((*ctx).frame as *mut FrameState<H>);
+    // Storage the run has touched is remembered (`sload_memo`); a trace
+    // records every SLOAD through the instruction itself.
+    let (len, words) = ((*ctx).stack_len as usize, (*ctx).stack as *mut Word);
+    if st.trace.is_null() && !st.sloads.is_null() {
+        let sloads = &mut *st.sloads;
+        match opcode as u8 {
+            op::SLOAD if len >= 1 => {
+                let key = words.add(len - 1);
+                if let Some(v) = sloads.get(&*key) {
+                    key.write(v);
+                    return 0;
+                }
+                let k = key.read();
+                let r = exec_instruction::<H>(ctx, opcode, pc);
+                if r == 0 {
+                    sloads.set(k, key.read());
+                }
+                return r;
+            }
+            op::SSTORE if len >= 2 => {
+                let (k, v) = (words.add(len - 1).read(), words.add(len - 2).read());
+                let r = exec_instruction::<H>(ctx, opcode, pc);
+                if r == 0 {
+                    sloads.set(k, v);
+                }
+                return r;
+            }
+            _ => {}
+        }
+    }
+    exec_instruction::<H>(ctx, opcode, pc)
+}
+
+/// Runs `opcode` with the interpreter's own instruction on the state in
+/// `ctx` (the dynamic part: generated code charged its static gas).
+#[inline(always)]
+unsafe fn exec_instruction<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32 {
     let ctx = &mut *ctx;
     let st = &mut *(ctx.frame as *mut FrameState<H>);
     let interp = &mut *st.interp;

@@ -9,4 +9,5 @@ pub(crate) mod inspect;
 mod interp_loop;
 mod keccak_memo;
 mod modmul;
+mod sload_memo;
 pub(crate) mod trace;

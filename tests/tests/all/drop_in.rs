@@ -192,6 +192,39 @@ fn compiled_contract_reenters_itself_through_call() {
     assert_eq!(runs, 301 + 300);
 }
 
+/// A compiled frame reads a slot twice (cold, then warm: the second read
+/// comes from the run's memo of storage words), calls itself to write the
+/// slot, reads it again after the call, writes it and reads it once more.
+/// A memo that outlived the call would read the old word; one that missed
+/// the frame's own write would read the word before it.
+#[test]
+fn storage_reads_see_writes_of_reentrant_frames_and_their_own() {
+    let a = vec![
+        0x5f, 0x35, 0x60, 0x0b, 0x57, // if calldataload(0) != 0 jump to main
+        0x60, 0x63, 0x60, 0x07, 0x55, 0x00, // re-entered: sstore(7, 99); stop
+        0x5b, // main:
+        0x60, 0x07, 0x54, 0x60, 0x07, 0x54, // x1 = sload(7), x2 = sload(7)
+        0x5f, 0x5f, 0x60, 0x20, 0x5f, 0x5f, 0x30, 0x5a, 0xf1,
+        0x50, // call(gas, self, 0, 0, 32, 0, 0)
+        0x60, 0x07, 0x54, // x3 = sload(7)
+        0x80, 0x60, 0x01, 0x01, 0x60, 0x07, 0x55, // sstore(7, x3 + 1)
+        0x60, 0x07, 0x54, // x4 = sload(7)
+        0x60, 0x04, 0x55, 0x60, 0x03, 0x55, 0x60, 0x02, 0x55, 0x60, 0x01, 0x55, // slots 4..1
+        0x00,
+    ];
+    let mut f = chain_fixture(A, 1, &[(A, a.clone())]);
+    f.name = "storage-reads".into();
+    let registry = Registry::new();
+    registry.register(SPEC, native(&a, SPEC)).unwrap();
+    let pre = f.pre_state();
+    let interp = run_fixture(&f, &pre, SPEC, None);
+    let got = run_fixture(&f, &pre, SPEC, Some(&registry));
+    assert_eq!(interp.exact(), got.exact());
+    assert!(interp.result.expect("executes").is_success());
+    // A before and after its CALL, and the re-entered frame.
+    assert_eq!(got.native_frames, 3);
+}
+
 #[test]
 fn traces_of_agreeing_runs_have_no_divergence() {
     use evmc_harness::statetest;
