@@ -166,6 +166,11 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         // Text output prints each block's traces as it finishes.
         keep_traces: args.json,
     };
+    // Ratios move a lot between CPUs: every table names its machine.
+    let machine = evmc_benches::Machine::this();
+    if !args.json {
+        println!("{}", machine.line());
+    }
     let mut bars = Bars::new(args.json);
     let report = replay(&dirs, &opts, &mut bars);
     bars.finish();
@@ -179,7 +184,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         store_fetched: fetched,
     };
     if args.json {
-        println!("{}", report_json(&report, &run));
+        println!("{}", report_json(&report, &run, &machine));
     } else {
         print_summary(&report, &run);
     }
@@ -483,7 +488,7 @@ fn print_compile(c: &CompileSummary) {
     }
 }
 
-fn report_json(report: &ReplayReport, run: &RunInfo<'_>) -> Value {
+fn report_json(report: &ReplayReport, run: &RunInfo<'_>, machine: &evmc_benches::Machine) -> Value {
     let (mode, opt_level) = (run.mode, run.opt_level);
     let traced = !run.trace.is_empty();
     let blocks: Vec<Value> = report
@@ -547,6 +552,7 @@ fn report_json(report: &ReplayReport, run: &RunInfo<'_>) -> Value {
     };
     json!({
         "schema": "evmc-native/replay/v1",
+        "machine": machine,
         "mode": mode.name(),
         "trace": traced.then(|| run.trace.iter().map(|k| k.name()).collect::<Vec<_>>()),
         "trace_build_secs": traced.then(|| report.trace_build().as_secs_f64()),

@@ -82,6 +82,13 @@ fn compare_every_shared_block() {
         out.status
     );
     assert!(blocks.len() >= 30, "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with("machine: ")),
+        "the table names its CPU first:\n{stdout}"
+    );
     for b in &blocks {
         assert!(b.ends_with("verified"), "{b}");
         assert!(b.contains("interp") && b.contains("native"), "{b}");
@@ -240,6 +247,11 @@ fn compare_traced_block() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["schema"], "evmc-native/replay/v1");
+    assert!(
+        v["machine"]["threads"].as_u64().is_some_and(|n| n > 0),
+        "{}",
+        v["machine"]
+    );
     assert_eq!(v["trace"], serde_json::json!(["prestate", "parity"]));
     let traces = v["blocks"][0]["traces"].as_array().unwrap();
     assert_eq!(traces.len(), 130);
