@@ -23,7 +23,7 @@
 
 /// Number of entries (a power of two). Snailtracer reads its scene, a few
 /// hundred slots, for every ray: 16 entries hit 2% of its SLOADs, 256 hit
-/// 41%.
+/// 41%, 1,024 hit 83% (burntpix 50%, erc20_transfer's loop 99.9%).
 const ENTRIES: usize = 1024;
 
 /// A 256-bit word as generated code stores it: four little-endian limbs.
