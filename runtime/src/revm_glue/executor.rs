@@ -309,13 +309,18 @@ fn sync_out(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     refresh_views(ctx, interp);
 }
 
+/// The `exec_op` builtin: `opcode` at `pc` with the interpreter's own
+/// instruction, except a repeated SLOAD, which the run's memo answers.
 pub(super) unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32 {
-    let st = &mut *((*ctx).frame as *mut FrameState<H>);
+    // Read through a raw pointer: `exec_instruction` takes the frame state
+    // mutably; the memo is the EVM's, apart from it.
+    let st = (*ctx).frame as *const FrameState<H>;
+    let (traced, sloads) = (!(*st).trace.is_null(), (*st).sloads);
     // Storage the run has touched is remembered (`sload_memo`); a trace
     // records every SLOAD through the instruction itself.
     let (len, words) = ((*ctx).stack_len as usize, (*ctx).stack as *mut Word);
-    if st.trace.is_null() && !st.sloads.is_null() {
-        let sloads = &mut *st.sloads;
+    if !traced && !sloads.is_null() {
+        let sloads = &mut *sloads;
         match opcode as u8 {
             op::SLOAD if len >= 1 => {
                 let key = words.add(len - 1);
