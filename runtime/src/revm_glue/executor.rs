@@ -313,11 +313,10 @@ fn sync_out(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
 /// instruction, except a repeated SLOAD, which the run's memo answers.
 pub(super) unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32 {
     // Read through a raw pointer: `exec_instruction` takes the frame state
-    // mutably; the memo is the EVM's, apart from it.
+    // mutably; the memo (`sload_memo`) is the EVM's, apart from it. A trace
+    // records every SLOAD through the instruction itself.
     let st = (*ctx).frame as *const FrameState<H>;
     let (traced, sloads) = (!(*st).trace.is_null(), (*st).sloads);
-    // Storage the run has touched is remembered (`sload_memo`); a trace
-    // records every SLOAD through the instruction itself.
     let (len, words) = ((*ctx).stack_len as usize, (*ctx).stack as *mut Word);
     if !traced && !sloads.is_null() {
         let sloads = &mut *sloads;
