@@ -12,6 +12,7 @@
 //! ([`Source`]). The work is split by mechanism:
 //! - [`file`]: opening regular files only, reading them through the
 //!   descriptor that is later loaded, and whether it may be loaded in place;
+//!   `mapping`: large cache entries mapped rather than copied when read;
 //! - `elf` and `dynamic`: the ELF structure, as the dynamic loader reads it
 //!   (program headers, the `PT_DYNAMIC` table and the relocations it points
 //!   to), not only the section headers, which `ld.so` ignores and a hostile
@@ -27,6 +28,7 @@ mod dynamic;
 mod elf;
 mod file;
 pub mod host;
+mod mapping;
 mod metadata;
 
 pub use dlopen::LoadedArtifact;
@@ -264,7 +266,7 @@ impl<'p> Loader<'p> {
             }
         };
         let (path, bytes) = match &checked {
-            Checked::File(f) => (f.path.as_path(), f.bytes.as_slice()),
+            Checked::File(f) => (f.path.as_path(), &*f.bytes),
             Checked::Bytes(path, bytes) => (*path, *bytes),
         };
         let v = elf::check(path, bytes)?;

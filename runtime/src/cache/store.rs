@@ -246,8 +246,9 @@ impl Layout {
                 manifest.key.code_hash, manifest.key.spec, manifest.key.opt_level
             )));
         }
-        let artifact =
-            open_artifact(&dir.join(ARTIFACT_FILE)).map_err(entry_error(ARTIFACT_FILE))?;
+        let artifact = open_artifact(&dir.join(ARTIFACT_FILE))
+            .map_err(entry_error(ARTIFACT_FILE))?
+            .never_rewritten();
         Ok(Some((manifest, artifact)))
     }
 

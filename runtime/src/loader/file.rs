@@ -2,6 +2,7 @@
 //! devices), of bounded size, read through the one descriptor that is
 //! later loaded, and whether that descriptor may be loaded in place.
 
+use super::mapping::{Bytes, Mapping, MAP_MIN_LEN};
 use super::{invalid, LoadError, MAX_ARTIFACT_SIZE};
 use std::fs::File;
 use std::io::Read;
@@ -127,6 +128,8 @@ pub struct OpenedArtifact {
     in_place: bool,
     /// [`trust_problem`] of the file, else of its directory, when opened.
     untrusted: Option<String>,
+    /// Never rewritten in place (see [`OpenedArtifact::never_rewritten`]).
+    never_rewritten: bool,
 }
 
 /// An artifact file and the bytes read through its descriptor.
@@ -134,7 +137,7 @@ pub struct OpenedArtifact {
 pub struct ArtifactFile {
     pub(super) path: PathBuf,
     pub(super) file: File,
-    pub(super) bytes: Vec<u8>,
+    pub(super) bytes: Bytes,
     /// (device, inode).
     pub(super) id: (u64, u64),
     pub(super) in_place: bool,
@@ -222,6 +225,7 @@ pub fn open_artifact(path: &Path) -> Result<OpenedArtifact, LoadError> {
         id: (md.dev(), md.ino()),
         in_place,
         untrusted,
+        never_rewritten: false,
     })
 }
 
@@ -253,6 +257,14 @@ impl OpenedArtifact {
         self.untrusted.as_deref()
     }
 
+    /// Marks the file as one that is never rewritten in place (a cache
+    /// entry: published read-only by rename). When it may also be loaded
+    /// in place, a large one is then mapped rather than copied when read.
+    pub(crate) fn never_rewritten(mut self) -> Self {
+        self.never_rewritten = true;
+        self
+    }
+
     /// Reads the whole file. A file that turns out shorter or longer than
     /// when it was opened (changed while being read) is refused.
     pub fn read(self) -> Result<ArtifactFile, LoadError> {
@@ -270,6 +282,32 @@ impl OpenedArtifact {
             source,
         };
         let len = usize::try_from(self.len).map_err(|_| invalid(path, "too large"))?;
+        let changed = || {
+            invalid(
+                path,
+                format!(
+                    "changed size while being read (truncated or replaced; {len} bytes expected)"
+                ),
+            )
+        };
+        if self.never_rewritten && self.in_place && len >= MAP_MIN_LEN {
+            let map = Mapping::new(&self.file, len).map_err(io)?;
+            // Mapped at the size it was opened with; refused if it changed
+            // since, before a byte of it is read.
+            if self.file.metadata().map_err(io)?.len() != self.len {
+                return Err(changed());
+            }
+            if let Some(h) = hasher {
+                h.update(map.as_slice());
+            }
+            return Ok(ArtifactFile {
+                path: self.path,
+                file: self.file,
+                bytes: Bytes::Mapped(map),
+                id: self.id,
+                in_place: self.in_place,
+            });
+        }
         let mut bytes: Vec<u8> = Vec::new();
         bytes
             .try_reserve_exact(len)
@@ -307,17 +345,12 @@ impl OpenedArtifact {
             }
         };
         if bytes.len() < len || grew {
-            return Err(invalid(
-                path,
-                format!(
-                    "changed size while being read (truncated or replaced; {len} bytes expected)"
-                ),
-            ));
+            return Err(changed());
         }
         Ok(ArtifactFile {
             path: self.path,
             file: self.file,
-            bytes,
+            bytes: Bytes::Read(bytes),
             id: self.id,
             in_place: self.in_place,
         })
@@ -338,5 +371,68 @@ impl ArtifactFile {
     /// Whether the file may be loaded through its own descriptor.
     pub fn loadable_in_place(&self) -> bool {
         self.in_place
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A read-only file of `len` patterned bytes in a fresh directory only
+    /// we can write, as cache entries are.
+    fn entry_like(len: usize) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("artifact.so");
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        (dir, path, bytes)
+    }
+
+    fn read(path: &Path, never_rewritten: bool) -> (ArtifactFile, [u8; 32]) {
+        let mut opened = open_artifact(path).unwrap();
+        assert!(opened.loadable_in_place());
+        if never_rewritten {
+            opened = opened.never_rewritten();
+        }
+        let mut h = blake3::Hasher::new();
+        let file = opened.read_hashed(Some(&mut h)).unwrap();
+        (file, h.finalize().into())
+    }
+
+    #[test]
+    fn large_entries_are_mapped_and_read_the_same_as_copies() {
+        for len in [MAP_MIN_LEN - 1, MAP_MIN_LEN, 3 * MAP_MIN_LEN + 123] {
+            let (_dir, path, bytes) = entry_like(len);
+            let (mapped, mapped_hash) = read(&path, true);
+            let (copied, copied_hash) = read(&path, false);
+            assert_eq!(
+                matches!(mapped.bytes, Bytes::Mapped(_)),
+                len >= MAP_MIN_LEN,
+                "{len}"
+            );
+            assert!(matches!(copied.bytes, Bytes::Read(_)));
+            assert_eq!(mapped.bytes(), &bytes[..]);
+            assert_eq!(copied.bytes(), &bytes[..]);
+            assert_eq!(mapped_hash, *blake3::hash(&bytes).as_bytes());
+            assert_eq!(copied_hash, mapped_hash);
+        }
+    }
+
+    #[test]
+    fn an_entry_that_changed_size_after_opening_is_refused_before_it_is_mapped_and_read() {
+        let (_dir, path, _) = entry_like(2 * MAP_MIN_LEN);
+        let opened = open_artifact(&path).unwrap().never_rewritten();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(MAP_MIN_LEN as u64)
+            .unwrap();
+        let err = opened.read_hashed(None).unwrap_err().to_string();
+        assert!(err.contains("changed size while being read"), "{err}");
     }
 }
