@@ -39,6 +39,7 @@
 mod blocks;
 pub mod llvm_workarounds;
 mod memory;
+mod narrow;
 mod ops;
 mod part;
 mod skeleton;

@@ -158,7 +158,7 @@ impl<'g, 'a, 'ctx> PartGen<'g, 'a, 'ctx> {
         if let Some(d) = self.dispatch_bb {
             self.gen_dispatch(d)?;
         }
-        Ok(())
+        self.narrow_counters()
     }
 
     // ---- ctx field access -------------------------------------------------

@@ -9,6 +9,7 @@ mod fuzz_regressions;
 mod inspect;
 mod limits;
 mod loop_unroll;
+mod narrow_counters;
 mod oog_sweep;
 mod opcodes;
 mod parts;
