@@ -119,11 +119,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         };
         for i in 0..n {
             let v = vs.pop(self)?;
-            let p = unsafe {
-                self.b
-                    .build_gep(self.i8, self.arith_var, &[self.const_i64(32 * i)], "")?
-            };
-            self.b.build_store(p, v)?.set_alignment(8).ok();
+            self.store_scratch(i, v)?;
         }
         let call = self.call_builtin(builtin, &[self.arith_var.into()], "")?;
         let kind = |name| Attribute::get_named_enum_kind_id(name);

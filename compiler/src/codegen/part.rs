@@ -8,7 +8,8 @@ use evmc_interface::{ctx_offsets, exit, Builtin};
 use inkwell::basic_block::BasicBlock;
 use inkwell::context::Context;
 use inkwell::values::{
-    BasicMetadataValueEnum, CallSiteValue, FunctionValue, IntValue, PhiValue, PointerValue,
+    BasicMetadataValueEnum, CallSiteValue, FunctionValue, InstructionOpcode, IntValue, PhiValue,
+    PointerValue,
 };
 use inkwell::IntPredicate;
 use std::ops::Deref;
@@ -295,6 +296,49 @@ impl<'g, 'a, 'ctx> PartGen<'g, 'a, 'ctx> {
     pub(crate) fn push_scratch(&self, vs: &mut VStack<'ctx>) -> R<()> {
         let r = self.load_scratch()?;
         vs.push(r);
+        Ok(())
+    }
+
+    /// Stores `v` as scratch word `i`. A word loaded from memory (the
+    /// stack a block entered with) is stored a 64-bit limb at a time,
+    /// volatile so that LLVM does not merge the limbs back: it copied
+    /// such a word with two 16-byte loads, each spanning two 8-byte
+    /// stores of limbs the predecessor had just made, which cannot be
+    /// forwarded from them (the hottest instruction of snailtracer's code
+    /// waited on one, before an SDIV). Other words are stored whole:
+    /// storing every word by limbs ran sha1_divs 2% slower.
+    pub(crate) fn store_scratch(&self, i: u64, v: IntValue<'ctx>) -> R<()> {
+        let loaded = v
+            .as_instruction()
+            .is_some_and(|x| x.get_opcode() == InstructionOpcode::Load);
+        if !loaded {
+            let p = unsafe {
+                self.b
+                    .build_gep(self.i8, self.arith_var, &[self.const_i64(32 * i)], "")?
+            };
+            self.b.build_store(p, v)?.set_alignment(8).ok();
+            return Ok(());
+        }
+        for k in 0..4u64 {
+            let shifted = if k == 0 {
+                v
+            } else {
+                self.b
+                    .build_right_shift(v, self.i256.const_int(64 * k, false), false, "")?
+            };
+            let limb = self.b.build_int_truncate(shifted, self.i64, "")?;
+            let p = unsafe {
+                self.b.build_gep(
+                    self.i8,
+                    self.arith_var,
+                    &[self.const_i64(32 * i + 8 * k)],
+                    "",
+                )?
+            };
+            let st = self.b.build_store(p, limb)?;
+            st.set_volatile(true).ok();
+            st.set_alignment(8).ok();
+        }
         Ok(())
     }
 

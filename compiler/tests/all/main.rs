@@ -6,3 +6,4 @@ mod builtin_stubs;
 mod ir_snapshots;
 mod llvm_workarounds;
 mod opt_budget;
+mod scratch_words;

@@ -56,10 +56,57 @@ fn widen_signed(v: i128) -> U256 {
 // truncates toward zero and the remainder takes the dividend's sign, as
 // Rust's do; zero divisors and `i128::MIN / -1` take the generic path.
 
+/// `(n / d, n % d)` for a non-zero divisor. A divisor below 2^64 (the
+/// fixed-point scales, 10^6 to 10^18) takes one or two `div` instructions;
+/// Rust's `u128` division calls a library routine, which took 40% longer
+/// on snailtracer's operands (a 90-bit dividend by 10^6: 4.1 against
+/// 2.4–2.7 ns, measured alone).
+#[inline(always)]
+fn div_rem_u128(n: u128, d: u128) -> (u128, u128) {
+    #[cfg(target_arch = "x86_64")]
+    if d >> 64 == 0 {
+        let d = d as u64;
+        let (hi, lo) = ((n >> 64) as u64, n as u64);
+        // The high limb first, so that the 128-by-64 division below has a
+        // quotient that fits in 64 bits (`div` faults otherwise).
+        let (q1, r1) = if hi < d { (0, hi) } else { (hi / d, hi % d) };
+        let (q0, r0): (u64, u64);
+        // SAFETY: `d` is not zero and `r1 < d`, so the quotient of
+        // `r1:lo / d` fits in 64 bits: `div` cannot fault.
+        unsafe {
+            std::arch::asm!(
+                "div {d}",
+                d = in(reg) d,
+                inout("rax") lo => q0,
+                inout("rdx") r1 => r0,
+                options(pure, nomem, nostack),
+            );
+        }
+        return ((q1 as u128) << 64 | q0 as u128, r0 as u128);
+    }
+    (n / d, n % d)
+}
+
+/// `x / y` and `x % y` truncated toward zero, the remainder with the
+/// dividend's sign (as the EVM and Rust have them), for `y != 0` and not
+/// `i128::MIN / -1`.
+#[inline(always)]
+fn div_rem_i128(x: i128, y: i128) -> (i128, i128) {
+    let (q, r) = div_rem_u128(x.unsigned_abs(), y.unsigned_abs());
+    // `q` is at most 2^127 (`i128::MIN / 1`), which wraps to itself.
+    let q = if (x < 0) != (y < 0) {
+        (q as i128).wrapping_neg()
+    } else {
+        q as i128
+    };
+    let r = if x < 0 { -(r as i128) } else { r as i128 };
+    (q, r)
+}
+
 /// `words[0] / words[1]`, 0 when dividing by zero.
 pub(crate) unsafe extern "C" fn div(words: *mut [u64; 4]) {
     binary(words, |a, b| match (narrow(&a), narrow(&b)) {
-        (Some(x), Some(y)) if y != 0 => U256::from(x / y),
+        (Some(x), Some(y)) if y != 0 => U256::from(div_rem_u128(x, y).0),
         _ if b.is_zero() => b,
         _ => a.wrapping_div(b),
     });
@@ -67,14 +114,16 @@ pub(crate) unsafe extern "C" fn div(words: *mut [u64; 4]) {
 
 pub(crate) unsafe extern "C" fn sdiv(words: *mut [u64; 4]) {
     binary(words, |a, b| match (narrow_signed(&a), narrow_signed(&b)) {
-        (Some(x), Some(y)) if y != 0 && !(x == i128::MIN && y == -1) => widen_signed(x / y),
+        (Some(x), Some(y)) if y != 0 && !(x == i128::MIN && y == -1) => {
+            widen_signed(div_rem_i128(x, y).0)
+        }
         _ => i256_div(a, b),
     });
 }
 
 pub(crate) unsafe extern "C" fn rem(words: *mut [u64; 4]) {
     binary(words, |a, b| match (narrow(&a), narrow(&b)) {
-        (Some(x), Some(y)) if y != 0 => U256::from(x % y),
+        (Some(x), Some(y)) if y != 0 => U256::from(div_rem_u128(x, y).1),
         _ if b.is_zero() => b,
         _ => a.wrapping_rem(b),
     });
@@ -82,7 +131,9 @@ pub(crate) unsafe extern "C" fn rem(words: *mut [u64; 4]) {
 
 pub(crate) unsafe extern "C" fn smod(words: *mut [u64; 4]) {
     binary(words, |a, b| match (narrow_signed(&a), narrow_signed(&b)) {
-        (Some(x), Some(y)) if y != 0 && !(x == i128::MIN && y == -1) => widen_signed(x % y),
+        (Some(x), Some(y)) if y != 0 && !(x == i128::MIN && y == -1) => {
+            widen_signed(div_rem_i128(x, y).1)
+        }
         _ => i256_mod(a, b),
     });
 }
@@ -153,6 +204,12 @@ mod tests {
         }
         v.push(U256::ZERO);
         v.push(U256::MAX);
+        // Fixed-point scales, and dividends whose high limb is one of them
+        // (the quotient's high limb then is 1).
+        for scale in [1_000_000u64, 1_000_000_000_000_000_000] {
+            let s = U256::from(scale);
+            v.extend([s, s.wrapping_neg(), s << 64, (s << 64) - U256::from(1u8)]);
+        }
         v
     }
 

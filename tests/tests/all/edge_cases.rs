@@ -4,9 +4,9 @@
 
 use evmc_compiler::SpecId;
 use evmc_tests::diff::{h, prog, Checker, PURE_OPS};
-use evmc_tests::native;
 use evmc_tests::revm::bytecode::opcode::{self as op, OpCode};
 use evmc_tests::revm::primitives::U256;
+use evmc_tests::{assert_frame_eq, native};
 
 // ---------------------------------------------------------------------------
 // Differential driver: the shared one, fed with raw code
@@ -1065,4 +1065,50 @@ fn keccak256_builtin() {
         }
     }
     chk.finish(100);
+}
+
+/// DIV, SDIV, MOD, SMOD, ADDMOD and MULMOD in a block entered by a
+/// computed jump, which takes its operands from the stack in memory (and
+/// hands them to the builtin a limb at a time), against the interpreter.
+#[test]
+fn arithmetic_on_words_entered_from_memory_matches_the_interpreter() {
+    let word = |v: U256| v.to_be_bytes::<32>().to_vec();
+    let values = [
+        U256::ZERO,
+        U256::from(1u8),
+        U256::from(1_000_000u64),
+        U256::from(u64::MAX),
+        U256::from(1u8) << 127,
+        (U256::from(1u8) << 90) + U256::from(12_345u64),
+        U256::MAX,
+        U256::MAX - U256::from(999_999u64),
+        U256::from(1u8) << 255,
+    ];
+    for (opcode, n) in [
+        (0x04u8, 2usize),
+        (0x05, 2),
+        (0x06, 2),
+        (0x07, 2),
+        (0x08, 3),
+        (0x09, 3),
+    ] {
+        // Operands from calldata words n-1 .. 0 (word 0 on top), the
+        // target from word n; then JUMPDEST, the opcode, return its result.
+        let mut code = Vec::new();
+        for w in (0..=n).rev().skip(1).chain([n]) {
+            code.extend_from_slice(&[0x60, 32 * w as u8, 0x35]);
+        }
+        code.push(0x56);
+        let dest = code.len();
+        code.extend_from_slice(&[0x5b, opcode, 0x5f, 0x52, 0x60, 0x20, 0x5f, 0xf3]);
+        for (i, a) in values.iter().enumerate() {
+            for b in &values {
+                let c = values[(i * 7 + 3) % values.len()];
+                let mut input: Vec<u8> = [*a, *b, c][..n].iter().flat_map(|v| word(*v)).collect();
+                input.extend(word(U256::from(dest)));
+                let out = assert_frame_eq(&code, &input, 100_000, SpecId::CANCUN);
+                assert!(out.action.contains("Return"), "{opcode:#x}: {}", out.action);
+            }
+        }
+    }
 }
