@@ -206,11 +206,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     fn call_keccak(&self, vs: &mut VStack<'ctx>) -> R<()> {
         for i in 0..2 {
             let v = vs.pop(self)?;
-            let p = unsafe {
-                self.b
-                    .build_gep(self.i8, self.arith_var, &[self.const_i64(32 * i)], "")?
-            };
-            self.b.build_store(p, v)?.set_alignment(8).ok();
+            self.store_scratch(i, v)?;
         }
         self.store_ctx_i64(ctx_offsets::GAS, self.load_gas()?)?;
         self.call_halting_builtin(
