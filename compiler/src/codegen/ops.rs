@@ -81,10 +81,10 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                         vs.pop(self)?;
                         vs.push(self.unsigned_by_constant(opc, a, d)?);
                     }
-                    _ => self.call_arith(vs, opc, 2)?,
+                    _ => self.divide(vs, opc)?,
                 }
             }
-            op::SDIV | op::SMOD => self.call_arith(vs, opc, 2)?,
+            op::SDIV | op::SMOD => self.divide(vs, opc)?,
             op::ADDMOD | op::MULMOD => self.call_arith(vs, opc, 3)?,
             op::CLZ => {
                 let a = vs.pop(self)?;
@@ -106,9 +106,85 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     }
 
     /// Pops `n` operands, runs the runtime's pure function for `opc` on
-    /// them and pushes its result. The call is declared to touch only the
-    /// scratch words, so stack values and context fields stay in registers.
+    /// them and pushes its result.
     fn call_arith(&self, vs: &mut VStack<'ctx>, opc: u8, n: u64) -> R<()> {
+        let operands = (0..n).map(|_| vs.pop(self)).collect::<R<Vec<_>>>()?;
+        let r = self.arith(opc, &operands)?;
+        vs.push(r);
+        Ok(())
+    }
+
+    /// DIV, MOD, SDIV and SMOD: operands that both fit in 64 bits (signed
+    /// ones for SDIV and SMOD) are divided inline by one 64-bit division,
+    /// which LLVM turns into a multiplication when the divisor is a
+    /// constant; other operands, a zero divisor and `i64::MIN / -1` go to
+    /// the runtime's function. Fixed-point code (snailtracer, burntpix)
+    /// divides products that mostly fit by a constant scale.
+    fn divide(&self, vs: &mut VStack<'ctx>, opc: u8) -> R<()> {
+        let a = vs.pop(self)?;
+        let b = vs.pop(self)?;
+        let bld = &self.b;
+        let signed = matches!(opc, op::SDIV | op::SMOD);
+        let (ta, tb) = (
+            bld.build_int_truncate(a, self.i64, "")?,
+            bld.build_int_truncate(b, self.i64, "")?,
+        );
+        let widen = |t: IntValue<'ctx>| -> R<IntValue<'ctx>> {
+            Ok(if signed {
+                bld.build_int_s_extend(t, self.i256, "")?
+            } else {
+                bld.build_int_z_extend(t, self.i256, "")?
+            })
+        };
+        let fits_a = bld.build_int_compare(IntPredicate::EQ, a, widen(ta)?, "")?;
+        let fits_b = bld.build_int_compare(IntPredicate::EQ, b, widen(tb)?, "")?;
+        let nonzero = bld.build_int_compare(IntPredicate::NE, tb, self.i64.const_zero(), "")?;
+        let mut ok = bld.build_and(bld.build_and(fits_a, fits_b, "")?, nonzero, "")?;
+        if signed {
+            let min = bld.build_int_compare(
+                IntPredicate::EQ,
+                ta,
+                self.i64.const_int(i64::MIN as u64, true),
+                "",
+            )?;
+            let minus_one =
+                bld.build_int_compare(IntPredicate::EQ, tb, self.i64.const_all_ones(), "")?;
+            let overflows = bld.build_and(min, minus_one, "")?;
+            ok = bld.build_and(ok, bld.build_not(overflows, "")?, "")?;
+        }
+        let fast = self.new_bb("div_fast");
+        let slow = self.new_bb("div_slow");
+        let join = self.new_bb("div_join");
+        bld.build_conditional_branch(ok, fast, slow)?;
+
+        bld.position_at_end(fast);
+        let q = match opc {
+            op::DIV => bld.build_int_unsigned_div(ta, tb, "")?,
+            op::MOD => bld.build_int_unsigned_rem(ta, tb, "")?,
+            op::SDIV => bld.build_int_signed_div(ta, tb, "")?,
+            _ => bld.build_int_signed_rem(ta, tb, "")?,
+        };
+        let fast_r = widen(q)?;
+        let fast_end = bld.get_insert_block().unwrap();
+        bld.build_unconditional_branch(join)?;
+
+        bld.position_at_end(slow);
+        let slow_r = self.arith(opc, &[a, b])?;
+        let slow_end = bld.get_insert_block().unwrap();
+        bld.build_unconditional_branch(join)?;
+
+        bld.position_at_end(join);
+        let phi = bld.build_phi(self.i256, "quot")?;
+        phi.add_incoming(&[(&fast_r, fast_end), (&slow_r, slow_end)]);
+        vs.push(phi.as_basic_value().into_int_value());
+        Ok(())
+    }
+
+    /// Runs the runtime's pure function for `opc` on `operands` (the first
+    /// on top) and returns its result. The call is declared to touch only
+    /// the scratch words, so stack values and context fields stay in
+    /// registers.
+    fn arith(&self, opc: u8, operands: &[IntValue<'ctx>]) -> R<IntValue<'ctx>> {
         let builtin = match opc {
             op::DIV => Builtin::Div,
             op::SDIV => Builtin::Sdiv,
@@ -117,9 +193,8 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             op::ADDMOD => Builtin::Addmod,
             _ => Builtin::Mulmod,
         };
-        for i in 0..n {
-            let v = vs.pop(self)?;
-            self.store_scratch(i, v)?;
+        for (i, v) in operands.iter().enumerate() {
+            self.store_scratch(i as u64, *v)?;
         }
         let call = self.call_builtin(builtin, &[self.arith_var.into()], "")?;
         let kind = |name| Attribute::get_named_enum_kind_id(name);
@@ -134,7 +209,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                 self.cx.create_enum_attribute(kind(name), 0),
             );
         }
-        self.push_scratch(vs)
+        self.load_scratch()
     }
 
     /// CALLDATALOAD: a word inside the call data is read in place, one that

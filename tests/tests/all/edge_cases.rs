@@ -1069,7 +1069,9 @@ fn keccak256_builtin() {
 
 /// DIV, SDIV, MOD, SMOD, ADDMOD and MULMOD in a block entered by a
 /// computed jump, which takes its operands from the stack in memory (and
-/// hands them to the builtin a limb at a time), against the interpreter.
+/// hands them to the builtin a limb at a time), and the four divisions by
+/// constants, against the interpreter, around the edges of the inline
+/// 64-bit division.
 #[test]
 fn arithmetic_on_words_entered_from_memory_matches_the_interpreter() {
     let word = |v: U256| v.to_be_bytes::<32>().to_vec();
@@ -1083,6 +1085,12 @@ fn arithmetic_on_words_entered_from_memory_matches_the_interpreter() {
         U256::MAX,
         U256::MAX - U256::from(999_999u64),
         U256::from(1u8) << 255,
+        // i64::MAX, 2^63, i64::MIN and -1_000_000 as 256-bit words: the
+        // edges of the inline 64-bit division.
+        (U256::from(1u8) << 63) - U256::from(1u8),
+        U256::from(1u8) << 63,
+        (U256::from(1u8) << 63usize).wrapping_neg(),
+        U256::from(1_000_000u64).wrapping_neg(),
     ];
     for (opcode, n) in [
         (0x04u8, 2usize),
@@ -1107,6 +1115,20 @@ fn arithmetic_on_words_entered_from_memory_matches_the_interpreter() {
                 let mut input: Vec<u8> = [*a, *b, c][..n].iter().flat_map(|v| word(*v)).collect();
                 input.extend(word(U256::from(dest)));
                 let out = assert_frame_eq(&code, &input, 100_000, SpecId::CANCUN);
+                assert!(out.action.contains("Return"), "{opcode:#x}: {}", out.action);
+            }
+        }
+    }
+    // The four divisions by a constant (LLVM divides the inline 64-bit
+    // case by multiplying): PUSH32 divisor, PUSH0 CALLDATALOAD, the
+    // opcode, return its result.
+    for opcode in [0x04u8, 0x05, 0x06, 0x07] {
+        for d in &values {
+            let mut code = vec![0x7f];
+            code.extend(word(*d));
+            code.extend_from_slice(&[0x5f, 0x35, opcode, 0x5f, 0x52, 0x60, 0x20, 0x5f, 0xf3]);
+            for a in &values {
+                let out = assert_frame_eq(&code, &word(*a), 100_000, SpecId::CANCUN);
                 assert!(out.action.contains("Return"), "{opcode:#x}: {}", out.action);
             }
         }
