@@ -4,9 +4,9 @@
 //! A loop counter (`i = 0; ...; i += 1`) is a 256-bit word to the EVM, so
 //! in registers it takes four, and every use of it is 256-bit arithmetic:
 //! factorial's `n! = n * (n-1)!` multiplied by all four limbs of its
-//! counter, and the counters of hot loops (burntpix, snailtracer) were
-//! spilled with their limbs. LLVM cannot narrow them: nothing bounds a
-//! trip count it can see.
+//! counter, and the counter took registers its calldata counter then
+//! lacked (kept in four stack slots). LLVM cannot narrow them: nothing
+//! bounds a trip count it can see.
 //!
 //! Gas bounds them. Take the phis of a part's block entries whose every
 //! incoming value is a constant below 2^62, another such phi, or such a

@@ -118,8 +118,9 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     /// ones for SDIV and SMOD) are divided inline by one 64-bit division,
     /// which LLVM turns into a multiplication when the divisor is a
     /// constant; other operands, a zero divisor and `i64::MIN / -1` go to
-    /// the runtime's function. Fixed-point code (snailtracer, burntpix)
-    /// divides products that mostly fit by a constant scale.
+    /// the runtime's function. Fixed-point code (snailtracer) divides
+    /// products that mostly fit by a constant scale; sha1_divs divides
+    /// words that fit by divisors it computes.
     fn divide(&self, vs: &mut VStack<'ctx>, opc: u8) -> R<()> {
         let a = vs.pop(self)?;
         let b = vs.pop(self)?;

@@ -58,9 +58,10 @@ fn widen_signed(v: i128) -> U256 {
 
 /// `(n / d, n % d)` for a non-zero divisor. A divisor below 2^64 (the
 /// fixed-point scales, 10^6 to 10^18) takes one or two `div` instructions;
-/// Rust's `u128` division calls a library routine, which took 40% longer
-/// on snailtracer's operands (a 90-bit dividend by 10^6: 4.1 against
-/// 2.4–2.7 ns, measured alone).
+/// Rust's `u128` division calls a library routine, which took longer on
+/// snailtracer-like operands (up to 90-bit dividends by 10^6: 4.1–6.2
+/// against 2.4–4.0 ns per SDIV over three rounds of a throwaway loop, on a
+/// machine that was busy at the time).
 #[inline(always)]
 fn div_rem_u128(n: u128, d: u128) -> (u128, u128) {
     #[cfg(target_arch = "x86_64")]
