@@ -8,6 +8,7 @@
 use super::modmul;
 use revm::interpreter::instructions::i256::{i256_div, i256_mod};
 use revm::primitives::U256;
+use std::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 
 /// Word `i`, read limb by limb (see [`limbs`]): a 16-byte load of two
 /// limbs the generated code has just stored one by one cannot be forwarded
@@ -179,8 +180,62 @@ pub(crate) unsafe extern "C" fn addmod(words: *mut [u64; 4]) {
     modular(words, modmul::add_mod_wide, |a, b, n| a.add_mod(b, n));
 }
 
+/// MULMOD: a copy compiled for BMI2 and ADX where the CPU has them (every
+/// x86-64 server CPU since Haswell and Zen), the portable one elsewhere.
+/// With BMI2, LLVM multiplies with `mulx`, which leaves the flags alone
+/// and takes any registers, where `mul` ties both halves of each product
+/// to `rax` and `rdx`: the 512-bit product and its reduction need fewer
+/// moves and spills. The copy is picked once; each call then costs a load
+/// and an indirect jump, predicted after the first.
 pub(crate) unsafe extern "C" fn mulmod(words: *mut [u64; 4]) {
+    let picked = MULMOD.load(Relaxed);
+    let f: unsafe extern "C" fn(*mut [u64; 4]) = if picked.is_null() {
+        pick_mulmod()
+    } else {
+        // SAFETY: only `pick_mulmod` stores, and it stores one of the two
+        // functions of this type.
+        std::mem::transmute::<*mut (), unsafe extern "C" fn(*mut [u64; 4])>(picked)
+    };
+    f(words)
+}
+
+/// The MULMOD copy for this CPU, once picked.
+static MULMOD: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+
+#[cold]
+fn pick_mulmod() -> unsafe extern "C" fn(*mut [u64; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    let f: unsafe extern "C" fn(*mut [u64; 4]) = if std::arch::is_x86_feature_detected!("bmi2")
+        && std::arch::is_x86_feature_detected!("adx")
+    {
+        mulmod_bmi2
+    } else {
+        mulmod_portable
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let f: unsafe extern "C" fn(*mut [u64; 4]) = mulmod_portable;
+    MULMOD.store(f as *mut (), Relaxed);
+    f
+}
+
+/// MULMOD for any CPU.
+unsafe extern "C" fn mulmod_portable(words: *mut [u64; 4]) {
     modular(words, modmul::mul_mod_wide, |a, b, n| a.mul_mod(b, n));
+}
+
+/// MULMOD compiled for BMI2 and ADX; called only where the CPU has both.
+/// The closures inherit the features, so the whole fast path is compiled
+/// with them (the function item passed instead went through a `call_once`
+/// shim compiled without them, called, not inlined).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi2,adx")]
+#[allow(clippy::redundant_closure)]
+unsafe extern "C" fn mulmod_bmi2(words: *mut [u64; 4]) {
+    modular(
+        words,
+        |a, b, n| modmul::mul_mod_wide(a, b, n),
+        |a, b, n| a.mul_mod(b, n),
+    );
 }
 
 #[cfg(test)]
@@ -336,6 +391,15 @@ mod tests {
     #[test]
     fn mulmod_agrees_with_revm() {
         agrees_with_revm("mulmod", mulmod, |a, b, n| a.mul_mod(b, n));
+    }
+
+    /// The copy a CPU without BMI2 or ADX runs (`mulmod` picks the other
+    /// one on the machines the tests run on).
+    #[test]
+    fn portable_mulmod_agrees_with_revm() {
+        agrees_with_revm("mulmod_portable", mulmod_portable, |a, b, n| {
+            a.mul_mod(b, n)
+        });
     }
 
     #[test]

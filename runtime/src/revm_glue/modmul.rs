@@ -417,12 +417,20 @@ impl Cache {
     }
 }
 
-/// `f` of the divisor for `n` (top limb nonzero), from the cache or
-/// computed and cached.
+/// The divisor for `n` (top limb nonzero), from the cache or computed and
+/// cached.
+///
+/// A reference, not a closure over it: the reductions are then inlined
+/// into each caller, including MULMOD's copy compiled for BMI2 (a closure
+/// passed in was compiled once, without the caller's target features).
+///
+/// # Safety
+/// The reference must be dropped before the next call on this thread:
+/// a later miss overwrites the slot it points into.
 #[inline(always)]
-fn with_divisor<R>(n: &[u64; 4], f: impl FnOnce(&Divisor) -> R) -> R {
+unsafe fn cached_divisor<'a>(n: &[u64; 4]) -> &'a Divisor {
     // Only the address comes out of `with`: a closure that small is inlined,
-    // and `f` reads the divisor in place instead of copying it out.
+    // and the caller reads the divisor in place instead of copying it out.
     let cache: *const Cache = CACHE.with(|c| c as *const Cache);
     // SAFETY: a thread-local with a const initialiser and no destructor
     // lives until the thread ends, which is after this call.
@@ -433,9 +441,9 @@ fn with_divisor<R>(n: &[u64; 4], f: impl FnOnce(&Divisor) -> R) -> R {
     } else {
         c.switch(n)
     };
-    // SAFETY: nothing writes the slot while `f` runs: `f` is one of this
-    // module's reductions, which do not use the cache.
-    f(unsafe { &*c.slots[slot].as_ptr() })
+    // SAFETY: nothing writes the slot before the caller is done with it
+    // (this function's contract).
+    unsafe { &*c.slots[slot].as_ptr() }
 }
 
 /// `a + b`, and whether it carried out of 256 bits.
@@ -467,7 +475,9 @@ pub(crate) fn mul_mod_wide(a: &[u64; 4], b: &[u64; 4], n: &[u64; 4]) -> Option<[
         return None;
     }
     let p = mul_4x4(a, b);
-    Some(with_divisor(n, |d| d.rem_512(&p)))
+    // SAFETY: `d` is dropped before anything else reads the cache.
+    let d = unsafe { cached_divisor(n) };
+    Some(d.rem_512(&p))
 }
 
 /// `a + b mod n` when `n` has a nonzero top limb, else `None`.
@@ -491,12 +501,12 @@ pub(crate) fn add_mod_wide(a: &[u64; 4], b: &[u64; 4], n: &[u64; 4]) -> Option<[
     // negative values): divide the 257-bit sum, shifted, by `d`. Its part
     // above 256 bits fits a limb (the shift is below 64), far below `d`.
     let (s, carry) = add_4(a, b);
-    Some(with_divisor(n, |d| {
-        let sh = d.shift;
-        let lo = shl_4(&s, sh);
-        let hi = [funnel_left(carry as u64, s[3], sh), 0, 0, 0];
-        shr_4(&d.rem_2by1(&hi, &lo), sh)
-    }))
+    // SAFETY: `d` is dropped before anything else reads the cache.
+    let d = unsafe { cached_divisor(n) };
+    let sh = d.shift;
+    let lo = shl_4(&s, sh);
+    let hi = [funnel_left(carry as u64, s[3], sh), 0, 0, 0];
+    Some(shr_4(&d.rem_2by1(&hi, &lo), sh))
 }
 
 #[cfg(test)]
