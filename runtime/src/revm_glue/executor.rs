@@ -12,7 +12,7 @@ use super::interp_loop::{finish, run_traced};
 use super::keccak_memo::KeccakMemo;
 use super::sload_memo::{SloadMemo, Word};
 use super::trace::TraceStep;
-use evmc_interface::{exit, Builtins, EntryFn, ExecCtx, ExecOpFn, STACK_LIMIT};
+use evmc_interface::{exit, ArithFn, Builtins, EntryFn, ExecCtx, ExecOpFn, STACK_LIMIT};
 use revm::bytecode::opcode as op;
 use revm::interpreter::interpreter_types::{Jumps, LoopControl};
 use revm::interpreter::{
@@ -91,7 +91,7 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         t.steps
             .push(TraceStep::capture(interp, t.depth, pc, opcode, true));
     }
-    let builtins: &'static Builtins = &PlainBuiltins::<H>::TABLE;
+    let builtins = BuiltinTables::<PlainBuiltins<H>>::get();
     let mut state = FrameState::<H>::new(interp, host, table);
     if let Some(m) = memos {
         m.sloads.next_run();
@@ -145,16 +145,49 @@ impl<H: Host> FrameState<H> {
     }
 }
 
-/// The builtin table of plain native runs on host `H`: a constant, so a
-/// frame's entry passes its address instead of filling a table.
+/// Plain native runs on host `H`: their opcodes go through [`exec_op`].
 struct PlainBuiltins<H>(std::marker::PhantomData<H>);
 
-impl<H: Host> PlainBuiltins<H> {
-    const TABLE: Builtins = builtins::<H>(exec_op::<H>);
+impl<H: Host> ExecOpKind for PlainBuiltins<H> {
+    type Host = H;
+    const EXEC: ExecOpFn = exec_op::<H>;
 }
 
-/// The builtin table of a run whose non-inlined opcodes go through `exec`.
-pub(super) const fn builtins<H: Host>(exec: ExecOpFn) -> Builtins {
+/// What a kind of native run does with the opcodes generated code leaves
+/// to the interpreter.
+pub(super) trait ExecOpKind {
+    /// The host the runs are on.
+    type Host: Host;
+    /// The `exec_op` builtin of such runs.
+    const EXEC: ExecOpFn;
+}
+
+/// The builtin tables of runs of kind `K`: constants, so a frame's entry
+/// passes an address instead of filling a table; one per MULMOD copy.
+pub(super) struct BuiltinTables<K>(std::marker::PhantomData<K>);
+
+impl<K: ExecOpKind> BuiltinTables<K> {
+    const PORTABLE: Builtins = builtins::<K::Host>(K::EXEC, super::arith::mulmod);
+    /// With the MULMOD compiled for BMI2 and ADX.
+    #[cfg(target_arch = "x86_64")]
+    const BMI2: Builtins = builtins::<K::Host>(K::EXEC, super::arith::mulmod_bmi2);
+
+    /// The table for this CPU: choosing it at each entry costs a cached
+    /// feature test, where a MULMOD that chose its copy itself would pay a
+    /// load and an indirect jump at every call.
+    #[inline]
+    pub(super) fn get() -> &'static Builtins {
+        #[cfg(target_arch = "x86_64")]
+        if super::arith::bmi2_adx() {
+            return &Self::BMI2;
+        }
+        &Self::PORTABLE
+    }
+}
+
+/// The builtin table of a run whose non-inlined opcodes go through `exec`
+/// and MULMOD through `mulmod`.
+const fn builtins<H: Host>(exec: ExecOpFn, mulmod: ArithFn) -> Builtins {
     Builtins {
         exec_op: exec,
         mem_expand: mem_expand::<H>,
@@ -163,7 +196,7 @@ pub(super) const fn builtins<H: Host>(exec: ExecOpFn) -> Builtins {
         rem: super::arith::rem,
         smod: super::arith::smod,
         addmod: super::arith::addmod,
-        mulmod: super::arith::mulmod,
+        mulmod,
         keccak256: keccak256::<H>,
         calldataload,
     }

@@ -3,8 +3,8 @@
 //! inspect loop reports after an instruction (its logs) and at the end of
 //! the frame (a SELFDESTRUCT).
 
-use crate::revm_glue::executor::{builtins, enter, exec_op, leave, FrameState};
-use evmc_interface::{Builtins, EntryFn, ExecCtx};
+use crate::revm_glue::executor::{enter, exec_op, leave, BuiltinTables, ExecOpKind, FrameState};
+use evmc_interface::{EntryFn, ExecCtx, ExecOpFn};
 use revm::context::{ContextTr, JournalEntry, JournalTr};
 use revm::inspector::{inspect_instructions, Inspector, JournalExt};
 use revm::interpreter::interpreter::EthInterpreter;
@@ -25,16 +25,17 @@ struct InspectedFrame<H: Host, INSP> {
     journal_i: Option<usize>,
 }
 
-/// The builtin table of inspected native runs: a constant per host and
-/// inspector type.
+/// Inspected native runs: their opcodes go through `exec_op_inspected`, a
+/// builtin table per host and inspector type.
 struct InspectedBuiltins<H, INSP>(std::marker::PhantomData<(H, INSP)>);
 
-impl<H, INSP> InspectedBuiltins<H, INSP>
+impl<H, INSP> ExecOpKind for InspectedBuiltins<H, INSP>
 where
     H: ContextTr<Journal: JournalExt> + Host,
     INSP: Inspector<H, EthInterpreter>,
 {
-    const TABLE: Builtins = builtins::<H>(exec_op_inspected::<H, INSP>);
+    type Host = H;
+    const EXEC: ExecOpFn = exec_op_inspected::<H, INSP>;
 }
 
 /// Runs `entry` on `interp` like [`crate::run_native`], firing `inspector`'s
@@ -62,7 +63,7 @@ where
     INSP: Inspector<H, EthInterpreter>,
 {
     interp.bytecode.reset_action();
-    let builtins: &'static Builtins = &InspectedBuiltins::<H, INSP>::TABLE;
+    let builtins = BuiltinTables::<InspectedBuiltins<H, INSP>>::get();
     let mut state = InspectedFrame {
         base: FrameState::new(interp, host, table),
         inspector: inspector as *mut INSP,
