@@ -348,7 +348,8 @@ impl Default for Rng {
     /// compiled segment of every EVM ran interpreted. A node creates an EVM
     /// per block; `bench` one per round, so a contract timed in a few long
     /// runs (onchain-lm: one frame of ~50 ms per transaction) sometimes had
-    /// most of its native runs interpreted and measured 1.04x, not 10x.
+    /// most of its native runs interpreted and measured 1.04-1.06x, not
+    /// 8-12x (two runs of eight).
     fn default() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let k = NEXT.fetch_add(1, Relaxed);
