@@ -120,7 +120,7 @@ fn invalid(path: &Path, reason: impl Into<String>) -> LoadError {
 #[derive(Clone, Debug)]
 pub struct Pinned<'a> {
     /// [`content_hash`] of the whole file.
-    pub content_hash: [u8; 32],
+    pub content_hash: u128,
     /// File size in bytes.
     pub size: u64,
     /// Optimisation level in its metadata.
@@ -133,9 +133,19 @@ pub struct Pinned<'a> {
     pub cpu_features: &'a str,
 }
 
-/// BLAKE3 of an artifact's bytes.
-pub fn content_hash(bytes: &[u8]) -> [u8; 32] {
-    blake3::hash(bytes).into()
+/// The checksum a cache manifest pins and every cache hit verifies:
+/// XXH3-128 of the artifact's bytes.
+///
+/// It has to catch accidents (a flipped bit, a torn or truncated write, a
+/// file from elsewhere), not forgeries: whoever can write a cache entry
+/// can rewrite its manifest too, so no hash in the manifest could stop
+/// them (the cache refuses directories others can write instead, and the
+/// loader's own checks stand behind that). Artefacts that cross machines
+/// are checked against BLAKE3 under a signature by the store
+/// (`cache::manifest::blake3_hex`). BLAKE3 here took 165 µs of a 290 µs
+/// Seaport cache hit (668 KB) on an AMD EPYC family 25; XXH3-128 takes 27.
+pub fn content_hash(bytes: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(bytes)
 }
 
 /// Where an artefact comes from.
@@ -284,9 +294,9 @@ impl<'p> Loader<'p> {
             return opened.read();
         };
         metadata::check_size(opened.path(), opened.len(), p)?;
-        let mut hasher = blake3::Hasher::new();
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         let file = opened.read_hashed(Some(&mut hasher))?;
-        metadata::check_hash(&file.path, hasher.finalize().into(), p)?;
+        metadata::check_hash(&file.path, hasher.digest128(), p)?;
         Ok(file)
     }
 }

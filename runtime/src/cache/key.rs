@@ -10,8 +10,10 @@ use sha2::{Digest, Sha256};
 /// entries become misses instead of being misread (their directory names
 /// differ; a manifest also names its format). 2: BLAKE3 content hash.
 /// 3: the key records the compiler's build id and every byte-changing
-/// compile option ([`CacheKey::codegen`]).
-pub const LAYOUT_VERSION: u32 = 3;
+/// compile option ([`CacheKey::codegen`]). 4: the manifest pins an XXH3-128
+/// checksum that every hit verifies (`artifact_xxh3`); BLAKE3 stays for the
+/// store's signatures.
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// What identifies a cache entry (see the module documentation).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

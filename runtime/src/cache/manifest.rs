@@ -20,9 +20,14 @@ pub struct Manifest {
     pub format: u32,
     /// The key the entry is stored under.
     pub key: CacheKey,
-    /// Hex BLAKE3 of the artifact file ([`crate::loader::content_hash`]).
+    /// Hex BLAKE3 of the artifact file ([`blake3_hex`]): what the store's
+    /// signatures cover.
     #[serde(default)]
     pub artifact_blake3: String,
+    /// Hex XXH3-128 of the artifact file ([`crate::loader::content_hash`]):
+    /// what every cache hit verifies.
+    #[serde(default)]
+    pub artifact_xxh3: String,
     /// Size of the artifact file in bytes.
     pub artifact_size: u64,
     /// Length of the compiled bytecode in bytes.
@@ -39,9 +44,21 @@ fn format_before_versioning() -> u32 {
     1
 }
 
-/// The hex content hash a manifest pins.
+/// Hex BLAKE3 of an artifact: the hash a store signature covers.
+pub fn blake3_hex(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// The hex checksum a manifest pins ([`crate::loader::content_hash`]).
 pub fn content_hash_hex(bytes: &[u8]) -> String {
-    hex::encode(crate::loader::content_hash(bytes))
+    format!("{:032x}", crate::loader::content_hash(bytes))
+}
+
+/// [`content_hash_hex`] read back; `None` unless 32 hex digits.
+pub fn parse_content_hash(hex: &str) -> Option<u128> {
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| u128::from_str_radix(hex, 16).ok())
+        .flatten()
 }
 
 impl Manifest {

@@ -489,7 +489,8 @@ impl ArtifactCache {
         let manifest = Manifest {
             key: key.clone(),
             format: key::LAYOUT_VERSION,
-            artifact_blake3: manifest::content_hash_hex(&bytes),
+            artifact_blake3: manifest::blake3_hex(&bytes),
+            artifact_xxh3: manifest::content_hash_hex(&bytes),
             artifact_size: bytes.len() as u64,
             code_size: code.len(),
             created_unix: store::now_unix(),
@@ -534,7 +535,8 @@ impl ArtifactCache {
         let manifest = Manifest {
             key: key.clone(),
             format: key::LAYOUT_VERSION,
-            artifact_blake3: manifest::content_hash_hex(&bytes),
+            artifact_blake3: manifest::blake3_hex(&bytes),
+            artifact_xxh3: manifest::content_hash_hex(&bytes),
             artifact_size: bytes.len() as u64,
             code_size,
             created_unix: store::now_unix(),
@@ -590,9 +592,7 @@ fn entry_loader<'m>(path: &Path, m: &'m Manifest) -> Result<Loader<'m>, LoadErro
         path: path.to_path_buf(),
         reason: reason.to_string(),
     };
-    let content_hash: [u8; 32] = hex::decode(&m.artifact_blake3)
-        .ok()
-        .and_then(|v| v.try_into().ok())
+    let content_hash = manifest::parse_content_hash(&m.artifact_xxh3)
         .ok_or_else(|| invalid("manifest has a malformed content hash"))?;
     if m.key.interface_version != evmc_interface::INTERFACE_VERSION {
         return Err(LoadError::Mismatch {

@@ -84,11 +84,7 @@ pub(super) fn check_size(path: &Path, len: u64, pinned: &Pinned<'_>) -> Result<(
     Ok(())
 }
 
-pub(super) fn check_hash(
-    path: &Path,
-    hash: [u8; 32],
-    pinned: &Pinned<'_>,
-) -> Result<(), LoadError> {
+pub(super) fn check_hash(path: &Path, hash: u128, pinned: &Pinned<'_>) -> Result<(), LoadError> {
     if hash != pinned.content_hash {
         return Err(invalid(
             path,

@@ -23,7 +23,11 @@ fn compiled_entry_is_a_hit_with_a_manifest_and_runs_natively() {
     assert_eq!(m["artifact_size"], so.len());
     assert_eq!(
         m["artifact_blake3"],
-        hex::encode(evmc_runtime::loader::content_hash(&so))
+        evmc_runtime::cache::manifest::blake3_hex(&so)
+    );
+    assert_eq!(
+        m["artifact_xxh3"],
+        format!("{:032x}", evmc_runtime::loader::content_hash(&so))
     );
     assert_eq!(m["key"]["code_hash"], format!("{:#x}", code_hash()));
     assert_eq!(m["format"], evmc_runtime::cache::key::LAYOUT_VERSION);
@@ -131,6 +135,7 @@ fn downgrade_manifest(dir: &std::path::Path) {
     let o = m.as_object_mut().unwrap();
     o.remove("format");
     o.remove("artifact_blake3");
+    o.remove("artifact_xxh3");
     o.insert(
         "artifact_sha256".into(),
         hex::encode(sha2::Sha256::digest(&so)).into(),

@@ -242,7 +242,8 @@ fn tampered_truncated_unsigned_untrusted_and_foreign_objects_are_refused() {
 
     // The forger recomputes the manifest's hash; the signature is the old one.
     let mut forged = m.clone();
-    forged.artifact_blake3 = hex::encode(evmc_runtime::loader::content_hash(&bad));
+    forged.artifact_blake3 = evmc_runtime::cache::manifest::blake3_hex(&bad);
+    forged.artifact_xxh3 = evmc_runtime::cache::manifest::content_hash_hex(&bad);
     assert_object_refused(
         "rehashed",
         bundle::encode(&forged, Some(&seal(&publisher_key(), m)), &bad),

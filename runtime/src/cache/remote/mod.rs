@@ -29,7 +29,7 @@ pub mod bundle;
 pub mod client;
 pub mod signing;
 
-use super::manifest::{content_hash_hex, Manifest, ARTIFACT_FILE, MAX_MANIFEST_SIZE};
+use super::manifest::{blake3_hex, Manifest, ARTIFACT_FILE, MAX_MANIFEST_SIZE};
 use super::{entry_loader, ArtifactCache, CacheError, CacheKey, Rejection};
 use crate::loader::{LoadedArtifact, MAX_ARTIFACT_SIZE};
 pub use client::{ListedObject, StoreClient, StoreError};
@@ -182,7 +182,7 @@ impl RemoteTier {
                 m.artifact_size
             ));
         }
-        let hash = content_hash_hex(b.artifact);
+        let hash = blake3_hex(b.artifact);
         if hash != m.artifact_blake3 {
             return Err(format!(
                 "artefact's BLAKE3 is {hash}, its manifest says {} (tampered object)",
@@ -434,7 +434,7 @@ impl ArtifactCache {
             let Some(m) = e.manifest else { continue };
             let path = e.path.join(ARTIFACT_FILE);
             let bytes = match crate::loader::read_regular_file(&path, MAX_ARTIFACT_SIZE) {
-                Ok(b) if content_hash_hex(&b) == m.artifact_blake3 => b,
+                Ok(b) if blake3_hex(&b) == m.artifact_blake3 => b,
                 Ok(_) => {
                     report.failed.push((
                         e.digest,

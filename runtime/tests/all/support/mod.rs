@@ -97,7 +97,8 @@ pub(crate) fn repin(cache: &ArtifactCache) {
     let bytes = std::fs::read(dir.join("artifact.so")).unwrap();
     let mpath = dir.join("manifest.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
-    m["artifact_blake3"] = hex::encode(evmc_runtime::loader::content_hash(&bytes)).into();
+    m["artifact_blake3"] = evmc_runtime::cache::manifest::blake3_hex(&bytes).into();
+    m["artifact_xxh3"] = evmc_runtime::cache::manifest::content_hash_hex(&bytes).into();
     m["artifact_size"] = bytes.len().into();
     std::fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
 }
