@@ -375,11 +375,11 @@ impl Default for Rng {
     /// A stream of its own: each EVM draws a different seed. With one fixed
     /// seed every new EVM made the same first choice, and that first
     /// output's top bits are 0, a timed interpreted segment: the first
-    /// compiled segment of every EVM ran interpreted. A node creates an EVM
-    /// per block; `bench` one per round, so a contract timed in a few long
-    /// runs (onchain-lm: one frame of ~50 ms per transaction) sometimes had
-    /// most of its native runs interpreted and measured 1.04-1.06x, not
-    /// 8-12x (two runs of eight).
+    /// compiled segment of every EVM ran interpreted, and every EVM drew the
+    /// same choices after it. A node creates an EVM per block, `bench` one
+    /// per case; onchain-lm, timed in a few long runs of one frame each,
+    /// measured 1.04-1.06x in two runs of eight with the shared seed, 8-12x
+    /// in the others.
     fn default() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let k = NEXT.fetch_add(1, Relaxed);

@@ -56,9 +56,11 @@ pub fn content_hash_hex(bytes: &[u8]) -> String {
 
 /// [`content_hash_hex`] read back; `None` unless 32 hex digits.
 pub fn parse_content_hash(hex: &str) -> Option<u128> {
-    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| u128::from_str_radix(hex, 16).ok())
-        .flatten()
+    // `from_str_radix` would also take a leading `+`.
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u128::from_str_radix(hex, 16).ok()
 }
 
 impl Manifest {

@@ -27,7 +27,7 @@ fn compiled_entry_is_a_hit_with_a_manifest_and_runs_natively() {
     );
     assert_eq!(
         m["artifact_xxh3"],
-        format!("{:032x}", evmc_runtime::loader::content_hash(&so))
+        evmc_runtime::cache::manifest::content_hash_hex(&so)
     );
     assert_eq!(m["key"]["code_hash"], format!("{:#x}", code_hash()));
     assert_eq!(m["format"], evmc_runtime::cache::key::LAYOUT_VERSION);
