@@ -104,7 +104,36 @@ struct Report {
     /// Optimisation level actually used (lower than asked for huge code).
     opt_level: Option<u8>,
     ir_instructions: Option<usize>,
+    /// Wall time of each stage, when compiled in this process (`--out-dir`
+    /// and `--emit`): the cache's workers report the total only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stages_ms: Option<StagesMs>,
     error: Option<String>,
+}
+
+/// [`evmc_compiler::Timings`] in milliseconds. With several shards each
+/// stage is the slowest shard's, so the stages may add up to more than
+/// `compile_ms`.
+#[derive(Serialize)]
+struct StagesMs {
+    analysis: f64,
+    ir: f64,
+    optimize: f64,
+    codegen: f64,
+    link: f64,
+}
+
+impl From<evmc_compiler::Timings> for StagesMs {
+    fn from(t: evmc_compiler::Timings) -> Self {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        Self {
+            analysis: ms(t.analysis),
+            ir: ms(t.ir),
+            optimize: ms(t.optimize),
+            codegen: ms(t.codegen),
+            link: ms(t.link),
+        }
+    }
 }
 
 pub(crate) fn run(args: Args) -> Result<(), Failure> {
@@ -292,6 +321,7 @@ fn compile_cached(input: &CodeInput, opts: &CompileOptions, cache: &ArtifactCach
         compile_ms,
         opt_level: None,
         ir_instructions: None,
+        stages_ms: None,
         error: None,
     };
     match result {
@@ -381,6 +411,7 @@ fn compile_one(input: &CodeInput, opts: &CompileOptions, args: &Args) -> Report 
         compile_ms,
         opt_level: timings.map(|t| t.opt_level),
         ir_instructions: timings.map(|t| t.ir_instructions),
+        stages_ms: timings.map(StagesMs::from),
         error,
     }
 }
