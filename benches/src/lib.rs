@@ -20,6 +20,7 @@ pub use exec::{Run, Runner, Transaction, Verified};
 pub use machine::Machine;
 pub use measure::{alternate, geomean, median, Budget};
 pub use run::{
-    bench_case, divergence, verify_natively, CaseReport, ContractReport, ReferenceReport, Stats,
+    bench_case, divergence, verify_natively, CaseReport, ContractReport, PhasesMs, ReferenceReport,
+    Stats,
 };
 pub use targets::Target;

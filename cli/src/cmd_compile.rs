@@ -5,6 +5,7 @@ use crate::cmd_cache::{open_cache, parse_size, warn_rejections};
 use crate::input::{read_hot_list, read_inputs, CodeInput};
 use crate::Failure;
 use anyhow::anyhow;
+use evmc_benches::PhasesMs;
 use evmc_compiler::{compile_emit, compile_to_file, CompileOptions, Emit, SpecId, TargetSpec};
 use evmc_runtime::cache::Source;
 use evmc_runtime::compile_worker::{DEFAULT_COMPILE_TIMEOUT, DEFAULT_MAX_MEMORY};
@@ -104,36 +105,12 @@ struct Report {
     /// Optimisation level actually used (lower than asked for huge code).
     opt_level: Option<u8>,
     ir_instructions: Option<usize>,
-    /// Wall time of each stage, when compiled in this process (`--out-dir`
-    /// and `--emit`): the cache's workers report the total only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stages_ms: Option<StagesMs>,
+    /// Wall time of each stage (`analysis_ms`, `ir_ms`, ...), when
+    /// compiled in this process (`--out-dir` and `--emit`); null in cache
+    /// mode, whose workers report the total only.
+    #[serde(flatten)]
+    phases: PhasesMs,
     error: Option<String>,
-}
-
-/// [`evmc_compiler::Timings`] in milliseconds. With several shards each
-/// stage is the slowest shard's, so the stages may add up to more than
-/// `compile_ms`.
-#[derive(Serialize)]
-struct StagesMs {
-    analysis: f64,
-    ir: f64,
-    optimize: f64,
-    codegen: f64,
-    link: f64,
-}
-
-impl From<evmc_compiler::Timings> for StagesMs {
-    fn from(t: evmc_compiler::Timings) -> Self {
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        Self {
-            analysis: ms(t.analysis),
-            ir: ms(t.ir),
-            optimize: ms(t.optimize),
-            codegen: ms(t.codegen),
-            link: ms(t.link),
-        }
-    }
 }
 
 pub(crate) fn run(args: Args) -> Result<(), Failure> {
@@ -321,7 +298,7 @@ fn compile_cached(input: &CodeInput, opts: &CompileOptions, cache: &ArtifactCach
         compile_ms,
         opt_level: None,
         ir_instructions: None,
-        stages_ms: None,
+        phases: PhasesMs::default(),
         error: None,
     };
     match result {
@@ -411,7 +388,7 @@ fn compile_one(input: &CodeInput, opts: &CompileOptions, args: &Args) -> Report 
         compile_ms,
         opt_level: timings.map(|t| t.opt_level),
         ir_instructions: timings.map(|t| t.ir_instructions),
-        stages_ms: timings.map(StagesMs::from),
+        phases: PhasesMs::of(timings.as_ref()),
         error,
     }
 }
