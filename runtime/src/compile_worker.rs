@@ -467,6 +467,13 @@ fn compile_in_worker(
             libc::setpgid(0, 0);
             // Die with the parent instead of compiling for nobody.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // No transparent huge pages (the flag survives exec), whatever
+            // the worker's allocator: a worker is a fresh process, and the
+            // kernel zeroes all 2 MiB of a huge page at its first touch. With
+            // mimalloc's (which asks for them) that was a third of a small
+            // compile; without, the benchdata contracts compiled 9-10%
+            // faster (benches/README.md, "Allocator").
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
             let no_core = libc::rlimit {
                 rlim_cur: 0,
                 rlim_max: 0,

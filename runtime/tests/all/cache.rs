@@ -654,3 +654,29 @@ fn entries_of_other_compiler_builds_are_never_used_and_gc_removes_them() {
         "the current entry was removed"
     );
 }
+
+/// A compile worker runs without transparent huge pages, whatever its
+/// allocator asks for: the flag is set between fork and exec and survives
+/// exec. The stand-in worker prints its own flag and dies; the failure
+/// carries what it printed.
+#[test]
+fn compile_workers_run_without_transparent_huge_pages() {
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    assert!(
+        own.contains("THP_enabled:\t1"),
+        "this test needs a kernel that reports THP_enabled (5.0 or later) and a process with THP not disabled: {own}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let worker = evmc_runtime::WorkerCommand::new(
+        "sh",
+        ["-c", "grep THP_enabled /proc/self/status >&2; exit 3"],
+    );
+    let cache = ArtifactCache::open(dir.path())
+        .unwrap()
+        .with_worker(worker, CompileLimits::default());
+    let err = cache.get_or_compile(&contract(), &opts()).unwrap_err();
+    let CacheError::Compile(CompileFailure::WorkerDied { stderr, .. }) = &err else {
+        panic!("expected the stand-in worker to die: {err}");
+    };
+    assert!(stderr.contains("THP_enabled:\t0"), "{err}");
+}
