@@ -397,8 +397,9 @@ pub fn verify_natively(tx: &Transaction, registry: &Arc<Registry>) -> Verified {
 /// artefact runs one segment in `UNDECIDED_INTERP_EVERY` interpreted.
 const NET_WARMUP_RUNS: usize = 1000;
 /// Most time spent so. A contract whose transaction is one long frame
-/// (onchain-lm: 50 ms natively, 500 ms interpreted) needs about 32 runs
-/// for two timed segments of each engine (`Evidence::Few`), 3-5 s; with 3
+/// (onchain-lm: 50 ms natively, 500 ms interpreted) needs about 48 runs
+/// for two recorded segments of each engine (`Evidence::Few`; each
+/// engine's first timed segment only warms it up), 3-5 s; with 3
 /// s it was often still undecided when timing began, and its three timed
 /// runs each had one chance in 16 of being an interpreted probe: two of
 /// them were in one whole run (1.11x against 9-11x).
