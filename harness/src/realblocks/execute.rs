@@ -6,13 +6,13 @@
 use super::db::PreStateDb;
 use super::env::BYZANTIUM_BLOCK;
 use super::folder::RealBlock;
+use super::receipts::MemoReceiptBuilder;
 use super::trace::{TraceKind, TxTracer, TxTraces};
 use super::BlockError;
 use alloy_consensus::proofs::calculate_receipt_root;
 use alloy_consensus::{ReceiptEnvelope, Transaction, TxReceipt};
 use alloy_evm::block::TxResult;
 use alloy_evm::block::{BlockExecutor, BlockExecutorFactory};
-use alloy_evm::eth::receipt_builder::AlloyReceiptBuilder;
 use alloy_evm::eth::spec::EthSpec;
 use alloy_evm::eth::{EthBlockExecutionCtx, EthBlockExecutorFactory};
 use alloy_evm::{EthEvmFactory, Evm, EvmFactory};
@@ -97,7 +97,7 @@ pub struct BlockRun {
 /// pre-state.
 type BlockDb<'b> = WrapDatabaseRef<&'b PreStateDb>;
 
-type Executors<F> = EthBlockExecutorFactory<AlloyReceiptBuilder, EthSpec, F>;
+type Executors<F> = EthBlockExecutorFactory<MemoReceiptBuilder, EthSpec, F>;
 
 /// Executes `block` through alloy-evm's `EthBlockExecutor` with EVMs from
 /// `factory` (alloy-evm's `EthEvmFactory`, or `NativeEvmFactory`), on a
@@ -181,7 +181,7 @@ impl TracerSlot for FrameLevel<TxTracer> {
 }
 
 fn executors<F: EvmFactory>(factory: F) -> Executors<F> {
-    EthBlockExecutorFactory::new(AlloyReceiptBuilder::default(), EthSpec::mainnet(), factory)
+    EthBlockExecutorFactory::new(MemoReceiptBuilder::default(), EthSpec::mainnet(), factory)
 }
 
 fn new_state(block: &RealBlock) -> State<BlockDb<'_>> {

@@ -1,0 +1,137 @@
+//! Receipts as alloy-evm's `AlloyReceiptBuilder` builds them, with each
+//! logs bloom built from a memo of the Keccak-256 of every log address and
+//! topic already seen in the block.
+//!
+//! A receipt's bloom hashes each log's address and each of its topics;
+//! blocks repeat the same few (the ERC-20 Transfer topic, the busy tokens'
+//! addresses) hundreds of times, and those hashes were a sixth of an
+//! interpreted block's time. Keccak is pure, so a remembered hash gives the
+//! bloom bit for bit; the header check (receipts root, logs bloom) still
+//! judges the result.
+
+use alloy_consensus::{Eip658Value, ReceiptEnvelope, ReceiptWithBloom, TxEnvelope, TxType};
+use alloy_evm::eth::receipt_builder::{ReceiptBuilder, ReceiptBuilderCtx};
+use alloy_evm::Evm;
+use alloy_primitives::{keccak256, Address, Bloom, Log, B256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Distinct addresses and topics remembered per map; beyond it the map
+/// starts again (a block that logs more distinct values than this gains
+/// nothing from remembering them).
+const MEMO_CAPACITY: usize = 1 << 16;
+
+/// Builds the same receipts as `AlloyReceiptBuilder`; one per block run,
+/// so every run of a block does the same hashing work.
+#[derive(Debug, Default)]
+pub(crate) struct MemoReceiptBuilder {
+    memo: Mutex<BloomMemo>,
+}
+
+/// Keccak-256 of the log addresses and topics seen so far. The maps use
+/// std's randomly keyed hasher: topics are chosen by contracts, so a
+/// cheaper hasher of their first bytes could be made to collide.
+#[derive(Debug, Default)]
+struct BloomMemo {
+    addresses: HashMap<Address, B256>,
+    topics: HashMap<B256, B256>,
+}
+
+impl BloomMemo {
+    fn logs_bloom(&mut self, logs: &[Log]) -> Bloom {
+        let mut bloom = Bloom::ZERO;
+        for log in logs {
+            bloom.m3_2048_hashed(&remembered(&mut self.addresses, log.address));
+            for topic in log.topics() {
+                bloom.m3_2048_hashed(&remembered(&mut self.topics, *topic));
+            }
+        }
+        bloom
+    }
+}
+
+fn remembered<K>(map: &mut HashMap<K, B256>, key: K) -> B256
+where
+    K: AsRef<[u8]> + Eq + std::hash::Hash + Copy,
+{
+    if let Some(hash) = map.get(&key) {
+        return *hash;
+    }
+    if map.len() >= MEMO_CAPACITY {
+        map.clear();
+    }
+    let hash = keccak256(key.as_ref());
+    map.insert(key, hash);
+    hash
+}
+
+impl ReceiptBuilder for MemoReceiptBuilder {
+    type Transaction = TxEnvelope;
+    type Receipt = ReceiptEnvelope;
+
+    fn build_receipt<E: Evm>(&self, ctx: ReceiptBuilderCtx<'_, TxType, E>) -> ReceiptEnvelope {
+        let receipt = alloy_consensus::Receipt {
+            status: Eip658Value::Eip658(ctx.result.is_success()),
+            cumulative_gas_used: ctx.cumulative_gas_used,
+            logs: ctx.result.into_logs(),
+        };
+        // A poisoned lock only means another receipt's hashing panicked;
+        // the memo holds nothing half-written (inserts are whole).
+        let bloom = self
+            .memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .logs_bloom(&receipt.logs);
+        let receipt = ReceiptWithBloom::new(receipt, bloom);
+        match ctx.tx_type {
+            TxType::Legacy => ReceiptEnvelope::Legacy(receipt),
+            TxType::Eip2930 => ReceiptEnvelope::Eip2930(receipt),
+            TxType::Eip1559 => ReceiptEnvelope::Eip1559(receipt),
+            TxType::Eip4844 => ReceiptEnvelope::Eip4844(receipt),
+            TxType::Eip7702 => ReceiptEnvelope::Eip7702(receipt),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{Bytes, LogData};
+
+    fn log(address: u8, topics: &[u64]) -> Log {
+        let topics = topics
+            .iter()
+            .map(|t| B256::left_padding_from(&t.to_be_bytes()))
+            .collect();
+        Log {
+            address: Address::repeat_byte(address),
+            data: LogData::new_unchecked(topics, Bytes::new()),
+        }
+    }
+
+    /// The memo's bloom is alloy's, also when values repeat across and
+    /// within receipts and once the memo has started again.
+    #[test]
+    fn memo_bloom_is_alloys_bloom() {
+        let mut memo = BloomMemo::default();
+        let receipts = [
+            vec![log(1, &[7, 8]), log(1, &[7]), log(2, &[])],
+            vec![],
+            vec![log(2, &[8, 7, 9, 1]), log(3, &[7, 7])],
+        ];
+        for logs in &receipts {
+            let mut expected = Bloom::ZERO;
+            expected.accrue_logs(logs);
+            assert_eq!(memo.logs_bloom(logs), expected);
+        }
+        memo.topics.extend((0..MEMO_CAPACITY as u64).map(|k| {
+            let t = B256::left_padding_from(&(k + 1000).to_be_bytes());
+            (t, keccak256(t))
+        }));
+        let logs = vec![log(4, &[7, 123_456])];
+        let mut expected = Bloom::ZERO;
+        expected.accrue_logs(&logs);
+        assert_eq!(memo.logs_bloom(&logs), expected);
+        assert!(memo.topics.len() <= 2, "the full map started again");
+    }
+}
