@@ -13,12 +13,13 @@ use alloy_consensus::{Eip658Value, ReceiptEnvelope, ReceiptWithBloom, TxEnvelope
 use alloy_evm::eth::receipt_builder::{ReceiptBuilder, ReceiptBuilderCtx};
 use alloy_evm::Evm;
 use alloy_primitives::{keccak256, Address, Bloom, Log, B256};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Entries per table (2^10): a block rarely logs more distinct addresses
-/// or topics than this.
-const SLOT_BITS: u32 = 10;
-const MEMO_SLOTS: usize = 1 << SLOT_BITS;
+/// Distinct addresses and topics remembered per map; beyond it the map
+/// starts again (a block that logs more distinct values than this gains
+/// nothing from remembering them).
+const MEMO_CAPACITY: usize = 1 << 16;
 
 /// Builds the same receipts as `AlloyReceiptBuilder`; one per block run,
 /// so every run of a block does the same hashing work.
@@ -27,67 +28,41 @@ pub(crate) struct MemoReceiptBuilder {
     memo: Mutex<BloomMemo>,
 }
 
-/// Keccak-256 of the log addresses and topics seen so far, in
-/// direct-mapped tables: a value whose slot another one took is hashed
-/// again. Topics are chosen by contracts, and with a table whose slot
-/// conflicts only cost a hash, no choice of them costs more than having no
-/// memo (a hash map could be made to chain them).
+/// Keccak-256 of the log addresses and topics seen so far. The maps use
+/// std's randomly keyed hasher: topics are chosen by contracts, so a
+/// cheaper hasher of their first bytes could be made to collide.
 #[derive(Debug, Default)]
 struct BloomMemo {
-    addresses: Table<Address>,
-    topics: Table<B256>,
-}
-
-#[derive(Debug)]
-struct Table<K> {
-    slots: Vec<Option<(K, B256)>>,
-}
-
-impl<K> Default for Table<K> {
-    fn default() -> Self {
-        Self { slots: Vec::new() }
-    }
-}
-
-impl<K: AsRef<[u8]> + Eq + Copy> Table<K> {
-    fn hash(&mut self, key: K) -> B256 {
-        if self.slots.is_empty() {
-            self.slots.resize_with(MEMO_SLOTS, || None);
-        }
-        let slot = &mut self.slots[slot_of(key.as_ref())];
-        match slot {
-            Some((k, hash)) if *k == key => *hash,
-            _ => {
-                let hash = keccak256(key.as_ref());
-                *slot = Some((key, hash));
-                hash
-            }
-        }
-    }
-}
-
-/// A slot from every byte of `key` (so keys sharing a prefix spread).
-fn slot_of(key: &[u8]) -> usize {
-    let mut h = 0u64;
-    for chunk in key.chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    (h >> (64 - SLOT_BITS)) as usize
+    addresses: HashMap<Address, B256>,
+    topics: HashMap<B256, B256>,
 }
 
 impl BloomMemo {
     fn logs_bloom(&mut self, logs: &[Log]) -> Bloom {
         let mut bloom = Bloom::ZERO;
         for log in logs {
-            bloom.m3_2048_hashed(&self.addresses.hash(log.address));
+            bloom.m3_2048_hashed(&remembered(&mut self.addresses, log.address));
             for topic in log.topics() {
-                bloom.m3_2048_hashed(&self.topics.hash(*topic));
+                bloom.m3_2048_hashed(&remembered(&mut self.topics, *topic));
             }
         }
         bloom
     }
+}
+
+fn remembered<K>(map: &mut HashMap<K, B256>, key: K) -> B256
+where
+    K: AsRef<[u8]> + Eq + std::hash::Hash + Copy,
+{
+    if let Some(hash) = map.get(&key) {
+        return *hash;
+    }
+    if map.len() >= MEMO_CAPACITY {
+        map.clear();
+    }
+    let hash = keccak256(key.as_ref());
+    map.insert(key, hash);
+    hash
 }
 
 impl ReceiptBuilder for MemoReceiptBuilder {
@@ -135,7 +110,7 @@ mod tests {
     }
 
     /// The memo's bloom is alloy's, also when values repeat across and
-    /// within receipts and when more values than slots take turns.
+    /// within receipts and once the memo has started again.
     #[test]
     fn memo_bloom_is_alloys_bloom() {
         let mut memo = BloomMemo::default();
@@ -149,14 +124,14 @@ mod tests {
             expected.accrue_logs(logs);
             assert_eq!(memo.logs_bloom(logs), expected);
         }
-        // Values that share a slot push each other out and are hashed
-        // again, with the same bloom.
-        let crowd: Vec<u64> = (0..4 * MEMO_SLOTS as u64).collect();
-        for _ in 0..2 {
-            let logs = vec![log(4, &crowd)];
-            let mut expected = Bloom::ZERO;
-            expected.accrue_logs(&logs);
-            assert_eq!(memo.logs_bloom(&logs), expected);
-        }
+        memo.topics.extend((0..MEMO_CAPACITY as u64).map(|k| {
+            let t = B256::left_padding_from(&(k + 1000).to_be_bytes());
+            (t, keccak256(t))
+        }));
+        let logs = vec![log(4, &[7, 123_456])];
+        let mut expected = Bloom::ZERO;
+        expected.accrue_logs(&logs);
+        assert_eq!(memo.logs_bloom(&logs), expected);
+        assert!(memo.topics.len() <= 2, "the full map started again");
     }
 }
