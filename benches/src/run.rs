@@ -43,7 +43,6 @@ pub struct ContractReport {
 
 impl ContractReport {
     fn new(c: &Contract) -> Self {
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let ok = c.outcome.as_ref().ok();
         // Phases are known of contracts compiled in this run only.
         let fresh = ok.filter(|a| !a.cached);
@@ -81,18 +80,21 @@ pub struct PhasesMs {
 impl PhasesMs {
     /// The stages of `timings`, if known.
     pub fn of(timings: Option<&evmc_compiler::Timings>) -> Self {
-        let ms = |d: Duration| Some(d.as_secs_f64() * 1e3);
         match timings {
             None => Self::default(),
             Some(t) => Self {
-                analysis_ms: ms(t.analysis),
-                ir_ms: ms(t.ir),
-                optimize_ms: ms(t.optimize),
-                codegen_ms: ms(t.codegen),
-                link_ms: ms(t.link),
+                analysis_ms: Some(ms(t.analysis)),
+                ir_ms: Some(ms(t.ir)),
+                optimize_ms: Some(ms(t.optimize)),
+                codegen_ms: Some(ms(t.codegen)),
+                link_ms: Some(ms(t.link)),
             },
         }
     }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 /// Median, spread and count of one mode's timed runs.
