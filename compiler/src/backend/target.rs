@@ -41,7 +41,11 @@ fn init() {
 /// contract (thousands of blocks all reachable from the dynamic-jump
 /// dispatch) it took two thirds of code generation (snailtracer: 4.0 of
 /// 6.2 s) for 2% smaller code. A zero budget makes it give up on region
-/// growing at once and fall back to cheaper splits.
+/// growing at once and fall back to cheaper splits. With today's parts the
+/// default budget costs 10-37% more compile time and moves speed both
+/// ways (AMD family 25, `benches/README.md`, "Code-generator options"):
+/// snailtracer 1.15x faster, fibonacci 1.3x slower (a limb of its loop
+/// goes to memory instead of the gas), geomean 1.01x.
 ///
 /// X86's domain reassignment pass (on for CPUs with AVX-512) moves
 /// integer work into mask registers; on the long carry chains of 256-bit
@@ -60,18 +64,9 @@ fn init() {
 /// too.
 ///
 /// `EVMC_LLVM_ARGS` adds options (space-separated, as for `llc`), for
-/// experiments.
+/// experiments; one named there replaces the default above.
 fn set_llvm_options() {
-    let mut args = vec![
-        "evmc-native".to_string(),
-        "-grow-region-complexity-budget=0".to_string(),
-        "-disable-x86-domain-reassignment".to_string(),
-        "-unroll-count=2".to_string(),
-        "-unroll-max-count=2".to_string(),
-    ];
-    if let Ok(extra) = std::env::var("EVMC_LLVM_ARGS") {
-        args.extend(extra.split_whitespace().map(str::to_string));
-    }
+    let args = llvm_args(std::env::var("EVMC_LLVM_ARGS").ok().as_deref());
     let cstrings: Vec<std::ffi::CString> = args
         .iter()
         .filter_map(|a| std::ffi::CString::new(a.as_str()).ok())
@@ -86,6 +81,30 @@ fn set_llvm_options() {
             std::ptr::null(),
         );
     }
+}
+
+/// The arguments [`set_llvm_options`] parses: the defaults, where `extra`
+/// (`EVMC_LLVM_ARGS`) names an option it replaces the default of that name
+/// (LLVM refuses an option given twice), then `extra`.
+fn llvm_args(extra: Option<&str>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "evmc-native",
+        "-grow-region-complexity-budget=0",
+        "-disable-x86-domain-reassignment",
+        "-unroll-count=2",
+        "-unroll-max-count=2",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    let extra: Vec<String> = extra
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let name = |a: &str| a.split('=').next().unwrap_or(a).to_string();
+    args.retain(|a| !extra.iter().any(|e| name(e) == name(a)));
+    args.extend(extra);
+    args
 }
 
 /// The machine this process runs on.
@@ -189,4 +208,25 @@ pub(crate) fn emit(
         .write_to_memory_buffer(module, kind)
         .map_err(|e| CompileError::Llvm(e.to_string()))?;
     Ok(buf.as_slice().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::llvm_args;
+
+    #[test]
+    fn extra_llvm_args_replace_defaults_of_the_same_name() {
+        let plain = llvm_args(None);
+        assert!(plain.contains(&"-grow-region-complexity-budget=0".to_string()));
+        let args = llvm_args(Some(" -grow-region-complexity-budget=10000  -time-passes "));
+        assert_eq!(
+            args.iter()
+                .filter(|a| a.starts_with("-grow-region-complexity-budget"))
+                .collect::<Vec<_>>(),
+            ["-grow-region-complexity-budget=10000"]
+        );
+        assert!(args.contains(&"-time-passes".to_string()));
+        assert!(args.contains(&"-unroll-count=2".to_string()));
+        assert_eq!(args[0], "evmc-native");
+    }
 }
