@@ -53,13 +53,15 @@ pub(crate) struct Args {
     opt_level: u8,
     /// Native and compare modes: compile only contracts whose own frames
     /// spent at least this much gas in the interpreted reference run; 0
-    /// compiles every contract the blocks run. The default leaves out the
-    /// contracts that run only a few frames: their compiled code is cold at
-    /// each of them, and cold native code runs slower than the
-    /// interpreter's warm loop (shared blocks: every contract compiled
-    /// 0.73x, those over 200,000 gas 0.97-1.14x; see benches/README.md).
-    /// Loop-free contracts too short to pay for compiled code's entry
-    /// (minimal proxies) stay interpreted too, unless this is 0.
+    /// compiles every contract the blocks run. The default keeps the first
+    /// run's compile short: on the shared blocks it picks 142 of 2,027
+    /// contracts (61.5% of their frames' gas); compiling more gains a few
+    /// percent for minutes of compiling (AMD EPYC, `--repeat 3`: 1.18-1.21x
+    /// at the default, 1.22-1.26x over 100,000 gas with 274 contracts,
+    /// 1.21-1.31x over 20,000 with 1,225, 1.27-1.32x with all; see
+    /// benches/README.md, "Safety net"). Loop-free contracts too short to
+    /// pay for compiled code's entry (minimal proxies) stay interpreted
+    /// too, unless this is 0.
     #[arg(long = "min-gas", default_value_t = 200_000)]
     min_gas: u64,
     /// interp, native and compare: run each timed block this many times
