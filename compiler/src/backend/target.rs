@@ -41,11 +41,12 @@ fn init() {
 /// contract (thousands of blocks all reachable from the dynamic-jump
 /// dispatch) it took two thirds of code generation (snailtracer: 4.0 of
 /// 6.2 s) for 2% smaller code. A zero budget makes it give up on region
-/// growing at once and fall back to cheaper splits. With today's parts the
-/// default budget costs 10-37% more compile time and moves speed both
-/// ways (AMD family 25, `benches/README.md`, "Code-generator options"):
-/// snailtracer 1.15x faster, fibonacci 1.3x slower (a limb of its loop
-/// goes to memory instead of the gas), geomean 1.01x.
+/// growing at once and fall back to cheaper splits. With parts of 1,500
+/// instructions LLVM's default budget costs 10-37% more compile time and
+/// moves speed both ways (AMD family 25, `benches/README.md`,
+/// "Code-generator options"): snailtracer 1.15x faster, fibonacci 1.3x
+/// slower (a limb of its loop goes to memory instead of the gas), the
+/// geomean of native times 0.99x.
 ///
 /// X86's domain reassignment pass (on for CPUs with AVX-512) moves
 /// integer work into mask registers; on the long carry chains of 256-bit
@@ -101,7 +102,11 @@ fn llvm_args(extra: Option<&str>) -> Vec<String> {
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    let name = |a: &str| a.split('=').next().unwrap_or(a).to_string();
+    // `-opt` and `--opt` are one option to LLVM.
+    let name = |a: &str| {
+        let a = a.trim_start_matches('-');
+        a.split('=').next().unwrap_or(a).to_string()
+    };
     args.retain(|a| !extra.iter().any(|e| name(e) == name(a)));
     args.extend(extra);
     args
@@ -218,12 +223,14 @@ mod tests {
     fn extra_llvm_args_replace_defaults_of_the_same_name() {
         let plain = llvm_args(None);
         assert!(plain.contains(&"-grow-region-complexity-budget=0".to_string()));
-        let args = llvm_args(Some(" -grow-region-complexity-budget=10000  -time-passes "));
+        let args = llvm_args(Some(
+            " --grow-region-complexity-budget=10000  -time-passes ",
+        ));
         assert_eq!(
             args.iter()
-                .filter(|a| a.starts_with("-grow-region-complexity-budget"))
+                .filter(|a| a.contains("grow-region-complexity-budget"))
                 .collect::<Vec<_>>(),
-            ["-grow-region-complexity-budget=10000"]
+            ["--grow-region-complexity-budget=10000"]
         );
         assert!(args.contains(&"-time-passes".to_string()));
         assert!(args.contains(&"-unroll-count=2".to_string()));
