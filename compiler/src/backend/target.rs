@@ -42,11 +42,12 @@ fn init() {
 /// dispatch) it took two thirds of code generation (snailtracer: 4.0 of
 /// 6.2 s) for 2% smaller code. A zero budget makes it give up on region
 /// growing at once and fall back to cheaper splits. With parts of 1,500
-/// instructions LLVM's default budget costs 10-37% more compile time and
-/// moves speed both ways (AMD family 25, `benches/README.md`,
-/// "Code-generator options"): snailtracer 1.15x faster, fibonacci 1.3x
-/// slower (a limb of its loop goes to memory instead of the gas), the
-/// geomean of native times 0.99x.
+/// instructions LLVM's default budget costs 10% more compile time in sum
+/// (0.79-1.37x per contract) and moves speed both ways (AMD family 25,
+/// `benches/README.md`, "Code-generator options"): snailtracer's ratio
+/// 5.1-5.3x → 6.0-6.3x, fibonacci's 24.6-33.9x → 20.2-20.3x (a limb of
+/// its loop goes to memory instead of the gas), the geomean of native
+/// times 0.99x.
 ///
 /// X86's domain reassignment pass (on for CPUs with AVX-512) moves
 /// integer work into mask registers; on the long carry chains of 256-bit
