@@ -11,7 +11,18 @@ use core::ffi::c_void;
 
 /// Bumped on any change to [`ExecCtx`], [`Builtins`], [`ArtifactMetadata`] or
 /// the meaning of an exit code.
-pub const INTERFACE_VERSION: u32 = 6;
+pub const INTERFACE_VERSION: u32 = 7;
+
+/// Gas per word of memory in the expansion cost generated code charges when
+/// it grows memory itself (see [`ExecCtx::mem_cap`]): `words * 3 +
+/// words * words / 512`, every fork's schedule. Under any other schedule
+/// the runtime leaves `mem_cap` at 0.
+pub const MEM_WORD_GAS: u64 = 3;
+/// Divisor of the quadratic term of that cost (see [`MEM_WORD_GAS`]).
+pub const MEM_QUAD_DIVISOR: u64 = 512;
+/// How far past the current memory generated code may grow it itself, in
+/// bytes: two words, what an unaligned 32-byte access can add.
+pub const MEM_INLINE_GROWTH: u64 = 64;
 
 /// Exported name of the compiled entry function, `extern "C" fn(*mut ExecCtx) -> u32`.
 pub const ENTRY_SYMBOL: &str = "evmc_entry";
@@ -88,6 +99,15 @@ pub struct ExecCtx {
     pub call_value: [u64; 4],
     /// ADDRESS of this frame, as an EVM word.
     pub address: [u64; 4],
+    /// Generated code may grow memory itself, without a runtime call, up to
+    /// this many bytes: the runtime guarantees the buffer's capacity that
+    /// far (0: it may not). Growth done so is handed to the interpreter's
+    /// state at the next runtime call or exit.
+    pub mem_cap: u64,
+    /// The memory expansion cost paid for `mem_len` bytes (the
+    /// interpreter's `MemoryGas::expansion_cost`), so that generated code
+    /// charges exactly the difference when it grows memory.
+    pub mem_cost: u64,
 }
 
 /// Byte offsets of [`ExecCtx`] fields, used by code generation. Derived
@@ -122,6 +142,10 @@ pub mod ctx_offsets {
     pub const CALL_VALUE: u32 = offset_of!(ExecCtx, call_value) as u32;
     /// Offset of [`ExecCtx::address`].
     pub const ADDRESS: u32 = offset_of!(ExecCtx, address) as u32;
+    /// Offset of [`ExecCtx::mem_cap`].
+    pub const MEM_CAP: u32 = offset_of!(ExecCtx, mem_cap) as u32;
+    /// Offset of [`ExecCtx::mem_cost`].
+    pub const MEM_COST: u32 = offset_of!(ExecCtx, mem_cost) as u32;
     /// Size of [`ExecCtx`] in bytes.
     pub const SIZE: u32 = size_of::<ExecCtx>() as u32;
 }
@@ -135,7 +159,8 @@ pub type ExecOpFn = unsafe extern "C" fn(ctx: *mut ExecCtx, opcode: u32, pc: u32
 /// Grows this frame's memory to cover `offset..offset + len` and charges the
 /// expansion gas exactly as the interpreter's MLOAD/MSTORE/MSTORE8 do (after
 /// their static gas, which generated code has charged); returns 0 with
-/// `ctx.gas`, `ctx.mem_ptr` and `ctx.mem_len` updated. `offset_overflow` is
+/// `ctx.gas`, `ctx.mem_ptr`, `ctx.mem_len`, `ctx.mem_cost` and `ctx.mem_cap`
+/// updated. `offset_overflow` is
 /// non-zero when the offset operand does not fit 64 bits. When the
 /// interpreter would halt there (out of gas, invalid operand) the frame is
 /// halted the same way and 1 is returned: generated code then exits with
@@ -420,12 +445,12 @@ mod tests {
     use super::*;
     use core::mem::size_of;
 
-    /// The layout of interface version 6. The offsets are derived from the
+    /// The layout of interface version 7. The offsets are derived from the
     /// structs; this pins them, so that a change to a struct that would need
     /// a new [`INTERFACE_VERSION`] cannot go unnoticed.
     #[test]
-    fn layout_is_that_of_version_6() {
-        assert_eq!(INTERFACE_VERSION, 6);
+    fn layout_is_that_of_version_7() {
+        assert_eq!(INTERFACE_VERSION, 7);
         let ctx = [
             ctx_offsets::GAS,
             ctx_offsets::STACK,
@@ -440,11 +465,13 @@ mod tests {
             ctx_offsets::CALLER,
             ctx_offsets::CALL_VALUE,
             ctx_offsets::ADDRESS,
+            ctx_offsets::MEM_CAP,
+            ctx_offsets::MEM_COST,
             ctx_offsets::SIZE,
         ];
         assert_eq!(
             ctx,
-            [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 112, 144, 176]
+            [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 112, 144, 176, 184, 192]
         );
         let names = [
             "exec_op",

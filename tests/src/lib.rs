@@ -131,6 +131,9 @@ pub struct FrameOutcome {
     /// continue with it; the stack of a finished frame is never read again.
     pub stack: Option<Vec<U256>>,
     pub memory: Vec<u8>,
+    /// The interpreter's record of the memory paid for: words and their
+    /// expansion cost (a resumed frame charges its next growth from it).
+    pub memory_gas: (usize, u64),
     pub gas_remaining: u64,
     pub gas_refunded: i64,
     pub return_data: Vec<u8>,
@@ -191,6 +194,10 @@ pub fn run_frame_with(
         action: format!("{action:?}"),
         stack: (!finished).then(|| interp.stack.data().clone()),
         memory,
+        memory_gas: (
+            interp.gas.memory().words_num,
+            interp.gas.memory().expansion_cost,
+        ),
         gas_remaining: interp.gas.remaining(),
         gas_refunded: interp.gas.refunded(),
         return_data: interp.return_data.0.to_vec(),

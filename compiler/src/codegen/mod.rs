@@ -47,8 +47,12 @@ mod vstack;
 
 use crate::analysis::{Analysis, Plan};
 use crate::revm_api::{static_gas_table, SpecId};
-use evmc_interface::{AbiType, ArtifactMetadata, Builtin, ENTRY_SYMBOL};
+use evmc_interface::{
+    ctx_offsets, AbiType, ArtifactMetadata, Builtin, ENTRY_SYMBOL, MEM_INLINE_GROWTH,
+    MEM_QUAD_DIVISOR, MEM_WORD_GAS,
+};
 use inkwell::attributes::{Attribute, AttributeLoc};
+use inkwell::basic_block::BasicBlock;
 use inkwell::builder::{Builder, BuilderError};
 use inkwell::context::Context;
 use inkwell::intrinsics::Intrinsic;
@@ -57,6 +61,7 @@ use inkwell::types::{BasicMetadataTypeEnum, BasicType, FunctionType, IntType, Po
 use inkwell::values::{FunctionValue, IntValue, LLVMTailCallKind, PointerValue};
 use inkwell::AddressSpace;
 use inkwell::GlobalVisibility;
+use inkwell::IntPredicate;
 use part::PartGen;
 use revm::bytecode::opcode as op;
 use skeleton::JumpTable;
@@ -376,6 +381,11 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
         f.add_attribute(AttributeLoc::Function, attr("nounwind"));
         let b = self.cx.create_builder();
         b.position_at_end(self.cx.append_basic_block(f, "entry"));
+        if builtin == Builtin::MemExpand {
+            let call = self.cx.append_basic_block(f, "call");
+            self.grow_memory_here(&b, f, call)?;
+            b.position_at_end(call);
+        }
         let n = f.count_params() - 1;
         let table = f.get_nth_param(n).unwrap().into_pointer_value();
         let slot = unsafe {
@@ -395,6 +405,93 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
             None => b.build_return(None)?,
         };
         Ok(f)
+    }
+
+    /// The start of the `mem_expand` stub: growth by a word or two into the
+    /// room the runtime made (`ExecCtx::mem_cap`) is charged and zeroed
+    /// here, and returns 0 as the runtime would; anything else (no room,
+    /// a larger growth, too little gas, an offset out of range) goes on to
+    /// `call`, the runtime. A runtime call costs several times a memory
+    /// instruction, and code that grows memory mostly grows it a word at a
+    /// time; the interpreter's state catches up at the next runtime call or
+    /// exit. Done in the stub rather than at each site, it adds no code to
+    /// the sites (at each MLOAD/MSTORE, memory_grow's IR passed the level-2
+    /// budget).
+    fn grow_memory_here(
+        &self,
+        b: &Builder<'ctx>,
+        f: FunctionValue<'ctx>,
+        call: BasicBlock<'ctx>,
+    ) -> R<()> {
+        let param = |i| f.get_nth_param(i).unwrap().into_int_value();
+        let ctx = f.get_nth_param(0).unwrap().into_pointer_value();
+        let (offset, len, overflow) = (param(1), param(2), param(3));
+        let field =
+            |off: u32| unsafe { b.build_gep(self.i8, ctx, &[self.const_i64(off as u64)], "") };
+        let load = |off: u32, name: &str| -> R<IntValue<'ctx>> {
+            Ok(b.build_load(self.i64, field(off)?, name)?.into_int_value())
+        };
+        let store = |off: u32, v: IntValue<'ctx>| -> R<()> {
+            b.build_store(field(off)?, v)?;
+            Ok(())
+        };
+        let inline = self.cx.append_basic_block(f, "inline");
+        let charge = self.cx.append_basic_block(f, "charge");
+
+        // Below 2^32 the offset's end cannot wrap.
+        let in_range = b.build_and(
+            b.build_int_compare(IntPredicate::EQ, overflow, self.const_i64(0), "")?,
+            b.build_int_compare(IntPredicate::ULT, offset, self.const_i64(1 << 32), "")?,
+            "",
+        )?;
+        let end = b.build_int_add(offset, len, "end")?;
+        let mem_len = load(ctx_offsets::MEM_LEN, "mem_len")?;
+        let room = b.build_int_add(mem_len, self.const_i64(MEM_INLINE_GROWTH), "")?;
+        let near = b.build_int_compare(IntPredicate::ULE, end, room, "")?;
+        let cap = load(ctx_offsets::MEM_CAP, "cap")?;
+        let has_room = b.build_int_compare(IntPredicate::ULE, room, cap, "")?;
+        let ok = b.build_and(b.build_and(in_range, near, "")?, has_room, "")?;
+        b.build_conditional_branch(ok, inline, call)?;
+
+        // The interpreter's cost of the new words, `words * 3 + words^2 /
+        // 512`, less what the current ones paid.
+        b.position_at_end(inline);
+        let words = b.build_right_shift(
+            b.build_int_add(end, self.const_i64(31), "")?,
+            self.const_i64(5),
+            false,
+            "words",
+        )?;
+        let linear = b.build_int_mul(words, self.const_i64(MEM_WORD_GAS), "")?;
+        let square = b.build_int_mul(words, words, "")?;
+        let quad = b.build_int_unsigned_div(square, self.const_i64(MEM_QUAD_DIVISOR), "")?;
+        let cost = b.build_int_add(linear, quad, "cost")?;
+        let due = b.build_int_sub(cost, load(ctx_offsets::MEM_COST, "paid")?, "due")?;
+        let gas = load(ctx_offsets::GAS, "gas")?;
+        let enough = b.build_int_compare(IntPredicate::UGE, gas, due, "")?;
+        b.build_conditional_branch(enough, charge, call)?;
+
+        b.position_at_end(charge);
+        store(ctx_offsets::GAS, b.build_int_sub(gas, due, "")?)?;
+        store(ctx_offsets::MEM_COST, cost)?;
+        store(
+            ctx_offsets::MEM_LEN,
+            b.build_left_shift(words, self.const_i64(5), "")?,
+        )?;
+        // New memory reads as zeros: written here rather than taken on trust
+        // from how the room was made. Both words are inside the room.
+        let base = b
+            .build_load(self.ptr, field(ctx_offsets::MEM_PTR)?, "base")?
+            .into_pointer_value();
+        for k in 0..MEM_INLINE_GROWTH / 32 {
+            let at = b.build_int_add(mem_len, self.const_i64(32 * k), "")?;
+            let p = unsafe { b.build_gep(self.i8, base, &[at], "")? };
+            b.build_store(p, self.i256.const_zero())?
+                .set_alignment(1)
+                .unwrap();
+        }
+        b.build_return(Some(&self.i32.const_zero()))?;
+        Ok(())
     }
 
     /// The LLVM type of a builtin's function, from its signature in the

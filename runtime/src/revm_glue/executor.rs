@@ -7,13 +7,20 @@
 //! revm's frame loop inserts the child's result there as usual, and the
 //! compiled function resumes at the pc after the CALL) and what makes
 //! deoptimisation exact (the interpreter continues from the same state).
+//! One thing runs ahead of it: generated code grows memory by a word or
+//! two itself, into room the runtime reserved, and every runtime call and
+//! exit first hands that growth over (`sync_memory`).
 
 use super::interp_loop::{finish, run_traced};
 use super::keccak_memo::KeccakMemo;
 use super::sload_memo::{SloadMemo, Word};
 use super::trace::TraceStep;
-use evmc_interface::{exit, ArithFn, Builtins, EntryFn, ExecCtx, ExecOpFn, STACK_LIMIT};
+use evmc_interface::{
+    exit, ArithFn, Builtins, EntryFn, ExecCtx, ExecOpFn, MEM_INLINE_GROWTH, MEM_QUAD_DIVISOR,
+    MEM_WORD_GAS, STACK_LIMIT,
+};
 use revm::bytecode::opcode as op;
+use revm::context_interface::cfg::{GasId, GasParams};
 use revm::interpreter::interpreter_types::{Jumps, LoopControl};
 use revm::interpreter::{
     interpreter::EthInterpreter, CallInput, GasTable, Host, InstructionContext, InstructionResult,
@@ -37,6 +44,8 @@ pub(super) struct FrameState<H: Host> {
     pub(super) memo: *mut KeccakMemo,
     /// The storage words this run has read or written (null: none kept).
     pub(super) sloads: *mut SloadMemo,
+    /// Memory growths this run asked the runtime for (see `make_room`).
+    grows: u32,
 }
 
 /// What compiled runs remember to skip work they did before: KECCAK256
@@ -73,6 +82,10 @@ pub unsafe fn run_native<H: Host>(
 ///
 /// # Safety
 /// As [`run_native`].
+// Out of line: inlined into revm's handler loop (as LLVM chose to do once
+// this file grew the memory hand-over), it pushed revm's frame setup out
+// of line there, and usdc_proxy's two short frames ran 2-4% slower.
+#[inline(never)]
 pub(crate) unsafe fn run_native_with<H: Host>(
     entry: EntryFn,
     interp: &mut Interpreter<EthInterpreter>,
@@ -141,6 +154,7 @@ impl<H: Host> FrameState<H> {
             depth: 0,
             memo: std::ptr::null_mut(),
             sloads: std::ptr::null_mut(),
+            grows: 0,
         }
     }
 }
@@ -238,6 +252,9 @@ pub(super) unsafe fn enter(
         caller: address_word(interp.input.caller_address),
         call_value: word_limbs(&interp.input.call_value),
         address: address_word(interp.input.target_address),
+        // No room until a runtime grow makes some (`make_room`).
+        mem_cap: 0,
+        mem_cost: interp.gas.memory().expansion_cost,
     };
     let status = entry(&mut ctx);
     (status, ctx)
@@ -257,7 +274,11 @@ pub(super) unsafe fn leave(
     result: InstructionResult,
 ) -> Option<InterpreterAction> {
     // Each exit leaves in `ctx` exactly the state its kind promises (see
-    // `evmc_interface::exit`); halts need none of it.
+    // `evmc_interface::exit`); halts need none of it. A builtin that ended
+    // the frame left the interpreter's memory as its instruction would.
+    if status != exit::BUILTIN {
+        sync_memory(ctx, interp);
+    }
     Some(match status {
         exit::STOP => {
             interp.gas.set_remaining(ctx.gas);
@@ -323,6 +344,7 @@ fn refresh_views(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     let (p, l) = memory_view(interp);
     ctx.mem_ptr = p;
     ctx.mem_len = l;
+    ctx.mem_cost = interp.gas.memory().expansion_cost;
     // Call data of its own (a transaction's) never moves.
     if let CallInput::SharedBuffer(_) = interp.input.input {
         let (p, l) = input_view(interp);
@@ -334,6 +356,85 @@ fn refresh_views(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
 unsafe fn sync_in(ctx: &ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     interp.stack.data_mut().set_len(ctx.stack_len as usize);
     interp.gas.set_remaining(ctx.gas);
+    sync_memory(ctx, interp);
+}
+
+/// Hands the interpreter the memory generated code grew itself (into the
+/// room of `ExecCtx::mem_cap`, charging `ExecCtx::mem_cost`): its length and
+/// the expansion cost paid for it, as its own growth would have left them.
+/// Every runtime call that reads or grows memory, and every exit, starts
+/// here. The gas is the caller's to hand over.
+#[inline(always)]
+fn sync_memory(ctx: &ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
+    // The interpreter's words always cover its memory exactly.
+    if ctx.mem_len != interp.gas.memory().words_num as u64 * 32 {
+        sync_memory_cold(ctx, interp);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn sync_memory_cold(ctx: &ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
+    let (old, len) = (interp.memory.len(), ctx.mem_len as usize);
+    if len <= old {
+        // Nothing grown here: the interpreter's words ran ahead of its
+        // memory in a growth it refused (out of gas), as it leaves them.
+        return;
+    }
+    debug_assert!(len as u64 <= ctx.mem_cap);
+    // The only way to lengthen revm's buffer writes zeros over what
+    // generated code has stored in the new words since: each piece is
+    // kept aside on the stack (an allocation per hand-over cost more than
+    // the growth saved), then written back.
+    let mut piece = [0u8; 256];
+    let mut at = old;
+    while at < len {
+        let n = (len - at).min(piece.len());
+        // SAFETY: generated code zeroed and wrote these bytes, inside the
+        // room `make_room` reserved, so lengthening the buffer within it
+        // does not move it; it has not moved since `ctx.mem_ptr` was set
+        // (it moves only in runtime calls, which all start here).
+        piece[..n].copy_from_slice(unsafe { std::slice::from_raw_parts(ctx.mem_ptr.add(at), n) });
+        interp.memory.resize(at + n);
+        interp.memory.set(at, &piece[..n]);
+        at += n;
+    }
+    let _ = interp
+        .gas
+        .memory_mut()
+        .set_words_num(len / 32, ctx.mem_cost);
+}
+
+/// The runtime growth of a run from which on it makes room for generated
+/// code to grow memory itself. A run that grows memory a few times gains
+/// nothing from the room: making it writes zeros, and the next runtime
+/// call's hand-over (`sync_memory`) costs about what the growth saved. A
+/// run that keeps growing (allocations in a loop) then grows without
+/// runtime calls.
+const ROOM_AFTER_GROWS: u32 = 8;
+
+/// Makes room past this frame's memory for generated code to grow it
+/// itself (`ExecCtx::mem_cap`), when it has none left: as much again as the
+/// memory holds, 256 bytes to 64 KiB, so that growing a word at a time
+/// costs a runtime call now and then and each byte is made room for about
+/// once. Nothing under a gas schedule other than the one generated code
+/// charges.
+fn make_room(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>, gas: &GasParams) {
+    let len = interp.memory.len();
+    if ctx.mem_cap >= (len as u64).saturating_add(MEM_INLINE_GROWTH) {
+        return;
+    }
+    if gas.get(GasId::memory_linear_cost()) != MEM_WORD_GAS
+        || gas.get(GasId::memory_quadratic_reduction()) != MEM_QUAD_DIVISOR
+    {
+        return;
+    }
+    let room = len.clamp(256, 64 << 10);
+    // A vector's capacity never shrinks: the buffer keeps room for
+    // `len + room` bytes of this frame, wherever it moves.
+    interp.memory.resize(len + room);
+    interp.memory.resize(len);
+    ctx.mem_cap = (len + room) as u64;
 }
 
 fn sync_out(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
@@ -427,15 +528,20 @@ unsafe extern "C" fn mem_expand<H: Host>(
     let st = &mut *(ctx.frame as *mut FrameState<H>);
     let interp = &mut *st.interp;
     interp.gas.set_remaining(ctx.gas);
+    sync_memory(ctx, interp);
+    let gas_params = (*st.host).gas_params();
     // The checks of MLOAD/MSTORE/MSTORE8 after their static gas, in order.
     let r = if offset_overflow != 0 || offset > usize::MAX as u64 {
         Err(InstructionResult::InvalidOperandOOG)
     } else {
-        let host = &mut *st.host;
-        interp.resize_memory(host.gas_params(), offset as usize, len as usize)
+        interp.resize_memory(gas_params, offset as usize, len as usize)
     };
     match r {
         Ok(()) => {
+            st.grows += 1;
+            if st.grows >= ROOM_AFTER_GROWS {
+                make_room(ctx, interp, gas_params);
+            }
             ctx.gas = interp.gas.remaining();
             refresh_views(ctx, interp);
             0
@@ -469,6 +575,8 @@ unsafe extern "C" fn keccak256<H: Host>(ctx: *mut ExecCtx, words: *mut [u64; 4])
     let interp = &mut *st.interp;
     let host = &mut *st.host;
     interp.gas.set_remaining(ctx.gas);
+    // Whether the interpreter's memory was brought up to date and grown.
+    let mut grown = false;
     let r = (|| {
         let len = word_usize(words, 1).ok_or(InstructionResult::InvalidOperandOOG)?;
         let gas_params = host.gas_params();
@@ -482,17 +590,33 @@ unsafe extern "C" fn keccak256<H: Host>(ctx: *mut ExecCtx, words: *mut [u64; 4])
             return Ok(KECCAK_EMPTY);
         }
         let from = word_usize(words, 0).ok_or(InstructionResult::InvalidOperandOOG)?;
+        let hash = |input: &[u8]| match st.memo.as_mut() {
+            Some(memo) => memo.hash(input),
+            None => keccak(input),
+        };
+        if from
+            .checked_add(len)
+            .is_some_and(|end| end as u64 <= ctx.mem_len)
+        {
+            // Inside the memory generated code sees: no growth, so the
+            // interpreter's would charge nothing, and the words generated
+            // code grew itself need not be handed over for a hash (mapping
+            // slots hash the scratch words, after an allocation or not).
+            // SAFETY: `mem_ptr` holds `mem_len` bytes.
+            return Ok(hash(std::slice::from_raw_parts(ctx.mem_ptr.add(from), len)));
+        }
+        sync_memory(ctx, interp);
+        grown = true;
         interp.resize_memory(gas_params, from, len)?;
         let input = interp.memory.slice_len(from, len);
-        Ok(match st.memo.as_mut() {
-            Some(memo) => memo.hash(input.as_ref()),
-            None => keccak(input.as_ref()),
-        })
+        Ok(hash(input.as_ref()))
     })();
     ctx.gas = interp.gas.remaining();
     match r {
         Ok(hash) => {
-            refresh_views(ctx, interp);
+            if grown {
+                refresh_views(ctx, interp);
+            }
             // Big-endian bytes to little-endian limbs.
             let out = words as *mut u64;
             for k in 0..4 {
@@ -502,6 +626,8 @@ unsafe extern "C" fn keccak256<H: Host>(ctx: *mut ExecCtx, words: *mut [u64; 4])
             0
         }
         Err(e) => {
+            // The frame halts here with its memory as the interpreter's.
+            sync_memory(ctx, interp);
             st.result = e;
             1
         }
@@ -524,5 +650,114 @@ unsafe extern "C" fn calldataload(ctx: *mut ExecCtx, words: *mut [u64; 4]) {
     for k in 0..4 {
         let b: [u8; 8] = word[24 - 8 * k..32 - 8 * k].try_into().unwrap();
         out.add(k).write_volatile(u64::from_be_bytes(b));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use revm::bytecode::Bytecode;
+    use revm::interpreter::interpreter::ExtBytecode;
+    use revm::interpreter::{InputsImpl, SharedMemory};
+    use revm::primitives::hardfork::SpecId;
+
+    fn interpreter() -> Interpreter<EthInterpreter> {
+        let code = Bytecode::new_raw(vec![0x00].into());
+        Interpreter::new(
+            SharedMemory::new(),
+            ExtBytecode::new(code),
+            InputsImpl::default(),
+            false,
+            SpecId::OSAKA,
+            1_000_000,
+        )
+    }
+
+    fn ctx_on(interp: &mut Interpreter<EthInterpreter>) -> ExecCtx {
+        let (mem_ptr, mem_len) = memory_view(interp);
+        ExecCtx {
+            gas: interp.gas.remaining(),
+            stack: std::ptr::null_mut(),
+            stack_len: 0,
+            mem_ptr,
+            mem_len,
+            input_ptr: std::ptr::null(),
+            input_len: 0,
+            resume_pc: 0,
+            builtins: std::ptr::null(),
+            frame: std::ptr::null_mut(),
+            caller: [0; 4],
+            call_value: [0; 4],
+            address: [0; 4],
+            mem_cap: 0,
+            mem_cost: interp.gas.memory().expansion_cost,
+        }
+    }
+
+    /// Growth generated code did itself (as the `mem_expand` stub does it:
+    /// zeroed words written past the interpreter's memory, inside the room)
+    /// reaches the interpreter with the bytes written into it, the words
+    /// and their cost; the interpreter's own growth from there on charges
+    /// as if it had grown the memory itself.
+    #[test]
+    fn memory_grown_in_the_room_is_handed_over_with_its_bytes() {
+        let gas = GasParams::new_spec(SpecId::OSAKA);
+        let mut interp = interpreter();
+        interp.resize_memory(&gas, 0, 32).unwrap();
+        interp.memory.set(0, &[7; 32]);
+        let mut ctx = ctx_on(&mut interp);
+        make_room(&mut ctx, &mut interp, &gas);
+        assert_eq!(ctx.mem_cap, 32 + 256);
+        assert_eq!(
+            memory_view(&mut interp),
+            (ctx.mem_ptr, 32),
+            "the room moved memory"
+        );
+
+        // 300 bytes more (10 words), more than one piece of the hand-over.
+        let words = (32 + 300usize).div_ceil(32);
+        for (i, b) in (32..words * 32).enumerate() {
+            unsafe { ctx.mem_ptr.add(b).write(i as u8 | 1) };
+        }
+        ctx.mem_len = words as u64 * 32;
+        ctx.mem_cost = gas.memory_cost(words);
+        sync_memory(&ctx, &mut interp);
+
+        let mem = interp.memory.context_memory().to_vec();
+        assert_eq!(mem.len(), words * 32);
+        assert_eq!(&mem[..32], &[7; 32]);
+        assert!(mem[32..].iter().enumerate().all(|(i, &b)| b == i as u8 | 1));
+        assert_eq!(interp.gas.memory().words_num, words);
+        assert_eq!(interp.gas.memory().expansion_cost, gas.memory_cost(words));
+
+        // The next growth charges only the words past the handed-over ones.
+        let before = interp.gas.remaining();
+        interp.resize_memory(&gas, words * 32, 32).unwrap();
+        let due = gas.memory_cost(words + 1) - gas.memory_cost(words);
+        assert_eq!(before - interp.gas.remaining(), due);
+        // Nothing to hand over twice.
+        let ctx = ctx_on(&mut interp);
+        sync_memory(&ctx, &mut interp);
+        assert_eq!(interp.memory.len(), (words + 1) * 32);
+    }
+
+    /// No room under a memory schedule other than the one generated code
+    /// charges, nor while room is left.
+    #[test]
+    fn room_only_under_the_schedule_generated_code_charges() {
+        let mut gas = GasParams::new_spec(SpecId::OSAKA);
+        let mut interp = interpreter();
+        interp.resize_memory(&gas, 0, 64).unwrap();
+        let mut ctx = ctx_on(&mut interp);
+        make_room(&mut ctx, &mut interp, &gas);
+        assert_eq!(ctx.mem_cap, 64 + 256);
+        ctx.mem_cap = 1000;
+        make_room(&mut ctx, &mut interp, &gas);
+        assert_eq!(ctx.mem_cap, 1000, "room was left");
+
+        gas.override_gas([(GasId::memory_quadratic_reduction(), 1024)]);
+        let mut ctx = ctx_on(&mut interp);
+        make_room(&mut ctx, &mut interp, &gas);
+        assert_eq!(ctx.mem_cap, 0);
     }
 }

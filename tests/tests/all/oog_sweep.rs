@@ -135,6 +135,32 @@ fn memory_steps() -> Vec<u8> {
     c
 }
 
+/// Memory grown a word or two at a time, as compiled code does without
+/// the runtime once it has room: aligned and unaligned MSTORE/MLOAD/MSTORE8,
+/// MSIZE and GAS between them, a KECCAK256 and a CALLDATACOPY over what
+/// was grown (runtime calls that must see it), more growth after them, and
+/// the whole memory returned (every new word must read as zero).
+fn word_steps() -> Vec<u8> {
+    let mut c = h("6001 6000 52"); // MSTORE at 0: the runtime grows, makes room
+    for i in 1..30u16 {
+        let off = i * 32 + [0, 7, 31, 1][i as usize % 4];
+        c.extend_from_slice(&[0x5a, 0x61]); // GAS PUSH2 off
+        c.extend_from_slice(&off.to_be_bytes());
+        c.push([0x52, 0x52, 0x53][i as usize % 3]); // MSTORE / MSTORE8
+        if i % 5 == 0 {
+            c.extend_from_slice(&h("59 80 51 01 50")); // MLOAD at MSIZE: +1 word
+        }
+        if i == 12 {
+            c.extend_from_slice(&h("59 6000 20 50")); // KECCAK256 of all of it
+        }
+        if i == 20 {
+            c.extend_from_slice(&h("6010 6000 59 37")); // CALLDATACOPY at MSIZE
+        }
+    }
+    c.extend_from_slice(&h("59 6000 f3")); // RETURN all of memory
+    c
+}
+
 /// A counted loop with a JUMPI back edge, memory writes in the body.
 fn counted_loop() -> Vec<u8> {
     // PUSH1 6; loop(2): JUMPDEST DUP1 DUP1 PUSH1 32 MUL MSTORE
@@ -254,6 +280,7 @@ fn oog_arith_and_memory() {
         ("arith+memory", arith_memory()),
         ("memory steps", memory_steps()),
         ("long block", long_block()),
+        ("word steps", word_steps()),
     ];
     sweep_all("oog arith+memory", &programs, SPECS, &input());
 }
