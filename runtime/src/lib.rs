@@ -31,7 +31,7 @@ pub use revm_glue::alloy_evm::{
 };
 pub use revm_glue::block;
 pub use revm_glue::evm::NativeEvm;
-pub use revm_glue::executor::run_native;
+pub use revm_glue::executor::{run_native, ROOM_AFTER_GROWS};
 pub use revm_glue::inspect::FrameLevel;
 pub use revm_glue::trace::{divergence_report, first_divergence, TraceStep};
 

@@ -411,7 +411,7 @@ fn sync_memory_cold(ctx: &ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
 /// call's hand-over (`sync_memory`) costs about what the growth saved. A
 /// run that keeps growing (allocations in a loop) then grows without
 /// runtime calls.
-const ROOM_AFTER_GROWS: u32 = 8;
+pub const ROOM_AFTER_GROWS: u32 = 8;
 
 /// Makes room past this frame's memory for generated code to grow it
 /// itself (`ExecCtx::mem_cap`), when it has none left: as much again as the
