@@ -150,8 +150,8 @@ const _: () = assert!(
 /// the whole memory returned (every new word must read as zero).
 fn word_steps() -> Vec<u8> {
     // The first eight growths go through the runtime, which then makes
-    // room; the rest happen in generated code, seven of them before the
-    // KECCAK256 (checked at compile time above).
+    // room; the other fifteen happen in generated code, two of them (the
+    // ninth and tenth) before the KECCAK256 (checked at compile time above).
     let mut c = h("6001 6000 52"); // MSTORE at 0
     for i in 1..30u16 {
         let off = i * 32 + [0, 7, 31, 1][i as usize % 4];
