@@ -27,6 +27,8 @@ import sys, collections
 # plain symbol (no generics) with the mode only in inlined frames below it,
 # so also give the EVM type, which alloy-evm's inlined frames carry (with
 # `run_txs<evmc_runtime` alone, 1% of a native run's samples were missed).
+if len(sys.argv) != 2:
+    sys.exit(__doc__)
 roots = sys.argv[1].split("|")
 # Categories, checked from the leaf up: the first frame matching a rule decides.
 rules = [
