@@ -266,7 +266,11 @@ impl<'g, 'a, 'ctx> PartGen<'g, 'a, 'ctx> {
     ) -> R<CallSiteValue<'ctx>> {
         let mut args = args.to_vec();
         args.push(self.builtins.into());
-        self.b.build_call(self.builtin_stub(builtin)?, &args, name)
+        let call = self
+            .b
+            .build_call(self.builtin_stub(builtin)?, &args, name)?;
+        call.set_call_convention(super::stub_call_convention(builtin));
+        Ok(call)
     }
 
     /// Calls `builtin` (`u32 f(args)`, gas in the ctx): a

@@ -1,6 +1,7 @@
 //! Builtins are reached through one stub per builtin and module: call
-//! sites call the stub directly, and the stub's single indirect jump is the
-//! only transfer through the builtin table. An indirect call per site would
+//! sites call the stub directly, and the stub's single indirect jump (for
+//! `mem_expand`, its runtime stub's call) is the only transfer through the
+//! builtin table. An indirect call per site would
 //! cost a mispredicted branch at every site that runs for the first time
 //! in a while, which is most of a real contract's code.
 
@@ -38,13 +39,23 @@ fn builtin_call_sites_are_direct_calls_of_one_stub_each() {
         let n = calls.iter().filter(|c| c.ends_with(&name)).count();
         assert_eq!(n, 2, "{name}: {n} direct calls in\n{text}");
     }
-    assert!(
-        calls.iter().all(|c| !c.starts_with('*')),
-        "an indirect call is left: {calls:?}\n{text}"
+    // The one indirect call is `mem_expand`'s runtime call, in a stub of
+    // its own that keeps the caller's registers (`preserve_mostcc`).
+    let indirect_calls = calls.iter().filter(|c| c.starts_with('*')).count();
+    assert_eq!(indirect_calls, 1, "indirect calls: {calls:?}\n{text}");
+    let runtime_stub = text
+        .split("evmc_builtin_mem_expand_runtime:")
+        .nth(1)
+        .and_then(|rest| rest.split(".Lfunc_end").next())
+        .unwrap_or_else(|| panic!("no mem_expand runtime stub in\n{text}"));
+    assert_eq!(
+        operands(runtime_stub, &["call", "callq"]).len(),
+        1,
+        "{runtime_stub}"
     );
-    // Each stub is one indirect jump through the table (a sibling call, not
-    // a call and a return), and nothing else jumps indirectly: the program
-    // has no dynamic jumps.
+    // Each other stub is one indirect jump through the table (a sibling
+    // call, not a call and a return), and nothing else jumps indirectly:
+    // the program has no dynamic jumps.
     let stubs = text
         .lines()
         .filter(|l| l.contains("evmc_builtin_") && l.ends_with(':'))
@@ -53,6 +64,6 @@ fn builtin_call_sites_are_direct_calls_of_one_stub_each() {
         .into_iter()
         .filter(|j| j.starts_with('*'))
         .count();
-    assert!(stubs >= 3, "{stubs} stubs in\n{text}");
-    assert_eq!(jumps, stubs, "indirect jumps in\n{text}");
+    assert!(stubs >= 4, "{stubs} stubs in\n{text}");
+    assert_eq!(jumps, stubs - 2, "indirect jumps in\n{text}");
 }
