@@ -409,7 +409,7 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
             b.position_at_end(call);
             let args: Vec<_> = f.get_param_iter().map(|p| p.into()).collect();
             let r = b.build_call(runtime, &args, "")?;
-            r.set_call_convention(PRESERVE_MOST_CC);
+            r.set_call_convention(stub_call_convention(builtin));
             r.set_tail_call_kind(LLVMTailCallKind::LLVMTailCallKindMustTail);
             let r = r.try_as_basic_value().basic().unwrap();
             b.build_return(Some(&r))?;
@@ -531,7 +531,9 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
             "subq {MEM_COST}(%rdi), %rcx",
             "cmpq %rcx, {GAS}(%rdi)",
             "jb 8f",
-            // Charge, record, and zero the two words past the old end.
+            // Charge, record, and zero the two words past the old end: new
+            // memory reads as zeros, written here rather than taken on trust
+            // from how the room was made (both words are inside it).
             "subq %rcx, {GAS}(%rdi)",
             "movq %rax, {MEM_COST}(%rdi)",
             "movq {MEM_LEN}(%rdi), %rcx",
@@ -558,15 +560,8 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
         .replace("{MEM_LEN}", &MEM_LEN.to_string())
         .replace("{MEM_CAP}", &MEM_CAP.to_string())
         .replace("{MEM_COST}", &MEM_COST.to_string());
-        let ty = self.i32.fn_type(
-            &[
-                self.ptr.into(),
-                self.i64.into(),
-                self.i64.into(),
-                self.i64.into(),
-            ],
-            false,
-        );
+        // The runtime function's type: the stub's arguments without the table.
+        let ty = self.builtin_type(Builtin::MemExpand);
         let asm = self.cx.create_inline_asm(
             ty,
             text,
@@ -577,7 +572,9 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
             None,
             false,
         );
-        let args: Vec<_> = (0..4).map(|i| f.get_nth_param(i).unwrap().into()).collect();
+        let args: Vec<_> = (0..ty.count_param_types())
+            .map(|i| f.get_nth_param(i).unwrap().into())
+            .collect();
         let r = b
             .build_indirect_call(ty, asm, &args, "grown")?
             .try_as_basic_value()
