@@ -160,18 +160,22 @@ where
     type Precompiles = P;
     type Inspector = I;
 
+    #[inline]
     fn block(&self) -> &BlockEnv {
         &self.inner.inner.ctx.block
     }
 
+    #[inline]
     fn cfg_env(&self) -> &CfgEnv<SpecId> {
         &self.inner.inner.ctx.cfg
     }
 
+    #[inline]
     fn chain_id(&self) -> u64 {
         self.inner.inner.ctx.cfg.chain_id
     }
 
+    #[inline]
     fn transact_raw(&mut self, tx: TxEnv) -> Result<ResultAndState<HaltReason>, Self::Error> {
         if self.inspect && !self.inner.frame_level_native() {
             // revm's own inspecting loop: every frame interpreted.

@@ -74,6 +74,7 @@ where
 {
     type Inspector = INSP;
 
+    #[inline]
     fn all_inspector(
         &self,
     ) -> (
@@ -86,6 +87,7 @@ where
         self.inner.all_inspector()
     }
 
+    #[inline]
     fn all_mut_inspector(
         &mut self,
     ) -> (
@@ -151,6 +153,7 @@ where
         self.inner.inspector = inspector;
     }
 
+    #[inline]
     fn inspect_one_tx(&mut self, tx: Self::Tx) -> Result<Self::ExecutionResult, Self::Error> {
         self.refresh();
         self.inner.ctx.set_tx(tx);
