@@ -310,6 +310,7 @@ pub(super) unsafe fn leave(
     })
 }
 
+#[inline]
 fn memory_view(interp: &mut Interpreter<EthInterpreter>) -> (*mut u8, u64) {
     let mut mem = interp.memory.context_memory_mut();
     (mem.as_mut_ptr(), mem.len() as u64)
@@ -317,6 +318,7 @@ fn memory_view(interp: &mut Interpreter<EthInterpreter>) -> (*mut u8, u64) {
 
 /// The limbs of `v`, read one by one: the frame's setup has just written
 /// them, and a wider load would miss store forwarding.
+#[inline]
 fn word_limbs(v: &U256) -> [u64; 4] {
     let p = v.as_limbs().as_ptr();
     // SAFETY: four limbs behind a reference.
@@ -324,11 +326,13 @@ fn word_limbs(v: &U256) -> [u64; 4] {
 }
 
 /// An address as the EVM word CALLER/ADDRESS push.
+#[inline]
 fn address_word(a: Address) -> [u64; 4] {
     *U256::from_be_bytes(a.into_word().0).as_limbs()
 }
 
 /// The call data where it is now (see `ExecCtx::input_ptr`).
+#[inline]
 fn input_view(interp: &Interpreter<EthInterpreter>) -> (*const u8, u64) {
     match &interp.input.input {
         CallInput::Bytes(b) => (b.as_ptr(), b.len() as u64),
@@ -340,6 +344,7 @@ fn input_view(interp: &Interpreter<EthInterpreter>) -> (*const u8, u64) {
 }
 
 /// The memory and call data views after the runtime may have grown memory.
+#[inline]
 fn refresh_views(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     let (p, l) = memory_view(interp);
     ctx.mem_ptr = p;
@@ -353,6 +358,7 @@ fn refresh_views(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     }
 }
 
+#[inline]
 unsafe fn sync_in(ctx: &ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     interp.stack.data_mut().set_len(ctx.stack_len as usize);
     interp.gas.set_remaining(ctx.gas);
@@ -437,6 +443,7 @@ fn make_room(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>, gas: &
     ctx.mem_cap = (len + room) as u64;
 }
 
+#[inline]
 fn sync_out(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     ctx.stack_len = interp.stack.len() as u64;
     ctx.gas = interp.gas.remaining();
