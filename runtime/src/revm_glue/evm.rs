@@ -424,6 +424,7 @@ fn gas_left(
 }
 
 /// Why a frame without an artefact runs interpreted.
+#[inline]
 fn interpret_reason(reasons: &ReasonMap, code_hash: Option<B256>, spec: SpecId) -> InterpretReason {
     match code_hash {
         None => InterpretReason::NoCodeHash,
