@@ -310,6 +310,11 @@ pub(super) unsafe fn leave(
     })
 }
 
+// The helpers from here to `sync_out` are `#[inline]`: the builtins that
+// call them are generic, so they are compiled in the embedding crate, where
+// a plain function of this crate stays a call for every opcode left to the
+// runtime (host-heavy fixtures 1-3% slower: benches/README.md, "Near-empty
+// transactions").
 #[inline]
 fn memory_view(interp: &mut Interpreter<EthInterpreter>) -> (*mut u8, u64) {
     let mut mem = interp.memory.context_memory_mut();
