@@ -25,6 +25,14 @@ fn operands<'a>(text: &'a str, mnemonics: &[&str]) -> Vec<&'a str> {
         .collect()
 }
 
+/// The assembly of function `name` in `text`, from its label to its end.
+fn function<'a>(text: &'a str, name: &str) -> &'a str {
+    text.split(&format!("{name}:"))
+        .nth(1)
+        .and_then(|rest| rest.split(".Lfunc_end").next())
+        .unwrap_or_else(|| panic!("no function {name} in\n{text}"))
+}
+
 #[test]
 fn builtin_call_sites_are_direct_calls_of_one_stub_each() {
     // Two MSTOREs at unknown offsets (memory growth), two SLOADs (the
@@ -43,11 +51,7 @@ fn builtin_call_sites_are_direct_calls_of_one_stub_each() {
     // its own that keeps the caller's registers (`preserve_mostcc`).
     let indirect_calls = calls.iter().filter(|c| c.starts_with('*')).count();
     assert_eq!(indirect_calls, 1, "indirect calls: {calls:?}\n{text}");
-    let runtime_stub = text
-        .split("evmc_builtin_mem_expand_runtime:")
-        .nth(1)
-        .and_then(|rest| rest.split(".Lfunc_end").next())
-        .unwrap_or_else(|| panic!("no mem_expand runtime stub in\n{text}"));
+    let runtime_stub = function(&text, "evmc_builtin_mem_expand_runtime");
     let runtime_calls = operands(runtime_stub, &["call", "callq"]);
     assert!(
         runtime_calls.len() == 1 && runtime_calls[0].starts_with('*'),
@@ -56,11 +60,7 @@ fn builtin_call_sites_are_direct_calls_of_one_stub_each() {
     // The growth path saves nothing: the saves the runtime call needs are
     // in its own stub (with them in the prologue, structarray_alloc ran 14%
     // slower).
-    let growth_stub = text
-        .split("evmc_builtin_mem_expand:")
-        .nth(1)
-        .and_then(|rest| rest.split(".Lfunc_end").next())
-        .unwrap_or_else(|| panic!("no mem_expand stub in\n{text}"));
+    let growth_stub = function(&text, "evmc_builtin_mem_expand");
     assert!(
         operands(growth_stub, &["push", "pushq"]).is_empty(),
         "{growth_stub}"

@@ -297,6 +297,8 @@ where
         r
     }
 
+    // What revm's default method does, written here: without it the
+    // near-empty cases measured about 1% slower (three alternating pairs).
     #[inline]
     fn transact(
         &mut self,
