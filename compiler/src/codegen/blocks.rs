@@ -411,14 +411,19 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     }
 
     /// Whether the jump target `t` lies inside the code (its low 64 bits
-    /// are then the pc).
+    /// are then the pc); limb by limb, as `offset_bounds` says why.
     fn in_code(&self, t: IntValue<'ctx>) -> R<IntValue<'ctx>> {
-        self.b.build_int_compare(
+        let (low, high) = self.low_and_high(t)?;
+        let below = self.b.build_int_compare(
             IntPredicate::ULT,
-            t,
-            self.i256.const_int(self.a.code_len as u64, false),
+            low,
+            self.const_i64(self.a.code_len as u64),
             "",
-        )
+        )?;
+        let narrow = self
+            .b
+            .build_int_compare(IntPredicate::EQ, high, self.i64.const_zero(), "")?;
+        self.b.build_and(narrow, below, "")
     }
 
     /// A dynamic jump from `from`: compares `target` with the targets the

@@ -26,13 +26,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         };
         let size: u64 = if opc == op::MSTORE8 { 1 } else { 32 };
 
-        // Offsets below 2^32 cannot overflow the 64-bit add.
-        let small = bld.build_int_compare(
-            IntPredicate::ULT,
-            offset,
-            self.i256.const_int(1 << 32, false),
-            "",
-        )?;
+        let (small, high) = self.offset_bounds(offset)?;
         let off64 = bld.build_int_truncate(offset, self.i64, "off")?;
         let end = bld.build_int_add(off64, self.const_i64(size), "")?;
         let mem_len = self.load_ctx_i64(ctx_offsets::MEM_LEN)?;
@@ -47,12 +41,8 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         // the runtime can charge the expansion, or halt, as the interpreter
         // does at this point.
         bld.position_at_end(grow);
-        let overflow = bld.build_int_compare(
-            IntPredicate::UGE,
-            offset,
-            self.i256.const_int_arbitrary_precision(&[0, 1, 0, 0]),
-            "",
-        )?;
+        // 2^64 or more.
+        let overflow = bld.build_int_compare(IntPredicate::NE, high, self.i64.const_zero(), "")?;
         let overflow = bld.build_int_z_extend(overflow, self.i64, "")?;
         self.store_ctx_i64(ctx_offsets::GAS, self.load_gas()?)?;
         let args = [
