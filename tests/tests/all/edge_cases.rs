@@ -316,6 +316,7 @@ fn jump_targets(code_len: u64, dest: u64, in_push: u64) -> Vec<U256> {
         u(u64::MAX),
         pow2(64) + u(dest),
         pow2(128) + u(dest),
+        pow2(192) + u(dest),
         pow2(255) + u(dest),
         U256::MAX,
     ]

@@ -92,6 +92,11 @@ fn mem_offsets() -> Vec<U256> {
         pow2(64),
         pow2(64) + u(1),
         pow2(128),
+        // Each high limb alone over a small low limb: generated code tests
+        // the limbs one by one.
+        pow2(128) + u(32),
+        pow2(192) + u(32),
+        pow2(255),
         U256::MAX,
     ]
 }
@@ -493,9 +498,13 @@ fn operand_sets(opcode: u8, zoo: &Zoo) -> Vec<Vec<U256>> {
             u(33),
             u(64),
             u(100),
+            u((1 << 32) - 32),
+            u((1 << 32) - 1),
             u(1 << 32),
             u(u64::MAX),
             pow2(64),
+            pow2(128) + u(1),
+            pow2(192) + u(1),
             U256::MAX,
         ]),
         op::CALLDATACOPY | op::CODECOPY | op::RETURNDATACOPY => {
