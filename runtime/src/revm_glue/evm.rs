@@ -7,7 +7,7 @@
 //! CREATE from compiled code go through the same frame stack as interpreted
 //! ones, without recursion on the native stack.
 
-use super::executor::{run_native_with, Memos, Tracing};
+use super::executor::{run_native_with, Lent, MemoryBuffer, Memos, Tracing};
 use super::interp_loop::run_traced;
 use super::trace::TraceStep;
 use crate::hot::{FrameTally, HotCounters};
@@ -19,6 +19,7 @@ use revm::context::{ContextSetters, ContextTr, Evm, FrameStack, JournalTr};
 use revm::context_interface::result::{
     EVMError, ExecResultAndState, ExecutionResult, HaltReason, InvalidTransaction, ResultAndState,
 };
+use revm::context_interface::LocalContextTr;
 use revm::database_interface::{Database, DatabaseCommit};
 use revm::handler::evm::{ContextDbError, FrameInitResult};
 use revm::handler::instructions::{EthInstructions, InstructionProvider};
@@ -217,7 +218,9 @@ where
                 self.native_frames += 1;
                 self.frames.native();
                 let tracing = steps.map(|steps| Tracing { depth, steps });
-                // SAFETY: the artifact was validated for this code hash and spec.
+                let memory_buffer: MemoryBuffer = &**context.local().shared_memory_buffer();
+                // SAFETY: the artifact was validated for this code hash and
+                // spec; the buffer is the context's, alive through the run.
                 unsafe {
                     run_native_with(
                         art.entry(),
@@ -226,7 +229,10 @@ where
                         gas_table,
                         context,
                         tracing,
-                        Some(&mut self.memos),
+                        Lent {
+                            memos: Some(&mut self.memos),
+                            memory_buffer,
+                        },
                     )
                 }
             }

@@ -3,9 +3,12 @@
 //! inspect loop reports after an instruction (its logs) and at the end of
 //! the frame (a SELFDESTRUCT).
 
-use crate::revm_glue::executor::{enter, exec_op, leave, BuiltinTables, ExecOpKind, FrameState};
+use crate::revm_glue::executor::{
+    enter, exec_op, leave, BuiltinTables, ExecOpKind, FrameState, MemoryBuffer,
+};
 use evmc_interface::{EntryFn, ExecCtx, ExecOpFn};
 use revm::context::{ContextTr, JournalEntry, JournalTr};
+use revm::context_interface::LocalContextTr;
 use revm::inspector::{inspect_instructions, Inspector, JournalExt};
 use revm::interpreter::interpreter::EthInterpreter;
 use revm::interpreter::interpreter_types::{Jumps, LoopControl};
@@ -64,18 +67,20 @@ where
 {
     interp.bytecode.reset_action();
     let builtins = BuiltinTables::<InspectedBuiltins<H, INSP>>::get();
+    let memory_buffer: MemoryBuffer = &**host.local().shared_memory_buffer();
     let mut state = InspectedFrame {
         base: FrameState::new(interp, host, table),
         inspector: inspector as *mut INSP,
         journal_i: None,
     };
+    state.base.memory_buffer = memory_buffer;
     let (status, ctx) = enter(
         entry,
         interp,
         builtins,
         &mut state as *mut InspectedFrame<H, INSP> as *mut c_void,
     );
-    let Some(action) = leave(status, &ctx, interp, state.base.result) else {
+    let Some(action) = leave(status, &ctx, interp, state.base.result, memory_buffer) else {
         // No step hooks to repeat: revm's loop from here on is exactly what
         // the interpreted frame would have run.
         return inspect_instructions(host, interp, inspector, table, gas_table);
