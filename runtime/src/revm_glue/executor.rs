@@ -429,7 +429,7 @@ fn sync_memory_cold(
     debug_assert!(len as u64 <= ctx.mem_cap);
     // SAFETY: a non-null buffer is the shared memory's vector, which the
     // context owns for the whole run.
-    let lengthened = unsafe { buffer.as_ref() }.is_some_and(|b| lengthen(b, interp, old, len));
+    let lengthened = unsafe { buffer.as_ref() }.is_some_and(|b| lengthen(b, interp, len));
     if !lengthened {
         lengthen_by_pieces(ctx, interp, old, len);
     }
@@ -451,37 +451,43 @@ enum HandOver {
     ByPieces,
 }
 
-/// Lengthens the frame's memory from `old` to `len` bytes in place, the
-/// bytes being what generated code left there, if `buffer` is the vector
-/// the frame's memory ends. revm's own way to lengthen it writes zeros over
+/// Lengthens the frame's memory to `len` bytes in place, the bytes being
+/// what generated code left there, if `buffer` is the vector the frame's
+/// memory ends. revm's own way to lengthen it writes zeros over
 /// them, so the pieces had to be copied aside and back: three passes over
 /// every byte grown, 6% of memory_grow_mstore by32's native time and
 /// 2-3% of burntpix's (perf).
 fn lengthen(
     buffer: &RefCell<Vec<u8>>,
     interp: &mut Interpreter<EthInterpreter>,
-    old: usize,
     len: usize,
 ) -> bool {
-    let frame_memory = memory_view(interp).0;
-    let Ok(mut v) = buffer.try_borrow_mut() else {
+    let Some((mut v, start)) = frame_vector(buffer, interp) else {
         return false;
     };
-    let full = v.len();
-    // The frame's memory must be the vector's last `old` bytes, and the
-    // new end inside its capacity.
-    let Some(start) = full.checked_sub(old) else {
-        return false;
-    };
-    if v.as_mut_ptr().wrapping_add(start) != frame_memory || start + len > v.capacity() {
+    if start + len > v.capacity() {
         return false;
     }
     // SAFETY: the new bytes are inside the capacity, and initialised:
-    // `make_room` wrote zeros over the whole room (a `resize`) before it
-    // handed generated code `mem_cap`, and generated code grows only
-    // inside that room, zeroing each word it adds, then storing into it.
+    // generated code grows memory only inside the room (`mem_cap`), by at
+    // most two words at a time, and zeroes both words past the old end
+    // before it uses them (the `mem_expand` stub), so every byte past the
+    // frame's memory up to `len` was written since the vector last moved.
     unsafe { v.set_len(start + len) };
     true
+}
+
+/// `buffer`, borrowed, and where the frame's memory starts in it, if it is
+/// the vector the frame's memory ends (as it is while the frame runs: a
+/// child's memory is freed before its parent continues).
+fn frame_vector<'a>(
+    buffer: &'a RefCell<Vec<u8>>,
+    interp: &mut Interpreter<EthInterpreter>,
+) -> Option<(std::cell::RefMut<'a, Vec<u8>>, usize)> {
+    let (frame_memory, len) = memory_view(interp);
+    let mut v = buffer.try_borrow_mut().ok()?;
+    let start = v.len().checked_sub(len as usize)?;
+    (v.as_mut_ptr().wrapping_add(start) == frame_memory).then_some((v, start))
 }
 
 /// [`lengthen`] through revm's own interface: each piece of the growth is
@@ -510,10 +516,10 @@ fn lengthen_by_pieces(
 
 /// The runtime growth of a run from which on it makes room for generated
 /// code to grow memory itself. A run that grows memory a few times gains
-/// nothing from the room: making it writes zeros, and the next runtime
-/// call's hand-over (`sync_memory`) costs about what the growth saved. A
-/// run that keeps growing (allocations in a loop) then grows without
-/// runtime calls.
+/// nothing from the room: making it may move the memory, and the next
+/// runtime call's hand-over (`sync_memory`) costs about what the growth
+/// saved. A run that keeps growing (allocations in a loop) then grows
+/// without runtime calls.
 pub const ROOM_AFTER_GROWS: u32 = 8;
 
 /// Makes room past this frame's memory for generated code to grow it
@@ -521,8 +527,15 @@ pub const ROOM_AFTER_GROWS: u32 = 8;
 /// memory holds, 256 bytes to 64 KiB, so that growing a word at a time
 /// costs a runtime call now and then and each byte is made room for about
 /// once. Nothing under a gas schedule other than the one generated code
-/// charges.
-fn make_room(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>, gas: &GasParams) {
+/// charges. Given the vector behind the memory (`buffer`), it reserves the
+/// room without writing it; otherwise revm's interface can only lengthen
+/// the memory, writing zeros, and shorten it again.
+fn make_room(
+    ctx: &mut ExecCtx,
+    interp: &mut Interpreter<EthInterpreter>,
+    gas: &GasParams,
+    buffer: MemoryBuffer,
+) {
     let len = interp.memory.len();
     if ctx.mem_cap >= (len as u64).saturating_add(MEM_INLINE_GROWTH) {
         return;
@@ -535,8 +548,16 @@ fn make_room(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>, gas: &
     let room = len.clamp(256, 64 << 10);
     // A vector's capacity never shrinks: the buffer keeps room for
     // `len + room` bytes of this frame, wherever it moves.
-    interp.memory.resize(len + room);
-    interp.memory.resize(len);
+    // SAFETY: a non-null buffer is the shared memory's vector, which the
+    // context owns for the whole run.
+    let reserved = unsafe { buffer.as_ref() }
+        .and_then(|b| frame_vector(b, interp))
+        .map(|(mut v, _)| v.reserve(room))
+        .is_some();
+    if !reserved {
+        interp.memory.resize(len + room);
+        interp.memory.resize(len);
+    }
     ctx.mem_cap = (len + room) as u64;
 }
 
@@ -644,7 +665,7 @@ unsafe extern "C" fn mem_expand<H: Host>(
         Ok(()) => {
             st.grows += 1;
             if st.grows >= ROOM_AFTER_GROWS {
-                make_room(ctx, interp, gas_params);
+                make_room(ctx, interp, gas_params, st.memory_buffer);
             }
             ctx.gas = interp.gas.remaining();
             refresh_views(ctx, interp);
@@ -845,8 +866,10 @@ mod tests {
         interp.resize_memory(&gas, 0, 32).unwrap();
         interp.memory.set(0, &[7; 32]);
         let mut ctx = ctx_on(&mut interp);
-        make_room(&mut ctx, &mut interp, &gas);
+        make_room(&mut ctx, &mut interp, &gas, buffer);
         assert_eq!(ctx.mem_cap, 32 + 256, "{label}");
+        assert_eq!(shared.borrow().len(), below + 32, "{label}");
+        assert!(shared.borrow().capacity() >= below + 32 + 256, "{label}");
         assert_eq!(
             memory_view(&mut interp),
             (ctx.mem_ptr, 32),
@@ -902,15 +925,15 @@ mod tests {
         let mut interp = interpreter();
         interp.resize_memory(&gas, 0, 64).unwrap();
         let mut ctx = ctx_on(&mut interp);
-        make_room(&mut ctx, &mut interp, &gas);
+        make_room(&mut ctx, &mut interp, &gas, std::ptr::null());
         assert_eq!(ctx.mem_cap, 64 + 256);
         ctx.mem_cap = 1000;
-        make_room(&mut ctx, &mut interp, &gas);
+        make_room(&mut ctx, &mut interp, &gas, std::ptr::null());
         assert_eq!(ctx.mem_cap, 1000, "room was left");
 
         gas.override_gas([(GasId::memory_quadratic_reduction(), 1024)]);
         let mut ctx = ctx_on(&mut interp);
-        make_room(&mut ctx, &mut interp, &gas);
+        make_room(&mut ctx, &mut interp, &gas, std::ptr::null());
         assert_eq!(ctx.mem_cap, 0);
     }
 }
