@@ -455,8 +455,8 @@ enum HandOver {
 /// what generated code left there, if `buffer` is the vector the frame's
 /// memory ends. revm's own way to lengthen it writes zeros over
 /// them, so the pieces had to be copied aside and back: three passes over
-/// every byte grown, 6% of memory_grow_mstore by32's native time and
-/// 2-3% of burntpix's (perf).
+/// every byte grown, about 6% of memory_grow_mstore by32's native time
+/// (perf).
 fn lengthen(
     buffer: &RefCell<Vec<u8>>,
     interp: &mut Interpreter<EthInterpreter>,
