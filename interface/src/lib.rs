@@ -11,7 +11,7 @@ use core::ffi::c_void;
 
 /// Bumped on any change to [`ExecCtx`], [`Builtins`], [`ArtifactMetadata`] or
 /// the meaning of an exit code.
-pub const INTERFACE_VERSION: u32 = 7;
+pub const INTERFACE_VERSION: u32 = 8;
 
 /// Gas per word of memory in the expansion cost generated code charges when
 /// it grows memory itself (see [`ExecCtx::mem_cap`]): `words * 3 +
@@ -44,7 +44,8 @@ pub mod exit {
     /// A builtin finished the frame: halted, returned, reverted or asked for a
     /// new frame (CALL/CREATE). The runtime holds the reason and the state;
     /// execution resumes (if at all) after the instruction the builtin ran,
-    /// which the runtime recorded itself.
+    /// which the runtime recorded itself. Returned by `evmc_entry` when a
+    /// builtin left through [`ExecCtx::escape`].
     pub const BUILTIN: u32 = 1;
     /// A dynamic jump to something that is not a JUMPDEST.
     pub const INVALID_JUMP: u32 = 2;
@@ -108,6 +109,16 @@ pub struct ExecCtx {
     /// interpreter's `MemoryGas::expansion_cost`), so that generated code
     /// charges exactly the difference when it grows memory.
     pub mem_cost: u64,
+    /// Where a builtin that ends the frame returns to, so that generated
+    /// code need not test a status after every builtin call: written by
+    /// `evmc_entry` before it enters the code, in the layout of LLVM's
+    /// `llvm.eh.sjlj.setjmp` buffer (word 0 the entry's frame pointer,
+    /// word 1 the address it resumes at, word 2 its stack pointer; the
+    /// rest unused). A builtin that ends the frame restores the frame and
+    /// stack pointers from here and jumps to the address, abandoning the
+    /// frames of generated code (which hold nothing to release);
+    /// `evmc_entry` then returns [`exit::BUILTIN`].
+    pub escape: [u64; 5],
 }
 
 /// Byte offsets of [`ExecCtx`] fields, used by code generation. Derived
@@ -146,15 +157,18 @@ pub mod ctx_offsets {
     pub const MEM_CAP: u32 = offset_of!(ExecCtx, mem_cap) as u32;
     /// Offset of [`ExecCtx::mem_cost`].
     pub const MEM_COST: u32 = offset_of!(ExecCtx, mem_cost) as u32;
+    /// Offset of [`ExecCtx::escape`].
+    pub const ESCAPE: u32 = offset_of!(ExecCtx, escape) as u32;
     /// Size of [`ExecCtx`] in bytes.
     pub const SIZE: u32 = size_of::<ExecCtx>() as u32;
 }
 
 /// Executes one EVM instruction with the interpreter's own semantics, on the
 /// state in `ctx` (stack, memory, gas synchronised both ways).
-/// Returns 0 to continue with the next instruction, non-zero when the frame
-/// ends or suspends (the runtime keeps the reason).
-pub type ExecOpFn = unsafe extern "C" fn(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32;
+/// Returns to continue with the next instruction; when the frame ends or
+/// suspends (the runtime keeps the reason) it does not return but leaves
+/// through [`ExecCtx::escape`].
+pub type ExecOpFn = unsafe extern "C" fn(ctx: *mut ExecCtx, opcode: u32, pc: u32);
 
 /// Grows this frame's memory to cover `offset..offset + len` and charges the
 /// expansion gas exactly as the interpreter's MLOAD/MSTORE/MSTORE8 do (after
@@ -163,10 +177,9 @@ pub type ExecOpFn = unsafe extern "C" fn(ctx: *mut ExecCtx, opcode: u32, pc: u32
 /// updated. `offset_overflow` is
 /// non-zero when the offset operand does not fit 64 bits. When the
 /// interpreter would halt there (out of gas, invalid operand) the frame is
-/// halted the same way and 1 is returned: generated code then exits with
-/// [`exit::BUILTIN`].
+/// halted the same way and the builtin leaves through [`ExecCtx::escape`].
 pub type MemExpandFn =
-    unsafe extern "C" fn(ctx: *mut ExecCtx, offset: u64, len: u64, offset_overflow: u64) -> u32;
+    unsafe extern "C" fn(ctx: *mut ExecCtx, offset: u64, len: u64, offset_overflow: u64);
 
 /// A pure 256-bit operation with the interpreter's semantics (division by
 /// zero gives zero, SDIV of MIN by -1 gives MIN, ...). `words` holds the
@@ -179,10 +192,10 @@ pub type ArithFn = unsafe extern "C" fn(words: *mut [u64; 4]);
 /// is the offset (the top of the EVM stack), `words[1]` the length, as
 /// little-endian 64-bit limbs; the hash replaces `words[0]`. Charges the
 /// per-word and memory-expansion gas on `ctx.gas` and updates `ctx.mem_ptr`
-/// and `ctx.mem_len`. Returns 0 to continue; non-zero when the interpreter
-/// would halt there (invalid operand, out of gas), with the frame halted the
-/// same way: generated code then exits with [`exit::BUILTIN`].
-pub type KeccakFn = unsafe extern "C" fn(ctx: *mut ExecCtx, words: *mut [u64; 4]) -> u32;
+/// and `ctx.mem_len`. Returns to continue; when the interpreter would halt
+/// there (invalid operand, out of gas) the frame is halted the same way and
+/// the builtin leaves through [`ExecCtx::escape`].
+pub type KeccakFn = unsafe extern "C" fn(ctx: *mut ExecCtx, words: *mut [u64; 4]);
 
 /// CALLDATALOAD of the offset in `words[0]` (little-endian 64-bit limbs),
 /// result into `words[0]`, for the offsets generated code does not read
@@ -445,12 +458,12 @@ mod tests {
     use super::*;
     use core::mem::size_of;
 
-    /// The layout of interface version 7. The offsets are derived from the
+    /// The layout of interface version 8. The offsets are derived from the
     /// structs; this pins them, so that a change to a struct that would need
     /// a new [`INTERFACE_VERSION`] cannot go unnoticed.
     #[test]
-    fn layout_is_that_of_version_7() {
-        assert_eq!(INTERFACE_VERSION, 7);
+    fn layout_is_that_of_version_8() {
+        assert_eq!(INTERFACE_VERSION, 8);
         let ctx = [
             ctx_offsets::GAS,
             ctx_offsets::STACK,
@@ -467,11 +480,12 @@ mod tests {
             ctx_offsets::ADDRESS,
             ctx_offsets::MEM_CAP,
             ctx_offsets::MEM_COST,
+            ctx_offsets::ESCAPE,
             ctx_offsets::SIZE,
         ];
         assert_eq!(
             ctx,
-            [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 112, 144, 176, 184, 192]
+            [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 112, 144, 176, 184, 192, 232]
         );
         let names = [
             "exec_op",
@@ -501,8 +515,8 @@ mod tests {
             let s = b.signature();
             (s.params, s.ret)
         };
-        assert_eq!(sig(Builtin::ExecOp), (&[Ptr, I32, I32][..], I32));
-        assert_eq!(sig(Builtin::MemExpand), (&[Ptr, I64, I64, I64][..], I32));
+        assert_eq!(sig(Builtin::ExecOp), (&[Ptr, I32, I32][..], Void));
+        assert_eq!(sig(Builtin::MemExpand), (&[Ptr, I64, I64, I64][..], Void));
         for b in [
             Builtin::Div,
             Builtin::Sdiv,
@@ -513,7 +527,7 @@ mod tests {
         ] {
             assert_eq!(sig(b), (&[Ptr][..], Void));
         }
-        assert_eq!(sig(Builtin::Keccak256), (&[Ptr, Ptr][..], I32));
+        assert_eq!(sig(Builtin::Keccak256), (&[Ptr, Ptr][..], Void));
         assert_eq!(sig(Builtin::CallDataLoad), (&[Ptr, Ptr][..], Void));
     }
 

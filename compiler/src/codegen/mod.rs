@@ -27,7 +27,9 @@
 //!   interpreter would run out of gas at one of its static charges, and no
 //!   instruction before that point can halt in another way;
 //! - every exit jumps to one shared block per kind and function, so cold
-//!   paths cost a branch, not a copy of the machine state.
+//!   paths cost a branch, not a copy of the machine state;
+//! - a builtin that ends the frame does not return: it jumps back into
+//!   `evmc_entry` (`ExecCtx::escape`), so a call site tests no status.
 
 //!
 //! Everything decided about the contract (parts, shards, inheritance, stack
@@ -391,6 +393,12 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
         params.push(self.ptr.into());
         let ty = match target.get_return_type() {
             Some(r) => r.fn_type(&params, false),
+            // With `preserve_mostcc` a function that returns nothing keeps
+            // RAX too: the growth stub then saved and restored it around
+            // its assembly. It returns an ignored 0 instead.
+            None if stub_call_convention(builtin) == PRESERVE_MOST_CC => {
+                self.i32.fn_type(&params, false)
+            }
             None => self.cx.void_type().fn_type(&params, false),
         };
         let f = self.stub_function(&name, ty, builtin);
@@ -468,6 +476,9 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
         }
         match call.try_as_basic_value().basic() {
             Some(r) => b.build_return(Some(&r))?,
+            None if f.get_type().get_return_type().is_some() => {
+                b.build_return(Some(&self.i32.const_zero()))?
+            }
             None => b.build_return(None)?,
         };
         Ok(())
@@ -475,7 +486,7 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
 
     /// The start of the `mem_expand` stub: growth by a word or two into the
     /// room the runtime made (`ExecCtx::mem_cap`) is charged and zeroed
-    /// here, and returns 0 as the runtime would; anything else (no room,
+    /// here, and returns as the runtime would; anything else (no room,
     /// a larger growth, too little gas, an offset out of range) goes on to
     /// `call`, the runtime. A runtime call costs several times a memory
     /// instruction, and code that grows memory mostly grows it a word at a
@@ -501,7 +512,7 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
             assert!(MEM_WORD_GAS == 3 && MEM_QUAD_DIVISOR == 512 && MEM_INLINE_GROWTH == 64);
         use ctx_offsets::{GAS, MEM_CAP, MEM_COST, MEM_LEN, MEM_PTR};
         // rdi: ctx, rsi: offset, rdx: length (1 or 32), rcx: whether the
-        // offset overflowed 64 bits. Returns 0 when grown here, 1 for the
+        // offset overflowed 64 bits. Gives 0 when grown here, 1 for the
         // runtime. Offsets below 2^32 cannot wrap the end.
         let text = [
             // To the runtime: an offset past 64 bits or 2^32, an end more
@@ -560,8 +571,9 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
         .replace("{MEM_LEN}", &MEM_LEN.to_string())
         .replace("{MEM_CAP}", &MEM_CAP.to_string())
         .replace("{MEM_COST}", &MEM_COST.to_string());
-        // The runtime function's type: the stub's arguments without the table.
-        let ty = self.builtin_type(Builtin::MemExpand);
+        // The stub's arguments without the table; 0 when grown here.
+        let params = self.builtin_type(Builtin::MemExpand).get_param_types();
+        let ty = self.i32.fn_type(&params, false);
         let asm = self.cx.create_inline_asm(
             ty,
             text,

@@ -11,14 +11,12 @@ use inkwell::values::{
     BasicMetadataValueEnum, CallSiteValue, FunctionValue, InstructionOpcode, IntValue, PhiValue,
     PointerValue,
 };
-use inkwell::IntPredicate;
 use std::ops::Deref;
 
 /// The shared exit blocks of one function.
 #[derive(Clone, Copy)]
 pub(crate) struct Exits<'ctx> {
     pub out_of_gas: BasicBlock<'ctx>,
-    pub builtin: BasicBlock<'ctx>,
     pub invalid_jump: BasicBlock<'ctx>,
     /// Stores gas (from the gas local) and returns `exit::STOP`.
     pub stop: BasicBlock<'ctx>,
@@ -30,7 +28,6 @@ impl<'ctx> Exits<'ctx> {
     fn new(cx: &'ctx Context, f: FunctionValue<'ctx>) -> Self {
         Self {
             out_of_gas: cx.append_basic_block(f, "exit_out_of_gas"),
-            builtin: cx.append_basic_block(f, "exit_builtin"),
             invalid_jump: cx.append_basic_block(f, "exit_invalid_jump"),
             stop: cx.append_basic_block(f, "exit_stop"),
             deopt: cx.append_basic_block(f, "exit_deopt"),
@@ -213,8 +210,6 @@ impl<'g, 'a, 'ctx> PartGen<'g, 'a, 'ctx> {
         let e = self.exits;
         self.b.position_at_end(e.out_of_gas);
         self.ret(exit::OUT_OF_GAS)?;
-        self.b.position_at_end(e.builtin);
-        self.ret(exit::BUILTIN)?;
         self.b.position_at_end(e.invalid_jump);
         // Not observable after the halt, but the frame's gas stays exact.
         self.store_ctx_i64(ctx_offsets::GAS, self.load_gas()?)?;
@@ -236,15 +231,6 @@ impl<'g, 'a, 'ctx> PartGen<'g, 'a, 'ctx> {
     pub(super) fn deopt_at(&self, pc: u64) -> R<()> {
         self.b.build_store(self.pc_var, self.const_i64(pc))?;
         self.b.build_unconditional_branch(self.exits.deopt)?;
-        Ok(())
-    }
-
-    /// Branches to `ok` when `cond` holds, else to the exit block `cold`.
-    pub(super) fn check(&self, cond: IntValue<'ctx>, cold: BasicBlock<'ctx>, name: &str) -> R<()> {
-        let cond = self.likely(cond)?;
-        let ok = self.new_bb(name);
-        self.b.build_conditional_branch(cond, ok, cold)?;
-        self.b.position_at_end(ok);
         Ok(())
     }
 
@@ -273,24 +259,15 @@ impl<'g, 'a, 'ctx> PartGen<'g, 'a, 'ctx> {
         Ok(call)
     }
 
-    /// Calls `builtin` (`u32 f(args)`, gas in the ctx): a
-    /// non-zero result is a halt whose reason the runtime holds (stack and
-    /// gas are not read again); otherwise the gas local is reloaded.
+    /// Calls `builtin` (gas in the ctx), which may end the frame: then it
+    /// does not return here but leaves through `ExecCtx::escape`, with the
+    /// reason in the runtime. Otherwise the gas local is reloaded.
     pub(crate) fn call_halting_builtin(
         &self,
         builtin: Builtin,
         args: &[BasicMetadataValueEnum<'ctx>],
     ) -> R<()> {
-        let r = self
-            .call_builtin(builtin, args, "r")?
-            .try_as_basic_value()
-            .basic()
-            .unwrap()
-            .into_int_value();
-        let ok = self
-            .b
-            .build_int_compare(IntPredicate::EQ, r, self.i32.const_zero(), "")?;
-        self.check(ok, self.exits.builtin, "builtin_ok")?;
+        self.call_builtin(builtin, args, "")?;
         let gas = self.load_ctx_i64(ctx_offsets::GAS)?;
         self.b.build_store(self.gas_var, gas)?;
         Ok(())

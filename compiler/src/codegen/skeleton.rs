@@ -6,10 +6,11 @@ use super::{ModuleGen, PRESERVE_NONE_CC, R};
 use crate::analysis::Plan;
 use evmc_interface::{ctx_offsets, exit, ArtifactMetadata, ENTRY_SYMBOL, METADATA_SYMBOL};
 use inkwell::context::Context;
+use inkwell::intrinsics::Intrinsic;
 use inkwell::module::{Linkage, Module};
-use inkwell::types::IntType;
-use inkwell::values::{FunctionValue, GlobalValue, LLVMTailCallKind};
-use inkwell::GlobalVisibility;
+use inkwell::types::{BasicTypeEnum, IntType};
+use inkwell::values::{FunctionValue, GlobalValue, LLVMTailCallKind, PointerValue};
+use inkwell::{GlobalVisibility, IntPredicate};
 
 /// The metadata record, readable from the file without loading it.
 pub(super) fn add_metadata<'ctx>(cx: &'ctx Context, m: &Module<'ctx>, meta: &ArtifactMetadata) {
@@ -81,7 +82,8 @@ impl<'ctx> JumpTable<'ctx> {
 impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
     /// `evmc_entry(ctx)`: enters the part holding the frame's entry or
     /// resume point. An unknown resume pc deoptimises; the ctx still holds
-    /// the frame's state then.
+    /// the frame's state then. A builtin that ends the frame comes back
+    /// here through `ExecCtx::escape` (`gen_escape_point`).
     pub(super) fn gen_entry(&self) -> R<()> {
         let f = self
             .m
@@ -90,6 +92,7 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
         let entry = self.cx.append_basic_block(f, "entry");
         self.b.position_at_end(entry);
         let ctx = f.get_nth_param(0).unwrap().into_pointer_value();
+        self.gen_escape_point(f, ctx)?;
         let gas = self.load_field_i64(ctx, ctx_offsets::GAS)?;
         let len = self.load_field_i64(ctx, ctx_offsets::STACK_LEN)?;
         let resume = self.load_field_i64(ctx, ctx_offsets::RESUME_PC)?;
@@ -125,6 +128,58 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
         self.b.build_switch(resume, unknown, &cases)?;
         self.b.position_at_end(unknown);
         self.ret(exit::DEOPT)
+    }
+
+    /// Records in `ExecCtx::escape` where a builtin that ends the frame
+    /// returns to: here, to return `exit::BUILTIN`. Generated code then
+    /// does not test a status after each builtin call: those tests and
+    /// their exit edges were 15-20% of the blocks of large contracts, and
+    /// code generation's time grows with the blocks (benches/README.md,
+    /// "Builtins that end the frame leave through the entry"). The
+    /// buffer is that of `llvm.eh.sjlj.setjmp` (frame pointer, resume
+    /// address, stack pointer), which also makes this function save every
+    /// callee-saved register and reload what it needs after the jump back.
+    fn gen_escape_point(&self, f: FunctionValue<'ctx>, ctx: PointerValue<'ctx>) -> R<()> {
+        let buf = self.field(ctx, ctx_offsets::ESCAPE)?;
+        let intrinsic = |name: &str, types: &[BasicTypeEnum<'ctx>]| {
+            Intrinsic::find(name)
+                .and_then(|i| i.get_declaration(&self.m, types))
+                .expect("LLVM has the setjmp intrinsics")
+        };
+        let frame = intrinsic("llvm.frameaddress", &[self.ptr.into()]);
+        let fp = self
+            .b
+            .build_call(frame, &[self.i32.const_zero().into()], "fp")?
+            .try_as_basic_value()
+            .basic()
+            .unwrap();
+        self.b.build_store(buf, fp)?;
+        let save = intrinsic("llvm.stacksave", &[self.ptr.into()]);
+        let sp = self
+            .b
+            .build_call(save, &[], "sp")?
+            .try_as_basic_value()
+            .basic()
+            .unwrap();
+        let sp_slot = self.field(ctx, ctx_offsets::ESCAPE + 16)?;
+        self.b.build_store(sp_slot, sp)?;
+        let setjmp = intrinsic("llvm.eh.sjlj.setjmp", &[]);
+        let r = self
+            .b
+            .build_call(setjmp, &[buf.into()], "escaped")?
+            .try_as_basic_value()
+            .basic()
+            .unwrap()
+            .into_int_value();
+        let run = self.cx.append_basic_block(f, "run");
+        let escaped = self.cx.append_basic_block(f, "escaped");
+        let zero = self.i32.const_zero();
+        let normal = self.b.build_int_compare(IntPredicate::EQ, r, zero, "")?;
+        self.b.build_conditional_branch(normal, run, escaped)?;
+        self.b.position_at_end(escaped);
+        self.ret(exit::BUILTIN)?;
+        self.b.position_at_end(run);
+        Ok(())
     }
 
     /// The dispatch function: enters the part holding a dynamic-jump

@@ -284,6 +284,8 @@ pub(super) unsafe fn enter(
         // No room until a runtime grow makes some (`make_room`).
         mem_cap: 0,
         mem_cost: interp.gas.memory().expansion_cost,
+        // Written by `evmc_entry`.
+        escape: [0; 5],
     };
     let status = entry(&mut ctx);
     (status, ctx)
@@ -568,9 +570,16 @@ fn sync_out(ctx: &mut ExecCtx, interp: &mut Interpreter<EthInterpreter>) {
     refresh_views(ctx, interp);
 }
 
-/// The `exec_op` builtin: `opcode` at `pc` with the interpreter's own
-/// instruction, except a repeated SLOAD, which the run's memo answers.
-pub(super) unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32 {
+/// The `exec_op` builtin (see [`exec_op_status`]).
+unsafe extern "C" fn exec_op<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) {
+    let status = exec_op_status::<H>(ctx, opcode, pc);
+    escape_unless_zero(ctx, status);
+}
+
+/// `opcode` at `pc` with the interpreter's own instruction, except a
+/// repeated SLOAD, which the run's memo answers: 0 to go on, 1 when the
+/// frame ended (the reason in the frame state).
+pub(super) unsafe fn exec_op_status<H: Host>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32 {
     // Read through a raw pointer: `exec_instruction` takes the frame state
     // mutably; the memo (`sload_memo`) is the EVM's, apart from it. A trace
     // records every SLOAD through the instruction itself.
@@ -648,6 +657,19 @@ unsafe extern "C" fn mem_expand<H: Host>(
     offset: u64,
     len: u64,
     offset_overflow: u64,
+) {
+    let status = mem_expand_status::<H>(ctx, offset, len, offset_overflow);
+    escape_unless_zero(ctx, status);
+}
+
+/// The `mem_expand` builtin's work: 0 when memory covers the range, 1 when
+/// the frame halted there.
+#[inline(always)]
+unsafe fn mem_expand_status<H: Host>(
+    ctx: *mut ExecCtx,
+    offset: u64,
+    len: u64,
+    offset_overflow: u64,
 ) -> u32 {
     let ctx = &mut *ctx;
     let st = &mut *(ctx.frame as *mut FrameState<H>);
@@ -678,6 +700,49 @@ unsafe extern "C" fn mem_expand<H: Host>(
     }
 }
 
+/// Ends a builtin whose work gave `status`: returns to generated code on
+/// 0; otherwise the frame ended (the reason is in the frame state) and
+/// control leaves through [`escape`].
+///
+/// # Safety
+/// Called last in a builtin's table entry, with nothing of it left to drop:
+/// the jump abandons that frame.
+#[inline(always)]
+pub(super) unsafe fn escape_unless_zero(ctx: *mut ExecCtx, status: u32) {
+    if status != 0 {
+        escape(ctx);
+    }
+}
+
+/// Returns from `evmc_entry` with `exit::BUILTIN`: restores the frame and
+/// stack pointers it recorded in `ExecCtx::escape` and jumps to the address
+/// recorded there, as LLVM's `llvm.eh.sjlj.longjmp` does. The frames in
+/// between (the builtin's, its stub's, generated code's) are abandoned:
+/// none holds anything to drop or release, and `evmc_entry` saved every
+/// callee-saved register it restores on its way out. Rust allows such a
+/// jump over frames without destructors; every caller reaches here only
+/// after its work returned, through [`escape_unless_zero`].
+#[cold]
+#[inline(never)]
+unsafe fn escape(ctx: *mut ExecCtx) -> ! {
+    let buf = std::ptr::addr_of!((*ctx).escape) as *const u64;
+    if buf.add(1).read() == 0 {
+        // Not entered through `evmc_entry`: nowhere to go back to.
+        std::process::abort();
+    }
+    #[cfg(target_arch = "x86_64")]
+    std::arch::asm!(
+        "mov rax, [rdi + 8]",
+        "mov rbp, [rdi]",
+        "mov rsp, [rdi + 16]",
+        "jmp rax",
+        in("rdi") buf,
+        options(noreturn),
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    std::process::abort();
+}
+
 /// Limb `k` of `words[i]`, read on its own: generated code stored the words
 /// limb by limb, and a wider load would miss store forwarding.
 #[inline(always)]
@@ -694,7 +759,15 @@ unsafe fn word_usize(words: *const [u64; 4], i: usize) -> Option<usize> {
 }
 
 /// revm's KECCAK256 after the pops, check for check in the same order.
-unsafe extern "C" fn keccak256<H: Host>(ctx: *mut ExecCtx, words: *mut [u64; 4]) -> u32 {
+unsafe extern "C" fn keccak256<H: Host>(ctx: *mut ExecCtx, words: *mut [u64; 4]) {
+    let status = keccak256_status::<H>(ctx, words);
+    escape_unless_zero(ctx, status);
+}
+
+/// The `keccak256` builtin's work: 0 with the hash in `words[0]`, 1 when
+/// the frame halted there.
+#[inline(always)]
+unsafe fn keccak256_status<H: Host>(ctx: *mut ExecCtx, words: *mut [u64; 4]) -> u32 {
     let ctx = &mut *ctx;
     let st = &mut *(ctx.frame as *mut FrameState<H>);
     let interp = &mut *st.interp;
@@ -818,6 +891,7 @@ mod tests {
             address: [0; 4],
             mem_cap: 0,
             mem_cost: interp.gas.memory().expansion_cost,
+            escape: [0; 5],
         }
     }
 

@@ -4,7 +4,8 @@
 //! the frame (a SELFDESTRUCT).
 
 use crate::revm_glue::executor::{
-    enter, exec_op, leave, BuiltinTables, ExecOpKind, FrameState, MemoryBuffer,
+    enter, escape_unless_zero, exec_op_status, leave, BuiltinTables, ExecOpKind, FrameState,
+    MemoryBuffer,
 };
 use evmc_interface::{EntryFn, ExecCtx, ExecOpFn};
 use revm::context::{ContextTr, JournalEntry, JournalTr};
@@ -94,7 +95,18 @@ where
 }
 
 /// `exec_op` with the log hook around it.
-unsafe extern "C" fn exec_op_inspected<H, INSP>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32
+unsafe extern "C" fn exec_op_inspected<H, INSP>(ctx: *mut ExecCtx, opcode: u32, pc: u32)
+where
+    H: ContextTr<Journal: JournalExt> + Host,
+    INSP: Inspector<H, EthInterpreter>,
+{
+    let status = exec_op_inspected_status::<H, INSP>(ctx, opcode, pc);
+    escape_unless_zero(ctx, status);
+}
+
+/// The work of `exec_op_inspected`: 0 to go on, 1 when the frame ended.
+#[inline(always)]
+unsafe fn exec_op_inspected_status<H, INSP>(ctx: *mut ExecCtx, opcode: u32, pc: u32) -> u32
 where
     H: ContextTr<Journal: JournalExt> + Host,
     INSP: Inspector<H, EthInterpreter>,
@@ -105,7 +117,7 @@ where
         (journal.logs().len(), journal.journal().len())
     };
     (*st).journal_i = Some(journal_i);
-    let r = exec_op::<H>(ctx, opcode, pc);
+    let r = exec_op_status::<H>(ctx, opcode, pc);
     if (*(*st).base.host).journal().logs().len() == logs_i {
         return r;
     }
