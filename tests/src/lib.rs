@@ -130,6 +130,7 @@ pub struct FrameOutcome {
     /// The stack, when the frame is suspended in a CALL/CREATE and will
     /// continue with it; the stack of a finished frame is never read again.
     pub stack: Option<Vec<U256>>,
+    /// The memory, unless the frame halted exceptionally (then empty).
     pub memory: Vec<u8>,
     /// The interpreter's record of the memory paid for: words and their
     /// expansion cost (a resumed frame charges its next growth from it).
@@ -186,10 +187,18 @@ pub fn run_frame_with(
         None => interp.run_plain(&table, &gas_table, &mut ctx),
         Some(a) => unsafe { run_native(a.entry(), &mut interp, &table, &gas_table, &mut ctx) },
     };
-    let memory = interp.memory.context_memory().to_vec();
     let journal = &ctx.journaled_state;
     let target = journal.inner.state.get(&TARGET);
     let finished = matches!(action, InterpreterAction::Return(_));
+    // The memory of a frame that halted exceptionally is gone with it: no
+    // output, nothing its caller sees. Compiled code charges a gas segment
+    // before its stores inside memory the frame already has, so an
+    // out-of-gas halt may come before stores the interpreter made.
+    let halted = matches!(&action, InterpreterAction::Return(r) if r.result.is_halt());
+    let memory = match halted {
+        true => Vec::new(),
+        false => interp.memory.context_memory().to_vec(),
+    };
     FrameOutcome {
         action: format!("{action:?}"),
         stack: (!finished).then(|| interp.stack.data().clone()),

@@ -143,6 +143,13 @@ pub struct Analysis {
     /// entered, as `(depth, value)`, top first (see
     /// `values::entry_constants`).
     pub entry_consts: Vec<Vec<(u16, crate::revm_api::U256)>>,
+    /// Bytes of memory every frame has once its first block has run (see
+    /// `values::memory_floor`).
+    pub memory_floor: u64,
+    /// MLOAD/MSTORE/MSTORE8 at a constant offset inside
+    /// [`Analysis::memory_floor`], outside the first block: pc -> offset. Their memory is always there: no bounds check, no
+    /// expansion, no halt, so they do not end a gas segment.
+    pub covered_accesses: BTreeMap<u32, u32>,
 }
 
 fn is_suspending(opcode: u8) -> bool {
@@ -254,11 +261,15 @@ impl Analysis {
             dynamic_targets,
             jump_guesses: Vec::new(),
             entry_consts: Vec::new(),
+            memory_floor: 0,
+            covered_accesses: BTreeMap::new(),
         };
         a.resolve_jumps();
         a.mark_reachable();
         a.jump_guesses = returns::guess_dynamic_targets(&a);
         a.entry_consts = values::entry_constants(&a);
+        a.memory_floor = values::memory_floor(&a);
+        a.covered_accesses = values::covered_accesses(&a, a.memory_floor);
         a
     }
 

@@ -264,3 +264,25 @@ fn a_block_entered_from_two_places_knows_no_constants() {
     let stop = a.blocks.iter().position(|b| b.start_pc == 10).unwrap();
     assert_eq!(a.entry_consts[stop].len(), 1, "{:?}", a.entry_consts[stop]);
 }
+
+#[test]
+fn memory_the_first_block_stores_to_covers_constant_accesses_after_it() {
+    // PUSH1 0x80 PUSH1 0x40 MSTORE PUSH1 9 JUMP STOP
+    // 9: JUMPDEST PUSH1 0x40 MLOAD PUSH1 0x41 MLOAD PUSH1 0x5f MSTORE8
+    //    CALLDATALOAD MLOAD PUSH1 0x40 MLOAD STOP
+    let a = analyze("6080604052600956005b604051604151605f53355160405100");
+    assert_eq!(a.memory_floor, 0x60);
+    let covered: Vec<(u32, u32)> = a.covered_accesses.iter().map(|(&k, &v)| (k, v)).collect();
+    // MLOAD 0x40 (pc 12), MSTORE8 0x5f (pc 18) and the last MLOAD 0x40
+    // (pc 23); not MLOAD 0x41 (it ends past 0x60), nor the MLOAD at an
+    // offset known only at run time, nor the first block's own MSTORE.
+    assert_eq!(covered, vec![(12, 0x40), (18, 0x5f), (23, 0x40)]);
+}
+
+#[test]
+fn no_floor_without_a_constant_access_in_the_first_block() {
+    // CALLDATALOAD MLOAD PUSH1 6 JUMP; 6: JUMPDEST PUSH1 0 MLOAD STOP
+    let a = analyze("3551600656005b60005100");
+    assert_eq!(a.memory_floor, 0);
+    assert!(a.covered_accesses.is_empty());
+}

@@ -8,7 +8,7 @@
 use super::{ends_block, Analysis, Inst};
 use crate::revm_api::{stack_io, U256};
 use revm::bytecode::opcode as op;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// One stack slot, as far as the analysis of its block can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +44,20 @@ impl BlockStack {
         } else {
             Val::Entry
         }
+    }
+
+    /// The stack of a block entered with the constants `entry`
+    /// (`(depth, value)`, depth 0 the top).
+    pub(super) fn entered_with(entry: &[(u16, U256)]) -> Self {
+        let mut st = BlockStack::default();
+        if let Some(deepest) = entry.iter().map(|&(d, _)| d as usize).max() {
+            st.ensure(deepest + 1);
+            let len = st.0.len();
+            for &(d, v) in entry {
+                st.0[len - 1 - d as usize] = Val::Const(v);
+            }
+        }
+        st
     }
 
     pub(super) fn clear(&mut self) {
@@ -207,14 +221,7 @@ pub(super) fn entry_constants(a: &Analysis) -> Vec<Vec<(u16, U256)>> {
 /// The constants on the stack after block `b` (its jump's operands
 /// consumed), entered with `entry`.
 fn exit_constants(a: &Analysis, b: usize, entry: &[(u16, U256)]) -> Vec<(u16, U256)> {
-    let mut st = BlockStack::default();
-    if let Some(deepest) = entry.iter().map(|&(d, _)| d as usize).max() {
-        st.ensure(deepest + 1);
-        let len = st.0.len();
-        for &(d, v) in entry {
-            st.0[len - 1 - d as usize] = Val::Const(v);
-        }
-    }
+    let mut st = BlockStack::entered_with(entry);
     for inst in a.blocks[b].insts(a) {
         st.apply(inst);
     }
@@ -224,4 +231,63 @@ fn exit_constants(a: &Analysis, b: usize, entry: &[(u16, U256)]) -> Vec<(u16, U2
         .enumerate()
         .filter_map(|(d, v)| v.constant().map(|c| (d as u16, c)))
         .collect()
+}
+
+/// Bytes of memory a frame has once its first block has run, rounded up to
+/// words: the ends of that block's MLOAD/MSTORE/MSTORE8 at constant
+/// offsets. Every frame starts with that block and leaves it only at its
+/// end (or halts), and memory never shrinks, so every other block runs with
+/// at least this much memory. Solidity's first block stores the free
+/// memory pointer (`PUSH1 0x80 PUSH1 0x40 MSTORE`): 0x60.
+pub(super) fn memory_floor(a: &Analysis) -> u64 {
+    let Some(first) = a.blocks.first() else {
+        return 0;
+    };
+    let mut st = BlockStack::default();
+    let mut floor = 0u64;
+    for inst in first.insts(a) {
+        if let Some(end) = constant_access_end(&st, inst) {
+            floor = floor.max(end.div_ceil(32) * 32);
+        }
+        st.apply(inst);
+    }
+    floor
+}
+
+/// The end of the memory `inst` reads or writes, when it is an MLOAD,
+/// MSTORE or MSTORE8 at an offset known here and below 2^32.
+fn constant_access_end(st: &BlockStack, inst: &Inst) -> Option<u64> {
+    let size = match inst.op {
+        op::MLOAD | op::MSTORE => 32,
+        op::MSTORE8 => 1,
+        _ => return None,
+    };
+    let offset = st.peek(0).constant()?;
+    let offset = u32::try_from(offset).ok()? as u64;
+    Some(offset + size)
+}
+
+/// The MLOAD/MSTORE/MSTORE8 outside the first block whose memory is inside
+/// `floor` (see [`memory_floor`]), by pc, with their offset:
+/// their memory is always there, so they need no bounds check, charge no
+/// expansion and cannot halt.
+pub(super) fn covered_accesses(a: &Analysis, floor: u64) -> BTreeMap<u32, u32> {
+    let mut out = BTreeMap::new();
+    if floor == 0 {
+        return out;
+    }
+    for (b, blk) in a.blocks.iter().enumerate().skip(1) {
+        if !blk.reachable {
+            continue;
+        }
+        let mut st = BlockStack::entered_with(&a.entry_consts[b]);
+        for inst in blk.insts(a) {
+            if let Some(end) = constant_access_end(&st, inst).filter(|&e| e <= floor) {
+                let size = if inst.op == op::MSTORE8 { 1 } else { 32 };
+                out.insert(inst.pc, (end - size) as u32);
+            }
+            st.apply(inst);
+        }
+    }
+    out
 }

@@ -5,7 +5,7 @@
 use super::part::PartGen;
 use super::vstack::VStack;
 use super::{lowering, Lowering, R};
-use crate::analysis::{Block, JumpTarget, Terminator};
+use crate::analysis::{Block, Inst, JumpTarget, Terminator};
 use evmc_interface::STACK_LIMIT;
 use inkwell::basic_block::BasicBlock;
 use inkwell::intrinsics::Intrinsic;
@@ -177,7 +177,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                 // Charge this segment: up to and including the next instruction
                 // whose gas is dynamic, or the end of the block.
                 let mut end = i;
-                while end + 1 < n && !self.is_dynamic(insts[end].op) && !splits_after(end) {
+                while end + 1 < n && !self.is_dynamic(&insts[end]) && !splits_after(end) {
                     end += 1;
                 }
                 let costs: Vec<u64> = insts[i..=end]
@@ -200,7 +200,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                 break;
             }
             self.gen_inst(&mut vs, inst, after[i])?;
-            if self.is_dynamic(inst.op) {
+            if self.is_dynamic(inst) {
                 need_gas_check = true;
             }
             if splits_after(i) {
@@ -249,14 +249,17 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             .build_int_compare(IntPredicate::NE, v, self.i32.const_zero(), "never")
     }
 
-    /// Whether a gas segment ends after `opcode`: its gas or its effects go
+    /// Whether a gas segment ends after `inst`: its gas or its effects go
     /// beyond a static charge, so what follows is charged separately (see the
-    /// module comment on why that makes a failed check an exact halt).
-    fn is_dynamic(&self, opcode: u8) -> bool {
-        matches!(
-            lowering(opcode, self.spec),
-            Lowering::Builtin | Lowering::InlineMemory
-        )
+    /// module comment on why that makes a failed check an exact halt). A
+    /// memory access inside the memory every frame has by then
+    /// (`Analysis::covered_accesses`) charges its static gas only.
+    fn is_dynamic(&self, inst: &Inst) -> bool {
+        match lowering(inst.op, self.spec) {
+            Lowering::Builtin => true,
+            Lowering::InlineMemory => !self.a.covered_accesses.contains_key(&inst.pc),
+            _ => false,
+        }
     }
 
     /// Charges `cost`, or halts out of gas.

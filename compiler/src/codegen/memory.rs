@@ -4,13 +4,17 @@
 //! asks the runtime to grow memory, which charges the expansion or halts the
 //! frame exactly as the interpreter's instruction would: a memory op ends
 //! its gas segment, so nothing after it has been charged yet and no state of
-//! ours (stack, pc) is needed for the halt.
+//! ours (stack, pc) is needed for the halt. An access at a constant offset
+//! inside the memory the frame's first block made
+//! (`Analysis::covered_accesses`: Solidity's free memory pointer and
+//! scratch words) is the load or store alone, in the middle of a segment.
 
 use super::part::PartGen;
 use super::vstack::VStack;
 use super::R;
 use crate::analysis::Inst;
 use evmc_interface::{ctx_offsets, Builtin};
+use inkwell::values::{IntValue, PointerValue};
 use inkwell::IntPredicate;
 use revm::bytecode::opcode as op;
 
@@ -25,6 +29,13 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             Some(vs.pop(self)?)
         };
         let size: u64 = if opc == op::MSTORE8 { 1 } else { 32 };
+        if let Some(&at) = self.a.covered_accesses.get(&inst.pc) {
+            // Always inside memory (the analysis proved the offset): the
+            // access alone, at the offset it found.
+            let base = self.load_ctx_ptr(ctx_offsets::MEM_PTR)?;
+            let p = unsafe { bld.build_gep(self.i8, base, &[self.const_i64(at as u64)], "mc")? };
+            return self.access(opc, p, value, vs);
+        }
 
         let (small, high) = self.offset_bounds(offset)?;
         let off64 = bld.build_int_truncate(offset, self.i64, "off")?;
@@ -59,6 +70,18 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         bld.position_at_end(fast);
         let base = self.load_ctx_ptr(ctx_offsets::MEM_PTR)?;
         let p = unsafe { bld.build_gep(self.i8, base, &[off64], "mp")? };
+        self.access(opc, p, value, vs)
+    }
+
+    /// The load or store of MLOAD/MSTORE/MSTORE8 at `p`, inside memory.
+    fn access(
+        &self,
+        opc: u8,
+        p: PointerValue<'ctx>,
+        value: Option<IntValue<'ctx>>,
+        vs: &mut VStack<'ctx>,
+    ) -> R<()> {
+        let bld = &self.b;
         match opc {
             op::MLOAD => {
                 let raw = bld.build_load(self.i256, p, "")?.into_int_value();

@@ -25,7 +25,10 @@
 //! - a failed gas check is an out-of-gas halt (`exit::OUT_OF_GAS`): a segment
 //!   ends at the first instruction with dynamic gas or effects, so the
 //!   interpreter would run out of gas at one of its static charges, and no
-//!   instruction before that point can halt in another way;
+//!   instruction before that point can halt in another way (an MLOAD,
+//!   MSTORE or MSTORE8 inside the memory every frame has by then,
+//!   `Analysis::covered_accesses`, has neither: what it stores is gone
+//!   with a frame that halts);
 //! - every exit jumps to one shared block per kind and function, so cold
 //!   paths cost a branch, not a copy of the machine state;
 //! - a builtin that ends the frame does not return: it jumps back into

@@ -135,6 +135,28 @@ fn memory_steps() -> Vec<u8> {
     c
 }
 
+/// Accesses inside the memory the first block grew (`PUSH1 0x80 PUSH1
+/// 0x40 MSTORE`, as Solidity's code starts), which compiled code makes
+/// without a bounds check and within one gas segment, between GAS readings
+/// and accesses that grow memory (the first past 0x60), then the memory
+/// returned.
+fn covered_memory() -> Vec<u8> {
+    h(concat!(
+        "6080604052600956", // PUSH1 0x80 PUSH1 0x40 MSTORE PUSH1 9 JUMP
+        "00",               // STOP
+        "5b",               // 9: JUMPDEST
+        "604051",           // MLOAD 0x40
+        "5a600052",         // MSTORE 0x00 <- GAS
+        "5a603f53",         // MSTORE8 0x3f <- GAS
+        "60205101",         // MLOAD 0x20, ADD
+        "602052",           // MSTORE 0x20 <- the sum
+        "59604152",         // MSTORE 0x41 <- MSIZE: grows to 0x80
+        "5a600052",         // MSTORE 0x00 <- GAS
+        "6040515a01604052", // MSTORE 0x40 <- MLOAD 0x40 + GAS
+        "60806000f3",       // RETURN 0..0x80
+    ))
+}
+
 /// `word_steps` grows memory in generated code only if the runtime makes
 /// room by then: a check that passes with every growth in the runtime
 /// would check nothing new.
@@ -292,7 +314,12 @@ fn oog_arith_and_memory() {
         ("memory steps", memory_steps()),
         ("long block", long_block()),
         ("word steps", word_steps()),
+        ("covered memory", covered_memory()),
     ];
+    // Not a sweep of checked accesses only: eight of the covered program's
+    // are compiled without a check.
+    let a = evmc_compiler::analysis::Analysis::new(&covered_memory());
+    assert_eq!((a.memory_floor, a.covered_accesses.len()), (0x60, 8));
     sweep_all("oog arith+memory", &programs, SPECS, &input());
 }
 
