@@ -146,9 +146,10 @@ pub struct Analysis {
     /// Bytes of memory every frame has once its first block has run (see
     /// `values::memory_floor`).
     pub memory_floor: u64,
-    /// MLOAD/MSTORE/MSTORE8 at a constant offset inside
-    /// [`Analysis::memory_floor`], outside the first block: pc -> offset. Their memory is always there: no bounds check, no
-    /// expansion, no halt, so they do not end a gas segment.
+    /// MLOAD/MSTORE/MSTORE8 at a constant offset inside memory the frame
+    /// always has by then (see `values::covered_accesses`): pc -> offset.
+    /// No bounds check, no expansion, no halt, so they do not end a gas
+    /// segment.
     pub covered_accesses: BTreeMap<u32, u32>,
 }
 

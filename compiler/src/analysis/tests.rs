@@ -270,13 +270,17 @@ fn memory_the_first_block_stores_to_covers_constant_accesses_after_it() {
     // PUSH1 0x80 PUSH1 0x40 MSTORE PUSH1 9 JUMP STOP
     // 9: JUMPDEST PUSH1 0x40 MLOAD PUSH1 0x41 MLOAD PUSH1 0x5f MSTORE8
     //    CALLDATALOAD MLOAD PUSH1 0x40 MLOAD STOP
-    let a = analyze("6080604052600956005b604051604151605f53355160405100");
+    let a = analyze("6080604052600956005b604051604151605f53355160405160605100");
     assert_eq!(a.memory_floor, 0x60);
     let covered: Vec<(u32, u32)> = a.covered_accesses.iter().map(|(&k, &v)| (k, v)).collect();
-    // MLOAD 0x40 (pc 12), MSTORE8 0x5f (pc 18) and the last MLOAD 0x40
-    // (pc 23); not MLOAD 0x41 (it ends past 0x60), nor the MLOAD at an
-    // offset known only at run time, nor the first block's own MSTORE.
-    assert_eq!(covered, vec![(12, 0x40), (18, 0x5f), (23, 0x40)]);
+    // MLOAD 0x40 (pc 12), MSTORE8 0x5f (pc 18), the last MLOAD 0x40 (pc
+    // 23) and, once MLOAD 0x41 has grown memory to 0x80, MLOAD 0x60 (pc
+    // 26); not MLOAD 0x41 (it ends past 0x60), nor the MLOAD at an offset
+    // known only at run time, nor the first block's own MSTORE.
+    assert_eq!(
+        covered,
+        vec![(12, 0x40), (18, 0x5f), (23, 0x40), (26, 0x60)]
+    );
 }
 
 #[test]
@@ -285,4 +289,19 @@ fn no_floor_without_a_constant_access_in_the_first_block() {
     let a = analyze("3551600656005b60005100");
     assert_eq!(a.memory_floor, 0);
     assert!(a.covered_accesses.is_empty());
+}
+
+#[test]
+fn memory_an_only_predecessor_reached_carries_on() {
+    // 0: MSTORE(0x80, CALLDATALOAD(0)) JUMPI(23, CALLDATALOAD(1)) (block 0)
+    // 11: MLOAD(0x80) POP MLOAD(0x80) POP MLOAD(0xa0) POP (block 1)
+    // 23: JUMPDEST MLOAD(0x80) STOP         (block 2: entered from 0 and 1)
+    let a = analyze("5f35608052600135601757608051506080515060a051505b60805100");
+    assert_eq!(a.memory_floor, 0xa0);
+    let covered: Vec<u32> = a.covered_accesses.keys().copied().collect();
+    // Block 1 starts with what block 0 left (0xa0): both MLOAD 0x80; then
+    // MLOAD 0xa0 grows. Block 2, entered from two blocks, counts on the
+    // first block's 0xa0 only: its MLOAD 0x80 too.
+    assert_eq!(covered.len(), 3, "{covered:?}");
+    assert!(!a.covered_accesses.values().any(|&o| o == 0xa0));
 }

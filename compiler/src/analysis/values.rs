@@ -267,27 +267,47 @@ fn constant_access_end(st: &BlockStack, inst: &Inst) -> Option<u64> {
     Some(offset + size)
 }
 
-/// The MLOAD/MSTORE/MSTORE8 outside the first block whose memory is inside
-/// `floor` (see [`memory_floor`]), by pc, with their offset:
-/// their memory is always there, so they need no bounds check, charge no
-/// expansion and cannot halt.
+/// The MLOAD/MSTORE/MSTORE8 whose memory is always there when generated
+/// code reaches them, by pc, with their offset: they need no bounds check,
+/// charge no expansion and cannot halt. What a block can count on at its
+/// start: nothing for the first block (a frame starts there with no
+/// memory); what its predecessor had at its end, for a block generated
+/// code enters only from that one block ([`Analysis::single_predecessors`]:
+/// the predecessor then ran from its start, natively); `floor` (see
+/// [`memory_floor`]) for every other block, a resume point included (the
+/// frame may have reached it through the interpreter, by any path). Inside
+/// a block, each access at a constant offset that did not halt leaves at
+/// least its end. A walk from the roots, each block once: linear in the
+/// code.
 pub(super) fn covered_accesses(a: &Analysis, floor: u64) -> BTreeMap<u32, u32> {
-    let mut out = BTreeMap::new();
-    if floor == 0 {
-        return out;
+    let preds = a.single_predecessors();
+    let children = super::plan::children_of(&preds);
+    let n = a.blocks.len();
+    let mut covered = BTreeMap::new();
+    let mut start = vec![floor; n];
+    if let Some(first) = start.first_mut() {
+        *first = 0;
     }
-    for (b, blk) in a.blocks.iter().enumerate().skip(1) {
-        if !blk.reachable {
-            continue;
-        }
+    let mut work: Vec<usize> = (0..n)
+        .filter(|&b| preds[b].is_none() && a.blocks[b].reachable)
+        .collect();
+    while let Some(b) = work.pop() {
         let mut st = BlockStack::entered_with(&a.entry_consts[b]);
-        for inst in blk.insts(a) {
-            if let Some(end) = constant_access_end(&st, inst).filter(|&e| e <= floor) {
-                let size = if inst.op == op::MSTORE8 { 1 } else { 32 };
-                out.insert(inst.pc, (end - size) as u32);
+        let mut has = start[b];
+        for inst in a.blocks[b].insts(a) {
+            if let Some(end) = constant_access_end(&st, inst) {
+                if end <= has {
+                    let size = if inst.op == op::MSTORE8 { 1 } else { 32 };
+                    covered.insert(inst.pc, (end - size) as u32);
+                }
+                has = has.max(end.div_ceil(32) * 32);
             }
             st.apply(inst);
         }
+        for &c in &children[b] {
+            start[c] = has;
+            work.push(c);
+        }
     }
-    out
+    covered
 }
