@@ -292,7 +292,7 @@ fn no_floor_without_a_constant_access_in_the_first_block() {
 }
 
 #[test]
-fn memory_an_only_predecessor_reached_carries_on() {
+fn memory_carries_over_from_an_only_predecessor() {
     // 0: MSTORE(0x80, CALLDATALOAD(0)) JUMPI(23, CALLDATALOAD(1)) (block 0)
     // 11: MLOAD(0x80) POP MLOAD(0x80) POP MLOAD(0xa0) POP (block 1)
     // 23: JUMPDEST MLOAD(0x80) STOP         (block 2: entered from 0 and 1)
