@@ -144,7 +144,7 @@ pub struct Analysis {
     /// `values::entry_constants`).
     pub entry_consts: Vec<Vec<(u16, crate::revm_api::U256)>>,
     /// Bytes of memory every frame has once its first block has run (see
-    /// `values::memory_floor`).
+    /// `values::covered_accesses`).
     pub memory_floor: u64,
     /// MLOAD/MSTORE/MSTORE8 at a constant offset inside memory the frame
     /// always has by then (see `values::covered_accesses`): pc -> offset.
@@ -269,8 +269,7 @@ impl Analysis {
         a.mark_reachable();
         a.jump_guesses = returns::guess_dynamic_targets(&a);
         a.entry_consts = values::entry_constants(&a);
-        a.memory_floor = values::memory_floor(&a);
-        a.covered_accesses = values::covered_accesses(&a, a.memory_floor);
+        (a.memory_floor, a.covered_accesses) = values::covered_accesses(&a);
         a
     }
 

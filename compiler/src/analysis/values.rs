@@ -233,27 +233,6 @@ fn exit_constants(a: &Analysis, b: usize, entry: &[(u16, U256)]) -> Vec<(u16, U2
         .collect()
 }
 
-/// Bytes of memory a frame has once its first block has run, rounded up to
-/// words: the ends of that block's MLOAD/MSTORE/MSTORE8 at constant
-/// offsets. Every frame starts with that block and leaves it only at its
-/// end (or halts), and memory never shrinks, so every other block runs with
-/// at least this much memory. Solidity's first block stores the free
-/// memory pointer (`PUSH1 0x80 PUSH1 0x40 MSTORE`): 0x60.
-pub(super) fn memory_floor(a: &Analysis) -> u64 {
-    let Some(first) = a.blocks.first() else {
-        return 0;
-    };
-    let mut st = BlockStack::default();
-    let mut floor = 0u64;
-    for inst in first.insts(a) {
-        if let Some(end) = constant_access_end(&st, inst) {
-            floor = floor.max(end.div_ceil(32) * 32);
-        }
-        st.apply(inst);
-    }
-    floor
-}
-
 /// The end of the memory `inst` reads or writes, when it is an MLOAD,
 /// MSTORE or MSTORE8 at an offset known here and below 2^32.
 fn constant_access_end(st: &BlockStack, inst: &Inst) -> Option<u64> {
@@ -269,45 +248,57 @@ fn constant_access_end(st: &BlockStack, inst: &Inst) -> Option<u64> {
 
 /// The MLOAD/MSTORE/MSTORE8 whose memory is always there when generated
 /// code reaches them, by pc, with their offset: they need no bounds check,
-/// charge no expansion and cannot halt. What a block can count on at its
-/// start: nothing for the first block (a frame starts there with no
-/// memory); what its predecessor had at its end, for a block generated
-/// code enters only from that one block ([`Analysis::single_predecessors`]:
-/// the predecessor then ran from its start, natively); `floor` (see
-/// [`memory_floor`]) for every other block, a resume point included (the
-/// frame may have reached it through the interpreter, by any path). Inside
-/// a block, each access at a constant offset that did not halt leaves at
-/// least its end. A walk from the roots, each block once: linear in the
-/// code.
-pub(super) fn covered_accesses(a: &Analysis, floor: u64) -> BTreeMap<u32, u32> {
+/// charge no expansion and cannot halt; and the memory every frame has
+/// once its first block has run (the floor), rounded up to words.
+///
+/// Every frame starts with its first block and leaves it only at its end
+/// (or halts), and memory never shrinks, so every other block runs with at
+/// least what that block's constant-offset accesses reached. Solidity's
+/// first block stores the free memory pointer (`PUSH1 0x80 PUSH1 0x40
+/// MSTORE`): 0x60. What a block can count on at its start: nothing for the
+/// first block (a frame starts there with no memory); what its
+/// predecessor had at its end, for a block generated code enters only from
+/// that one block ([`Analysis::single_predecessors`]: the predecessor then
+/// ran from its start, natively); the floor for every other block, a
+/// resume point included (the frame may have reached it through the
+/// interpreter, by any path). Inside a block, each access at a constant
+/// offset that did not halt leaves at least its end. A walk from the
+/// roots, each block once: linear in the code.
+pub(super) fn covered_accesses(a: &Analysis) -> (u64, BTreeMap<u32, u32>) {
+    let mut covered = BTreeMap::new();
+    // The first block is a root and starts with nothing.
+    let floor = covered_in_block(a, 0, 0, &mut covered);
     let preds = a.single_predecessors();
     let children = super::plan::children_of(&preds);
     let n = a.blocks.len();
-    let mut covered = BTreeMap::new();
     let mut start = vec![floor; n];
-    if let Some(first) = start.first_mut() {
-        *first = 0;
-    }
-    let mut work: Vec<usize> = (0..n)
+    let mut work: Vec<usize> = (1..n)
         .filter(|&b| preds[b].is_none() && a.blocks[b].reachable)
+        .chain(children[0].iter().copied())
         .collect();
     while let Some(b) = work.pop() {
-        let mut st = BlockStack::entered_with(&a.entry_consts[b]);
-        let mut has = start[b];
-        for inst in a.blocks[b].insts(a) {
-            if let Some(end) = constant_access_end(&st, inst) {
-                if end <= has {
-                    let size = if inst.op == op::MSTORE8 { 1 } else { 32 };
-                    covered.insert(inst.pc, (end - size) as u32);
-                }
-                has = has.max(end.div_ceil(32) * 32);
-            }
-            st.apply(inst);
-        }
+        let end = covered_in_block(a, b, start[b], &mut covered);
         for &c in &children[b] {
-            start[c] = has;
+            start[c] = end;
             work.push(c);
         }
     }
-    covered
+    (floor, covered)
+}
+
+/// Adds the accesses of block `b` covered by the `has` bytes it starts
+/// with to `covered`; returns what it leaves.
+fn covered_in_block(a: &Analysis, b: usize, mut has: u64, covered: &mut BTreeMap<u32, u32>) -> u64 {
+    let mut st = BlockStack::entered_with(&a.entry_consts[b]);
+    for inst in a.blocks[b].insts(a) {
+        if let Some(end) = constant_access_end(&st, inst) {
+            if end <= has {
+                let size = if inst.op == op::MSTORE8 { 1 } else { 32 };
+                covered.insert(inst.pc, (end - size) as u32);
+            }
+            has = has.max(end.div_ceil(32) * 32);
+        }
+        st.apply(inst);
+    }
+    has
 }

@@ -262,26 +262,21 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             .build_int_compare(IntPredicate::NE, v, self.i32.const_zero(), "never")
     }
 
-    /// Whether a gas segment ends after `inst`: its gas or its effects go
-    /// beyond a static charge, so what follows is charged separately (see the
+    /// Whether the gas segment ends after `inst`, the instruction `at` of
+    /// its segment: after an instruction whose gas or effects go beyond a
+    /// static charge, so that what follows is charged separately (see the
     /// module comment on why that makes a failed check an exact halt). A
     /// memory access inside the memory every frame has by then
-    /// (`Analysis::covered_accesses`) charges its static gas only.
-    fn is_dynamic(&self, inst: &Inst) -> bool {
+    /// (`Analysis::covered_accesses`) charges its static gas only, and ends
+    /// the segment only once it is [`MERGED_SEGMENT_INSTS`] long.
+    fn ends_segment(&self, inst: &Inst, at: usize) -> bool {
         match lowering(inst.op, self.spec) {
             Lowering::Builtin => true,
-            Lowering::InlineMemory => !self.a.covered_accesses.contains_key(&inst.pc),
+            Lowering::InlineMemory => {
+                at + 1 >= MERGED_SEGMENT_INSTS || !self.a.covered_accesses.contains_key(&inst.pc)
+            }
             _ => false,
         }
-    }
-
-    /// Whether the segment ends after `inst`, the instruction `at` of its
-    /// segment: after an instruction with dynamic gas, and after a covered
-    /// memory access once the segment is [`MERGED_SEGMENT_INSTS`] long.
-    fn ends_segment(&self, inst: &Inst, at: usize) -> bool {
-        self.is_dynamic(inst)
-            || (at + 1 >= MERGED_SEGMENT_INSTS
-                && lowering(inst.op, self.spec) == Lowering::InlineMemory)
     }
 
     /// Charges `cost`, or halts out of gas.
