@@ -304,7 +304,16 @@ impl Gen<'_, '_> {
     }
 
     fn small_offset(&mut self) {
-        let v = self.range(0, 0x3ff);
+        // Now and then one of the words Solidity's code reads and writes
+        // everywhere (scratch 0x00 and 0x20, the free memory pointer at
+        // 0x40): after the prologue of `program` they are inside memory
+        // every frame has, accesses the compiler leaves unchecked
+        // (`Analysis::covered_accesses`).
+        let v = if self.chance(1, 4) {
+            [0x00, 0x20, 0x40, 0x3f][self.range(0, 3) as usize]
+        } else {
+            self.range(0, 0x3ff)
+        };
         self.push_u(v)
     }
 
@@ -1026,6 +1035,14 @@ impl Gen<'_, '_> {
         let big = self.chance(1, 16);
         let subs: Vec<usize> = (0..k).map(|_| self.a.label()).collect();
         let table = self.a.label();
+        // Half the programs start as Solidity's do, storing the free memory
+        // pointer: memory's first 0x60 bytes then exist in every block,
+        // including those entered after a CALL returns.
+        if self.chance(1, 2) {
+            self.push_u(0x80);
+            self.push_u(0x40);
+            self.op(op::MSTORE);
+        }
         // jump to table + 4 * (calldata[0] % k)
         self.push_u(0);
         self.op(op::CALLDATALOAD);

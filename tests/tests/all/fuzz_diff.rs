@@ -36,7 +36,20 @@ fn log(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-fn campaign(label: &str, decode: fn(&[u8]) -> World, worlds: u64, variants: u64, seed_salt: u64) {
+/// What a campaign must have exercised for its passing to mean something.
+struct Expect {
+    /// Memory accesses the compiler leaves unchecked, in all its codes.
+    covered_accesses: bool,
+}
+
+fn campaign(
+    label: &str,
+    decode: fn(&[u8]) -> World,
+    worlds: u64,
+    variants: u64,
+    seed_salt: u64,
+    expect: Expect,
+) {
     let variants = variants as usize;
     let gas_points = env_or("EVMC_FUZZ_GAS_POINTS", 3) as usize;
     let seed = env_or("EVMC_FUZZ_SEED", 0x5eed) ^ seed_salt;
@@ -60,6 +73,9 @@ fn campaign(label: &str, decode: fn(&[u8]) -> World, worlds: u64, variants: u64,
     // Distinct artifacts this campaign needed (the harness compiles each
     // once per process).
     let compiled = Mutex::new(HashSet::new());
+    // Memory accesses compiled without a bounds check (inside memory every
+    // frame has: `Analysis::covered_accesses`), over the distinct codes.
+    let covered = Mutex::new(0usize);
     let start = Instant::now();
     // EVMC_FUZZ_INPUT=<hex> replays one world (as printed on a failure).
     let inputs = match replay.clone() {
@@ -74,13 +90,17 @@ fn campaign(label: &str, decode: fn(&[u8]) -> World, worlds: u64, variants: u64,
         let world = decode(&data);
         let registry = world.registry(&|code: &[u8], spec, opt| {
             let key = (evmc_tests::evmc_compiler::code_hash(code), spec, opt);
-            compiled.lock().unwrap().insert(key);
+            if compiled.lock().unwrap().insert(key) {
+                let analysis = evmc_tests::evmc_compiler::analysis::Analysis::new(code);
+                *covered.lock().unwrap() += analysis.covered_accesses.len();
+            }
             native_opt(code, spec, opt)
         });
         check_world(&world, &registry, variants, gas_points, &stats).map_err(TestCaseError::fail)
     });
+    let covered = *covered.lock().unwrap();
     log(&format!(
-        "{label}: {} worlds, {} compiles, {} in {:.1?} (seed {seed:#x})",
+        "{label}: {} worlds, {} compiles ({covered} unchecked memory accesses), {} in {:.1?} (seed {seed:#x})",
         runner.config().cases,
         compiled.lock().unwrap().len(),
         stats.summary(),
@@ -106,6 +126,10 @@ fn campaign(label: &str, decode: fn(&[u8]) -> World, worlds: u64, variants: u64,
         stats.summary()
     );
     assert!(
+        !expect.covered_accesses || covered > 0,
+        "{label}: no compiled code had an unchecked memory access"
+    );
+    assert!(
         // Empty code runs no frame at all.
         Stats::get(&stats.native_frames) * 10 >= executed * 9,
         "{label}: compiled code must run: {}",
@@ -117,7 +141,17 @@ fn campaign(label: &str, decode: fn(&[u8]) -> World, worlds: u64, variants: u64,
 fn generated_contracts_run_natively_exactly_as_interpreted() {
     let worlds = env_or("EVMC_FUZZ_WORLDS", 48);
     let variants = env_or("EVMC_FUZZ_VARIANTS", 120);
-    campaign("structured worlds", World::decode, worlds, variants, 0);
+    let expect = Expect {
+        covered_accesses: true,
+    };
+    campaign(
+        "structured worlds",
+        World::decode,
+        worlds,
+        variants,
+        0,
+        expect,
+    );
 }
 
 #[test]
@@ -131,5 +165,8 @@ fn random_byte_strings_run_natively_exactly_as_interpreted() {
         worlds,
         variants,
         1,
+        Expect {
+            covered_accesses: false,
+        },
     );
 }
