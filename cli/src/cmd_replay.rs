@@ -55,11 +55,12 @@ pub(crate) struct Args {
     /// spent at least this much gas in the interpreted reference run; 0
     /// compiles every contract the blocks run. The default keeps the first
     /// run's compile short: on the shared blocks it picks 142 of 2,027
-    /// contracts (61.5% of their frames' gas); compiling more gains a few
-    /// percent for minutes of compiling (AMD EPYC, `--repeat 3`: 1.18-1.21x
-    /// at the default, 1.22-1.26x over 100,000 gas with 274 contracts,
-    /// 1.21-1.31x over 20,000 with 1,225, 1.27-1.32x with all; see
-    /// benches/README.md, "Safety net"). Loop-free contracts too short to
+    /// contracts (61.5% of their frames' gas, 87 s of compiling on two
+    /// cores); every contract (0) takes 15 minutes to compile the first
+    /// time and runs the blocks fastest (AMD EPYC, `--repeat 3`: 1.17x at
+    /// the default, 1.30x with every contract, 1.35-1.39x with every
+    /// contract and no safety net, on a quiet host; benches/README.md,
+    /// "Safety net" and "Measured, not kept"). Loop-free contracts too short to
     /// pay for compiled code's entry (minimal proxies) stay interpreted
     /// too, unless this is 0.
     #[arg(long = "min-gas", default_value_t = 200_000)]
