@@ -306,8 +306,9 @@ impl Gen<'_, '_> {
     fn small_offset(&mut self) {
         // Now and then one of the words Solidity's code reads and writes
         // everywhere (scratch 0x00 and 0x20, the free memory pointer at
-        // 0x40): after the prologue of `program` they are inside memory
-        // every frame has, accesses the compiler leaves unchecked
+        // 0x40), or an unaligned word ending inside them (0x3f): after the
+        // prologue of `program` they are inside memory every frame has,
+        // accesses the compiler leaves unchecked
         // (`Analysis::covered_accesses`).
         let v = if self.chance(1, 4) {
             [0x00, 0x20, 0x40, 0x3f][self.range(0, 3) as usize]
