@@ -271,6 +271,7 @@ pub(super) fn covered_accesses(a: &Analysis) -> (u64, BTreeMap<u32, u32>) {
     let preds = a.single_predecessors();
     let children = super::plan::children_of(&preds);
     let n = a.blocks.len();
+    // The floor is what the first block leaves: its children start there.
     let mut start = vec![floor; n];
     let mut work: Vec<usize> = (1..n)
         .filter(|&b| preds[b].is_none() && a.blocks[b].reachable)
