@@ -143,6 +143,10 @@ pub struct Analysis {
     /// entered, as `(depth, value)`, top first (see
     /// `values::entry_constants`).
     pub entry_consts: Vec<Vec<(u16, crate::revm_api::U256)>>,
+    /// For each block, the stack slots known to hold a word below 2^64
+    /// when it is entered: bit `d` for the slot `d` below the top (see
+    /// `values::entry_small_words`).
+    pub entry_small: Vec<u64>,
     /// Bytes of memory every frame has once its first block has run (see
     /// `values::covered_accesses`).
     pub memory_floor: u64,
@@ -262,6 +266,7 @@ impl Analysis {
             dynamic_targets,
             jump_guesses: Vec::new(),
             entry_consts: Vec::new(),
+            entry_small: Vec::new(),
             memory_floor: 0,
             covered_accesses: BTreeMap::new(),
         };
@@ -269,6 +274,7 @@ impl Analysis {
         a.mark_reachable();
         a.jump_guesses = returns::guess_dynamic_targets(&a);
         a.entry_consts = values::entry_constants(&a);
+        a.entry_small = values::entry_small_words(&a);
         (a.memory_floor, a.covered_accesses) = values::covered_accesses(&a);
         a
     }

@@ -305,3 +305,43 @@ fn memory_carries_over_from_an_only_predecessor() {
     assert_eq!(covered.len(), 3, "{covered:?}");
     assert!(!a.covered_accesses.values().any(|&o| o == 0xa0));
 }
+
+/// `entry_small` of the block starting at `pc`.
+fn small_at(a: &Analysis, pc: u32) -> u64 {
+    let b = a.blocks.iter().position(|b| b.start_pc == pc).unwrap();
+    a.entry_small[b]
+}
+
+#[test]
+fn a_word_used_as_a_memory_offset_is_small_after_it_in_every_copy() {
+    // PUSH0 CALLDATALOAD DUP1 <access> PUSH1 t JUMP, t: JUMPDEST STOP: the
+    // copy left on the stack is below 2^64 once MLOAD or MSTORE8 went on.
+    for access in ["5150", "8053"] {
+        let a = analyze(&format!("5f3580{access}6008565b00"));
+        assert_eq!(small_at(&a, 8), 1, "{access}");
+    }
+    // Without the access nothing is known of it.
+    let a = analyze("5f35600656005b00");
+    assert_eq!(small_at(&a, 6), 0);
+    // `x + 0` is the same word: the copy below the sum is small too. And
+    // flags and sizes are small, a sum of small words is not: PUSH0
+    // CALLDATALOAD DUP1 PUSH0 ADD MLOAD POP CALLDATASIZE DUP1 DUP1 ADD
+    // PUSH1 t JUMP, t: JUMPDEST STOP.
+    let a = analyze("5f35805f01515036808001600e565b00");
+    assert_eq!(small_at(&a, 14), 0b110);
+}
+
+#[test]
+fn small_words_a_block_does_not_touch_reach_its_successor_deeper() {
+    // PUSH0 CALLDATALOAD DUP1 MLOAD POP PUSH1 8 JUMP, 8: JUMPDEST PUSH0
+    // CALLDATALOAD PUSH1 14 JUMP, 14: JUMPDEST STOP: the first word stays
+    // small under the second block's calldata word.
+    let a = analyze("5f358051506008565b5f35600e565b00");
+    assert_eq!(small_at(&a, 8), 0b1);
+    assert_eq!(small_at(&a, 14), 0b10);
+    // A loop header entered from two places knows nothing (PUSH0
+    // CALLDATALOAD DUP1 MLOAD POP, 5: JUMPDEST PUSH0 CALLDATALOAD PUSH1 5
+    // JUMPI STOP).
+    let a = analyze("5f358051505b5f3560055700");
+    assert_eq!(small_at(&a, 5), 0);
+}

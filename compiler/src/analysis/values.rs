@@ -303,3 +303,180 @@ fn covered_in_block(a: &Analysis, b: usize, mut has: u64, covered: &mut BTreeMap
     }
     has
 }
+
+/// For each block, the stack slots known to hold a word below 2^64
+/// whenever it is entered, as a mask (bit `d`: the slot `d` below the top,
+/// below [`MAX_ENTRY_CONSTS_DEPTH`]). Like [`entry_constants`], only blocks
+/// entered solely from one predecessor get any: what that predecessor
+/// leaves there.
+///
+/// The facts are the EVM's, whoever runs the code: a frame that goes on
+/// after an MLOAD, MSTORE or MSTORE8 had an offset below 2^64 (a larger
+/// one runs out of gas), and so has every copy of that word still on the
+/// stack. Code generation takes such a word from memory as its low limb
+/// (and already knows it for the words it holds as values), so that LLVM
+/// computes what follows from it in one or two limbs: a pointer kept on
+/// the stack and the offsets added to it, a stride read from calldata once
+/// it has been used.
+pub(super) fn entry_small_words(a: &Analysis) -> Vec<u64> {
+    let preds = a.single_predecessors();
+    let n = a.blocks.len();
+    let children = super::plan::children_of(&preds);
+    let mut out = vec![0u64; n];
+    let mut work: Vec<usize> = (0..n)
+        .filter(|&b| preds[b].is_none() && a.blocks[b].reachable)
+        .collect();
+    while let Some(b) = work.pop() {
+        if children[b].is_empty() {
+            continue;
+        }
+        let exit = exit_small_words(a, b, out[b]);
+        for &c in &children[b] {
+            out[c] = exit;
+            work.push(c);
+        }
+    }
+    out
+}
+
+/// One word as [`exit_small_words`] follows it: copies of the same word
+/// share an `id`; `konst` is its value when the block pushed or folded it.
+#[derive(Clone, Copy)]
+struct Word {
+    id: usize,
+    konst: Option<U256>,
+}
+
+/// The stack of one block for [`exit_small_words`]: slots below what the
+/// block pushed are materialised as they are reached.
+struct SmallStack {
+    words: VecDeque<Word>,
+    /// By id: the word is below 2^64.
+    small: Vec<bool>,
+    /// The entry mask, and how many entry slots are materialised.
+    entry: u64,
+    entry_depth: usize,
+}
+
+impl SmallStack {
+    fn fresh(&mut self, small: bool, konst: Option<U256>) -> Word {
+        self.small.push(small);
+        Word {
+            id: self.small.len() - 1,
+            konst,
+        }
+    }
+
+    fn ensure(&mut self, n: usize) {
+        while self.words.len() < n {
+            let d = self.entry_depth;
+            self.entry_depth += 1;
+            let w = self.fresh(d < 64 && self.entry >> d & 1 == 1, None);
+            self.words.push_front(w);
+        }
+    }
+
+    fn push_new(&mut self, small: bool, konst: Option<U256>) {
+        let w = self.fresh(small, konst);
+        self.words.push_back(w);
+    }
+
+    fn apply(&mut self, inst: &Inst) {
+        let below_2_64 = |v: U256| v < U256::from(1u128 << 64);
+        match inst.op {
+            op::PUSH0..=op::PUSH32 => self.push_new(below_2_64(inst.imm), Some(inst.imm)),
+            op::DUP1..=op::DUP16 => {
+                let k = (inst.op - op::DUP1 + 1) as usize;
+                self.ensure(k);
+                let w = self.words[self.words.len() - k];
+                self.words.push_back(w);
+            }
+            op::SWAP1..=op::SWAP16 => {
+                let k = (inst.op - op::SWAP1 + 1) as usize;
+                self.ensure(k + 1);
+                let top = self.words.len() - 1;
+                self.words.swap(top, top - k);
+            }
+            _ => {
+                let (inp, out) = stack_io(inst.op).unwrap_or((0, 0));
+                self.ensure(inp as usize);
+                let args: Vec<Word> = (0..inp).map(|_| self.words.pop_back().unwrap()).collect();
+                let konst = |i: usize| args[i].konst;
+                match inst.op {
+                    // The frame goes on only with an offset below 2^64.
+                    op::MLOAD | op::MSTORE | op::MSTORE8 => self.small[args[0].id] = true,
+                    // `x + 0` is `x`: every copy of it.
+                    op::ADD if konst(0) == Some(U256::ZERO) => {
+                        return self.words.push_back(args[1])
+                    }
+                    op::ADD if konst(1) == Some(U256::ZERO) => {
+                        return self.words.push_back(args[0])
+                    }
+                    op::ADD | op::SUB | op::MUL | op::AND | op::OR | op::XOR
+                        if konst(0).is_some() && konst(1).is_some() =>
+                    {
+                        let (x, y) = (konst(0).unwrap(), konst(1).unwrap());
+                        let v = match inst.op {
+                            op::ADD => x.wrapping_add(y),
+                            op::SUB => x.wrapping_sub(y),
+                            op::MUL => x.wrapping_mul(y),
+                            op::AND => x & y,
+                            op::OR => x | y,
+                            _ => x ^ y,
+                        };
+                        return self.push_new(below_2_64(v), Some(v));
+                    }
+                    _ => {}
+                }
+                // Results no larger than a small operand, and flags, bytes
+                // and sizes.
+                let is_small = |i: usize| self.small[args[i].id];
+                let small = match inst.op {
+                    op::AND | op::MOD => is_small(0) || is_small(1),
+                    op::DIV => is_small(0),
+                    op::LT
+                    | op::GT
+                    | op::SLT
+                    | op::SGT
+                    | op::EQ
+                    | op::ISZERO
+                    | op::BYTE
+                    | op::PC
+                    | op::MSIZE
+                    | op::GAS
+                    | op::CALLDATASIZE
+                    | op::CODESIZE
+                    | op::RETURNDATASIZE => true,
+                    _ => false,
+                };
+                for _ in 0..out {
+                    self.push_new(small, None);
+                }
+            }
+        }
+    }
+}
+
+/// The mask of [`entry_small_words`] after block `b`, entered with
+/// `entry`.
+fn exit_small_words(a: &Analysis, b: usize, entry: u64) -> u64 {
+    let mut st = SmallStack {
+        words: VecDeque::new(),
+        small: Vec::new(),
+        entry,
+        entry_depth: 0,
+    };
+    for inst in a.blocks[b].insts(a) {
+        st.apply(inst);
+    }
+    let mut mask = 0u64;
+    for (d, w) in st.words.iter().rev().take(64).enumerate() {
+        if st.small[w.id] {
+            mask |= 1 << d;
+        }
+    }
+    // Entry slots the block never reached stay as they were, deeper by
+    // what the block left above them.
+    let rest = entry.checked_shr(st.entry_depth as u32).unwrap_or(0);
+    mask | rest.checked_shl(st.words.len() as u32).unwrap_or(0)
+}

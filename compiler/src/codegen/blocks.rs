@@ -39,11 +39,16 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                     vs.push(w.as_basic_value().into_int_value());
                 }
                 self.know_entry_constants(bi, &mut vs);
+                // Phis are left as they are: a counter's phi must stay one
+                // for `narrow_counters`.
+                let n = vs.vals.len() as u32;
+                vs.small = self.a.entry_small[bi].checked_shr(n).unwrap_or(0);
                 vs
             }
             None => {
                 let mut vs = self.enter_from_memory(bi)?;
                 self.know_entry_constants(bi, &mut vs);
+                vs.small = self.a.entry_small[bi];
                 vs
             }
         };

@@ -69,6 +69,20 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         bld.build_unconditional_branch(fast)?;
 
         bld.position_at_end(fast);
+        // Here the offset is below 2^64: the fast test says so, and the
+        // runtime returns from a growth only for such offsets. So each copy
+        // of it still on the stack is its low limb zero-extended, and
+        // saying so lets LLVM compute what follows from it (the next
+        // offset, `p + 32`, and that one's test) in one or two limbs
+        // instead of four: a long run of `DUP2 ADD DUP1 MSTORE` took
+        // seconds in instruction selection.
+        let value = if offset.is_const() {
+            value
+        } else {
+            let narrow = bld.build_int_z_extend(off64, self.i256, "offz")?;
+            vs.replace(offset, narrow);
+            value.map(|v| if v == offset { narrow } else { v })
+        };
         let base = self.load_ctx_ptr(ctx_offsets::MEM_PTR)?;
         let p = unsafe { bld.build_gep(self.i8, base, &[off64], "mp")? };
         self.access(opc, p, value, vs)

@@ -497,6 +497,16 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         let zero = self.i256.const_zero();
         let c256 = self.i256.const_int(256, false);
         Ok(match opc {
+            // `x + 0` is `x` itself, so that what is learnt about the sum
+            // later (an offset found small by a memory access) holds for
+            // every copy of `x` (the builder folds only constants).
+            op::ADD if a == zero || b == zero => {
+                if a == zero {
+                    b
+                } else {
+                    a
+                }
+            }
             op::ADD => bld.build_int_add(a, b, "")?,
             op::SUB => bld.build_int_sub(a, b, "")?,
             op::MUL => bld.build_int_mul(a, b, "")?,

@@ -10,7 +10,7 @@
 
 use super::part::PartGen;
 use super::R;
-use inkwell::values::IntValue;
+use inkwell::values::{BasicValueEnum, InstructionOpcode, IntValue, Operand};
 
 #[derive(Clone, Copy)]
 pub(crate) struct Slot<'ctx> {
@@ -28,6 +28,9 @@ pub(crate) struct VStack<'ctx> {
     /// constant: the analysis's entry constants, and constants flushed by
     /// a commit. At most [`MAX_KNOWN`], the nearest the top.
     pub known: Vec<(i64, IntValue<'ctx>)>,
+    /// Slots of the array below 2^64 (bit `d`: the word at `base - 1 - d`;
+    /// the analysis's `entry_small`): loaded as their low limb.
+    pub small: u64,
 }
 
 /// Most constants a virtual stack remembers below its values (the
@@ -41,6 +44,7 @@ impl<'ctx> VStack<'ctx> {
             popped: 0,
             vals: Vec::new(),
             known: Vec::new(),
+            small: 0,
         }
     }
 
@@ -92,16 +96,22 @@ impl<'ctx> VStack<'ctx> {
                 continue;
             }
             let p = self.slot_ptr(g, rel)?;
-            let v = g.b.build_load(g.i256, p, "s")?;
-            v.into_int_value()
-                .as_instruction()
-                .unwrap()
-                .set_alignment(8)
-                .unwrap();
+            let depth = (self.popped - 1) as u32;
+            let small = self.small.checked_shr(depth).unwrap_or(0) & 1 == 1;
+            let ty = if small { g.i64 } else { g.i256 };
+            let v = g.b.build_load(ty, p, "s")?.into_int_value();
+            v.as_instruction().unwrap().set_alignment(8).unwrap();
+            // The low limb comes first in memory; the word is that limb
+            // (so it need not be stored back either).
+            let v = if small {
+                g.b.build_int_z_extend(v, g.i256, "")?
+            } else {
+                v
+            };
             self.vals.insert(
                 0,
                 Slot {
-                    v: v.into_int_value(),
+                    v,
                     origin: Some(rel),
                 },
             );
@@ -118,6 +128,15 @@ impl<'ctx> VStack<'ctx> {
     /// here; words still in the stack array are not loaded.
     pub(super) fn peek(&self, i: usize) -> Option<IntValue<'ctx>> {
         self.vals.len().checked_sub(i + 1).map(|j| self.vals[j].v)
+    }
+
+    /// Takes `new` for every copy of `old` held here: the caller has
+    /// proved they are the same word from this point on (where each
+    /// copy came from, memory or not, is unchanged).
+    pub(super) fn replace(&mut self, old: IntValue<'ctx>, new: IntValue<'ctx>) {
+        for s in self.vals.iter_mut().filter(|s| s.v == old) {
+            s.v = new;
+        }
     }
 
     pub(super) fn push(&mut self, v: IntValue<'ctx>) {
@@ -199,10 +218,36 @@ impl<'ctx> VStack<'ctx> {
             )
             .take(MAX_KNOWN)
             .collect();
+        // The small words: the flushed values that are zero-extended from
+        // 64 bits or fewer, and those below what was popped, at their new
+        // depths.
+        let kept = self.small & u64::MAX.checked_shl(self.popped as u32).unwrap_or(0);
+        let mut small = if shift >= 0 {
+            kept.checked_shl(shift as u32).unwrap_or(0)
+        } else {
+            kept.checked_shr(-shift as u32).unwrap_or(0)
+        };
+        for (depth, s) in self.vals.iter().rev().enumerate().take(64) {
+            if is_zext_of_small(s.v) {
+                small |= 1 << depth;
+            }
+        }
         *self = VStack::new(len);
         self.known = known;
+        self.small = small;
         Ok(len)
     }
+}
+
+/// Whether `v` is an integer of at most 64 bits zero-extended.
+fn is_zext_of_small(v: IntValue<'_>) -> bool {
+    v.as_instruction().is_some_and(|i| {
+        i.get_opcode() == InstructionOpcode::ZExt
+            && matches!(
+                i.get_operand(0),
+                Some(Operand::Value(BasicValueEnum::IntValue(o))) if o.get_type().get_bit_width() <= 64
+            )
+    })
 }
 
 #[cfg(test)]

@@ -41,3 +41,11 @@ fn internal_call_and_return() {
     // PUSH1 7 (return address) PUSH1 5 JUMP ; 5: JUMPDEST JUMP ; 7: JUMPDEST STOP
     insta::assert_snapshot!(ir("60076005565b565b00"));
 }
+
+#[test]
+fn memory_offset_used_again() {
+    // PUSH0 CALLDATALOAD DUP1 MLOAD POP PUSH1 0x20 ADD MLOAD STOP: after
+    // the first MLOAD the offset's copy is its low limb zero-extended, so
+    // the second offset is a sum of 64-bit words.
+    insta::assert_snapshot!(ir("5f35805150602001515000"));
+}
