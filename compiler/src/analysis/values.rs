@@ -95,15 +95,7 @@ impl BlockStack {
                 let st = &mut self.0;
                 let a = st.pop_back().and_then(Val::constant).unwrap();
                 let b = st.pop_back().and_then(Val::constant).unwrap();
-                let v = match inst.op {
-                    op::ADD => a.wrapping_add(b),
-                    op::SUB => a.wrapping_sub(b),
-                    op::MUL => a.wrapping_mul(b),
-                    op::AND => a & b,
-                    op::OR => a | b,
-                    _ => a ^ b,
-                };
-                st.push_back(Val::Const(v));
+                st.push_back(Val::Const(fold(inst.op, a, b)));
             }
             _ => {
                 let st = &mut self.0;
@@ -117,6 +109,19 @@ impl BlockStack {
                 }
             }
         }
+    }
+}
+
+/// ADD, SUB, MUL, AND, OR or XOR (`op`) of the constants `a` (the top)
+/// and `b`.
+fn fold(op: u8, a: U256, b: U256) -> U256 {
+    match op {
+        op::ADD => a.wrapping_add(b),
+        op::SUB => a.wrapping_sub(b),
+        op::MUL => a.wrapping_mul(b),
+        op::AND => a & b,
+        op::OR => a | b,
+        _ => a ^ b,
     }
 }
 
@@ -196,12 +201,23 @@ pub const MAX_ENTRY_CONSTS_DEPTH: usize = 64;
 /// jump). Code generation then folds what those constants feed, as it does
 /// inside a block, even where the stack passed through memory.
 pub(super) fn entry_constants(a: &Analysis) -> Vec<Vec<(u16, U256)>> {
+    down_single_predecessors(a, |b, entry: &Vec<(u16, U256)>| exit_constants(a, b, entry))
+}
+
+/// What each block is entered with, for a fact that blocks entered from
+/// one predecessor only inherit from it (`exit(b, entry)`: what block `b`
+/// leaves when entered with `entry`) and every other block starts without
+/// (`T::default()`). Roots first, then each block after its only
+/// predecessor; a block is visited once (it has one predecessor), so the
+/// walk is linear.
+fn down_single_predecessors<T: Clone + Default>(
+    a: &Analysis,
+    mut exit: impl FnMut(usize, &T) -> T,
+) -> Vec<T> {
     let preds = a.single_predecessors();
     let n = a.blocks.len();
     let children = super::plan::children_of(&preds);
-    let mut out: Vec<Vec<(u16, U256)>> = vec![Vec::new(); n];
-    // Roots first, then each block after its only predecessor; a block is
-    // pushed once (it has one predecessor), so the walk is linear.
+    let mut out: Vec<T> = vec![T::default(); n];
     let mut work: Vec<usize> = (0..n)
         .filter(|&b| preds[b].is_none() && a.blocks[b].reachable)
         .collect();
@@ -209,9 +225,9 @@ pub(super) fn entry_constants(a: &Analysis) -> Vec<Vec<(u16, U256)>> {
         if children[b].is_empty() {
             continue;
         }
-        let exit = exit_constants(a, b, &out[b]);
+        let left = exit(b, &out[b]);
         for &c in &children[b] {
-            out[c] = exit.clone();
+            out[c] = left.clone();
             work.push(c);
         }
     }
@@ -319,24 +335,7 @@ fn covered_in_block(a: &Analysis, b: usize, mut has: u64, covered: &mut BTreeMap
 /// the stack and the offsets added to it, a stride read from calldata once
 /// it has been used.
 pub(super) fn entry_small_words(a: &Analysis) -> Vec<u64> {
-    let preds = a.single_predecessors();
-    let n = a.blocks.len();
-    let children = super::plan::children_of(&preds);
-    let mut out = vec![0u64; n];
-    let mut work: Vec<usize> = (0..n)
-        .filter(|&b| preds[b].is_none() && a.blocks[b].reachable)
-        .collect();
-    while let Some(b) = work.pop() {
-        if children[b].is_empty() {
-            continue;
-        }
-        let exit = exit_small_words(a, b, out[b]);
-        for &c in &children[b] {
-            out[c] = exit;
-            work.push(c);
-        }
-    }
-    out
+    down_single_predecessors(a, |b, &entry| exit_small_words(a, b, entry))
 }
 
 /// One word as [`exit_small_words`] follows it: copies of the same word
@@ -415,15 +414,7 @@ impl SmallStack {
                     op::ADD | op::SUB | op::MUL | op::AND | op::OR | op::XOR
                         if konst(0).is_some() && konst(1).is_some() =>
                     {
-                        let (x, y) = (konst(0).unwrap(), konst(1).unwrap());
-                        let v = match inst.op {
-                            op::ADD => x.wrapping_add(y),
-                            op::SUB => x.wrapping_sub(y),
-                            op::MUL => x.wrapping_mul(y),
-                            op::AND => x & y,
-                            op::OR => x | y,
-                            _ => x ^ y,
-                        };
+                        let v = fold(inst.op, konst(0).unwrap(), konst(1).unwrap());
                         return self.push_new(below_2_64(v), Some(v));
                     }
                     _ => {}
