@@ -310,6 +310,12 @@ fn replay_takes_artefacts_from_the_store() {
     let contracts = a["compile"]["contracts"].as_array().unwrap();
     assert!(!contracts.is_empty(), "{a}");
     assert!(contracts.iter().all(|c| c["status"] == "compiled"), "{a}");
+    // Each carries what it was selected for: the default's 200,000 gas or
+    // more of its own frames in the reference run, in one frame or more.
+    for c in contracts {
+        assert!(c["gas"].as_u64().unwrap() >= 200_000, "{c}");
+        assert!(c["frames"].as_u64().unwrap() >= 1, "{c}");
+    }
     assert_eq!(a["store_fetched"], 0, "{a}");
 
     let mut b = replay_args(&cache("b"));

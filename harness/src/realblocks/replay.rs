@@ -19,7 +19,7 @@ use super::folder::{load_block, RealBlock};
 use super::trace::{trace_difference, TraceKind, TxTraces};
 use super::{BlockError, ErrorKind};
 use alloy_evm::EthEvmFactory;
-use evmc_runtime::hot::{CompileBackend, CompileState};
+use evmc_runtime::hot::{CodeStats, CompileBackend, CompileState};
 use evmc_runtime::safety_net::Verdict;
 use evmc_runtime::{HotCompile, HotOptions, NativeEvmFactory, Registry};
 use rayon::prelude::*;
@@ -172,6 +172,10 @@ pub struct CompiledContract {
     pub code_hash: B256,
     pub spec: SpecId,
     pub code_size: usize,
+    /// Gas its own frames spent in the interpreted reference run, and how
+    /// many frames it ran there: what it was selected for.
+    pub gas: u64,
+    pub frames: u64,
     /// `compiled`, `cached`, `interpreted` (over the size cap) or `failed`.
     pub status: &'static str,
     pub secs: f64,
@@ -413,7 +417,12 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
                     });
                     if let Some(c) = picked {
                         selected_gas += stats.gas;
-                        jobs.push((hash, spec, c.clone()));
+                        jobs.push(CompileJob {
+                            hash,
+                            spec,
+                            code: c.clone(),
+                            stats,
+                        });
                     }
                 }
             }
@@ -692,22 +701,36 @@ fn checked(
 
 /// Compiles `jobs` (code hash, spec, code) in parallel on `opts.jobs`
 /// threads through `factory`'s backend and registers the artifacts.
+/// A contract picked for compiling, with what the reference run counted.
+struct CompileJob {
+    hash: B256,
+    spec: SpecId,
+    code: Bytes,
+    stats: CodeStats,
+}
+
 fn compile_all(
     factory: &NativeEvmFactory,
-    mut jobs: Vec<(B256, SpecId, Bytes)>,
+    mut jobs: Vec<CompileJob>,
     opts: &ReplayOptions,
     progress: &mut dyn Progress,
 ) -> CompileSummary {
     let start = Instant::now();
     // Big contracts first, so that the slowest compiles do not end the phase.
-    jobs.sort_by(|a, b| b.2.len().cmp(&a.2.len()).then(a.0.cmp(&b.0)));
+    jobs.sort_by(|a, b| b.code.len().cmp(&a.code.len()).then(a.hash.cmp(&b.hash)));
     progress.phase("compiling", jobs.len());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         // LLVM recurses deeply on large functions.
         .stack_size(64 << 20)
         .build();
-    let compile = |(hash, spec, code): &(B256, SpecId, Bytes)| {
+    let compile = |job: &CompileJob| {
+        let CompileJob {
+            hash,
+            spec,
+            code,
+            stats,
+        } = job;
         let t = Instant::now();
         let (status, error) = if code.len() > opts.max_code_size {
             ("interpreted", None)
@@ -722,6 +745,8 @@ fn compile_all(
             code_hash: *hash,
             spec: *spec,
             code_size: code.len(),
+            gas: stats.gas,
+            frames: stats.calls,
             status,
             secs: t.elapsed().as_secs_f64(),
             error,
