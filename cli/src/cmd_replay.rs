@@ -55,14 +55,17 @@ pub(crate) struct Args {
     /// spent at least this much gas in the interpreted reference run; 0
     /// compiles every contract the blocks run. The default keeps the first
     /// run's compile short: on the shared blocks it picks 142 of 2,027
-    /// contracts (61.5% of their frames' gas, 87 s of compiling on two
-    /// cores); every contract (0) takes 15 minutes to compile the first
-    /// time and runs the blocks fastest (AMD EPYC, `--repeat 3`: 1.17x at
-    /// the default, 1.30x with every contract, 1.35-1.39x with every
-    /// contract and no safety net, on a quiet host; benches/README.md,
-    /// "Safety net" and "Measured, not kept"). Loop-free contracts too short to
-    /// pay for compiled code's entry (minimal proxies) stay interpreted
-    /// too, unless this is 0.
+    /// contracts (61.5% of their frames' gas, about 90 s of compiling on
+    /// two cores); every contract (0) takes 15 minutes to compile the
+    /// first time and runs the blocks fastest once their code is warm
+    /// (AMD EPYC, `--repeat 10`: 1.21-1.23x at the default, 1.27-1.40x
+    /// with every contract, 1.36-1.44x with every contract and no safety
+    /// net), though not in a single run of each block (1.03-1.07x against
+    /// the default's 1.15-1.20x: the first run of each artefact is slow;
+    /// benches/README.md, "Real blocks: what the selection, the repeats
+    /// and the net change"). Loop-free contracts too short to pay for
+    /// compiled code's entry (minimal proxies) stay interpreted too,
+    /// unless this is 0.
     #[arg(long = "min-gas", default_value_t = 200_000)]
     min_gas: u64,
     /// interp, native and compare: run each timed block this many times
