@@ -699,8 +699,6 @@ fn checked(
     }
 }
 
-/// Compiles `jobs` (code hash, spec, code) in parallel on `opts.jobs`
-/// threads through `factory`'s backend and registers the artifacts.
 /// A contract picked for compiling, with what the reference run counted.
 struct CompileJob {
     hash: B256,
@@ -709,6 +707,8 @@ struct CompileJob {
     stats: CodeStats,
 }
 
+/// Compiles `jobs` in parallel on `opts.jobs` threads through `factory`'s
+/// backend and registers the artifacts.
 fn compile_all(
     factory: &NativeEvmFactory,
     mut jobs: Vec<CompileJob>,
