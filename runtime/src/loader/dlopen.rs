@@ -119,19 +119,56 @@ fn finish_load(
     v: Validated,
 ) -> Result<LoadedArtifact, LoadError> {
     match checked_entry(path, &lib, &v) {
-        Ok(entry) => Ok(LoadedArtifact {
-            entry,
-            metadata: v.metadata,
-            path: path.to_path_buf(),
-            _lib: lib.into(),
-            net: NetRecord::default(),
-            in_place,
-        }),
+        Ok(entry) => {
+            map_in(entry, &v);
+            Ok(LoadedArtifact {
+                entry,
+                metadata: v.metadata,
+                path: path.to_path_buf(),
+                _lib: lib.into(),
+                net: NetRecord::default(),
+                in_place,
+            })
+        }
         Err(e) => {
             // Unloaded before its name, `/proc/self/fd/N`, is released.
             drop(lib);
             drop(in_place);
             Err(e)
+        }
+    }
+}
+
+/// Maps the loaded library's read-only segments (code, jump tables,
+/// constants) into the page tables now, one system call each, rather than
+/// at page faults when its code first runs. `ld.so` maps the file without
+/// populating it, so the first run of each artefact took a fault for about
+/// every 64 KiB of code it touched (the kernel maps the pages around a
+/// fault with it): with every contract of the shared real blocks compiled,
+/// a first native run of the blocks took 0.15-0.21 s, and 0.13-0.14 s
+/// with the segments mapped at load, which costs about as much CPU
+/// ("Real blocks: the first run of an artefact" in benches/README.md). A
+/// node loads before it runs, so the work leaves the block. A kernel
+/// without `MADV_POPULATE_READ` (before 5.14) refuses it with `EINVAL`,
+/// and a read of each page maps them instead.
+fn map_in(entry: EntryFn, v: &Validated) {
+    const PAGE: usize = 4096;
+    let base = (entry as usize).wrapping_sub(v.entry_addr as usize);
+    for &(addr, size) in &v.read_only {
+        let start = base.wrapping_add(addr as usize) & !(PAGE - 1);
+        let end = base.wrapping_add(addr.saturating_add(size) as usize);
+        if end <= start {
+            continue;
+        }
+        // SAFETY: the range is a readable segment of the library just
+        // loaded and validated (its entry symbol is where the file says),
+        // mapped while the library stays loaded.
+        let r = unsafe { libc::madvise(start as *mut _, end - start, libc::MADV_POPULATE_READ) };
+        if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+            for p in (start..end).step_by(PAGE) {
+                // SAFETY: as above; a read maps the page in.
+                unsafe { std::ptr::read_volatile(p as *const u8) };
+            }
         }
     }
 }

@@ -8,7 +8,7 @@
 use super::{dynamic, invalid, LoadError, ALLOWED_IMPORTS};
 use evmc_interface::{ArtifactMetadata, ENTRY_SYMBOL, METADATA_SYMBOL};
 use object::elf;
-use object::read::elf::{ElfFile64, FileHeader};
+use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 use object::{Object, ObjectSection, ObjectSymbol};
 use std::path::Path;
 
@@ -18,6 +18,13 @@ pub(super) struct Validated {
     /// Distance between the two exported symbols in the validated file;
     /// the loaded library must show the same, or `dlsym` found other symbols.
     pub entry_minus_metadata: u64,
+    /// The entry symbol's address in the file: where the library was put
+    /// is the loaded entry's address minus this.
+    pub entry_addr: u64,
+    /// The segments mapped readable and not writable (address and size in
+    /// the file's addresses): the code, its tables and constants, which
+    /// loading maps in whole (see `dlopen::map_in`).
+    pub read_only: Vec<(u64, u64)>,
 }
 
 /// Checks the structure of `bytes`; returns the metadata record it carries,
@@ -121,8 +128,20 @@ pub(super) fn check(path: &Path, bytes: &[u8]) -> Result<Validated, LoadError> {
         .ok_or_else(|| invalid(path, format!("missing metadata symbol `{METADATA_SYMBOL}`")))?;
     let meta = ArtifactMetadata::from_bytes(meta_bytes)
         .ok_or_else(|| invalid(path, "truncated metadata"))?;
+    let read_only = hdr
+        .program_headers(endian, bytes)
+        .map_err(|e| invalid(path, format!("bad program headers: {e}")))?
+        .iter()
+        .filter(|ph| {
+            let flags = ph.p_flags(endian);
+            ph.p_type(endian) == elf::PT_LOAD && flags & elf::PF_R != 0 && flags & elf::PF_W == 0
+        })
+        .map(|ph| (ph.p_vaddr(endian), ph.p_memsz(endian)))
+        .collect();
     Ok(Validated {
         metadata: meta,
         entry_minus_metadata: entry_addr.wrapping_sub(meta_addr),
+        entry_addr,
+        read_only,
     })
 }

@@ -328,3 +328,54 @@ fn descriptors_held_for_loaded_libraries_are_capped() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Size and resident size (kB, from `/proc/self/smaps`) of the mapping
+/// that holds `addr`.
+fn mapping_sizes(addr: usize) -> (u64, u64) {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let (mut inside, mut size) = (false, None);
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-') {
+            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                inside = (lo..hi).contains(&addr);
+                continue;
+            }
+        }
+        if !inside {
+            continue;
+        }
+        let kb = || f.clone().next().unwrap().parse::<u64>().unwrap();
+        match first {
+            "Size:" => size = Some(kb()),
+            "Rss:" => return (size.unwrap(), kb()),
+            _ => {}
+        }
+    }
+    panic!("no mapping holds {addr:#x}");
+}
+
+#[test]
+fn code_is_mapped_in_when_loaded_not_when_it_first_runs() {
+    let _s = serial();
+    // 512 KiB of code besides the entry: far more than the pages `ld.so`
+    // reads and the kernel maps around a fault.
+    let lib = c_library(
+        "large",
+        "__asm__(\".text\\n.skip 524288, 0xcc\\n.previous\");",
+        "return 7;",
+    );
+    let d = private_dir();
+    for (name, mode) in [("in-place.so", 0o444), ("copied.so", 0o666)] {
+        let p = d.path().join(name);
+        write_mode(&p, &lib, mode);
+        let art = load(&p, &expect()).unwrap();
+        assert_eq!(art.loaded_in_place(), mode == 0o444);
+        let (size, rss) = mapping_sizes(art.entry() as usize);
+        assert!(size >= 512, "{name}: the code segment is {size} kB");
+        assert_eq!(rss, size, "{name}: {rss} of {size} kB of code mapped in");
+        assert_eq!(call(&art), 7);
+    }
+}
