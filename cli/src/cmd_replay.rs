@@ -60,11 +60,10 @@ pub(crate) struct Args {
     /// first time and runs the blocks fastest once their code is warm
     /// (AMD EPYC, `--repeat 10`: 1.21-1.23x at the default, 1.20-1.40x
     /// with every contract (median 1.33x), 1.36-1.44x with every contract
-    /// and no safety net), though not in a single run of each block
-    /// (1.03-1.07x against the default's 1.15-1.20x: the first run of each
-    /// artefact is slow;
-    /// benches/README.md, "Real blocks: what the selection, the repeats
-    /// and the net change"). Loop-free contracts too short to pay for
+    /// and no safety net), and less so in a single run of each block
+    /// (1.17-1.27x against the default's 1.13-1.20x: the first run of each
+    /// artefact is slower; benches/README.md, "Real blocks: the first run
+    /// of an artefact"). Loop-free contracts too short to pay for
     /// compiled code's entry (minimal proxies) stay interpreted too,
     /// unless this is 0.
     #[arg(long = "min-gas", default_value_t = 200_000)]
