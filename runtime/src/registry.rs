@@ -18,22 +18,43 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Code hashes are keccak outputs: their first bytes are already uniform.
+/// Each 8-byte word of a key is folded in with a rotate and an XOR; the
+/// methods are inlined, so hashing a key of every frame's lookup (code
+/// hash and spec) is a few instructions. Out of line, with a copy per
+/// word, it took about as long as a short compiled frame (counter:
+/// `artifact_for` 72 samples against 103 for `run_native_with`).
 #[derive(Default)]
 pub struct PrefixHasher(u64);
 
 impl Hasher for PrefixHasher {
+    #[inline]
     fn finish(&self) -> u64 {
         self.0
     }
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.write_u64(u64::from_le_bytes(w.try_into().expect("eight bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
             let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(b);
+            b[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(b));
         }
     }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = self.0.rotate_left(5) ^ i;
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
     fn write_u8(&mut self, i: u8) {
-        self.0 = self.0.rotate_left(5) ^ i as u64;
+        self.write_u64(i as u64);
     }
 }
 
@@ -218,5 +239,33 @@ impl Registry {
     /// Whether nothing is registered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn prefix_hasher_folds_every_word_and_the_tail() {
+        let bytes: Vec<u8> = (1..=13).collect();
+        let mut whole = PrefixHasher::default();
+        whole.write(&bytes);
+        let mut by_words = PrefixHasher::default();
+        by_words.write_u64(u64::from_le_bytes(bytes[..8].try_into().unwrap()));
+        by_words.write_u64(u64::from_le_bytes([9, 10, 11, 12, 13, 0, 0, 0]));
+        assert_eq!(whole.finish(), by_words.finish());
+
+        // A registry key: any word of the code hash, and the spec, count.
+        let build = BuildHasherDefault::<PrefixHasher>::default();
+        let key = |h: B256, s: SpecId| build.hash_one((h, s));
+        let base = key(B256::repeat_byte(0x11), SpecId::CANCUN);
+        for i in 0..32 {
+            let mut h = B256::repeat_byte(0x11);
+            h[i] ^= 1;
+            assert_ne!(key(h, SpecId::CANCUN), base, "byte {i}");
+        }
+        assert_ne!(key(B256::repeat_byte(0x11), SpecId::PRAGUE), base);
     }
 }
