@@ -22,8 +22,9 @@ pub(super) struct Validated {
     /// is the loaded entry's address minus this.
     pub entry_addr: u64,
     /// The segments mapped readable and not writable (address and size in
-    /// the file's addresses): the code, its tables and constants, which
-    /// loading maps in whole (see `dlopen::map_in`).
+    /// the file's addresses, as far as the file holds them): the code, its
+    /// tables and constants, which loading maps in whole (see
+    /// `dlopen::map_in`).
     pub read_only: Vec<(u64, u64)>,
 }
 
@@ -136,7 +137,15 @@ pub(super) fn check(path: &Path, bytes: &[u8]) -> Result<Validated, LoadError> {
             let flags = ph.p_flags(endian);
             ph.p_type(endian) == elf::PT_LOAD && flags & elf::PF_R != 0 && flags & elf::PF_W == 0
         })
-        .map(|ph| (ph.p_vaddr(endian), ph.p_memsz(endian)))
+        // The part read from the file, which the file's size bounds: a
+        // segment's zero-filled tail (its size in memory past it) is left
+        // to be faulted in, however large a foreign file claims it is.
+        .map(|ph| {
+            (
+                ph.p_vaddr(endian),
+                ph.p_filesz(endian).min(ph.p_memsz(endian)),
+            )
+        })
         .collect();
     Ok(Validated {
         metadata: meta,
