@@ -29,6 +29,7 @@ use revm::interpreter::{
 use revm::primitives::{keccak256 as keccak, Address, KECCAK_EMPTY, U256};
 use std::cell::RefCell;
 use std::ffi::c_void;
+use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// The runtime side of one native run, reached through `ExecCtx::frame`.
@@ -143,13 +144,17 @@ pub(crate) unsafe fn run_native_with<H: Host>(
         state.trace = &mut *t.steps as *mut _;
         state.depth = t.depth;
     }
-    let (status, ctx) = enter(
+    let mut ctx = MaybeUninit::uninit();
+    let status = enter(
         entry,
         interp,
         builtins,
         &mut state as *mut FrameState<H> as *mut c_void,
+        &mut ctx,
     );
-    if let Some(action) = leave(status, &ctx, interp, state.result, memory_buffer) {
+    // SAFETY: `enter` wrote it.
+    let ctx = ctx.assume_init_ref();
+    if let Some(action) = leave(status, ctx, interp, state.result, memory_buffer) {
         return action;
     }
     match tracing {
@@ -245,9 +250,11 @@ const fn builtins<H: Host>(exec: ExecOpFn, mulmod: ArithFn) -> Builtins {
     }
 }
 
-/// Runs `entry` on `interp`, with `frame` as the runtime side the builtins
-/// see (a [`FrameState`], or a struct that starts with one); returns the
-/// exit status and the context as the code left it.
+/// Runs `entry` on `interp` in `ctx`, with `frame` as the runtime side the
+/// builtins see (a [`FrameState`], or a struct that starts with one);
+/// returns the exit status, the context left as the code left it. The
+/// caller owns the context: returned by value, it was copied twice (232
+/// bytes each way) after every run.
 ///
 /// # Safety
 /// As [`run_native`]; `frame` must stay valid for the whole run.
@@ -257,7 +264,8 @@ pub(super) unsafe fn enter(
     interp: &mut Interpreter<EthInterpreter>,
     builtins: &Builtins,
     frame: *mut c_void,
-) -> (u32, ExecCtx) {
+    ctx: &mut MaybeUninit<ExecCtx>,
+) -> u32 {
     let data = interp.stack.data_mut();
     if data.capacity() < STACK_LIMIT as usize {
         // Generated code relies on room for the full stack: never reallocated.
@@ -267,7 +275,7 @@ pub(super) unsafe fn enter(
     let stack_len = data.len() as u64;
     let (mem_ptr, mem_len) = memory_view(interp);
     let (input_ptr, input_len) = input_view(interp);
-    let mut ctx = ExecCtx {
+    let ctx = ctx.write(ExecCtx {
         gas: interp.gas.remaining(),
         stack: stack_ptr,
         stack_len,
@@ -286,9 +294,8 @@ pub(super) unsafe fn enter(
         mem_cost: interp.gas.memory().expansion_cost,
         // Written by `evmc_entry`.
         escape: [0; 5],
-    };
-    let status = entry(&mut ctx);
-    (status, ctx)
+    });
+    entry(ctx)
 }
 
 /// Ends the frame as the interpreter would after exit `status` (`result`:

@@ -75,13 +75,17 @@ where
         journal_i: None,
     };
     state.base.memory_buffer = memory_buffer;
-    let (status, ctx) = enter(
+    let mut ctx = std::mem::MaybeUninit::uninit();
+    let status = enter(
         entry,
         interp,
         builtins,
         &mut state as *mut InspectedFrame<H, INSP> as *mut c_void,
+        &mut ctx,
     );
-    let Some(action) = leave(status, &ctx, interp, state.base.result, memory_buffer) else {
+    // SAFETY: `enter` wrote it.
+    let ctx = ctx.assume_init_ref();
+    let Some(action) = leave(status, ctx, interp, state.base.result, memory_buffer) else {
         // No step hooks to repeat: revm's loop from here on is exactly what
         // the interpreted frame would have run.
         return inspect_instructions(host, interp, inspector, table, gas_table);
