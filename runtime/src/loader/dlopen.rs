@@ -145,7 +145,7 @@ fn finish_load(
 /// populating it, so the first run of each artefact took a fault for about
 /// every 64 KiB of code it touched (the kernel maps the pages around a
 /// fault with it): with every contract of the shared real blocks compiled,
-/// a first native run of the blocks took 0.15-0.21 s, and 0.13-0.14 s
+/// a first native run of the blocks took 0.154-0.205 s, and 0.125-0.141 s
 /// with the segments mapped at load, which costs about as much CPU
 /// ("Real blocks: the first run of an artefact" in benches/README.md). A
 /// node loads before it runs, so the work leaves the block. A kernel

@@ -252,9 +252,9 @@ const fn builtins<H: Host>(exec: ExecOpFn, mulmod: ArithFn) -> Builtins {
 
 /// Runs `entry` on `interp` in `ctx`, with `frame` as the runtime side the
 /// builtins see (a [`FrameState`], or a struct that starts with one);
-/// returns the exit status, the context left as the code left it. The
-/// caller owns the context: returned by value, it was copied twice (232
-/// bytes each way) after every run.
+/// returns the exit status, `ctx` then holding the context as the code
+/// left it. The caller owns the context: returned by value, it was copied
+/// twice (232 bytes each way) after every run.
 ///
 /// # Safety
 /// As [`run_native`]; `frame` must stay valid for the whole run.

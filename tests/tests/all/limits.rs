@@ -644,42 +644,53 @@ fn returndatacopy_out_of_bounds_halts_exactly_as_interpreted() {
 /// under 8x that at 6 KiB (4x the size; small times are floored at 50 ms,
 /// where noise dominates). Both bounds are far above what an idle machine
 /// needs, so that a loaded 2-core CI machine passes; a superlinear pass
-/// exceeds them by orders of magnitude. The 24 KiB build of each shape
-/// then runs against the interpreter.
+/// exceeds them by orders of magnitude. A round that misses them is
+/// measured again, up to three rounds, each size's best time counting:
+/// other tests run beside this one, and a compile they stall for a few
+/// hundred milliseconds (jumpdests at 24 KiB once took 452 ms, of which
+/// 45 ms in LLVM, against 79 ms in the run before) is not a slow pass. The
+/// 24 KiB build of each shape then runs against the interpreter.
 #[test]
 fn compile_time_of_every_shape_grows_linearly_and_runs_as_interpreted() {
     const KIB: usize = 1024;
+    const SIZES: [usize; 3] = [6 * KIB, 12 * KIB, 24 * KIB];
     let dir = tempfile::tempdir().unwrap();
     for &(name, shape) in evmc_tests::shapes::SHAPES {
-        let mut per_size = Vec::new();
+        let mut best = [f64::INFINITY; SIZES.len()];
         let mut last = None;
-        for size in [6 * KIB, 12 * KIB, 24 * KIB] {
-            let code = shape(size);
-            assert!(code.len() <= size && code.len() + 80 >= size, "{name}");
-            let opts = CompileOptions::new(SPEC);
-            let path = dir.path().join(format!("{name}_{size}.so"));
-            let start = std::time::Instant::now();
-            let artifact = evmc_compiler::compile_to_file(&code, &opts, &path)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-            let secs = start.elapsed().as_secs_f64();
-            let t = artifact.timings;
-            log(&format!(
-                "shape {name:<20} {:>6} B: {:>7.1} ms, {:>6.2} ms/KB (opt {:.0}, codegen {:.0} ms), {} IR instructions at -O{}",
-                code.len(),
-                secs * 1e3,
-                secs * 1e3 / (code.len() as f64 / 1024.0),
-                t.optimize.as_secs_f64() * 1e3,
-                t.codegen.as_secs_f64() * 1e3,
-                t.ir_instructions,
-                t.opt_level,
-            ));
-            per_size.push((code.len(), secs));
-            last = Some((code, artifact));
+        let (mut per_kb, mut growth) = (f64::INFINITY, f64::INFINITY);
+        for _round in 0..3 {
+            for (k, &size) in SIZES.iter().enumerate() {
+                let code = shape(size);
+                assert!(code.len() <= size && code.len() + 80 >= size, "{name}");
+                let opts = CompileOptions::new(SPEC);
+                let path = dir.path().join(format!("{name}_{size}.so"));
+                let start = std::time::Instant::now();
+                let artifact = evmc_compiler::compile_to_file(&code, &opts, &path)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                let secs = start.elapsed().as_secs_f64();
+                let t = artifact.timings;
+                log(&format!(
+                    "shape {name:<20} {:>6} B: {:>7.1} ms, {:>6.2} ms/KB (opt {:.0}, codegen {:.0} ms), {} IR instructions at -O{}",
+                    code.len(),
+                    secs * 1e3,
+                    secs * 1e3 / (code.len() as f64 / 1024.0),
+                    t.optimize.as_secs_f64() * 1e3,
+                    t.codegen.as_secs_f64() * 1e3,
+                    t.ir_instructions,
+                    t.opt_level,
+                ));
+                best[k] = best[k].min(secs);
+                last = Some((code, artifact));
+            }
+            let size = shape(SIZES[SIZES.len() - 1]).len();
+            per_kb = best[SIZES.len() - 1] / (size as f64 / 1024.0);
+            growth = best[SIZES.len() - 1] / best[0].max(0.05);
+            if per_kb < 1.0 && growth < 8.0 {
+                break;
+            }
         }
-        let (size, largest) = per_size[per_size.len() - 1];
-        let per_kb = largest / (size as f64 / 1024.0);
-        assert!(per_kb < 1.0, "{name}: {per_kb:.2} s per KB at {size} B");
-        let growth = largest / per_size[0].1.max(0.05);
+        assert!(per_kb < 1.0, "{name}: {per_kb:.2} s per KB at 24 KiB");
         assert!(growth < 8.0, "{name}: {growth:.1}x from 6 to 24 KiB");
 
         let (code, artifact) = last.unwrap();
