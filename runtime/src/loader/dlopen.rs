@@ -142,9 +142,10 @@ fn finish_load(
 /// Maps the loaded library's read-only segments (code, jump tables,
 /// constants) into the page tables now, one system call each, rather than
 /// at page faults when its code first runs. `ld.so` maps the file without
-/// populating it, so the first run of each artefact took a fault for about
-/// every 64 KiB of code it touched (the kernel maps the pages around a
-/// fault with it): with every contract of the shared real blocks compiled,
+/// populating it, so the first run of each artefact took a fault for each
+/// group of pages of code it touched (the kernel maps the pages around a
+/// fault with it, 64 KiB by default): with every contract of the shared
+/// real blocks compiled,
 /// a first native run of the blocks took 0.154-0.205 s, and 0.125-0.141 s
 /// with the segments mapped at load, which costs about as much CPU
 /// ("Real blocks: the first run of an artefact" in benches/README.md). A

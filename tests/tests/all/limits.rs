@@ -656,17 +656,19 @@ fn compile_time_of_every_shape_grows_linearly_and_runs_as_interpreted() {
     const SIZES: [usize; 3] = [6 * KIB, 12 * KIB, 24 * KIB];
     let dir = tempfile::tempdir().unwrap();
     for &(name, shape) in evmc_tests::shapes::SHAPES {
+        let codes = SIZES.map(shape);
+        for (code, size) in codes.iter().zip(SIZES) {
+            assert!(code.len() <= size && code.len() + 80 >= size, "{name}");
+        }
         let mut best = [f64::INFINITY; SIZES.len()];
         let mut last = None;
         let (mut per_kb, mut growth) = (f64::INFINITY, f64::INFINITY);
         for _round in 0..3 {
-            for (k, &size) in SIZES.iter().enumerate() {
-                let code = shape(size);
-                assert!(code.len() <= size && code.len() + 80 >= size, "{name}");
+            for (k, (code, &size)) in codes.iter().zip(&SIZES).enumerate() {
                 let opts = CompileOptions::new(SPEC);
                 let path = dir.path().join(format!("{name}_{size}.so"));
                 let start = std::time::Instant::now();
-                let artifact = evmc_compiler::compile_to_file(&code, &opts, &path)
+                let artifact = evmc_compiler::compile_to_file(code, &opts, &path)
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
                 let secs = start.elapsed().as_secs_f64();
                 let t = artifact.timings;
@@ -681,9 +683,9 @@ fn compile_time_of_every_shape_grows_linearly_and_runs_as_interpreted() {
                     t.opt_level,
                 ));
                 best[k] = best[k].min(secs);
-                last = Some((code, artifact));
+                last = Some(artifact);
             }
-            let size = shape(SIZES[SIZES.len() - 1]).len();
+            let size = codes[SIZES.len() - 1].len();
             per_kb = best[SIZES.len() - 1] / (size as f64 / 1024.0);
             growth = best[SIZES.len() - 1] / best[0].max(0.05);
             if per_kb < 1.0 && growth < 8.0 {
@@ -693,7 +695,8 @@ fn compile_time_of_every_shape_grows_linearly_and_runs_as_interpreted() {
         assert!(per_kb < 1.0, "{name}: {per_kb:.2} s per KB at 24 KiB");
         assert!(growth < 8.0, "{name}: {growth:.1}x from 6 to 24 KiB");
 
-        let (code, artifact) = last.unwrap();
+        // The last compile was of the largest size.
+        let (code, artifact) = (codes[SIZES.len() - 1].clone(), last.unwrap());
         let art = evmc_runtime::Loader::new(Expect {
             code_hash: artifact.code_hash,
             spec: evmc_compiler::spec_name(SPEC).to_string(),
