@@ -11,7 +11,7 @@ use core::ffi::c_void;
 
 /// Bumped on any change to [`ExecCtx`], [`Builtins`], [`ArtifactMetadata`] or
 /// the meaning of an exit code.
-pub const INTERFACE_VERSION: u32 = 8;
+pub const INTERFACE_VERSION: u32 = 9;
 
 /// Gas per word of memory in the expansion cost generated code charges when
 /// it grows memory itself (see [`ExecCtx::mem_cap`]): `words * 3 +
@@ -181,6 +181,19 @@ pub type ExecOpFn = unsafe extern "C" fn(ctx: *mut ExecCtx, opcode: u32, pc: u32
 pub type MemExpandFn =
     unsafe extern "C" fn(ctx: *mut ExecCtx, offset: u64, len: u64, offset_overflow: u64);
 
+/// Pays for a run of memory accesses at once: charges `static_gas` (the
+/// static gas of the run's instructions) and grows this frame's memory to
+/// `end` bytes (rounded up to a word), charging the expansion as the
+/// interpreter's growth to that size would; returns 1 with `ctx.gas`,
+/// `ctx.mem_ptr`, `ctx.mem_len`, `ctx.mem_cost` and `ctx.mem_cap`
+/// updated. Returns 0 and changes nothing the interpreter would see when
+/// the gas does not cover both: generated code then hands the run to the
+/// interpreter, which halts where and how it would have. When the growth
+/// itself is refused with the gas paid (a memory limit), the frame is
+/// halted as the run's first access past the limit would halt it and the
+/// builtin leaves through [`ExecCtx::escape`].
+pub type MemReserveFn = unsafe extern "C" fn(ctx: *mut ExecCtx, end: u64, static_gas: u64) -> u32;
+
 /// A pure 256-bit operation with the interpreter's semantics (division by
 /// zero gives zero, SDIV of MIN by -1 gives MIN, ...). `words` holds the
 /// operands as little-endian 64-bit limbs, the top of the EVM stack first;
@@ -222,6 +235,7 @@ macro_rules! for_each_builtin {
             Mulmod mulmod MULMOD: ArithFn,
             Keccak256 keccak256 KECCAK256: KeccakFn,
             CallDataLoad calldataload CALLDATALOAD: CallDataLoadFn,
+            MemReserve mem_reserve MEM_RESERVE: MemReserveFn,
         }
     };
 }
@@ -458,12 +472,12 @@ mod tests {
     use super::*;
     use core::mem::size_of;
 
-    /// The layout of interface version 8. The offsets are derived from the
+    /// The layout of interface version 9. The offsets are derived from the
     /// structs; this pins them, so that a change to a struct that would need
     /// a new [`INTERFACE_VERSION`] cannot go unnoticed.
     #[test]
-    fn layout_is_that_of_version_8() {
-        assert_eq!(INTERFACE_VERSION, 8);
+    fn layout_is_that_of_version_9() {
+        assert_eq!(INTERFACE_VERSION, 9);
         let ctx = [
             ctx_offsets::GAS,
             ctx_offsets::STACK,
@@ -498,6 +512,7 @@ mod tests {
             "mulmod",
             "keccak256",
             "calldataload",
+            "mem_reserve",
         ];
         assert_eq!(Builtin::ALL.len(), names.len());
         for (i, (b, name)) in Builtin::ALL.iter().zip(names).enumerate() {
@@ -529,6 +544,7 @@ mod tests {
         }
         assert_eq!(sig(Builtin::Keccak256), (&[Ptr, Ptr][..], Void));
         assert_eq!(sig(Builtin::CallDataLoad), (&[Ptr, Ptr][..], Void));
+        assert_eq!(sig(Builtin::MemReserve), (&[Ptr, I64, I64][..], I32));
     }
 
     #[test]

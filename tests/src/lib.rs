@@ -36,6 +36,20 @@ pub use evmc_harness::shared_dir;
 
 /// Compiles through the real path (object → `cc -shared` → validating
 /// loader), once per (code, spec, opt level) in this process.
+/// Runs of memory accesses the code compiled for `code` under `spec` pays
+/// for with one check each: its calls of `mem_reserve`, read off the IR
+/// (emitting it costs milliseconds, next to the compile's tens of them).
+pub fn memory_runs_in(code: &[u8], spec: SpecId) -> usize {
+    use evmc_compiler::{compile_emit, CompileOptions, Emit};
+    match compile_emit(code, &CompileOptions::new(spec), Emit::LlvmIr) {
+        Ok((ir, _)) => String::from_utf8_lossy(&ir)
+            .matches("call i32 @evmc_builtin_mem_reserve(")
+            .count(),
+        // Code the compiler refuses runs interpreted, with no runs.
+        Err(_) => 0,
+    }
+}
+
 pub fn native(code: &[u8], spec: SpecId) -> Arc<LoadedArtifact> {
     native_opt(code, spec, 2)
 }

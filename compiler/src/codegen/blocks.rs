@@ -188,7 +188,29 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         let mut need_gas_check = true;
         let mut after = vec![0u64; n];
         let mut seg_end = 0;
+        // The last instruction of the memory run being lowered, if any.
+        let mut run_last = None;
         for (i, inst) in insts.iter().enumerate() {
+            if need_gas_check {
+                let limit = (i..n).find(|&j| splits_after(j)).unwrap_or(n - 1);
+                if let Some(run) = self.memory_run(insts, i, limit) {
+                    self.pay_for_run(&mut vs, insts, i, &run)?;
+                    run_last = Some(run.last);
+                    need_gas_check = false;
+                }
+            }
+            if let Some(last) = run_last {
+                self.gen_run_inst(&mut vs, inst)?;
+                if i == last {
+                    run_last = None;
+                    need_gas_check = true;
+                }
+                if splits_after(i) {
+                    self.split_after(&mut vs, insts, i)?;
+                    need_gas_check = true;
+                }
+                continue;
+            }
             if need_gas_check {
                 // Charge this segment: up to and including the next instruction
                 // whose gas is dynamic, or the end of the block.
@@ -222,26 +244,30 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                 need_gas_check = true;
             }
             if splits_after(i) {
-                // Instruction selection and scheduling are superlinear in
-                // the size of one LLVM block: cut very long straight-line
-                // code in pieces, passing the stack through memory, each
-                // charging its own gas. The IR pipeline would merge pieces
-                // joined by a plain branch back into one block, so the
-                // branch tests a value LLVM cannot see is always false (a
-                // register zeroed by inline assembly); the other side
-                // deopts at the next instruction, exact if ever taken.
-                vs.commit(self)?;
-                let next = self.new_bb("split");
-                let never = self.opaque_false()?;
-                let cold = self.new_bb("split_deopt");
-                self.b.build_conditional_branch(never, cold, next)?;
-                self.b.position_at_end(cold);
-                self.deopt_at(insts[i + 1].pc as u64)?;
-                self.b.position_at_end(next);
+                self.split_after(&mut vs, insts, i)?;
                 need_gas_check = true;
             }
         }
         self.gen_terminator(bi, vs)
+    }
+
+    /// Instruction selection and scheduling are superlinear in the size of
+    /// one LLVM block: very long straight-line code is cut in pieces after
+    /// `insts[i]`, passing the stack through memory, each charging its own
+    /// gas. The IR pipeline would merge pieces joined by a plain branch
+    /// back into one block, so the branch tests a value LLVM cannot see is
+    /// always false (a register zeroed by inline assembly); the other side
+    /// deopts at the next instruction, exact if ever taken.
+    fn split_after(&self, vs: &mut VStack<'ctx>, insts: &[Inst], i: usize) -> R<()> {
+        vs.commit(self)?;
+        let next = self.new_bb("split");
+        let never = self.opaque_false()?;
+        let cold = self.new_bb("split_deopt");
+        self.b.build_conditional_branch(never, cold, next)?;
+        self.b.position_at_end(cold);
+        self.deopt_at(insts[i + 1].pc as u64)?;
+        self.b.position_at_end(next);
+        Ok(())
     }
 
     /// `false`, computed where LLVM cannot see it.

@@ -1,7 +1,8 @@
 //! MLOAD / MSTORE / MSTORE8.
 //!
-//! In-bounds accesses are a load or store plus a byte swap. Anything else
-//! asks the runtime to grow memory, which charges the expansion or halts the
+//! In-bounds accesses are a load or store plus a byte swap. Accesses that
+//! are part of a run (`memory_run`) were tested with the run. Anything
+//! else asks the runtime to grow memory, which charges the expansion or halts the
 //! frame exactly as the interpreter's instruction would: a memory op ends
 //! its gas segment, so nothing after it has been charged yet and no state of
 //! ours (stack, pc) is needed for the halt. An access at a constant offset
@@ -70,12 +71,26 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
 
         bld.position_at_end(fast);
         // Here the offset is below 2^64: the fast test says so, and the
-        // runtime returns from a growth only for such offsets. So each copy
-        // of it still on the stack is its low limb zero-extended, and
-        // saying so lets LLVM compute what follows from it (the next
-        // offset, `p + 32`, and that one's test) in one or two limbs
-        // instead of four (memory_grow's long runs of `DUP2 ADD DUP1
-        // MSTORE`: a quarter less machine code, a tenth less compile time).
+        // runtime returns from a growth only for such offsets.
+        self.access_below_2_64(opc, offset, off64, value, vs)
+    }
+
+    /// The access of MLOAD/MSTORE/MSTORE8 at `offset`, which a test has
+    /// found below 2^64 (`off64` its low limb) and inside memory. Each copy
+    /// of the offset still on the stack is then its low limb zero-extended,
+    /// and saying so lets LLVM compute what follows from it (the next
+    /// offset, `p + 32`, and that one's test) in one or two limbs instead
+    /// of four (memory_grow's long runs of `DUP2 ADD DUP1 MSTORE`: a
+    /// quarter less machine code, a tenth less compile time).
+    pub(super) fn access_below_2_64(
+        &self,
+        opc: u8,
+        offset: IntValue<'ctx>,
+        off64: IntValue<'ctx>,
+        value: Option<IntValue<'ctx>>,
+        vs: &mut VStack<'ctx>,
+    ) -> R<()> {
+        let bld = &self.b;
         let value = if offset.is_const() {
             value
         } else {

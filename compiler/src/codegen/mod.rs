@@ -29,6 +29,10 @@
 //!   MSTORE or MSTORE8 inside the memory every frame has by then,
 //!   `Analysis::covered_accesses`, has neither: what it stores is gone
 //!   with a frame that halts);
+//! - a run of memory accesses at computed offsets, with only stack
+//!   arithmetic between them, is paid for at its start with one check of
+//!   all its offsets and gas (`memory_run`); where that check fails the
+//!   runtime pays for the whole run or the interpreter runs it;
 //! - every exit jumps to one shared block per kind and function, so cold
 //!   paths cost a branch, not a copy of the machine state;
 //! - a builtin that ends the frame does not return: it jumps back into
@@ -44,6 +48,7 @@
 mod blocks;
 pub mod llvm_workarounds;
 mod memory;
+mod memory_run;
 mod narrow;
 mod ops;
 mod part;

@@ -247,6 +247,7 @@ const fn builtins<H: Host>(exec: ExecOpFn, mulmod: ArithFn) -> Builtins {
         mulmod,
         keccak256: keccak256::<H>,
         calldataload,
+        mem_reserve: mem_reserve::<H>,
     }
 }
 
@@ -692,17 +693,124 @@ unsafe fn mem_expand_status<H: Host>(
     };
     match r {
         Ok(()) => {
-            st.grows += 1;
-            if st.grows >= ROOM_AFTER_GROWS {
-                make_room(ctx, interp, gas_params, st.memory_buffer);
-            }
-            ctx.gas = interp.gas.remaining();
-            refresh_views(ctx, interp);
+            after_runtime_growth(ctx, interp, &mut st.grows, st.memory_buffer, gas_params);
             0
         }
         Err(e) => {
             st.result = e;
             1
+        }
+    }
+}
+
+/// After a growth in the runtime: counts it, makes room for generated code
+/// to grow memory itself once a run keeps growing it (`ROOM_AFTER_GROWS`),
+/// and hands the gas and the memory's new place back to the context.
+#[inline(always)]
+fn after_runtime_growth(
+    ctx: &mut ExecCtx,
+    interp: &mut Interpreter<EthInterpreter>,
+    grows: &mut u32,
+    buffer: MemoryBuffer,
+    gas_params: &GasParams,
+) {
+    *grows += 1;
+    if *grows >= ROOM_AFTER_GROWS {
+        make_room(ctx, interp, gas_params, buffer);
+    }
+    ctx.gas = interp.gas.remaining();
+    refresh_views(ctx, interp);
+}
+
+/// The `mem_reserve` builtin: pays for a run of memory accesses at once
+/// (the static gas of the run and the growth to `end` bytes), or returns 0
+/// with nothing changed that the interpreter would see (see
+/// `MemReserveFn`). Generated code calls it only when the run's accesses
+/// go past memory or its gas check failed.
+unsafe extern "C" fn mem_reserve<H: Host>(ctx: *mut ExecCtx, end: u64, static_gas: u64) -> u32 {
+    let status = mem_reserve_status::<H>(ctx, end, static_gas);
+    if status == RESERVE_HALTED {
+        escape(ctx);
+    }
+    status
+}
+
+/// `mem_reserve_status`'s result when the frame halted in the growth.
+const RESERVE_HALTED: u32 = 2;
+
+/// The `mem_reserve` builtin's work: 1 when paid for, 0 when the gas does
+/// not cover it (nothing changed), [`RESERVE_HALTED`] when the growth was
+/// refused with the gas paid.
+#[inline(always)]
+unsafe fn mem_reserve_status<H: Host>(ctx: *mut ExecCtx, end: u64, static_gas: u64) -> u32 {
+    let ctx = &mut *ctx;
+    let new_len = match end.checked_next_multiple_of(32) {
+        Some(l) if l <= usize::MAX as u64 => l,
+        _ => return 0,
+    };
+    if new_len <= ctx.mem_len {
+        return match ctx.gas.checked_sub(static_gas) {
+            Some(g) => {
+                ctx.gas = g;
+                1
+            }
+            None => 0,
+        };
+    }
+    if new_len <= ctx.mem_cap {
+        // Inside the room the runtime made (`make_room`): grown here, as
+        // the growth stub of `mem_expand` grows it, under the schedule
+        // `mem_cap` implies. The new bytes are zeroed: the hand-over
+        // (`lengthen`) relies on every byte up to the length being written.
+        let words = new_len / 32;
+        let cost = words * MEM_WORD_GAS + words * words / MEM_QUAD_DIVISOR;
+        let need = static_gas.saturating_add(cost.saturating_sub(ctx.mem_cost));
+        let Some(g) = ctx.gas.checked_sub(need) else {
+            return 0;
+        };
+        std::ptr::write_bytes(
+            ctx.mem_ptr.add(ctx.mem_len as usize),
+            0,
+            (new_len - ctx.mem_len) as usize,
+        );
+        ctx.gas = g;
+        ctx.mem_len = new_len;
+        ctx.mem_cost = cost;
+        return 1;
+    }
+    let st = &mut *(ctx.frame as *mut FrameState<H>);
+    let interp = &mut *st.interp;
+    interp.gas.set_remaining(ctx.gas);
+    sync_memory(ctx, interp, st.memory_buffer);
+    let gas_params = (*st.host).gas_params();
+    // What the interpreter's growth would charge, computed before growing:
+    // a growth it refuses for want of gas leaves its memory accounting
+    // ahead of its memory, and the interpreter must find the run as it was.
+    let words = (new_len / 32) as usize;
+    let memory = interp.gas.memory();
+    let cost = if words > memory.words_num {
+        gas_params
+            .memory_cost(words)
+            .saturating_sub(memory.expansion_cost)
+    } else {
+        0
+    };
+    let Some(g) = ctx.gas.checked_sub(static_gas.saturating_add(cost)) else {
+        return 0;
+    };
+    interp.gas.set_remaining(ctx.gas - static_gas);
+    match interp.resize_memory(gas_params, 0, new_len as usize) {
+        Ok(()) => {
+            debug_assert_eq!(interp.gas.remaining(), g);
+            after_runtime_growth(ctx, interp, &mut st.grows, st.memory_buffer, gas_params);
+            1
+        }
+        Err(e) => {
+            // Refused with the gas paid (a memory limit): the run's first
+            // access past the limit halts so, every access before it
+            // having been paid for.
+            st.result = e;
+            RESERVE_HALTED
         }
     }
 }

@@ -12,7 +12,7 @@
 //! the one world input a failure printed.
 
 use evmc_tests::gen::{check_world, Stats, World};
-use evmc_tests::native_opt;
+use evmc_tests::{memory_runs_in, native_opt};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
@@ -40,6 +40,9 @@ fn log(line: &str) {
 struct Expect {
     /// Memory accesses the compiler leaves unchecked, in all its codes.
     covered_accesses: bool,
+    /// Runs of memory accesses paid for with one check
+    /// (`codegen::memory_run`), in all its codes.
+    memory_runs: bool,
 }
 
 fn campaign(
@@ -76,6 +79,7 @@ fn campaign(
     // Memory accesses compiled without a bounds check (inside memory every
     // frame has: `Analysis::covered_accesses`), over the distinct codes.
     let covered = Mutex::new(0usize);
+    let runs = Mutex::new(0usize);
     let start = Instant::now();
     // EVMC_FUZZ_INPUT=<hex> replays one world (as printed on a failure).
     let inputs = match replay.clone() {
@@ -93,14 +97,16 @@ fn campaign(
             if compiled.lock().unwrap().insert(key) {
                 let analysis = evmc_tests::evmc_compiler::analysis::Analysis::new(code);
                 *covered.lock().unwrap() += analysis.covered_accesses.len();
+                *runs.lock().unwrap() += memory_runs_in(code, spec);
             }
             native_opt(code, spec, opt)
         });
         check_world(&world, &registry, variants, gas_points, &stats).map_err(TestCaseError::fail)
     });
     let covered = *covered.lock().unwrap();
+    let runs = *runs.lock().unwrap();
     log(&format!(
-        "{label}: {} worlds, {} compiles ({covered} unchecked memory accesses), {} in {:.1?} (seed {seed:#x})",
+        "{label}: {} worlds, {} compiles ({covered} unchecked memory accesses, {runs} memory runs), {} in {:.1?} (seed {seed:#x})",
         runner.config().cases,
         compiled.lock().unwrap().len(),
         stats.summary(),
@@ -130,6 +136,10 @@ fn campaign(
         "{label}: no compiled code had an unchecked memory access"
     );
     assert!(
+        !expect.memory_runs || runs > 0,
+        "{label}: no compiled code had a run of memory accesses"
+    );
+    assert!(
         // Empty code runs no frame at all.
         Stats::get(&stats.native_frames) * 10 >= executed * 9,
         "{label}: compiled code must run: {}",
@@ -143,6 +153,7 @@ fn generated_contracts_run_natively_exactly_as_interpreted() {
     let variants = env_or("EVMC_FUZZ_VARIANTS", 120);
     let expect = Expect {
         covered_accesses: true,
+        memory_runs: true,
     };
     campaign(
         "structured worlds",
@@ -167,6 +178,7 @@ fn random_byte_strings_run_natively_exactly_as_interpreted() {
         1,
         Expect {
             covered_accesses: false,
+            memory_runs: false,
         },
     );
 }

@@ -8,7 +8,7 @@
 use evmc_compiler::SpecId;
 use evmc_tests::diff::{h, BIG_GAS};
 use evmc_tests::evmc_runtime::LoadedArtifact;
-use evmc_tests::{native, run_frame_with};
+use evmc_tests::{memory_runs_in, native, run_frame_with};
 use std::sync::Arc;
 
 /// Generous limit used to measure what a program needs.
@@ -194,6 +194,56 @@ fn word_steps() -> Vec<u8> {
     c
 }
 
+/// Runs of accesses at computed offsets, which compiled code pays for
+/// with one check each (`codegen::memory_run`): from a base read from the
+/// call data (0x40), MSTORE, MSTORE8 and MLOAD growing memory; an offset
+/// loaded by an MLOAD of the run (which ends the run before its access).
+/// The same accesses again, inside memory by then, and the whole memory
+/// returned.
+fn memory_runs() -> Vec<u8> {
+    let accesses = "
+    80 80 52                       // MSTORE(b, b)
+    6077 81 6045 01 53             // MSTORE8(b + 0x45, 0x77)
+    80 6020 01 51 50               // MLOAD(b + 0x20), popped
+    80 51                          // v = MLOAD(b)
+    80 6020 01 52                  // MSTORE(v + 0x20, v): v was loaded in the run
+    80 610100 01 80 52             // MSTORE(b + 0x100, b + 0x100)
+    80 6003 01 80 51 90 52         // MSTORE(b + 3, MLOAD(b + 3)): unaligned
+    5b                             // JUMPDEST: a block of its own
+    ";
+    h(&format!(
+        "6000 35 6000 1a 6040 02 {accesses} {accesses} 59 6000 f3" // b = 0x40 .. RETURN
+    ))
+}
+
+/// A loop whose body is one run growing memory by two words each time:
+/// the first growths in the runtime, the later ones in the room it makes
+/// (`ROOM_AFTER_GROWS`); then the whole memory returned (every word
+/// grown must read as written or zero).
+fn memory_run_loop() -> Vec<u8> {
+    h("
+    6000 35 6000 1a 6040 02        // b = 0x40
+    6000                           // i = 0
+    5b                             // 0x0b: loop
+    80 6040 02 82 01               // off = i * 0x40 + b
+    80 80 52                       // MSTORE(off, off)
+    81 81 6021 01 53               // MSTORE8(off + 0x21, i)
+    80 80 6030 01 52               // MSTORE(off + 0x30, off)
+    50 6001 01                     // i += 1
+    80 6014 11 600b 57             // while i < 20
+    50 50 59 6000 f3               // RETURN all of memory
+    ")
+}
+
+/// A run whose last offset is 2^32 or more (`big` = 0x0100000000) or 2^64
+/// or more (`big` = 0x010000000000000000): the interpreter halts there, in
+/// the memory growth or on the operand.
+fn memory_run_huge(big: &str) -> Vec<u8> {
+    h(&format!(
+        "6000 35 6000 1a 6040 02 80 80 52 80 6020 01 80 52 6001 81 {big} 02 52 00"
+    ))
+}
+
 /// A counted loop with a JUMPI back edge, memory writes in the body.
 fn counted_loop() -> Vec<u8> {
     // PUSH1 6; loop(2): JUMPDEST DUP1 DUP1 PUSH1 32 MUL MSTORE
@@ -315,11 +365,22 @@ fn oog_arith_and_memory() {
         ("long block", long_block()),
         ("word steps", word_steps()),
         ("covered memory", covered_memory()),
+        ("memory runs", memory_runs()),
+        ("memory run loop", memory_run_loop()),
+        ("memory run, 2^32", memory_run_huge("64 0100000000")),
+        ("memory run, 2^64", memory_run_huge("68 010000000000000000")),
     ];
     // Not a sweep of checked accesses only: eight of the covered program's
     // are compiled without a check.
     let a = evmc_compiler::analysis::Analysis::new(&covered_memory());
     assert_eq!((a.memory_floor, a.covered_accesses.len()), (0x60, 8));
+    // Nor of single accesses: the run programs are paid for by runs.
+    assert_eq!(memory_runs_in(&memory_runs(), SpecId::CANCUN), 3);
+    assert_eq!(memory_runs_in(&memory_run_loop(), SpecId::CANCUN), 1);
+    assert_eq!(
+        memory_runs_in(&memory_run_huge("64 0100000000"), SpecId::CANCUN),
+        1
+    );
     sweep_all("oog arith+memory", &programs, SPECS, &input());
 }
 
