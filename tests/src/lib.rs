@@ -34,8 +34,6 @@ pub const OTHER_CODE: &[u8] = &[0x60, 0x2a, 0x5f, 0x52, 0x60, 0x20, 0x5f, 0xf3];
 
 pub use evmc_harness::shared_dir;
 
-/// Compiles through the real path (object → `cc -shared` → validating
-/// loader), once per (code, spec, opt level) in this process.
 /// Runs of memory accesses the code compiled for `code` under `spec` pays
 /// for with one check each: its calls of `mem_reserve`, read off the IR
 /// (emitting it costs milliseconds, next to the compile's tens of them).
@@ -50,6 +48,8 @@ pub fn memory_runs_in(code: &[u8], spec: SpecId) -> usize {
     }
 }
 
+/// Compiles through the real path (object → `cc -shared` → validating
+/// loader), once per (code, spec, opt level) in this process.
 pub fn native(code: &[u8], spec: SpecId) -> Arc<LoadedArtifact> {
     native_opt(code, spec, 2)
 }

@@ -38,8 +38,9 @@ use inkwell::intrinsics::Intrinsic;
 use inkwell::IntPredicate;
 use revm::bytecode::opcode as op;
 
-/// Fewest accesses at computed offsets that make a run: a single access
-/// keeps its own test, which needs no second block to hand over from.
+/// Fewest accesses at computed offsets that make a run: a run of one
+/// would keep as many blocks as the access's own test and add the
+/// hand-over to the interpreter.
 const MIN_RUN_ACCESSES: usize = 2;
 
 /// A run found by [`PartGen::memory_run`].
@@ -195,13 +196,14 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             .get_declaration(&self.m, &[self.i64.into()])
             .unwrap();
         for inst in run_insts {
-            match self.role(inst) {
+            let role = self.role(inst);
+            match role {
                 Role::Checked | Role::Covered => {
                     let offset = copy.pop(self)?;
                     if inst.op != op::MLOAD {
                         copy.pop(self)?;
                     }
-                    if self.role(inst) == Role::Checked {
+                    if role == Role::Checked {
                         let (small, _) = self.offset_bounds(offset)?;
                         all_small = bld.build_and(all_small, small, "")?;
                         let off64 = bld.build_int_truncate(offset, self.i64, "")?;
