@@ -257,7 +257,6 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
 
         // Growth, or gas short: the runtime pays for it all or nothing.
         bld.position_at_end(reserve);
-        bld.build_store(self.gas_var, gas)?;
         self.store_ctx_i64(ctx_offsets::GAS, gas)?;
         let end = bld
             .build_select(all_small, furthest, self.i64.const_all_ones(), "")?
@@ -273,7 +272,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             .basic()
             .unwrap()
             .into_int_value();
-        // Unchanged when it refused.
+        // The gas the run started with when it refused.
         bld.build_store(self.gas_var, self.load_ctx_i64(ctx_offsets::GAS)?)?;
         let done = bld.build_int_compare(IntPredicate::NE, done, self.i32.const_zero(), "")?;
         let done = self.likely(done)?;

@@ -780,7 +780,6 @@ unsafe fn mem_reserve_status<H: Host>(ctx: *mut ExecCtx, end: u64, static_gas: u
     }
     let st = &mut *(ctx.frame as *mut FrameState<H>);
     let interp = &mut *st.interp;
-    interp.gas.set_remaining(ctx.gas);
     sync_memory(ctx, interp, st.memory_buffer);
     let gas_params = (*st.host).gas_params();
     // What the interpreter's growth would charge, computed before growing:
