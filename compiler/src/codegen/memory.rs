@@ -40,7 +40,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         }
 
         let (small, high) = self.offset_bounds(offset)?;
-        let off64 = bld.build_int_truncate(offset, self.i64, "off")?;
+        let off64 = self.low_limb(offset)?;
         let end = bld.build_int_add(off64, self.const_i64(size), "")?;
         let mem_len = self.load_ctx_i64(ctx_offsets::MEM_LEN)?;
         let fits = bld.build_int_compare(IntPredicate::ULE, end, mem_len, "")?;

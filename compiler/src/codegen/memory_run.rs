@@ -206,7 +206,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                     if role == Role::Checked {
                         let (small, _) = self.offset_bounds(offset)?;
                         all_small = bld.build_and(all_small, small, "")?;
-                        let off64 = bld.build_int_truncate(offset, self.i64, "")?;
+                        let off64 = self.low_limb(offset)?;
                         let size = if inst.op == op::MSTORE8 { 1 } else { 32 };
                         let end = bld.build_int_add(off64, self.const_i64(size), "")?;
                         furthest = bld
@@ -294,7 +294,6 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         if self.role(inst) != Role::Checked {
             return self.gen_inst(vs, inst, 0);
         }
-        let bld = &self.b;
         let offset = vs.pop(self)?;
         let value = if inst.op == op::MLOAD {
             None
@@ -302,7 +301,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             Some(vs.pop(self)?)
         };
         // Below 2^32 and inside memory, as the run's check found.
-        let off64 = bld.build_int_truncate(offset, self.i64, "off")?;
+        let off64 = self.low_limb(offset)?;
         self.access_below_2_64(inst.op, offset, off64, value, vs)
     }
 }

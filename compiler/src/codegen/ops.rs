@@ -7,7 +7,7 @@ use crate::analysis::Inst;
 use evmc_interface::{ctx_offsets, Builtin};
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::intrinsics::Intrinsic;
-use inkwell::values::{AnyValue, IntValue};
+use inkwell::values::{AnyValue, InstructionOpcode, IntValue};
 use inkwell::IntPredicate;
 use revm::bytecode::opcode as op;
 use revm::primitives::U256;
@@ -221,7 +221,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     fn calldataload(&self, off: IntValue<'ctx>) -> R<IntValue<'ctx>> {
         let bld = &self.b;
         let (small, _) = self.offset_bounds(off)?;
-        let off64 = bld.build_int_truncate(off, self.i64, "")?;
+        let off64 = self.low_limb(off)?;
         let end = bld.build_int_add(off64, self.const_i64(32), "")?;
         let len = self.load_ctx_i64(ctx_offsets::INPUT_LEN)?;
         let fits = bld.build_int_compare(IntPredicate::ULE, end, len, "")?;
@@ -372,21 +372,122 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     /// fits in 64 bits).
     pub(super) fn low_and_high(&self, v: IntValue<'ctx>) -> R<(IntValue<'ctx>, IntValue<'ctx>)> {
         let bld = &self.b;
-        let [l0, l1, l2, l3] = self.limbs_of(v)?;
-        let high = bld.build_or(bld.build_or(l1, l2, "")?, l3, "hi")?;
+        let [l0, rest @ ..] = self.limbs_of(v)?;
+        // Limbs a narrow word has as constant zeros are left out.
+        let zero = self.i64.const_zero();
+        let limbs: Vec<_> = rest.into_iter().filter(|&l| l != zero).collect();
+        let high = match limbs[..] {
+            [] => zero,
+            [a] => a,
+            [a, b] => bld.build_or(a, b, "hi")?,
+            [a, b, c] => bld.build_or(bld.build_or(a, b, "")?, c, "hi")?,
+            _ => unreachable!("three high limbs"),
+        };
         Ok((l0, high))
     }
 
-    /// The four 64-bit limbs of `v`, least significant first.
+    /// The four 64-bit limbs of `v`, least significant first. A word the
+    /// IR already shows to fit in 64 bits, or to be the sum of two such
+    /// words, gets them in 64-bit arithmetic: the shifts of the whole
+    /// word were folded away by InstCombine anyway, but only after it had
+    /// worked out the known bits of every 256-bit value on the way, which
+    /// on memory_grow's runs of accesses was most of the IR pipeline's
+    /// time (`benches/README.md`, "Offsets in 64 bits").
     fn limbs_of(&self, v: IntValue<'ctx>) -> R<[IntValue<'ctx>; 4]> {
         let bld = &self.b;
         let mut out = [self.i64.const_zero(); 4];
+        if let Some(x) = self.narrow_u64(v)? {
+            out[0] = x;
+            return Ok(out);
+        }
+        if let Some((sum, carry)) = self.narrow_sum(v)? {
+            out[0] = sum;
+            out[1] = bld.build_int_z_extend(carry, self.i64, "")?;
+            return Ok(out);
+        }
         for (j, limb) in out.iter_mut().enumerate() {
             let shifted =
                 bld.build_right_shift(v, self.i256.const_int(64 * j as u64, false), false, "")?;
             *limb = bld.build_int_truncate(shifted, self.i64, "")?;
         }
         Ok(out)
+    }
+
+    /// The low 64 bits of `v`: the value itself when it is a narrow one
+    /// (see [`Self::narrow_u64`]), else its truncation. A sum's low limb
+    /// stays a truncation, which InstCombine narrows cheaply; taking it
+    /// from [`Self::narrow_sum`] too gave the same code size and compile
+    /// time.
+    pub(super) fn low_limb(&self, v: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        if let Some(x) = self.narrow_u64(v)? {
+            return Ok(x);
+        }
+        self.b.build_int_truncate(v, self.i64, "off")
+    }
+
+    /// `v` as a 64-bit value when the IR shows that it fits: a constant
+    /// below 2^64, or a zero extension of at most 64 bits.
+    fn narrow_u64(&self, v: IntValue<'ctx>) -> R<Option<IntValue<'ctx>>> {
+        if let Some(c) = self.const_word(v) {
+            let [low, rest @ ..] = c.into_limbs();
+            return Ok(rest.iter().all(|&l| l == 0).then(|| self.const_i64(low)));
+        }
+        let Some(i) = v.as_instruction() else {
+            return Ok(None);
+        };
+        if i.get_opcode() != InstructionOpcode::ZExt {
+            return Ok(None);
+        }
+        let Some(src) = i.get_operand(0).and_then(|o| o.value()) else {
+            return Ok(None);
+        };
+        let src = src.into_int_value();
+        Ok(match src.get_type().get_bit_width() {
+            64 => Some(src),
+            w if w < 64 => Some(self.b.build_int_z_extend(src, self.i64, "")?),
+            _ => None,
+        })
+    }
+
+    /// The 64-bit sum and carry of `v` when it is an addition of two
+    /// words that fit in 64 bits (see [`Self::narrow_u64`]).
+    fn narrow_sum(&self, v: IntValue<'ctx>) -> R<Option<(IntValue<'ctx>, IntValue<'ctx>)>> {
+        let Some(i) = v.as_instruction() else {
+            return Ok(None);
+        };
+        if i.get_opcode() != InstructionOpcode::Add {
+            return Ok(None);
+        }
+        let operand = |k| {
+            i.get_operand(k)
+                .and_then(|o| o.value())
+                .map(|o| o.into_int_value())
+        };
+        let (Some(a), Some(b)) = (operand(0), operand(1)) else {
+            return Ok(None);
+        };
+        let (Some(a), Some(b)) = (self.narrow_u64(a)?, self.narrow_u64(b)?) else {
+            return Ok(None);
+        };
+        // The ADD's deeper word first: in memory_grow's runs (`DUP2 ADD`)
+        // that is the previous offset, which dies here, so x86's
+        // two-address `add` can overwrite it; the other way round each add
+        // first copied the step, which lives on (memory_grow_mstore's code
+        // 2.5% larger and 5-7% slower).
+        let uadd = Intrinsic::find("llvm.uadd.with.overflow")
+            .unwrap()
+            .get_declaration(&self.m, &[self.i64.into()])
+            .unwrap();
+        let r = self
+            .b
+            .build_call(uadd, &[b.into(), a.into()], "")?
+            .try_as_basic_value()
+            .basic()
+            .unwrap()
+            .into_struct_value();
+        let sum = self.b.build_extract_value(r, 0, "")?.into_int_value();
+        let carry = self.b.build_extract_value(r, 1, "")?.into_int_value();
+        Ok(Some((sum, carry)))
     }
 
     /// The word of four 64-bit limbs, least significant first.
