@@ -38,13 +38,18 @@ pub use evmc_harness::shared_dir;
 /// for with one check each: its calls of `mem_reserve`, read off the IR
 /// (emitting it costs milliseconds, next to the compile's tens of them).
 pub fn memory_runs_in(code: &[u8], spec: SpecId) -> usize {
+    ir_of(code, spec)
+        .matches("call i32 @evmc_builtin_mem_reserve(")
+        .count()
+}
+
+/// The LLVM IR generated for `code` under `spec`, before the IR pipeline;
+/// empty for code the compiler refuses (it runs interpreted).
+pub fn ir_of(code: &[u8], spec: SpecId) -> String {
     use evmc_compiler::{compile_emit, CompileOptions, Emit};
     match compile_emit(code, &CompileOptions::new(spec), Emit::LlvmIr) {
-        Ok((ir, _)) => String::from_utf8_lossy(&ir)
-            .matches("call i32 @evmc_builtin_mem_reserve(")
-            .count(),
-        // Code the compiler refuses runs interpreted, with no runs.
-        Err(_) => 0,
+        Ok((ir, _)) => String::from_utf8_lossy(&ir).into_owned(),
+        Err(_) => String::new(),
     }
 }
 

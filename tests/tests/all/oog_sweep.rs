@@ -244,6 +244,20 @@ fn memory_run_huge(big: &str) -> Vec<u8> {
     ))
 }
 
+/// An offset that is the sum of a word an earlier access narrowed (`b`,
+/// 0x40) and a constant below 2^64 `k`, whose limbs compiled code takes in
+/// 64-bit arithmetic (`codegen::ops`, `limbs_of`): with `k` =
+/// 0xffffffffffffffe0 the sum is 2^64 + 0x20, its low limb small and only
+/// the carry saying it is not; with 0xffffffffffffff00 it is below 2^64
+/// but not 2^32. In a run with the access before it, or `alone` after a
+/// GAS that ends the segment (then every access is a single one).
+fn memory_offset_sum(k: &str, alone: bool) -> Vec<u8> {
+    let gas = if alone { "5a 50" } else { "" };
+    h(&format!(
+        "6000 35 6000 1a 6040 02 80 80 52 80 6020 01 80 52 {gas} 6001 81 67 {k} 01 52 00"
+    ))
+}
+
 /// A counted loop with a JUMPI back edge, memory writes in the body.
 fn counted_loop() -> Vec<u8> {
     // PUSH1 6; loop(2): JUMPDEST DUP1 DUP1 PUSH1 32 MUL MSTORE
@@ -369,6 +383,18 @@ fn oog_arith_and_memory() {
         ("memory run loop", memory_run_loop()),
         ("memory run, 2^32", memory_run_huge("64 0100000000")),
         ("memory run, 2^64", memory_run_huge("68 010000000000000000")),
+        (
+            "offset sum past 2^64",
+            memory_offset_sum("ffffffffffffffe0", false),
+        ),
+        (
+            "offset sum past 2^64, alone",
+            memory_offset_sum("ffffffffffffffe0", true),
+        ),
+        (
+            "offset sum past 2^32",
+            memory_offset_sum("ffffffffffffff00", false),
+        ),
     ];
     // Not a sweep of checked accesses only: eight of the covered program's
     // are compiled without a check.
@@ -381,6 +407,15 @@ fn oog_arith_and_memory() {
         memory_runs_in(&memory_run_huge("64 0100000000"), SpecId::CANCUN),
         1
     );
+    // The sum's access is the second of a run, or a single access (the
+    // GAS leaves one access on each side); its limbs come from a 64-bit
+    // add with carry either way.
+    for alone in [false, true] {
+        let code = memory_offset_sum("ffffffffffffffe0", alone);
+        assert_eq!(memory_runs_in(&code, SpecId::CANCUN), usize::from(!alone));
+        let ir = evmc_tests::ir_of(&code, SpecId::CANCUN);
+        assert!(ir.contains("@llvm.uadd.with.overflow.i64(i64 %off, i64 -32)"));
+    }
     sweep_all("oog arith+memory", &programs, SPECS, &input());
 }
 
