@@ -8,7 +8,6 @@ use super::{lowering, Lowering, R};
 use crate::analysis::{Block, Inst, JumpTarget, Terminator};
 use evmc_interface::STACK_LIMIT;
 use inkwell::basic_block::BasicBlock;
-use inkwell::intrinsics::Intrinsic;
 use inkwell::values::{IntValue, PhiValue};
 use inkwell::IntPredicate;
 use revm::bytecode::opcode as op;
@@ -324,19 +323,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     fn charge_segment(&self, cost: u64) -> R<()> {
         let gas = self.load_gas()?;
         let c = self.const_i64(cost);
-        let usub = Intrinsic::find("llvm.usub.with.overflow")
-            .unwrap()
-            .get_declaration(&self.m, &[self.i64.into()])
-            .unwrap();
-        let r = self
-            .b
-            .build_call(usub, &[gas.into(), c.into()], "")?
-            .try_as_basic_value()
-            .basic()
-            .unwrap()
-            .into_struct_value();
-        let rest = self.b.build_extract_value(r, 0, "")?.into_int_value();
-        let borrow = self.b.build_extract_value(r, 1, "")?.into_int_value();
+        let (rest, borrow) = self.with_overflow("usub", gas, c)?;
         let borrow = self.expect(borrow, false)?;
         let ok = self.new_bb("gas_ok");
         self.b

@@ -233,18 +233,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             .map(|x| self.gas_table[x.op as usize] as u64)
             .sum();
         let gas = self.load_gas()?;
-        let usub = Intrinsic::find("llvm.usub.with.overflow")
-            .unwrap()
-            .get_declaration(&self.m, &[self.i64.into()])
-            .unwrap();
-        let r = bld
-            .build_call(usub, &[gas.into(), self.const_i64(static_gas).into()], "")?
-            .try_as_basic_value()
-            .basic()
-            .unwrap()
-            .into_struct_value();
-        let rest = bld.build_extract_value(r, 0, "")?.into_int_value();
-        let borrow = bld.build_extract_value(r, 1, "")?.into_int_value();
+        let (rest, borrow) = self.with_overflow("usub", gas, self.const_i64(static_gas))?;
         let mem_len = self.load_ctx_i64(ctx_offsets::MEM_LEN)?;
         let fits = bld.build_int_compare(IntPredicate::ULE, furthest, mem_len, "fits")?;
         let paid = bld.build_and(all_small, fits, "")?;

@@ -340,6 +340,31 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
         Ok(r.try_as_basic_value().basic().unwrap().into_int_value())
     }
 
+    /// `a op b` in 64 bits by the intrinsic `llvm.<op>.with.overflow`
+    /// (`op` is `uadd` or `usub`): the result and its carry or borrow,
+    /// which the backend takes from one `add` or `sub`.
+    pub(crate) fn with_overflow(
+        &self,
+        op: &str,
+        a: IntValue<'ctx>,
+        b: IntValue<'ctx>,
+    ) -> R<(IntValue<'ctx>, IntValue<'ctx>)> {
+        let decl = Intrinsic::find(&format!("llvm.{op}.with.overflow"))
+            .unwrap()
+            .get_declaration(&self.m, &[self.i64.into()])
+            .unwrap();
+        let r = self
+            .b
+            .build_call(decl, &[a.into(), b.into()], "")?
+            .try_as_basic_value()
+            .basic()
+            .unwrap()
+            .into_struct_value();
+        let value = self.b.build_extract_value(r, 0, "")?.into_int_value();
+        let flag = self.b.build_extract_value(r, 1, "")?.into_int_value();
+        Ok((value, flag))
+    }
+
     fn ret(&self, status: u32) -> R<()> {
         self.b
             .build_return(Some(&self.i32.const_int(status as u64, false)))?;

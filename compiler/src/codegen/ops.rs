@@ -474,20 +474,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         // two-address `add` can overwrite it; the other way round each add
         // first copied the step, which lives on (memory_grow_mstore's code
         // 2.5% larger and 5-7% slower).
-        let uadd = Intrinsic::find("llvm.uadd.with.overflow")
-            .unwrap()
-            .get_declaration(&self.m, &[self.i64.into()])
-            .unwrap();
-        let r = self
-            .b
-            .build_call(uadd, &[b.into(), a.into()], "")?
-            .try_as_basic_value()
-            .basic()
-            .unwrap()
-            .into_struct_value();
-        let sum = self.b.build_extract_value(r, 0, "")?.into_int_value();
-        let carry = self.b.build_extract_value(r, 1, "")?.into_int_value();
-        Ok(Some((sum, carry)))
+        self.with_overflow("uadd", b, a).map(Some)
     }
 
     /// The word of four 64-bit limbs, least significant first.
