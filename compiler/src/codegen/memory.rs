@@ -2,10 +2,10 @@
 //!
 //! In-bounds accesses are a load or store plus a byte swap. Accesses that
 //! are part of a run (`memory_run`) were tested with the run. Anything
-//! else asks the runtime to grow memory, which charges the expansion or halts the
-//! frame exactly as the interpreter's instruction would: a memory op ends
-//! its gas segment, so nothing after it has been charged yet and no state of
-//! ours (stack, pc) is needed for the halt. An access at a constant offset
+//! else asks the runtime to grow memory, which charges the expansion or
+//! halts the frame exactly as the interpreter's instruction would: a
+//! memory op ends its gas segment, so nothing after it has been charged
+//! yet and no state of ours (stack, pc) is needed for the halt. An access at a constant offset
 //! inside memory the frame always has by then (`Analysis::covered_accesses`:
 //! Solidity's free memory pointer and scratch words, Vyper's variables after
 //! their first access) is the load or store alone, in the middle of a

@@ -146,8 +146,9 @@ fn finish_load(
 /// group of pages of code it touched (the kernel maps the pages around a
 /// fault with it, 64 KiB by default): with every contract of the shared
 /// real blocks compiled, a first native run of the blocks took
-/// 0.154-0.205 s, and 0.125-0.141 s with the segments mapped at load, which costs about as much CPU
-/// ("Real blocks: the first run of an artefact" in benches/README.md). A
+/// 0.154-0.205 s, and 0.125-0.141 s with the segments mapped at load,
+/// which costs about as much CPU ("Real blocks: the first run of an
+/// artefact" in benches/README.md). A
 /// node loads before it runs, so the work leaves the block. A kernel
 /// without `MADV_POPULATE_READ` (before 5.14) refuses it with `EINVAL`,
 /// and a read of each page maps them instead.
