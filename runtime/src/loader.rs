@@ -28,6 +28,7 @@ mod dynamic;
 mod elf;
 mod file;
 pub mod host;
+mod image;
 mod mapping;
 mod metadata;
 
@@ -96,6 +97,16 @@ pub enum LoadError {
         /// The artifact's path.
         path: PathBuf,
         /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Its validated segments could not be mapped: trouble of this process
+    /// (no address space or memory left under its limits) or of the file
+    /// system (mounted `noexec`), not of the artifact.
+    #[error("{path}: cannot map its segments: {source}")]
+    Map {
+        /// The artifact's path.
+        path: PathBuf,
+        /// The error of the system call.
         source: std::io::Error,
     },
 }

@@ -353,7 +353,9 @@ impl ArtifactCache {
             Err(LoadError::Io { path, source }) if store::is_transient(&source) => {
                 Err(CacheError::Load(LoadError::Io { path, source }))
             }
-            Err(e @ LoadError::PrivateCopy { .. }) => Err(CacheError::Load(e)),
+            Err(e @ (LoadError::PrivateCopy { .. } | LoadError::Map { .. })) => {
+                Err(CacheError::Load(e))
+            }
             Err(e) => {
                 let reason = e.to_string();
                 let reason = reason

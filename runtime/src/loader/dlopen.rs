@@ -1,13 +1,16 @@
-//! Mapping a validated artefact: the file itself through its descriptor
-//! ([`in_place`]) or a private copy of the checked bytes ([`private_copy`]),
-//! then checking that the loaded library shows exactly the symbols and
-//! metadata that were validated.
+//! Mapping a validated artefact: its segments directly when it binds
+//! nothing at load time ([`super::image`], every artefact this compiler
+//! builds), else through the dynamic loader, from the file itself through
+//! its descriptor ([`in_place`]) or from a private copy of the checked
+//! bytes ([`private_copy`]); then checking that the loaded object shows
+//! exactly the entry and metadata that were validated.
 
 mod in_place;
 mod private_copy;
 
 use super::elf::Validated;
 use super::file::ArtifactFile;
+use super::image::Image;
 use super::{invalid, LoadError};
 use crate::safety_net::{NetRecord, NetReport};
 use evmc_compiler::B256;
@@ -22,15 +25,27 @@ pub struct LoadedArtifact {
     pub metadata: ArtifactMetadata,
     /// Where it was loaded from (as given to the loader).
     pub path: PathBuf,
-    // Dropped in this order: the library is unloaded before the descriptor
-    // its name refers to is closed.
-    _lib: libloading::Library,
-    /// The artifact's own descriptor when it was loaded through it: the
-    /// library's name, `/proc/self/fd/N`, must not name another file while
-    /// the library is loaded.
-    in_place: Option<InPlace>,
+    object: Object,
+    /// Whether the file itself is mapped rather than a copy of its bytes.
+    in_place: bool,
     /// How its frames ran against the interpreter (see [`crate::safety_net`]).
     pub(crate) net: NetRecord,
+}
+
+/// What keeps the code mapped.
+enum Object {
+    Mapped {
+        _image: Image,
+    },
+    Library {
+        // Dropped in this order: the library is unloaded before the
+        // descriptor its name refers to is closed.
+        _lib: libloading::Library,
+        /// The artifact's own descriptor when it was loaded through it:
+        /// the library's name, `/proc/self/fd/N`, must not name another
+        /// file while the library is loaded.
+        _in_place: Option<InPlace>,
+    },
 }
 
 impl std::fmt::Debug for LoadedArtifact {
@@ -64,7 +79,13 @@ impl LoadedArtifact {
     /// Whether the file itself was loaded (through its descriptor) rather
     /// than a private copy of its checked bytes.
     pub fn loaded_in_place(&self) -> bool {
-        self.in_place.is_some()
+        self.in_place
+    }
+    /// Whether its segments were mapped directly rather than by the
+    /// dynamic loader (see `loader::image`); for tests.
+    #[doc(hidden)]
+    pub fn mapped_directly(&self) -> bool {
+        matches!(self.object, Object::Mapped { .. })
     }
 }
 
@@ -78,9 +99,17 @@ fn dlopen_error(path: &Path) -> impl Fn(libloading::Error) -> LoadError + '_ {
 const DLOPEN_FLAGS: std::ffi::c_int =
     libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL;
 
-/// Loads the validated `file`: through its descriptor when it may be and
-/// `ld.so` will map it afresh, else a private copy of its bytes.
+/// Loads the validated `file`: the file itself when it may be (mapped
+/// directly, or through its descriptor when `ld.so` will map it afresh),
+/// else a private copy of its bytes.
 pub(super) fn load_file(file: ArtifactFile, v: Validated) -> Result<LoadedArtifact, LoadError> {
+    if let Some(layout) = &v.layout {
+        let image = match file.in_place {
+            true => Image::map_file(&file.file, layout),
+            false => Image::map_bytes(&file.bytes, layout),
+        };
+        return finish_mapped(&file.path, image, file.in_place, v);
+    }
     if file.in_place && in_place::proc_fd_works() {
         let ArtifactFile {
             path,
@@ -107,8 +136,49 @@ pub(super) fn load_bytes(
     bytes: &[u8],
     v: Validated,
 ) -> Result<LoadedArtifact, LoadError> {
+    if let Some(layout) = &v.layout {
+        return finish_mapped(path, Image::map_bytes(bytes, layout), false, v);
+    }
     let lib = private_copy::dlopen(path, bytes)?;
     finish_load(path, lib, None, v)
+}
+
+/// Checks that the object mapped by [`Image`] holds the validated metadata
+/// where the file put it; the entry is where the file says (the layout
+/// keeps it inside an executable segment).
+fn finish_mapped(
+    path: &Path,
+    image: std::io::Result<Image>,
+    in_place: bool,
+    v: Validated,
+) -> Result<LoadedArtifact, LoadError> {
+    let image = image.map_err(|source| LoadError::Map {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let entry_at = image.base().wrapping_add(v.entry_addr as usize);
+    let meta_at = entry_at.wrapping_sub(v.entry_minus_metadata as usize);
+    // SAFETY: the layout keeps the metadata record inside a mapped,
+    // readable segment of the image.
+    let loaded =
+        unsafe { std::slice::from_raw_parts(meta_at as *const u8, ArtifactMetadata::SIZE) };
+    if loaded != v.metadata.as_bytes() {
+        return Err(invalid(
+            path,
+            "mapped metadata differs from the validated file",
+        ));
+    }
+    // SAFETY: the validated entry symbol's address in the mapped image: the
+    // code generated with our ABI.
+    let entry: EntryFn = unsafe { std::mem::transmute::<usize, EntryFn>(entry_at) };
+    Ok(LoadedArtifact {
+        entry,
+        metadata: v.metadata,
+        path: path.to_path_buf(),
+        object: Object::Mapped { _image: image },
+        in_place,
+        net: NetRecord::default(),
+    })
 }
 
 /// Checks that the loaded library shows the validated symbols and metadata.
@@ -125,9 +195,12 @@ fn finish_load(
                 entry,
                 metadata: v.metadata,
                 path: path.to_path_buf(),
-                _lib: lib.into(),
+                in_place: in_place.is_some(),
+                object: Object::Library {
+                    _lib: lib.into(),
+                    _in_place: in_place,
+                },
                 net: NetRecord::default(),
-                in_place,
             })
         }
         Err(e) => {

@@ -57,11 +57,14 @@ const DT_RELRENT: u32 = 37;
 const SYM_SIZE: u64 = 24;
 const RELA_SIZE: u64 = 24;
 
+/// Checks the dynamic-loader view of the object; returns whether it binds
+/// nothing at load time (no relocation entries at all), which
+/// [`super::image`] needs to map it without `ld.so`.
 pub(super) fn check_dynamic(
     path: &Path,
     file: &ElfFile64<'_, Endianness>,
     bytes: &[u8],
-) -> Result<(), LoadError> {
+) -> Result<bool, LoadError> {
     let endian = file.endian();
     if !file.elf_header().is_little_endian() {
         return Err(invalid(path, "not a little-endian object"));
@@ -160,9 +163,11 @@ pub(super) fn check_dynamic(
         (elf::DT_RELA, elf::DT_RELASZ),
         (elf::DT_JMPREL, elf::DT_PLTRELSZ),
     ];
+    let mut binds_nothing = tag_value(DT_RELRSZ).unwrap_or(0) == 0;
     for (at, size) in tables {
         let Some(addr) = tag_value(at) else { continue };
         let size = tag_value(size).unwrap_or(0);
+        binds_nothing &= size == 0;
         let relocs = at_vaddr(file, bytes, addr, size)
             .ok_or_else(|| invalid(path, "relocation table outside the file"))?;
         for r in relocs.chunks_exact(RELA_SIZE as usize) {
@@ -180,7 +185,7 @@ pub(super) fn check_dynamic(
             check_bound_symbol(path, syms, strings, sym)?;
         }
     }
-    Ok(())
+    Ok(binds_nothing)
 }
 
 /// A symbol a relocation binds: our own, or an allowed libc import; never

@@ -5,6 +5,7 @@
 //! [`super::dynamic`]; this module returns the metadata record for
 //! [`super::metadata`] to check.
 
+use super::image::Layout;
 use super::{dynamic, invalid, LoadError, ALLOWED_IMPORTS};
 use evmc_interface::{ArtifactMetadata, ENTRY_SYMBOL, METADATA_SYMBOL};
 use object::elf;
@@ -26,6 +27,9 @@ pub(super) struct Validated {
     /// tables and constants, which loading maps in whole (see
     /// `dlopen::map_in`).
     pub read_only: Vec<(u64, u64)>,
+    /// Where the segments go when the object can be mapped without the
+    /// dynamic loader (see [`super::image`]).
+    pub layout: Option<Layout>,
 }
 
 /// Checks the structure of `bytes`; returns the metadata record it carries,
@@ -61,7 +65,7 @@ pub(super) fn check(path: &Path, bytes: &[u8]) -> Result<Validated, LoadError> {
             ));
         }
     }
-    dynamic::check_dynamic(path, &file, bytes)?;
+    let mut binds_nothing = dynamic::check_dynamic(path, &file, bytes)?;
 
     // Exactly our exports; only allowed imports.
     let mut meta_bytes = None;
@@ -82,6 +86,7 @@ pub(super) fn check(path: &Path, bytes: &[u8]) -> Result<Validated, LoadError> {
             ));
         }
         if sym.is_undefined() {
+            binds_nothing = false;
             if !ALLOWED_IMPORTS.contains(&name) {
                 return Err(invalid(path, format!("imports unexpected symbol `{name}`")));
             }
@@ -129,9 +134,18 @@ pub(super) fn check(path: &Path, bytes: &[u8]) -> Result<Validated, LoadError> {
         .ok_or_else(|| invalid(path, format!("missing metadata symbol `{METADATA_SYMBOL}`")))?;
     let meta = ArtifactMetadata::from_bytes(meta_bytes)
         .ok_or_else(|| invalid(path, "truncated metadata"))?;
-    let read_only = hdr
+    let phdrs = hdr
         .program_headers(endian, bytes)
-        .map_err(|e| invalid(path, format!("bad program headers: {e}")))?
+        .map_err(|e| invalid(path, format!("bad program headers: {e}")))?;
+    let layout = Layout::of(
+        phdrs,
+        endian,
+        bytes.len() as u64,
+        binds_nothing,
+        entry_addr,
+        (meta_addr, ArtifactMetadata::SIZE as u64),
+    );
+    let read_only = phdrs
         .iter()
         .filter(|ph| {
             let flags = ph.p_flags(endian);
@@ -152,5 +166,6 @@ pub(super) fn check(path: &Path, bytes: &[u8]) -> Result<Validated, LoadError> {
         entry_minus_metadata: entry_addr.wrapping_sub(meta_addr),
         entry_addr,
         read_only,
+        layout,
     })
 }

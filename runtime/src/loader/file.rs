@@ -148,10 +148,11 @@ pub struct ArtifactFile {
 /// whatever happens to the path in between (renames, replacements,
 /// symlinks).
 ///
-/// Loading the file itself (`dlopen` of `/proc/self/fd/N`) rather than a
-/// private copy of its bytes is sound only if nobody else can change the
-/// inode between the checks and the end of its use (`ld.so` maps the file:
-/// a later write to it would reach loaded code). So it is done only when
+/// Loading the file itself (mapping its segments, see `loader::image`, or
+/// `dlopen` of `/proc/self/fd/N` for other objects) rather than a private
+/// copy of its bytes is sound only if nobody else can change the inode
+/// between the checks and the end of its use (the file is mapped: a later
+/// write to it would reach loaded code). So it is done only when
 /// the file and its directory (opened first, the file opened relative to
 /// it) are owned by our effective uid and not writable by group or others;
 /// otherwise the checked bytes are copied to a private file, loaded from
@@ -164,6 +165,8 @@ pub struct ArtifactFile {
 /// new. Nor can the file's owner or mode change under us: only its owner
 /// (us) or root can `chmod` or `chown` it.
 ///
+/// The rest concerns objects loaded through `dlopen`; a directly mapped
+/// artefact holds no descriptor and maps the same inode apart each time.
 /// `ld.so` returns an already loaded object instead of mapping the file
 /// when the name matches a loaded object's name or soname, or the file's
 /// (device, inode) is loaded already. Neither may hand out another object

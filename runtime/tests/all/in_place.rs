@@ -1,7 +1,8 @@
-//! Loading an artifact in place (`dlopen` through its own descriptor) or
-//! from a private copy of its checked bytes: which one is chosen, that the
-//! inode loaded is the inode checked whatever happens to the path, and that
-//! `ld.so` never hands out another object than the one validated.
+//! Loading an artifact in place (its own inode, mapped directly or through
+//! `dlopen` of its descriptor) or from a private copy of its checked bytes:
+//! which one is chosen, that the inode loaded is the inode checked whatever
+//! happens to the path, and that `ld.so` never hands out another object
+//! than the one validated.
 //!
 //! The tests of this file run one at a time: some reason about descriptor
 //! numbers and the dynamic loader's list of loaded objects.
@@ -23,15 +24,32 @@ fn serial() -> MutexGuard<'static, ()> {
     M.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A library with the fixture's metadata whose entry point returns `n`.
+/// A library with the fixture's metadata whose entry point returns `n`,
+/// and which imports `memcpy`: one the dynamic loader must bind, so it
+/// goes through `dlopen` (see `loader::image`).
 fn returning(n: u32) -> &'static [u8] {
-    static LIBS: Mutex<Vec<(u32, &'static [u8])>> = Mutex::new(Vec::new());
+    library(n, true)
+}
+
+/// The same without the import: mapped directly, as the compiler's
+/// artefacts are.
+fn returning_direct(n: u32) -> &'static [u8] {
+    library(n, false)
+}
+
+fn library(n: u32, import: bool) -> &'static [u8] {
+    static LIBS: Mutex<Vec<(u32, bool, &'static [u8])>> = Mutex::new(Vec::new());
     let mut libs = LIBS.lock().unwrap();
-    if let Some((_, b)) = libs.iter().find(|(k, _)| *k == n) {
+    if let Some((.., b)) = libs.iter().find(|(k, i, _)| (*k, *i) == (n, import)) {
         return b;
     }
-    let b: &'static [u8] = c_library(&format!("ret{n}"), "", &format!("return {n};")).leak();
-    libs.push((n, b));
+    let extra = match import {
+        true => "void *memcpy(void *, const void *, unsigned long);\n\
+                 __attribute__((used)) static void *(*volatile copy_fn)(void *, const void *, unsigned long) = memcpy;",
+        false => "",
+    };
+    let b: &'static [u8] = c_library(&format!("ret{n}"), extra, &format!("return {n};")).leak();
+    libs.push((n, import, b));
     b
 }
 
@@ -93,22 +111,33 @@ fn descriptor_of(path: &Path) -> Option<u32> {
 fn a_file_only_we_can_change_is_loaded_in_place() {
     let _s = serial();
     let d = private_dir();
-    for mode in [0o444, 0o400, 0o644, 0o755] {
-        let p = d.path().join(format!("lib-{mode:o}.so"));
-        write_mode(&p, returning(1), mode);
-        let art = load(&p, &expect()).unwrap();
-        assert!(art.loaded_in_place(), "mode {mode:o}");
-        assert_eq!(mapped_inode(&art), inode(&p), "mode {mode:o}");
-        assert_eq!(call(&art), 1);
+    for direct in [false, true] {
+        for mode in [0o444, 0o400, 0o644, 0o755] {
+            let p = d.path().join(format!("lib-{mode:o}-{direct}.so"));
+            write_mode(&p, library(1, !direct), mode);
+            let art = load(&p, &expect()).unwrap();
+            assert_eq!(art.mapped_directly(), direct);
+            assert!(art.loaded_in_place(), "mode {mode:o}");
+            assert_eq!(mapped_inode(&art), inode(&p), "mode {mode:o}");
+            assert_eq!(call(&art), 1);
+        }
     }
 }
 
 #[test]
 fn a_file_others_could_change_is_loaded_from_a_private_copy() {
     let _s = serial();
+    for direct in [false, true] {
+        others_could_change(direct);
+    }
+}
+
+fn others_could_change(direct: bool) {
+    let lib = library(1, !direct);
     let check = |p: &Path, what: &str| {
         let art = load(p, &expect()).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert!(!art.loaded_in_place(), "{what}");
+        assert_eq!(art.mapped_directly(), direct, "{what}");
         assert_ne!(mapped_inode(&art), inode(p), "{what}");
         assert_eq!(call(&art), 1, "{what}");
     };
@@ -116,14 +145,14 @@ fn a_file_others_could_change_is_loaded_from_a_private_copy() {
     let d = private_dir();
     for mode in [0o664, 0o646, 0o666, 0o464] {
         let p = d.path().join(format!("lib-{mode:o}.so"));
-        write_mode(&p, returning(1), mode);
+        write_mode(&p, lib, mode);
         check(&p, &format!("file mode {mode:o}"));
     }
     // Read-only file in a group- or other-writable directory.
     for mode in [0o770, 0o707, 0o1777] {
         let d = private_dir();
         let p = d.path().join("lib.so");
-        write_mode(&p, returning(1), 0o444);
+        write_mode(&p, lib, 0o444);
         chmod(d.path(), mode);
         check(&p, &format!("directory mode {mode:o}"));
     }
@@ -131,7 +160,7 @@ fn a_file_others_could_change_is_loaded_from_a_private_copy() {
     if is_root() {
         let d = private_dir();
         let p = d.path().join("lib.so");
-        write_mode(&p, returning(1), 0o444);
+        write_mode(&p, lib, 0o444);
         std::os::unix::fs::lchown(&p, Some(NOBODY), Some(NOBODY)).unwrap();
         check(&p, "file of another user");
         std::os::unix::fs::lchown(&p, Some(0), Some(0)).unwrap();
@@ -148,12 +177,14 @@ fn an_artifact_replaced_after_validation_is_not_loaded_in_its_place() {
     let d = private_dir();
     let p = d.path().join("lib.so");
     let other = d.path().join("other.so");
-    for replace_with_symlink in [false, true] {
-        write_mode(&p, returning(1), 0o444);
+    for (replace_with_symlink, direct) in
+        [(false, false), (true, false), (false, true), (true, true)]
+    {
+        write_mode(&p, library(1, !direct), 0o444);
         let checked = inode(&p);
         let file = open_artifact(&p).unwrap().read().unwrap();
         assert!(file.loadable_in_place());
-        write_mode(&other, returning(2), 0o444);
+        write_mode(&other, library(2, !direct), 0o444);
         if replace_with_symlink {
             let link = d.path().join("link");
             std::os::unix::fs::symlink(&other, &link).unwrap();
@@ -163,6 +194,7 @@ fn an_artifact_replaced_after_validation_is_not_loaded_in_its_place() {
         }
         let art = load(file, &expect()).unwrap();
         assert!(art.loaded_in_place());
+        assert_eq!(art.mapped_directly(), direct);
         assert_eq!(mapped_inode(&art), checked);
         assert_eq!(call(&art), 1, "symlink: {replace_with_symlink}");
         std::fs::remove_file(&p).unwrap();
@@ -203,6 +235,29 @@ fn an_inode_loaded_already_is_loaded_again_from_a_copy() {
     drop(first);
     // Unloaded: in place again.
     assert!(load(&p, &expect()).unwrap().loaded_in_place());
+}
+
+#[test]
+fn a_directly_mapped_inode_holds_no_descriptor_and_maps_again_apart() {
+    let _s = serial();
+    let d = private_dir();
+    let p = d.path().join("lib.so");
+    write_mode(&p, returning_direct(1), 0o444);
+    let loaded: Vec<LoadedArtifact> = (0..3).map(|_| load(&p, &expect()).unwrap()).collect();
+    for a in &loaded {
+        assert!(a.loaded_in_place() && a.mapped_directly());
+        assert_eq!(mapped_inode(a), inode(&p));
+        assert_eq!(call(a), 1);
+    }
+    let mut entries: Vec<usize> = loaded.iter().map(|a| a.entry() as usize).collect();
+    entries.dedup();
+    assert_eq!(entries.len(), 3, "three mappings");
+    assert_eq!(descriptor_of(&p), None, "no descriptor kept");
+    // Unloading unmaps: nothing of the file is mapped any more.
+    drop(loaded);
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let name = std::fs::canonicalize(&p).unwrap();
+    assert!(!maps.contains(name.to_str().unwrap()), "{maps}");
 }
 
 #[test]
@@ -268,10 +323,14 @@ fn a_removed_and_recreated_entry_is_a_new_inode() {
     let _s = serial();
     let (_d, cache) = cache_with_contract();
     let old = cache.get(code_hash(), SPEC, OPT).unwrap().unwrap();
-    assert!(old.loaded_in_place());
-    // A second hit while the first is loaded: the same inode, so a copy.
+    assert!(old.loaded_in_place() && old.mapped_directly());
+    // A second hit while the first is loaded: the same inode mapped again,
+    // apart (`ld.so` would have returned the first, hence copies through
+    // `dlopen`: `an_inode_loaded_already_is_loaded_again_from_a_copy`).
     let second = cache.get(code_hash(), SPEC, OPT).unwrap().unwrap();
-    assert!(!second.loaded_in_place());
+    assert!(second.loaded_in_place() && second.mapped_directly());
+    assert_ne!(second.entry() as usize, old.entry() as usize);
+    assert_eq!(mapped_inode(&second), mapped_inode(&old));
     drop(second);
     std::fs::remove_dir_all(entry_dir(&cache)).unwrap();
     cache.get_or_compile(&contract(), &opts()).unwrap();

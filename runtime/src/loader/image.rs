@@ -1,0 +1,328 @@
+//! Mapping an artefact's segments directly, without the dynamic loader.
+//!
+//! The compiler's artefacts bind nothing at load time: no relocations, no
+//! imports, no zero-filled memory, and the one writable segment holds only
+//! the dynamic table, which nothing writes once `ld.so` is not involved.
+//! Such an object is its segments placed at their offsets from one base,
+//! so loading it is one reservation and one `mmap` per segment, every one
+//! mapped without write permission. `dlopen` did the same work and more:
+//! the path resolution of `/proc/self/fd/N` (twice, with the
+//! `RTLD_NOLOAD` probe), a search of every object it has loaded (longer
+//! with each artefact), its lists and locks, and `dlsym`. A warm cache hit
+//! of a 52 KiB artefact took 81 µs of CPU instead of 93, in `bench` the
+//! median hit 61-66 µs instead of 88-106 (benches/README.md, "Artefacts
+//! mapped without the dynamic loader"). An object outside that shape (an
+//! older or foreign build that links `memcpy`, say) still goes through
+//! `dlopen`.
+
+use object::elf;
+use object::read::elf::ProgramHeader;
+use object::Endianness;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+
+const PAGE: u64 = 4096;
+
+/// Largest address range an artefact's segments may span (its code and
+/// tables are a few MiB at most; a foreign file claiming more is loaded by
+/// `dlopen`, which bounds it by the file's size and the address space).
+const MAX_SPAN: u64 = 256 << 20;
+
+/// One segment: `len` bytes of the file from `offset`, placed at `vaddr`
+/// from the base.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Segment {
+    vaddr: u64,
+    offset: u64,
+    len: u64,
+    exec: bool,
+}
+
+/// Where an artefact's segments go, when it can be mapped directly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Layout {
+    /// Bytes reserved from the base: the last segment's end, in pages.
+    span: u64,
+    segments: Vec<Segment>,
+}
+
+impl Layout {
+    /// The layout of an object whose dynamic table binds nothing
+    /// (`binds_nothing`: no relocations, no imports), if every loadable
+    /// segment maps as it is: file bytes only (no zero-filled tail),
+    /// offsets and addresses congruent modulo the page, pages apart,
+    /// within the file and [`MAX_SPAN`], writable only where the dynamic
+    /// table is, and `entry` and the `meta_len` bytes at `meta` inside
+    /// them (the entry in executable code).
+    pub(super) fn of(
+        phdrs: &[elf::ProgramHeader64<Endianness>],
+        endian: Endianness,
+        file_len: u64,
+        binds_nothing: bool,
+        entry: u64,
+        (meta, meta_len): (u64, u64),
+    ) -> Option<Layout> {
+        if !binds_nothing {
+            return None;
+        }
+        let dynamic = phdrs
+            .iter()
+            .find(|ph| ph.p_type(endian) == elf::PT_DYNAMIC)
+            .map(|ph| (ph.p_vaddr(endian), ph.p_memsz(endian)))?;
+        let mut segments = Vec::new();
+        let mut end_page = 0u64;
+        for ph in phdrs.iter().filter(|ph| ph.p_type(endian) == elf::PT_LOAD) {
+            let (vaddr, offset) = (ph.p_vaddr(endian), ph.p_offset(endian));
+            let (len, memsz) = (ph.p_filesz(endian), ph.p_memsz(endian));
+            let flags = ph.p_flags(endian);
+            let end = vaddr.checked_add(len)?;
+            let fits = len == memsz
+                && len > 0
+                && offset % PAGE == vaddr % PAGE
+                && offset.checked_add(len)? <= file_len
+                && end <= MAX_SPAN
+                // In address order, no page shared with the previous one.
+                && vaddr - vaddr % PAGE >= end_page;
+            if !fits {
+                return None;
+            }
+            if flags & elf::PF_W != 0 {
+                // Mapped read-only: it may hold the dynamic table only.
+                let (d, dlen) = dynamic;
+                if vaddr < d || end > d.checked_add(dlen)? {
+                    return None;
+                }
+            }
+            end_page = end.div_ceil(PAGE) * PAGE;
+            segments.push(Segment {
+                vaddr,
+                offset,
+                len,
+                exec: flags & elf::PF_X != 0,
+            });
+        }
+        let inside = |at: u64, n: u64, exec: bool| {
+            segments.iter().any(|s| {
+                at >= s.vaddr && at.saturating_add(n) <= s.vaddr + s.len && (s.exec || !exec)
+            })
+        };
+        if !inside(entry, 1, true) || !inside(meta, meta_len, false) {
+            return None;
+        }
+        Some(Layout {
+            span: end_page,
+            segments,
+        })
+    }
+}
+
+/// An artefact mapped by [`Image::map_file`] or [`Image::map_bytes`]; its
+/// whole reservation is unmapped on drop.
+#[derive(Debug)]
+pub(super) struct Image {
+    base: *mut u8,
+    span: usize,
+}
+
+// SAFETY: the mapping is owned by this value and never written through it;
+// the code in it is called through the addresses it gives, from any thread.
+unsafe impl Send for Image {}
+// SAFETY: as above.
+unsafe impl Sync for Image {}
+
+impl Image {
+    /// Address of the object's virtual address 0.
+    pub(super) fn base(&self) -> usize {
+        self.base as usize
+    }
+
+    /// Maps the segments of `file` (whose bytes were validated and cannot
+    /// change: see `loader::open_artifact`), populated now so that the
+    /// first run takes no page faults (`dlopen::map_in` says why).
+    pub(super) fn map_file(file: &File, layout: &Layout) -> std::io::Result<Image> {
+        let image = Image::reserve(layout, libc::PROT_NONE)?;
+        for s in &layout.segments {
+            let delta = s.vaddr % PAGE;
+            // SAFETY: a fixed mapping inside the reservation this value
+            // owns (the layout keeps segments inside `span` and pages
+            // apart), of a descriptor valid for the call.
+            let p = unsafe {
+                libc::mmap(
+                    image.base.add((s.vaddr - delta) as usize).cast(),
+                    (s.len + delta) as usize,
+                    prot(s),
+                    libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_POPULATE,
+                    file.as_raw_fd(),
+                    (s.offset - delta) as libc::off_t,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(image)
+    }
+
+    /// Copies the segments out of `bytes` (validated, the whole file) into
+    /// fresh memory, which is then made read-only (and executable where
+    /// the segment is).
+    pub(super) fn map_bytes(bytes: &[u8], layout: &Layout) -> std::io::Result<Image> {
+        let image = Image::reserve(layout, libc::PROT_READ | libc::PROT_WRITE)?;
+        for s in &layout.segments {
+            let src = bytes
+                .get(s.offset as usize..(s.offset + s.len) as usize)
+                .ok_or_else(|| std::io::Error::other("segment outside the bytes"))?;
+            // SAFETY: `vaddr + len` lies inside the writable reservation.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    src.as_ptr(),
+                    image.base.add(s.vaddr as usize),
+                    src.len(),
+                )
+            };
+        }
+        image.protect(libc::PROT_NONE, 0, layout.span)?;
+        for s in &layout.segments {
+            let start = s.vaddr - s.vaddr % PAGE;
+            image.protect(prot(s), start, s.vaddr + s.len - start)?;
+        }
+        Ok(image)
+    }
+
+    /// A private anonymous reservation of the layout's span.
+    fn reserve(layout: &Layout, prot: libc::c_int) -> std::io::Result<Image> {
+        // SAFETY: a fresh anonymous mapping chosen by the kernel.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                layout.span as usize,
+                prot,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Image {
+            base: p.cast(),
+            span: layout.span as usize,
+        })
+    }
+
+    fn protect(&self, prot: libc::c_int, start: u64, len: u64) -> std::io::Result<()> {
+        // SAFETY: a page-aligned range inside the reservation.
+        let r = unsafe { libc::mprotect(self.base.add(start as usize).cast(), len as usize, prot) };
+        match r {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    }
+}
+
+fn prot(s: &Segment) -> libc::c_int {
+    match s.exec {
+        true => libc::PROT_READ | libc::PROT_EXEC,
+        false => libc::PROT_READ,
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        // SAFETY: the reservation made in `reserve`; nothing runs its code
+        // any more (the artefact owning this value is gone).
+        unsafe { libc::munmap(self.base.cast(), self.span) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object::{U32, U64};
+
+    const LE: Endianness = Endianness::Little;
+
+    type Headers = Vec<elf::ProgramHeader64<Endianness>>;
+    type Edit = (&'static str, fn(&mut Headers));
+
+    fn ph(
+        kind: u32,
+        flags: u32,
+        vaddr: u64,
+        offset: u64,
+        len: u64,
+    ) -> elf::ProgramHeader64<Endianness> {
+        elf::ProgramHeader64 {
+            p_type: U32::new(LE, kind),
+            p_flags: U32::new(LE, flags),
+            p_offset: U64::new(LE, offset),
+            p_vaddr: U64::new(LE, vaddr),
+            p_paddr: U64::new(LE, vaddr),
+            p_filesz: U64::new(LE, len),
+            p_memsz: U64::new(LE, len),
+            p_align: U64::new(LE, PAGE),
+        }
+    }
+
+    /// The shape the compiler's linker gives an artefact: headers, code,
+    /// constants, and the dynamic table alone in a writable segment.
+    fn artefact() -> Headers {
+        vec![
+            ph(elf::PT_LOAD, elf::PF_R, 0, 0, 0x252),
+            ph(elf::PT_LOAD, elf::PF_R | elf::PF_X, 0x1000, 0x1000, 0x7000),
+            ph(elf::PT_LOAD, elf::PF_R, 0x8000, 0x8000, 0x1e80),
+            ph(elf::PT_LOAD, elf::PF_R | elf::PF_W, 0xaf30, 0x9f30, 0xd0),
+            ph(elf::PT_DYNAMIC, elf::PF_R | elf::PF_W, 0xaf30, 0x9f30, 0xd0),
+        ]
+    }
+
+    fn layout(phdrs: &[elf::ProgramHeader64<Endianness>], binds_nothing: bool) -> Option<Layout> {
+        Layout::of(phdrs, LE, 0xa000, binds_nothing, 0x1000, (0x8000, 0x100))
+    }
+
+    #[test]
+    fn an_artefact_maps_directly_with_its_span_in_pages() {
+        let l = layout(&artefact(), true).expect("the compiler's shape");
+        assert_eq!(l.span, 0xb000);
+        assert_eq!(l.segments.len(), 4);
+        assert!(l.segments[1].exec && !l.segments[3].exec);
+    }
+
+    #[test]
+    fn anything_else_is_left_to_the_dynamic_loader() {
+        assert_eq!(layout(&artefact(), false), None, "relocations or imports");
+        let edits: [Edit; 8] = [
+            ("zero-filled tail", |p| p[2].p_memsz = U64::new(LE, 0x3000)),
+            ("shares a page", |p| p[2].p_vaddr = U64::new(LE, 0x7f00)),
+            ("out of order", |p| p.swap(1, 2)),
+            ("past the file", |p| p[2].p_filesz = U64::new(LE, 0x9000)),
+            ("offset and address apart", |p| {
+                p[2].p_offset = U64::new(LE, 0x8100)
+            }),
+            ("writable data", |p| {
+                p[2].p_flags = U32::new(LE, elf::PF_R | elf::PF_W)
+            }),
+            ("no dynamic table", |p| {
+                p.pop();
+            }),
+            ("entry not executable", |p| {
+                p[1].p_flags = U32::new(LE, elf::PF_R)
+            }),
+        ];
+        for (what, edit) in edits {
+            let mut p = artefact();
+            edit(&mut p);
+            assert_eq!(layout(&p, true), None, "{what}");
+        }
+        let far = Layout::of(&artefact(), LE, 0xa000, true, 0x1000, (0x9f00, 0x200));
+        assert_eq!(far, None, "metadata past its segment");
+        let huge = {
+            let mut p = artefact();
+            p[3].p_vaddr = U64::new(LE, MAX_SPAN + 0xf30);
+            p[4].p_vaddr = U64::new(LE, MAX_SPAN + 0xf30);
+            p
+        };
+        assert_eq!(layout(&huge, true), None, "span past MAX_SPAN");
+    }
+}
