@@ -17,12 +17,12 @@ const READ_CHUNK: usize = 256 << 10;
 /// FIFO or device) of at most `max` bytes. The checks are made on the
 /// opened handle, so the path cannot be swapped in between.
 pub fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>, LoadError> {
-    let (file, _) = open_regular(path, None, max)?;
+    let (file, md) = open_regular(path, None, max)?;
     let io = |source: std::io::Error| LoadError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let len = file.metadata().map_err(io)?.len();
+    let len = md.len();
     let mut bytes = Vec::with_capacity(len.min(max) as usize);
     file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)

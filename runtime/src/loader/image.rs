@@ -5,7 +5,8 @@
 //! the dynamic table, which nothing writes once `ld.so` is not involved.
 //! Such an object is its segments placed at their offsets from one base,
 //! so loading it is one reservation and one `mmap` per segment, every one
-//! mapped without write permission. `dlopen` did the same work and more:
+//! mapped without write permission, from the checked file or a sealed
+//! private copy. `dlopen` did the same work and more:
 //! the path resolution of `/proc/self/fd/N` (twice, with the
 //! `RTLD_NOLOAD` probe), a search of every object it has loaded (longer
 //! with each artefact), its lists and locks, and `dlsym`. A warm cache hit
@@ -140,7 +141,7 @@ impl Image {
     /// change: see `loader::open_artifact`), populated now so that the
     /// first run takes no page faults (`dlopen::map_in` says why).
     pub(super) fn map_file(file: &File, layout: &Layout) -> std::io::Result<Image> {
-        let image = Image::reserve(layout, libc::PROT_NONE)?;
+        let image = Image::reserve(layout)?;
         for s in &layout.segments {
             let delta = s.vaddr % PAGE;
             // SAFETY: a fixed mapping inside the reservation this value
@@ -163,40 +164,23 @@ impl Image {
         Ok(image)
     }
 
-    /// Copies the segments out of `bytes` (validated, the whole file) into
-    /// fresh memory, which is then made read-only (and executable where
-    /// the segment is).
+    /// Maps the segments of a private copy of `bytes` (validated, the
+    /// whole file): an anonymous memory file, sealed against every change
+    /// before it is mapped, so that no one can write to the code or
+    /// truncate it under the mapping. Its name, `evmc-artefact`, is what
+    /// `/proc/self/maps` and `perf` show for the code.
     pub(super) fn map_bytes(bytes: &[u8], layout: &Layout) -> std::io::Result<Image> {
-        let image = Image::reserve(layout, libc::PROT_READ | libc::PROT_WRITE)?;
-        for s in &layout.segments {
-            let src = bytes
-                .get(s.offset as usize..(s.offset + s.len) as usize)
-                .ok_or_else(|| std::io::Error::other("segment outside the bytes"))?;
-            // SAFETY: `vaddr + len` lies inside the writable reservation.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    src.as_ptr(),
-                    image.base.add(s.vaddr as usize),
-                    src.len(),
-                )
-            };
-        }
-        image.protect(libc::PROT_NONE, 0, layout.span)?;
-        for s in &layout.segments {
-            let start = s.vaddr - s.vaddr % PAGE;
-            image.protect(prot(s), start, s.vaddr + s.len - start)?;
-        }
-        Ok(image)
+        Image::map_file(&sealed_copy(bytes)?, layout)
     }
 
     /// A private anonymous reservation of the layout's span.
-    fn reserve(layout: &Layout, prot: libc::c_int) -> std::io::Result<Image> {
+    fn reserve(layout: &Layout) -> std::io::Result<Image> {
         // SAFETY: a fresh anonymous mapping chosen by the kernel.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 layout.span as usize,
-                prot,
+                libc::PROT_NONE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
                 0,
@@ -210,15 +194,27 @@ impl Image {
             span: layout.span as usize,
         })
     }
+}
 
-    fn protect(&self, prot: libc::c_int, start: u64, len: u64) -> std::io::Result<()> {
-        // SAFETY: a page-aligned range inside the reservation.
-        let r = unsafe { libc::mprotect(self.base.add(start as usize).cast(), len as usize, prot) };
-        match r {
-            0 => Ok(()),
-            _ => Err(std::io::Error::last_os_error()),
-        }
+/// A sealed anonymous memory file holding `bytes`.
+fn sealed_copy(bytes: &[u8]) -> std::io::Result<File> {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: a NUL-terminated name; the descriptor returned is ours.
+    let fd = unsafe { libc::memfd_create(c"evmc-artefact".as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
     }
+    // SAFETY: a descriptor just created, owned by nobody else.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    file.write_all(bytes)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on our descriptor.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file)
 }
 
 fn prot(s: &Segment) -> libc::c_int {
