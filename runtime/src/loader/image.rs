@@ -6,15 +6,14 @@
 //! Such an object is its segments placed at their offsets from one base,
 //! so loading it is one reservation and one `mmap` per segment, every one
 //! mapped without write permission, from the checked file or a sealed
-//! private copy. `dlopen` did the same work and more:
-//! the path resolution of `/proc/self/fd/N` (twice, with the
-//! `RTLD_NOLOAD` probe), a search of every object it has loaded (longer
-//! with each artefact), its lists and locks, and `dlsym`. A warm cache hit
-//! of a 52 KiB artefact took 81 µs of CPU instead of 93, in `bench` the
-//! median hit 61-66 µs instead of 88-106 (benches/README.md, "Artefacts
-//! mapped without the dynamic loader"). An object outside that shape (an
-//! older or foreign build that links `memcpy`, say) still goes through
-//! `dlopen`.
+//! private copy. `dlopen` did the same work and more: the path resolution
+//! of `/proc/self/fd/N` (twice, with the `RTLD_NOLOAD` probe), a search of
+//! every object it has loaded (longer with each artefact), its lists and
+//! locks, and `dlsym`. A warm cache hit of a 52 KiB artefact took 81 µs of
+//! CPU instead of 93, in `bench` the median hit 61-66 µs instead of 88-106
+//! (benches/README.md, "Artefacts mapped without the dynamic loader"). An
+//! object outside that shape (an older or foreign build that links
+//! `memcpy`, say) still goes through `dlopen`.
 
 use object::elf;
 use object::read::elf::ProgramHeader;
