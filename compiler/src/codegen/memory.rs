@@ -5,11 +5,11 @@
 //! else asks the runtime to grow memory, which charges the expansion or
 //! halts the frame exactly as the interpreter's instruction would: a
 //! memory op ends its gas segment, so nothing after it has been charged
-//! yet and no state of ours (stack, pc) is needed for the halt. An access at a constant offset
-//! inside memory the frame always has by then (`Analysis::covered_accesses`:
-//! Solidity's free memory pointer and scratch words, Vyper's variables after
-//! their first access) is the load or store alone, in the middle of a
-//! segment.
+//! yet and no state of ours (stack, pc) is needed for the halt. An access
+//! at a constant offset inside memory the frame always has by then
+//! (`Analysis::covered_accesses`: Solidity's free memory pointer and
+//! scratch words, Vyper's variables after their first access) is the load
+//! or store alone, in the middle of a segment.
 
 use super::part::PartGen;
 use super::vstack::VStack;
