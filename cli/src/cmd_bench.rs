@@ -501,7 +501,7 @@ fn print_summary(s: &Summary) {
     }
     if let (Some(med), Some(max)) = (s.load_median_us, s.load_max_us) {
         println!(
-            "cache-hit load (ArtifactCache::get: manifest, content hash, validate, dlopen, symbols): median {med:.0}µs, max {max:.0}µs over {} contracts (target ≤{}µs each): {}",
+            "cache-hit load (ArtifactCache::get: manifest, checksum, ELF checks, mapping): median {med:.0}µs, max {max:.0}µs over {} contracts (target ≤{}µs each): {}",
             s.contracts,
             targets::MAX_LOAD_US,
             if max <= targets::MAX_LOAD_US { "met" } else { "NOT met" }

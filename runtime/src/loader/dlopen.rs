@@ -106,7 +106,7 @@ pub(super) fn load_file(file: ArtifactFile, v: Validated) -> Result<LoadedArtifa
     if let Some(layout) = &v.layout {
         let image = match file.in_place {
             true => Image::map_file(&file.file, layout),
-            false => Image::map_bytes(&file.bytes, layout),
+            false => Image::map_bytes(&file.bytes, layout, &v.metadata.code_hash),
         };
         return finish_mapped(&file.path, image, file.in_place, v);
     }
@@ -137,7 +137,12 @@ pub(super) fn load_bytes(
     v: Validated,
 ) -> Result<LoadedArtifact, LoadError> {
     if let Some(layout) = &v.layout {
-        return finish_mapped(path, Image::map_bytes(bytes, layout), false, v);
+        return finish_mapped(
+            path,
+            Image::map_bytes(bytes, layout, &v.metadata.code_hash),
+            false,
+            v,
+        );
     }
     let lib = private_copy::dlopen(path, bytes)?;
     finish_load(path, lib, None, v)

@@ -166,10 +166,16 @@ impl Image {
     /// Maps the segments of a private copy of `bytes` (validated, the
     /// whole file): an anonymous memory file, sealed against every change
     /// before it is mapped, so that no one can write to the code or
-    /// truncate it under the mapping. Its name, `evmc-artefact`, is what
-    /// `/proc/self/maps` and `perf` show for the code.
-    pub(super) fn map_bytes(bytes: &[u8], layout: &Layout) -> std::io::Result<Image> {
-        Image::map_file(&sealed_copy(bytes)?, layout)
+    /// truncate it under the mapping. Its name, `evmc-` and the first
+    /// eight bytes of `code_hash` in hex, is what `/proc/self/maps` and
+    /// `perf` show for the code, so that a profile tells the contracts
+    /// apart.
+    pub(super) fn map_bytes(
+        bytes: &[u8],
+        layout: &Layout,
+        code_hash: &[u8; 32],
+    ) -> std::io::Result<Image> {
+        Image::map_file(&sealed_copy(bytes, &memfd_name(code_hash))?, layout)
     }
 
     /// A private anonymous reservation of the layout's span.
@@ -195,13 +201,19 @@ impl Image {
     }
 }
 
-/// A sealed anonymous memory file holding `bytes`.
-fn sealed_copy(bytes: &[u8]) -> std::io::Result<File> {
+/// `evmc-` and the first eight bytes of `code_hash` in hex, NUL-terminated.
+fn memfd_name(code_hash: &[u8; 32]) -> std::ffi::CString {
+    let hex: String = code_hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    std::ffi::CString::new(format!("evmc-{hex}")).expect("hex digits hold no NUL")
+}
+
+/// A sealed anonymous memory file named `name` holding `bytes`.
+fn sealed_copy(bytes: &[u8], name: &std::ffi::CStr) -> std::io::Result<File> {
     use std::io::Write;
     use std::os::fd::FromRawFd;
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: a NUL-terminated name; the descriptor returned is ours.
-    let fd = unsafe { libc::memfd_create(c"evmc-artefact".as_ptr(), flags) };
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -319,5 +331,18 @@ mod tests {
             p
         };
         assert_eq!(layout(&huge, true), None, "span past MAX_SPAN");
+    }
+
+    #[test]
+    fn a_private_copy_is_named_after_its_code_hash() {
+        let mut hash = [0u8; 32];
+        hash[0] = 0xab;
+        hash[7] = 0x01;
+        hash[8] = 0xff;
+        assert_eq!(memfd_name(&hash).to_str(), Ok("evmc-ab00000000000001"));
+        let copy = sealed_copy(b"code", &memfd_name(&hash)).expect("a memory file");
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", copy.as_raw_fd()));
+        let link = link.expect("its descriptor").display().to_string();
+        assert!(link.starts_with("/memfd:evmc-ab00000000000001"), "{link}");
     }
 }
