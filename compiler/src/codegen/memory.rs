@@ -12,6 +12,7 @@
 //! or store alone, in the middle of a segment.
 
 use super::part::PartGen;
+use super::tbaa::Region;
 use super::vstack::VStack;
 use super::R;
 use crate::analysis::Inst;
@@ -116,15 +117,20 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             op::MLOAD => {
                 let raw = bld.build_load(self.i256, p, "")?.into_int_value();
                 raw.as_instruction().unwrap().set_alignment(1).unwrap();
+                self.tbaa.tag(raw.as_instruction().unwrap(), Region::Memory);
                 vs.push(self.bswap(raw)?);
             }
             op::MSTORE => {
                 let v = self.bswap(value.unwrap())?;
-                bld.build_store(p, v)?.set_alignment(1).unwrap();
+                let st = bld.build_store(p, v)?;
+                st.set_alignment(1).unwrap();
+                self.tbaa.tag(st, Region::Memory);
             }
             _ => {
                 let v = bld.build_int_truncate(value.unwrap(), self.i8, "")?;
-                bld.build_store(p, v)?.set_alignment(1).unwrap();
+                let st = bld.build_store(p, v)?;
+                st.set_alignment(1).unwrap();
+                self.tbaa.tag(st, Region::Memory);
             }
         }
         Ok(())

@@ -53,6 +53,7 @@ mod narrow;
 mod ops;
 mod part;
 mod skeleton;
+mod tbaa;
 mod vstack;
 
 use crate::analysis::{Analysis, Plan};
@@ -75,6 +76,7 @@ use inkwell::IntPredicate;
 use part::PartGen;
 use revm::bytecode::opcode as op;
 use skeleton::JumpTable;
+use tbaa::Region;
 
 pub(crate) type R<T> = Result<T, BuilderError>;
 
@@ -179,6 +181,8 @@ pub(crate) struct ModuleGen<'a, 'ctx> {
     /// Enters the dynamic-jump targets of other parts.
     dispatch_fn: Option<FunctionValue<'ctx>>,
     jump_table: Option<JumpTable<'ctx>>,
+    /// Alias tags of the regions generated code accesses.
+    pub tbaa: tbaa::Tags<'ctx>,
 }
 
 /// Builds the LLVM module for shard `shard` of `plan` (`0..plan.shards()`).
@@ -294,6 +298,7 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
             part_fns,
             dispatch_fn,
             jump_table,
+            tbaa: tbaa::Tags::new(cx),
         }
     }
 
@@ -312,7 +317,9 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
 
     pub(crate) fn load_field_i64(&self, ctx: PointerValue<'ctx>, off: u32) -> R<IntValue<'ctx>> {
         let p = self.field(ctx, off)?;
-        Ok(self.b.build_load(self.i64, p, "")?.into_int_value())
+        let v = self.b.build_load(self.i64, p, "")?.into_int_value();
+        self.tbaa.tag(v.as_instruction().unwrap(), Region::Ctx);
+        Ok(v)
     }
 
     pub(crate) fn store_field_i64(
@@ -322,7 +329,8 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
         v: IntValue<'ctx>,
     ) -> R<()> {
         let p = self.field(ctx, off)?;
-        self.b.build_store(p, v)?;
+        let st = self.b.build_store(p, v)?;
+        self.tbaa.tag(st, Region::Ctx);
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Lowering of single instructions.
 
 use super::part::PartGen;
+use super::tbaa::Region;
 use super::vstack::VStack;
 use super::{Lowering, R};
 use crate::analysis::Inst;
@@ -55,6 +56,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                     .build_load(self.i256, self.ctx_field(off)?, "")?
                     .into_int_value();
                 v.as_instruction().unwrap().set_alignment(8).unwrap();
+                self.tbaa.tag(v.as_instruction().unwrap(), Region::Ctx);
                 vs.push(v);
             }
             op::CALLDATALOAD => {
@@ -236,6 +238,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         let p = unsafe { bld.build_gep(self.i8, base, &[off64], "")? };
         let raw = bld.build_load(self.i256, p, "")?.into_int_value();
         raw.as_instruction().unwrap().set_alignment(1).unwrap();
+        self.tbaa.tag(raw.as_instruction().unwrap(), Region::Input);
         let v_fast = self.bswap(raw)?;
         let fast_end = bld.get_insert_block().unwrap();
         bld.build_unconditional_branch(join)?;

@@ -2,6 +2,7 @@
 //! whole inheritance trees of blocks, see [`crate::analysis::plan`]), its
 //! shared exits, and the helpers block lowering uses.
 
+use super::tbaa::Region;
 use super::vstack::VStack;
 use super::{ModuleGen, R};
 use evmc_interface::{ctx_offsets, exit, Builtin};
@@ -169,7 +170,9 @@ impl<'g, 'a, 'ctx> PartGen<'g, 'a, 'ctx> {
     }
     pub(super) fn load_ctx_ptr(&self, off: u32) -> R<PointerValue<'ctx>> {
         let p = self.ctx_field(off)?;
-        Ok(self.b.build_load(self.ptr, p, "")?.into_pointer_value())
+        let v = self.b.build_load(self.ptr, p, "")?.into_pointer_value();
+        self.tbaa.tag(v.as_instruction().unwrap(), Region::Ctx);
+        Ok(v)
     }
     pub(super) fn store_ctx_i64(&self, off: u32, v: IntValue<'ctx>) -> R<()> {
         self.store_field_i64(self.ctx_ptr, off, v)

@@ -9,6 +9,7 @@
 //! they feed folds as it does for a word pushed in the block.
 
 use super::part::PartGen;
+use super::tbaa::Region;
 use super::R;
 use inkwell::values::{BasicValueEnum, InstructionOpcode, IntValue, Operand};
 
@@ -101,6 +102,7 @@ impl<'ctx> VStack<'ctx> {
             let ty = if small { g.i64 } else { g.i256 };
             let v = g.b.build_load(ty, p, "s")?.into_int_value();
             v.as_instruction().unwrap().set_alignment(8).unwrap();
+            g.tbaa.tag(v.as_instruction().unwrap(), Region::Stack);
             // The low limb comes first in memory; the word is that limb
             // (so it need not be stored back either).
             let v = if small {
@@ -189,6 +191,7 @@ impl<'ctx> VStack<'ctx> {
             let p = self.slot_ptr(g, rel)?;
             let st = g.b.build_store(p, s.v)?;
             st.set_alignment(8).unwrap();
+            g.tbaa.tag(st, Region::Stack);
         }
         self.offset(g, n as i64 - self.popped)
     }
