@@ -233,17 +233,7 @@ pub fn bench_case(case: &Case, compiler: &mut Compiler, budget: &Budget) -> Case
         targets: Vec::new(),
         reference: None,
     };
-    for c in &contracts {
-        if let Err(e) = &c.outcome {
-            let what = match e {
-                NotCompiled::TooLarge(_) | NotCompiled::TooShort(_) => "",
-                NotCompiled::Failed(_) => "ERROR: ",
-            };
-            report
-                .notes
-                .push(format!("{what}contract {:#x}: {e}", c.code_hash));
-        }
-    }
+    report.notes.extend(not_compiled_notes(&contracts));
     if let Work::Run {
         tx,
         expected_output,
@@ -276,6 +266,44 @@ pub fn bench_case(case: &Case, compiler: &mut Compiler, budget: &Budget) -> Case
         })
         .collect();
     report
+}
+
+/// One note per contract that failed to compile, and one per reason for
+/// those left interpreted by design: onchain-lm's 32 data contracts share
+/// one line instead of filling the table with 32.
+fn not_compiled_notes(contracts: &[Arc<Contract>]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut by_reason: Vec<(String, Vec<String>)> = Vec::new();
+    for c in contracts {
+        let hash = format!("{:#x}", c.code_hash);
+        match &c.outcome {
+            Ok(_) => {}
+            Err(e @ NotCompiled::Failed(_)) => notes.push(format!("ERROR: contract {hash}: {e}")),
+            Err(e) => match by_reason.iter_mut().find(|(r, _)| *r == e.to_string()) {
+                Some((_, hashes)) => hashes.push(hash),
+                None => by_reason.push((e.to_string(), vec![hash])),
+            },
+        }
+    }
+    for (reason, hashes) in by_reason {
+        notes.push(match &hashes[..] {
+            [one] => format!("contract {one}: {reason}"),
+            many => {
+                // The JSON report lists every contract; the note names a few.
+                let shown: Vec<&str> = many.iter().take(3).map(|h| &h[..10]).collect();
+                let more = match many.len() - shown.len() {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                format!(
+                    "{} contracts ({}{more}): {reason}",
+                    many.len(),
+                    shown.join(", ")
+                )
+            }
+        });
+    }
+    notes
 }
 
 fn run_both(
@@ -536,6 +564,44 @@ mod tests {
             rejected: false,
             expectation: Ok(()),
         }
+    }
+
+    #[test]
+    fn contracts_left_interpreted_for_one_reason_share_a_note() {
+        let contract = |byte: u8, outcome: NotCompiled| {
+            Arc::new(Contract {
+                code_hash: B256::repeat_byte(byte),
+                code_len: 1,
+                spec: evmc_compiler::SpecId::OSAKA,
+                outcome: Err(outcome),
+            })
+        };
+        let short = || NotCompiled::TooShort("too short".into());
+        let mut contracts: Vec<_> = (1..=5).map(|b| contract(b, short())).collect();
+        contracts.push(contract(0xaa, NotCompiled::TooLarge("too large".into())));
+        contracts.push(contract(0xbb, NotCompiled::Failed("llc".into())));
+        contracts.push(contract(0xcc, NotCompiled::Failed("llc".into())));
+        let notes = not_compiled_notes(&contracts);
+        assert_eq!(
+            notes,
+            [
+                format!(
+                    "ERROR: contract {:#x}: compile failed: llc",
+                    B256::repeat_byte(0xbb)
+                ),
+                format!(
+                    "ERROR: contract {:#x}: compile failed: llc",
+                    B256::repeat_byte(0xcc)
+                ),
+                "5 contracts (0x01010101, 0x02020202, 0x03030303 and 2 more): \
+                 stays interpreted: too short"
+                    .to_string(),
+                format!(
+                    "contract {:#x}: stays interpreted: too large",
+                    B256::repeat_byte(0xaa)
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -50,8 +50,9 @@ impl Analysis {
 /// Why code [`too_short`] found to run at most `n` instructions stays
 /// interpreted, for every place that reports it.
 pub fn too_short_why(n: usize) -> String {
+    let s = if n == 1 { "" } else { "s" };
     format!(
-        "loop-free, at most {n} instructions per frame: too short for compiled code to pay its entry"
+        "loop-free, at most {n} instruction{s} per frame: too short for compiled code to pay its entry"
     )
 }
 
