@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use evmc_runtime::cache::CompileFailure;
-use evmc_runtime::{ArtifactCache, CacheError, CompileLimits};
+use evmc_runtime::{ArtifactCache, CacheError, CompileLimits, LoadError};
 use std::sync::Arc;
 
 #[test]
@@ -37,6 +37,76 @@ fn compiled_entry_is_a_hit_with_a_manifest_and_runs_natively() {
     assert_eq!(listed.len(), 1);
     let v = cache.verify().unwrap();
     assert_eq!((v.checked, v.ok, v.rejected.len()), (1, 1, 0));
+}
+
+/// Set in the environment of the run of
+/// `an_entry_the_process_cannot_map_now_stays_and_hits_later` that limits
+/// its own address space.
+const AS_LIMITED: &str = "EVMC_TEST_AS_LIMITED";
+
+/// A process out of address space cannot map an artefact: the lookup is an
+/// error, the entry is not refused (it is not at fault), and the same
+/// lookup hits once room is back. Runs in a child of its own, as it lowers
+/// the process's limit.
+#[test]
+fn an_entry_the_process_cannot_map_now_stays_and_hits_later() {
+    const TEST: &str = "an_entry_the_process_cannot_map_now_stays_and_hits_later";
+    if std::env::var_os(AS_LIMITED).is_none() {
+        let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", &format!("{module}::{TEST}"), "--test-threads=1"])
+            .env(AS_LIMITED, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the limited run failed or did not run:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let (_d, cache) = cache_with_contract();
+    let dir = entry_dir(&cache);
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on our own process.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut old) }, 0);
+    // Room on the heap for what the lookup allocates, so that only new
+    // mappings fail (an allocation failing would abort the process).
+    drop(std::hint::black_box(Vec::<u8>::with_capacity(64 << 10)));
+    let pages: u64 = std::fs::read_to_string("/proc/self/statm")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // No room for one more mapping: what the process has, not a page more.
+    let limited = libc::rlimit {
+        // SAFETY: plain sysconf.
+        rlim_cur: pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64,
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: as above; the limit is lifted again before anything else.
+    let r = unsafe {
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &limited), 0);
+        let r = cache.get(code_hash(), SPEC, OPT);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &old), 0);
+        r
+    };
+    // Here the artefact's reservation is what fails (`LoadError::Map`); a
+    // larger entry's read may fail first, which is as transient.
+    match r {
+        Err(CacheError::Load(LoadError::Map { .. } | LoadError::Io { .. })) => {}
+        other => panic!("expected an error of the process, got {other:?}"),
+    }
+    assert!(dir.exists(), "the entry was moved away");
+    assert!(cache.take_rejections().is_empty(), "the entry was refused");
+    let art = cache.get(code_hash(), SPEC, OPT).unwrap();
+    assert!(art.is_some(), "no hit once the limit is lifted");
 }
 
 #[test]
