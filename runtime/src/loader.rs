@@ -19,21 +19,24 @@
 //!   file can fake;
 //! - `metadata`: the metadata record against the caller, the manifest and
 //!   this machine ([`host`]: CPU features from `cpuid`, without LLVM);
-//! - `dlopen`: mapping the file itself through its descriptor or a private
-//!   copy of the checked bytes (see [`open_artifact`] for which and why),
-//!   then checking the loaded symbols against the validated ones.
+//! - `loaded`: the [`LoadedArtifact`] and how it gets there: the segments
+//!   mapped by `image` when the object binds nothing at load time (every
+//!   artefact this compiler builds), else `dlopen`; either from the file
+//!   itself through its descriptor or from a private copy of the checked
+//!   bytes (see [`open_artifact`] for which and why), then the loaded entry
+//!   and metadata checked against the validated ones.
 
-mod dlopen;
 mod dynamic;
 mod elf;
 mod file;
 pub mod host;
 mod image;
+mod loaded;
 mod mapping;
 mod metadata;
 
-pub use dlopen::LoadedArtifact;
 pub use file::{open_artifact, read_regular_file, trust_problem, ArtifactFile, OpenedArtifact};
+pub use loaded::LoadedArtifact;
 
 use evmc_compiler::B256;
 use evmc_interface::ArtifactMetadata;
@@ -262,8 +265,8 @@ impl<'p> Loader<'p> {
     /// private copy (see [`open_artifact`]).
     pub fn load<'a>(&self, source: impl Into<Source<'a>>) -> Result<LoadedArtifact, LoadError> {
         match self.check(source.into())? {
-            (Checked::File(file), v) => dlopen::load_file(file, v),
-            (Checked::Bytes(path, bytes), v) => dlopen::load_bytes(path, bytes, v),
+            (Checked::File(file), v) => loaded::load_file(file, v),
+            (Checked::Bytes(path, bytes), v) => loaded::load_bytes(path, bytes, v),
         }
     }
 

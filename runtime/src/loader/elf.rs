@@ -25,7 +25,7 @@ pub(super) struct Validated {
     /// The segments mapped readable and not writable (address and size in
     /// the file's addresses, as far as the file holds them): the code, its
     /// tables and constants, which loading maps in whole (see
-    /// `dlopen::map_in`).
+    /// `loaded::map_in`).
     pub read_only: Vec<(u64, u64)>,
     /// Where the segments go when the object can be mapped without the
     /// dynamic loader (see [`super::image`]).

@@ -138,7 +138,7 @@ impl Image {
 
     /// Maps the segments of `file` (whose bytes were validated and cannot
     /// change: see `loader::open_artifact`), populated now so that the
-    /// first run takes no page faults (`dlopen::map_in` says why).
+    /// first run takes no page faults (`loaded::map_in` says why).
     pub(super) fn map_file(file: &File, layout: &Layout) -> std::io::Result<Image> {
         let image = Image::reserve(layout)?;
         for s in &layout.segments {
