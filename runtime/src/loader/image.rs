@@ -203,7 +203,7 @@ impl Image {
 
 /// `evmc-` and the first eight bytes of `code_hash` in hex, NUL-terminated.
 fn memfd_name(code_hash: &[u8; 32]) -> std::ffi::CString {
-    let hex: String = code_hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(&code_hash[..8]);
     std::ffi::CString::new(format!("evmc-{hex}")).expect("hex digits hold no NUL")
 }
 

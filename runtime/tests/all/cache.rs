@@ -52,18 +52,7 @@ const AS_LIMITED: &str = "EVMC_TEST_AS_LIMITED";
 fn an_entry_the_process_cannot_map_now_stays_and_hits_later() {
     const TEST: &str = "an_entry_the_process_cannot_map_now_stays_and_hits_later";
     if std::env::var_os(AS_LIMITED).is_none() {
-        let module = module_path!().split_once("::").map_or("", |(_, m)| m);
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", &format!("{module}::{TEST}"), "--test-threads=1"])
-            .env(AS_LIMITED, "1")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "the limited run failed or did not run:\n{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        rerun_in_child(module_path!(), TEST, AS_LIMITED, |_| {});
         return;
     }
     let (_d, cache) = cache_with_contract();

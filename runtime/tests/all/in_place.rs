@@ -360,32 +360,22 @@ fn descriptors_held_for_loaded_libraries_are_capped() {
         return;
     }
     let _s = serial();
-    use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    // The harness names a test by its module path without the crate.
-    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
-    cmd.args(["--exact", &format!("{module}::{TEST}"), "--test-threads=1"])
-        .env(LIMITED, "1");
-    // SAFETY: only setrlimit between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 64,
-                rlim_max: 64,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "limited run:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    rerun_in_child(module_path!(), TEST, LIMITED, |cmd| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only setrlimit between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 64,
+                    rlim_max: 64,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
 }
 
 /// Size and resident size (kB, from `/proc/self/smaps`) of the mapping

@@ -140,6 +140,32 @@ pub(crate) fn assert_refused(cache: &ArtifactCache, needle: &str) {
     assert!(!entry_dir(cache).exists(), "entry still in place");
 }
 
+/// Runs the test `name` of the module `module` (its `module_path!()`)
+/// again, alone, in a child of this test binary with `env` set and the
+/// command shaped by `configure` (limits set before `exec`, say); asserts
+/// that the child ran that test and it passed. The test tells the two runs
+/// apart by `env`.
+pub(crate) fn rerun_in_child(
+    module: &str,
+    name: &str,
+    env: &str,
+    configure: impl FnOnce(&mut Command),
+) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    // The harness names a test by its module path without the crate.
+    let module = module.split_once("::").map_or("", |(_, m)| m);
+    cmd.args(["--exact", &format!("{module}::{name}"), "--test-threads=1"])
+        .env(env, "1");
+    configure(&mut cmd);
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the run in a child failed or did not run {name}:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Set in the environment of a test re-executed by [`rerun_as_nobody`].
 pub(crate) const UNPRIVILEGED: &str = "EVMC_TEST_UNPRIVILEGED";
 pub(crate) const NOBODY: u32 = 65534;
