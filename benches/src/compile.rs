@@ -80,8 +80,9 @@ pub struct CompileSettings {
     /// An artefact cache to take compiled contracts from and publish new
     /// ones into (default: a private one, removed at the end).
     pub cache_dir: Option<PathBuf>,
-    /// Loop-free contracts that run fewer instructions than this stay
-    /// interpreted, as where a node picks contracts to compile
+    /// Loop-free contracts that run fewer instructions than this per entry
+    /// into compiled code stay interpreted, as where a node picks contracts
+    /// to compile
     /// (`evmc_compiler::analysis::MIN_NATIVE_RUN`); 0 compiles every one.
     pub min_native_run: usize,
     /// Time native runs with the safety net on (see
@@ -218,10 +219,10 @@ impl Compiler {
     }
 
     fn compile(&self, code: &[u8], spec: SpecId, hash: B256) -> Result<Compiled, NotCompiled> {
-        if let Some(n) = evmc_compiler::analysis::too_short(code, self.settings.min_native_run) {
+        if let Some(run) = evmc_compiler::analysis::too_short(code, self.settings.min_native_run) {
             return Err(NotCompiled::TooShort(format!(
                 "{} (--min-native-run {})",
-                evmc_compiler::analysis::too_short_why(n),
+                evmc_compiler::analysis::too_short_why(run),
                 self.settings.min_native_run
             )));
         }

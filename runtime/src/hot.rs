@@ -303,9 +303,11 @@ pub struct CompilerConfig {
     pub workers: usize,
     /// Larger contracts are not compiled.
     pub max_code_size: usize,
-    /// Loop-free contracts that run fewer instructions than this are not
-    /// compiled: their compiled code could only be slower (see
-    /// `evmc_compiler::analysis::too_short`). 0 compiles every contract.
+    /// Loop-free contracts that run fewer instructions than this per entry
+    /// into compiled code (the frame's start and each resume after a CALL
+    /// or CREATE) are not compiled: their compiled code could only be
+    /// slower (see `evmc_compiler::analysis::too_short`). 0 compiles every
+    /// contract.
     pub min_native_run: usize,
     /// A compile taking longer is recorded as an overrun. In-process
     /// compiles cannot be stopped, so the artifact is still used; a
@@ -504,13 +506,14 @@ impl HotCompiler {
             );
             return;
         }
-        if let Some(n) = evmc_compiler::analysis::too_short(code, self.shared.config.min_native_run)
+        if let Some(run) =
+            evmc_compiler::analysis::too_short(code, self.shared.config.min_native_run)
         {
-            tracing::debug!(%hash, instructions = n, "hot contract stays interpreted: loop-free and too short to gain");
+            tracing::debug!(%hash, instructions = run.instructions, entries = run.entries, "hot contract stays interpreted: loop-free and too short to gain");
             self.shared.stays_interpreted(
                 hash,
                 InterpretReason::TooShort,
-                evmc_compiler::analysis::too_short_why(n),
+                evmc_compiler::analysis::too_short_why(run),
             );
             return;
         }
