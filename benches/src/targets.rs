@@ -57,6 +57,8 @@ pub fn targets_for(group: &str, name: &str) -> Vec<Target> {
             t.push(Target::Speedup(4.0));
             t.push(Target::CompileMs(500.0));
         }
+        // evmone's and ipsilon's builds, every input.
+        "weierstrudel" => t.push(Target::Speedup(2.0)),
         "fibonacci-calldata" if fixture => t.push(Target::Speedup(18.0)),
         "factorial" if fixture => t.push(Target::Speedup(12.0)),
         "burntpix" if fixture => t.push(Target::Speedup(7.0)),
@@ -102,6 +104,12 @@ mod tests {
             targets_for("contracts", "fibonacci-calldata"),
             vec![Target::Speedup(18.0)]
         );
+        for group in ["evmone/main", "evm-benchmarks/main"] {
+            assert_eq!(
+                targets_for(group, "weierstrudel/14"),
+                vec![Target::Speedup(2.0)]
+            );
+        }
         assert!(targets_for("evmone/micro", "factorial").is_empty());
         assert!(targets_for("contracts", "bswap64").is_empty());
         assert_eq!(met(Target::Speedup(2.0), Some(2.5), None), Some(true));
