@@ -252,8 +252,9 @@ pub struct HotOptions {
     pub workers: usize,
     /// Larger contracts stay interpreted.
     pub max_code_size: usize,
-    /// Loop-free contracts that run fewer instructions stay interpreted
-    /// (see [`CompilerConfig::min_native_run`]).
+    /// Loop-free contracts that run fewer instructions than this per entry
+    /// into compiled code stay interpreted (see
+    /// [`CompilerConfig::min_native_run`]).
     pub min_native_run: usize,
     /// Compiles taking longer are reported as overruns.
     pub time_cap: Duration,
