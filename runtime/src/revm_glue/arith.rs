@@ -207,7 +207,7 @@ pub(crate) unsafe extern "C" fn mulmod(words: *mut [u64; 4]) {
 
 /// MULMOD modulo a number below 2^192. Out of line: inlined, it changed
 /// how LLVM laid out the wide path around it, and a MULMOD modulo a
-/// 254-bit prime took 14% longer in a throwaway loop.
+/// 254-bit prime took up to 14% longer in one run of a throwaway loop.
 #[inline(never)]
 fn mul_mod_narrow(a: U256, b: U256, n: U256) -> U256 {
     match power_of_two(n) {

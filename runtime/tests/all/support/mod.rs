@@ -151,17 +151,29 @@ pub(crate) fn rerun_in_child(
     env: &str,
     configure: impl FnOnce(&mut Command),
 ) {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
     // The harness names a test by its module path without the crate.
     let module = module.split_once("::").map_or("", |(_, m)| m);
-    cmd.args(["--exact", &format!("{module}::{name}"), "--test-threads=1"])
-        .env(env, "1");
+    let exact = format!("{module}::{name}");
+    run_child(&["--exact", &exact], env, "1".as_ref(), configure);
+}
+
+/// This test binary run with `selection` (which must select one test),
+/// `env` set to `value` and the command shaped by `configure`; asserts that
+/// it ran one test and that test passed.
+fn run_child(
+    selection: &[&str],
+    env: &str,
+    value: &std::ffi::OsStr,
+    configure: impl FnOnce(&mut Command),
+) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(selection).arg("--test-threads=1").env(env, value);
     configure(&mut cmd);
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("1 passed"),
-        "the run in a child failed or did not run {name}:\n{stdout}{}",
+        "the run in a child ({selection:?}) failed or did not run the test:\n{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -180,34 +192,22 @@ pub(crate) fn is_root() -> bool {
 /// [`UNPRIVILEGED`]; asserts that run passed.
 pub(crate) fn rerun_as_nobody(test: &str, value: &std::ffi::OsStr) {
     use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
     // A filter, not `--exact`: the harness names the test by its module
-    // path, and the assertion below requires it matched exactly one.
-    cmd.args([test, "--test-threads=1"])
-        .env(UNPRIVILEGED, value);
-    // SAFETY: async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(NOBODY) != 0
-                || libc::setuid(NOBODY) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "unprivileged run failed:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("1 passed"),
-        "the unprivileged run did not run the test: {stdout}"
-    );
+    // path, and `run_child` requires that it matched exactly one.
+    run_child(&[test], UNPRIVILEGED, value, |cmd| {
+        // SAFETY: async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(NOBODY) != 0
+                    || libc::setuid(NOBODY) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
 }
 
 /// What the fixture's contract is expected to be compiled for.
