@@ -11,7 +11,7 @@ use core::ffi::c_void;
 
 /// Bumped on any change to [`ExecCtx`], [`Builtins`], [`ArtifactMetadata`] or
 /// the meaning of an exit code.
-pub const INTERFACE_VERSION: u32 = 9;
+pub const INTERFACE_VERSION: u32 = 10;
 
 /// Gas per word of memory in the expansion cost generated code charges when
 /// it grows memory itself (see [`ExecCtx::mem_cap`]): `words * 3 +
@@ -197,7 +197,9 @@ pub type MemReserveFn = unsafe extern "C" fn(ctx: *mut ExecCtx, end: u64, static
 /// A pure 256-bit operation with the interpreter's semantics (division by
 /// zero gives zero, SDIV of MIN by -1 gives MIN, ...). `words` holds the
 /// operands as little-endian 64-bit limbs, the top of the EVM stack first;
-/// the result replaces `words[0]`. No gas, no halts: the opcodes behind
+/// the result replaces `words[0]`. `sqrmod` is MULMOD of a word by itself,
+/// its two operands the word and the modulus (`words[0]`, `words[1]`):
+/// generated code calls it where both factors are one value. No gas, no halts: the opcodes behind
 /// these charge static gas only, which generated code does.
 pub type ArithFn = unsafe extern "C" fn(words: *mut [u64; 4]);
 
@@ -236,6 +238,7 @@ macro_rules! for_each_builtin {
             Keccak256 keccak256 KECCAK256: KeccakFn,
             CallDataLoad calldataload CALLDATALOAD: CallDataLoadFn,
             MemReserve mem_reserve MEM_RESERVE: MemReserveFn,
+            Sqrmod sqrmod SQRMOD: ArithFn,
         }
     };
 }
@@ -472,12 +475,12 @@ mod tests {
     use super::*;
     use core::mem::size_of;
 
-    /// The layout of interface version 9. The offsets are derived from the
+    /// The layout of interface version 10. The offsets are derived from the
     /// structs; this pins them, so that a change to a struct that would need
     /// a new [`INTERFACE_VERSION`] cannot go unnoticed.
     #[test]
-    fn layout_is_that_of_version_9() {
-        assert_eq!(INTERFACE_VERSION, 9);
+    fn layout_is_that_of_version_10() {
+        assert_eq!(INTERFACE_VERSION, 10);
         let ctx = [
             ctx_offsets::GAS,
             ctx_offsets::STACK,
@@ -513,6 +516,7 @@ mod tests {
             "keccak256",
             "calldataload",
             "mem_reserve",
+            "sqrmod",
         ];
         assert_eq!(Builtin::ALL.len(), names.len());
         for (i, (b, name)) in Builtin::ALL.iter().zip(names).enumerate() {
@@ -539,6 +543,7 @@ mod tests {
             Builtin::Smod,
             Builtin::Addmod,
             Builtin::Mulmod,
+            Builtin::Sqrmod,
         ] {
             assert_eq!(sig(b), (&[Ptr][..], Void));
         }

@@ -188,13 +188,21 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     /// the scratch words, so stack values and context fields stay in
     /// registers.
     fn arith(&self, opc: u8, operands: &[IntValue<'ctx>]) -> R<IntValue<'ctx>> {
+        // MULMOD of one value by itself (a DUP of it) squares: 10 limb
+        // multiplications instead of 16 (weierstrudel natively 3% faster).
+        let square = opc == op::MULMOD && operands[0] == operands[1];
         let builtin = match opc {
             op::DIV => Builtin::Div,
             op::SDIV => Builtin::Sdiv,
             op::MOD => Builtin::Rem,
             op::SMOD => Builtin::Smod,
             op::ADDMOD => Builtin::Addmod,
+            _ if square => Builtin::Sqrmod,
             _ => Builtin::Mulmod,
+        };
+        let operands = match square {
+            true => &[operands[0], operands[2]][..],
+            false => operands,
         };
         for (i, v) in operands.iter().enumerate() {
             self.store_scratch(i as u64, *v)?;

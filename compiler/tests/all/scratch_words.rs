@@ -29,6 +29,20 @@ fn words_loaded_from_the_stack_are_stored_by_limbs() {
 }
 
 #[test]
+fn a_word_times_itself_is_squared() {
+    // PUSH1 0x20 CALLDATALOAD PUSH0 CALLDATALOAD DUP1 MULMOD PUSH0 MSTORE
+    // PUSH1 0x20 PUSH0 RETURN: both factors are one value.
+    let ir = optimised_ir("6020355f3580095f5260205ff3");
+    assert!(ir.contains("@evmc_builtin_sqrmod"), "{ir}");
+    assert!(!ir.contains("@evmc_builtin_mulmod"), "{ir}");
+    // The same with the second factor read again from calldata: two
+    // values, which MULMOD multiplies.
+    let ir = optimised_ir("6020355f355f35095f5260205ff3");
+    assert!(ir.contains("@evmc_builtin_mulmod"), "{ir}");
+    assert!(!ir.contains("@evmc_builtin_sqrmod"), "{ir}");
+}
+
+#[test]
 fn computed_words_are_stored_whole() {
     // PUSH1 0x20 CALLDATALOAD PUSH0 CALLDATALOAD SDIV PUSH0 MSTORE PUSH1
     // 0x20 PUSH0 RETURN: both operands come from calldata, in registers.

@@ -215,10 +215,15 @@ pub(super) trait ExecOpKind {
 pub(super) struct BuiltinTables<K>(std::marker::PhantomData<K>);
 
 impl<K: ExecOpKind> BuiltinTables<K> {
-    const PORTABLE: Builtins = builtins::<K::Host>(K::EXEC, super::arith::mulmod);
-    /// With the MULMOD compiled for BMI2 and ADX.
+    const PORTABLE: Builtins =
+        builtins::<K::Host>(K::EXEC, super::arith::mulmod, super::arith::sqrmod);
+    /// With MULMOD and its squaring compiled for BMI2 and ADX.
     #[cfg(target_arch = "x86_64")]
-    const BMI2: Builtins = builtins::<K::Host>(K::EXEC, super::arith::mulmod_bmi2);
+    const BMI2: Builtins = builtins::<K::Host>(
+        K::EXEC,
+        super::arith::mulmod_bmi2,
+        super::arith::sqrmod_bmi2,
+    );
 
     /// The table for this CPU: choosing it at each entry costs a cached
     /// feature test, where a MULMOD that chose its copy itself would pay a
@@ -234,8 +239,8 @@ impl<K: ExecOpKind> BuiltinTables<K> {
 }
 
 /// The builtin table of a run whose non-inlined opcodes go through `exec`
-/// and MULMOD through `mulmod`.
-const fn builtins<H: Host>(exec: ExecOpFn, mulmod: ArithFn) -> Builtins {
+/// and MULMOD through `mulmod` (`sqrmod` where both factors are one value).
+const fn builtins<H: Host>(exec: ExecOpFn, mulmod: ArithFn, sqrmod: ArithFn) -> Builtins {
     Builtins {
         exec_op: exec,
         mem_expand: mem_expand::<H>,
@@ -248,6 +253,7 @@ const fn builtins<H: Host>(exec: ExecOpFn, mulmod: ArithFn) -> Builtins {
         keccak256: keccak256::<H>,
         calldataload,
         mem_reserve: mem_reserve::<H>,
+        sqrmod,
     }
 }
 

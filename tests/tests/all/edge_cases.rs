@@ -1120,6 +1120,42 @@ fn arithmetic_on_words_entered_from_memory_matches_the_interpreter() {
             }
         }
     }
+    // MULMOD of a DUP'd word by itself (the squaring builtin), the factor
+    // from calldata word 0 and the modulus from word 1, both in registers
+    // and, past a computed jump (target in word 2), both from memory:
+    // PUSH1 0x20 CALLDATALOAD PUSH0 CALLDATALOAD [PUSH1 0x40 CALLDATALOAD
+    // JUMP JUMPDEST] DUP1 MULMOD, return its result.
+    let moduli = [
+        U256::ZERO,
+        U256::from(1u8),
+        U256::from(7u8),
+        U256::from(1u8) << 64,
+        U256::from(u64::MAX),
+        U256::from_str_radix(
+            "30644e72e131a029b85045b68181585d97816a916871ca8d3c208c16d87cfd47",
+            16,
+        )
+        .unwrap(),
+        U256::MAX,
+        U256::MAX - U256::from(999_999u64),
+        U256::from(1u8) << 255,
+    ];
+    let tail = [0x80u8, 0x09, 0x5f, 0x52, 0x60, 0x20, 0x5f, 0xf3];
+    let direct: Vec<u8> = [&[0x60u8, 0x20, 0x35, 0x5f, 0x35][..], &tail].concat();
+    let jumped: Vec<u8> = [
+        &[0x60u8, 0x20, 0x35, 0x5f, 0x35, 0x60, 0x40, 0x35, 0x56, 0x5b][..],
+        &tail,
+    ]
+    .concat();
+    for x in &values {
+        for n in &moduli {
+            let input: Vec<u8> = [word(*x), word(*n), word(U256::from(9u8))].concat();
+            for code in [&direct, &jumped] {
+                let out = assert_frame_eq(code, &input, 100_000, SpecId::CANCUN);
+                assert!(out.action.contains("Return"), "square: {}", out.action);
+            }
+        }
+    }
     // The four divisions by a constant (LLVM divides the inline 64-bit
     // case by multiplying): PUSH32 divisor, PUSH0 CALLDATALOAD, the
     // opcode, return its result.
