@@ -239,8 +239,9 @@ pub(crate) unsafe extern "C" fn mulmod_bmi2(words: *mut [u64; 4]) {
 /// MULMOD of a word by itself (`words[0]` squared modulo `words[1]`), which
 /// generated code calls where both factors are one value, as after a DUP:
 /// the square takes 10 limb multiplications where a product takes 16.
-/// Elliptic-curve code squares often (42% of weierstrudel's MULMODs have
-/// equal factors). Like [`mulmod`], for any CPU.
+/// Elliptic-curve code squares often: 42% of weierstrudel's MULMODs have
+/// equal factors, though only some of them are one value where code is
+/// generated. Like [`mulmod`], for any CPU.
 pub(crate) unsafe extern "C" fn sqrmod(words: *mut [u64; 4]) {
     squaring(words, modmul::sqr_mod_wide, mul_mod_narrow);
 }
