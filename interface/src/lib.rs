@@ -199,8 +199,9 @@ pub type MemReserveFn = unsafe extern "C" fn(ctx: *mut ExecCtx, end: u64, static
 /// operands as little-endian 64-bit limbs, the top of the EVM stack first;
 /// the result replaces `words[0]`. `sqrmod` is MULMOD of a word by itself,
 /// its two operands the word and the modulus (`words[0]`, `words[1]`):
-/// generated code calls it where both factors are one value. No gas, no halts: the opcodes behind
-/// these charge static gas only, which generated code does.
+/// generated code calls it where both factors are one value. No gas, no
+/// halts: the opcodes behind these charge static gas only, which generated
+/// code does.
 pub type ArithFn = unsafe extern "C" fn(words: *mut [u64; 4]);
 
 /// KECCAK256 with the interpreter's semantics after its static gas: `words[0]`

@@ -189,10 +189,10 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     /// registers.
     fn arith(&self, opc: u8, operands: &[IntValue<'ctx>]) -> R<IntValue<'ctx>> {
         // MULMOD of one value by itself (a DUP of it) squares: 10 limb
-        // multiplications instead of 16. 225 of weierstrudel's 1,408 MULMODs
-        // are such; it runs 1.4% faster natively (benches/README.md,
-        // "Squares"). Equal factors that are two values (two loads of one
-        // word) still multiply.
+        // multiplications instead of 16. 225 of weierstrudel's 1,408 MULMOD
+        // sites are such; it runs 1.4% faster natively (benches/README.md,
+        // "A squaring builtin, …"). Equal factors that are two values (two
+        // loads of one word) still multiply.
         let square = opc == op::MULMOD && operands[0] == operands[1];
         let builtin = match opc {
             op::DIV => Builtin::Div,

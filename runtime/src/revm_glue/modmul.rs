@@ -743,8 +743,6 @@ mod tests {
         assert!(after[Path::AddBack as usize] > before[Path::AddBack as usize]);
     }
 
-    /// `rem_512` against a 512-bit division, on numerators built to reach
-    /// each branch, and the branches counted.
     /// The square against the product with itself and a 512-bit
     /// multiplication: limbs biased toward all ones, where the doubled cross
     /// products carry into every limb.
@@ -765,6 +763,8 @@ mod tests {
         }
     }
 
+    /// `rem_512` against a 512-bit division, on numerators built to reach
+    /// each branch, and the branches counted.
     #[test]
     fn rem_512_matches_division() {
         let mut r = rng();
