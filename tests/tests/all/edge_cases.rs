@@ -1068,6 +1068,44 @@ fn keccak256_builtin() {
     chk.finish(100);
 }
 
+/// SHL, SHR and SAR by amounts known only at run time (compiled on 64-bit
+/// limbs: whole limbs moved by bits 7 and 6 of the amount, then funnel
+/// shifts), every amount from 0 to 300 and a few far above, against the
+/// interpreter, the result returned.
+#[test]
+fn shifts_by_run_time_amounts_match_the_interpreter() {
+    let word = |v: U256| v.to_be_bytes::<32>().to_vec();
+    let pattern = U256::from_be_bytes(std::array::from_fn::<u8, 32, _>(|i| 0x81 ^ (i as u8 * 7)));
+    let values = [
+        pattern,
+        !pattern,
+        U256::MAX,
+        U256::from(1u8),
+        U256::from(1u8) << 255,
+        (U256::from(1u8) << 255) - U256::from(1u8),
+        U256::from(u64::MAX) << 64,
+    ];
+    let amounts = (0..=300u64).map(U256::from).chain([
+        U256::from(1u64) << 64,
+        U256::MAX,
+        U256::from(256u64 + 64),
+    ]);
+    for opcode in [op::SHL, op::SHR, op::SAR] {
+        // PUSH1 0x20 CALLDATALOAD (the value) PUSH0 CALLDATALOAD (the
+        // amount) OP PUSH0 MSTORE PUSH1 0x20 PUSH0 RETURN.
+        let code = [
+            0x60, 0x20, 0x35, 0x5f, 0x35, opcode, 0x5f, 0x52, 0x60, 0x20, 0x5f, 0xf3,
+        ];
+        for s in amounts.clone() {
+            for v in &values {
+                let input = [word(s), word(*v)].concat();
+                let out = assert_frame_eq(&code, &input, 100_000, SpecId::CANCUN);
+                assert!(out.action.contains("Return"), "{opcode:#x}: {}", out.action);
+            }
+        }
+    }
+}
+
 /// DIV, SDIV, MOD, SMOD, ADDMOD and MULMOD in a block entered by a
 /// computed jump, which takes its operands from the stack in memory (and
 /// hands them to the builtin a limb at a time), and the four divisions by

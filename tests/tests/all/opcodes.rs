@@ -453,7 +453,29 @@ fn operand_sets(opcode: u8, zoo: &Zoo) -> Vec<Vec<U256>> {
         }
         op::SHL | op::SHR | op::SAR => {
             let mut v = pairs(&e, &e);
-            for sh in [1, 7, 8, 63, 64, 65, 128, 200, 254, 255, 256, 257, 1 << 20] {
+            // Every combination of the amount's bits 7 and 6 (the limbs
+            // moved) with bits within a limb of 0, 1, 63 and others.
+            for sh in [
+                0,
+                1,
+                7,
+                8,
+                63,
+                64,
+                65,
+                127,
+                128,
+                129,
+                191,
+                192,
+                193,
+                200,
+                254,
+                255,
+                256,
+                257,
+                1 << 20,
+            ] {
                 for val in [pow2(255), pow2(255) - u(1), U256::MAX, u(0xabcdef)] {
                     v.push(vec![u(sh), val]);
                 }
@@ -860,13 +882,23 @@ fn const_operands(opcode: u8) -> Vec<Vec<U256>> {
     }
 }
 
+/// Each result is stored to the next memory word, which the comparison
+/// sees (a result left on the stack at STOP is never observed, and LLVM
+/// drops the instruction that computes it).
 fn const_program(opcode: u8) -> Vec<u8> {
     let mut code = Vec::new();
+    let mut results = 0u16;
+    let mut store = |code: &mut Vec<u8>| {
+        let [hi, lo] = (results * 32).to_be_bytes();
+        code.extend_from_slice(&[op::PUSH2, hi, lo, op::MSTORE]);
+        results += 1;
+    };
     for ops in const_operands(opcode) {
         for &x in ops.iter().rev() {
             push32(&mut code, x);
         }
         code.push(opcode);
+        store(&mut code);
     }
     // Half-constant: calldata word 0 against every edge, in both positions.
     let n = OpCode::new(opcode).unwrap().inputs() as usize;
@@ -880,6 +912,7 @@ fn const_program(opcode: u8) -> Vec<u8> {
                 }
             }
             code.push(opcode);
+            store(&mut code);
         }
     }
     code.push(op::STOP);
