@@ -341,10 +341,23 @@ impl<'a, 'ctx> ModuleGen<'a, 'ctx> {
 
     /// Hints that `c` is almost always `value`.
     pub(crate) fn expect(&self, c: IntValue<'ctx>, value: bool) -> R<IntValue<'ctx>> {
-        let expect = Intrinsic::find("llvm.expect").unwrap();
-        let decl = expect.get_declaration(&self.m, &[self.i1.into()]).unwrap();
         let v = self.i1.const_int(value as u64, false);
-        let r = self.b.build_call(decl, &[c.into(), v.into()], "")?;
+        self.int_intrinsic("llvm.expect", c.get_type(), &[c, v])
+    }
+
+    /// A call of the overloaded integer intrinsic `name` at type `ty`
+    /// (`llvm.bswap`, `llvm.fshl`, ...) on `args`, and its result.
+    pub(crate) fn int_intrinsic(
+        &self,
+        name: &str,
+        ty: IntType<'ctx>,
+        args: &[IntValue<'ctx>],
+    ) -> R<IntValue<'ctx>> {
+        let decl = Intrinsic::find(name)
+            .and_then(|i| i.get_declaration(&self.m, &[ty.into()]))
+            .unwrap_or_else(|| panic!("LLVM has {name} for {ty}"));
+        let args: Vec<_> = args.iter().map(|&a| a.into()).collect();
+        let r = self.b.build_call(decl, &args, "")?;
         Ok(r.try_as_basic_value().basic().unwrap().into_int_value())
     }
 

@@ -7,7 +7,6 @@ use super::{Lowering, R};
 use crate::analysis::Inst;
 use evmc_interface::{ctx_offsets, Builtin};
 use inkwell::attributes::{Attribute, AttributeLoc};
-use inkwell::intrinsics::Intrinsic;
 use inkwell::values::{AnyValue, InstructionOpcode, IntValue};
 use inkwell::IntPredicate;
 use revm::bytecode::opcode as op;
@@ -90,12 +89,8 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             op::ADDMOD | op::MULMOD => self.call_arith(vs, opc, 3)?,
             op::CLZ => {
                 let a = vs.pop(self)?;
-                let ctlz = Intrinsic::find("llvm.ctlz").unwrap();
-                let f = ctlz.get_declaration(&self.m, &[self.i256.into()]).unwrap();
-                let r = self
-                    .b
-                    .build_call(f, &[a.into(), self.i1.const_zero().into()], "")?;
-                vs.push(r.try_as_basic_value().basic().unwrap().into_int_value());
+                let zero_is_poison = self.i1.const_zero();
+                vs.push(self.int_intrinsic("llvm.ctlz", self.i256, &[a, zero_is_poison])?);
             }
             _ => {
                 let a = vs.pop(self)?;
@@ -632,14 +627,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                 *slot = bld.build_select(set, moved, prev[i], "")?.into_int_value();
             }
         }
-        let funnel = |name: &str, hi: IntValue<'ctx>, lo: IntValue<'ctx>| -> R<IntValue<'ctx>> {
-            let f = Intrinsic::find(name)
-                .unwrap()
-                .get_declaration(&self.m, &[self.i64.into()])
-                .unwrap();
-            let r = bld.build_call(f, &[hi.into(), lo.into(), bits.into()], "")?;
-            Ok(r.try_as_basic_value().basic().unwrap().into_int_value())
-        };
+        let funnel = |name, hi, lo| self.int_intrinsic(name, self.i64, &[hi, lo, bits]);
         let mut out = [zero; 4];
         if left {
             out[0] = bld.build_left_shift(y[0], bits, "")?;
@@ -716,11 +704,6 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     }
 
     pub(super) fn bswap(&self, v: IntValue<'ctx>) -> R<IntValue<'ctx>> {
-        let f = Intrinsic::find("llvm.bswap")
-            .unwrap()
-            .get_declaration(&self.m, &[self.i256.into()])
-            .unwrap();
-        let r = self.b.build_call(f, &[v.into()], "")?;
-        Ok(r.try_as_basic_value().basic().unwrap().into_int_value())
+        self.int_intrinsic("llvm.bswap", self.i256, &[v])
     }
 }
