@@ -24,9 +24,13 @@ impl fmt::Display for Analysis {
             .map(|(_, s)| *s)
             .collect::<Vec<_>>()
             .join(",");
+            let copy = b
+                .clone_of
+                .map(|o| format!(" copy of {o}"))
+                .unwrap_or_default();
             writeln!(
                 f,
-                "block {i} @{:#x} in={} growth={} delta={} [{flags}]",
+                "block {i} @{:#x} in={} growth={} delta={} [{flags}]{copy}",
                 b.start_pc, b.min_in, b.max_growth, b.delta
             )?;
             if let Some(known) = self.entry_consts.get(i).filter(|k| !k.is_empty()) {
@@ -49,6 +53,28 @@ impl fmt::Display for Analysis {
                     writeln!(f, "  {:#06x} {}", inst.pc, opcode_name(inst.op))?;
                 }
             }
+            // Edges that do not go where pc order and the JUMPDEST map
+            // say: those into copies.
+            let mut edges = Vec::new();
+            let falls = matches!(
+                b.term,
+                Terminator::Fallthrough | Terminator::JumpI(_) | Terminator::Suspend
+            );
+            if falls && b.next.is_some_and(|n| n != i + 1) {
+                edges.push(format!("next block {}", b.next.unwrap()));
+            }
+            let jumpdest = match b.term {
+                Terminator::Jump(JumpTarget::Static(pc))
+                | Terminator::JumpI(JumpTarget::Static(pc)) => self.jumpdests.get(&pc).copied(),
+                _ => None,
+            };
+            if let Some(to) = b.jump_to.filter(|&t| Some(t) != jumpdest) {
+                edges.push(format!("to block {to}"));
+            }
+            let edges = match edges.is_empty() {
+                true => String::new(),
+                false => format!(" [{}]", edges.join(", ")),
+            };
             let term = match b.term {
                 Terminator::Fallthrough => "fallthrough".to_string(),
                 Terminator::Jump(t) => format!("jump {}", target(t)),
@@ -63,10 +89,10 @@ impl fmt::Display for Analysis {
                 .collect();
             likely.sort_unstable();
             match likely.is_empty() {
-                true => writeln!(f, "  -> {term}")?,
+                true => writeln!(f, "  -> {term}{edges}")?,
                 false => {
                     let pcs: Vec<String> = likely.iter().map(|pc| format!("{pc:#x}")).collect();
-                    writeln!(f, "  -> {term} (likely {})", pcs.join(" "))?
+                    writeln!(f, "  -> {term}{edges} (likely {})", pcs.join(" "))?
                 }
             }
         }

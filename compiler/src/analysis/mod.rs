@@ -7,6 +7,7 @@
 //! middle of PUSH data reads zeros for the missing bytes and then stops, as the
 //! interpreter does on its zero-padded copy of the code.
 
+mod clones;
 mod decode;
 mod display;
 pub mod gain;
@@ -98,6 +99,15 @@ pub struct Block {
     pub max_growth: u16,
     /// Net stack height change over the block.
     pub delta: i16,
+    /// The block it falls into (after a JUMPI, CALL/CREATE or straight-line
+    /// code): the next one in pc order, or its copy inside a copy.
+    pub next: Option<usize>,
+    /// The block a jump resolved at compile time goes to
+    /// ([`JumpTarget::Static`]): the JUMPDEST's block, or its copy.
+    pub jump_to: Option<usize>,
+    /// This block is a copy of that one, on a path through an internal
+    /// function that knows where it returns (see `clones`).
+    pub clone_of: Option<usize>,
 }
 
 impl Block {
@@ -189,6 +199,17 @@ impl Analysis {
     /// instruction of the block it lies in: runs of JUMPDESTs cost one gas
     /// check, not one block, entry and check each.
     pub fn new(code: &[u8]) -> Self {
+        Self::analyze(code, true)
+    }
+
+    /// [`Analysis::new`] without the copies of call paths (`clones`), for
+    /// tests of what they would resolve.
+    #[cfg(test)]
+    pub(crate) fn without_copies(code: &[u8]) -> Self {
+        Self::analyze(code, false)
+    }
+
+    fn analyze(code: &[u8], copies: bool) -> Self {
         let insts = decode(code);
         let all_jumpdests: BTreeSet<u32> = insts
             .iter()
@@ -272,6 +293,9 @@ impl Analysis {
         };
         a.resolve_jumps();
         a.mark_reachable();
+        if copies && clones::copy_call_paths(&mut a) {
+            a.mark_reachable();
+        }
         a.jump_guesses = returns::guess_dynamic_targets(&a);
         a.entry_consts = values::entry_constants(&a);
         a.entry_small = values::entry_small_words(&a);
@@ -307,6 +331,9 @@ impl Analysis {
             min_in: min_in as u16,
             max_growth: max_growth as u16,
             delta: h as i16,
+            next: None,
+            jump_to: None,
+            clone_of: None,
         }
     }
 
@@ -339,9 +366,24 @@ impl Analysis {
                 _ => Terminator::JumpI(resolved),
             };
         }
+        let n = self.blocks.len();
+        for bi in 0..n {
+            let b = &mut self.blocks[bi];
+            b.next = (bi + 1 < n).then_some(bi + 1);
+            b.jump_to = match b.term {
+                Terminator::Jump(JumpTarget::Static(pc))
+                | Terminator::JumpI(JumpTarget::Static(pc)) => Some(self.jumpdests[&pc]),
+                _ => None,
+            };
+        }
     }
 
+    /// Marks what the entry reaches (again after `clones` rewired edges).
     fn mark_reachable(&mut self) {
+        for b in &mut self.blocks {
+            b.reachable = false;
+        }
+        self.has_dynamic_jumps = false;
         let mut work = vec![0usize];
         let mut dynamic_done = false;
         while let Some(bi) = work.pop() {
@@ -402,23 +444,20 @@ impl Analysis {
     /// Whether the dynamic-jump dispatch of generated code enters block `b`.
     pub fn is_dynamic_target(&self, b: usize) -> bool {
         let blk = &self.blocks[b];
-        self.has_dynamic_jumps && blk.is_jumpdest && self.dynamic_targets.contains(&blk.start_pc)
+        self.has_dynamic_jumps
+            && blk.is_jumpdest
+            && blk.clone_of.is_none()
+            && self.dynamic_targets.contains(&blk.start_pc)
     }
 
     /// The blocks `b` continues into by falling through or by a jump
     /// resolved at compile time.
     pub fn static_successors(&self, b: usize) -> impl Iterator<Item = usize> + '_ {
         let blk = &self.blocks[b];
-        let next = (b + 1 < self.blocks.len()).then_some(b + 1);
         let (fall, jump) = match blk.term {
-            Terminator::Fallthrough | Terminator::Suspend => (next, None),
-            Terminator::Jump(t) | Terminator::JumpI(t) => (
-                next.filter(|_| matches!(blk.term, Terminator::JumpI(_))),
-                match t {
-                    JumpTarget::Static(pc) => Some(self.jumpdests[&pc]),
-                    _ => None,
-                },
-            ),
+            Terminator::Fallthrough | Terminator::Suspend => (blk.next, None),
+            Terminator::Jump(_) => (None, blk.jump_to),
+            Terminator::JumpI(_) => (blk.next, blk.jump_to),
             Terminator::Stop | Terminator::Exit => (None, None),
         };
         fall.into_iter().chain(jump)

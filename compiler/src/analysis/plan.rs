@@ -135,7 +135,15 @@ impl<'a> Plan<'a> {
     /// Whether the edge from `from` to `to` passes stack words as values
     /// (inheritance or phis) rather than through memory.
     pub(crate) fn takes_stack(&self, from: usize, to: usize) -> bool {
-        self.inherits(from, to) || self.phi_words.get(to).is_some_and(|&k| k > 0)
+        self.inherits(from, to) || self.takes_phis(from, to)
+    }
+
+    /// Whether the edge from `from` to `to` passes `to`'s top words as
+    /// phis: a join of the same part (from another part, the stack goes
+    /// through memory and `to`'s part entry loads them).
+    pub(crate) fn takes_phis(&self, from: usize, to: usize) -> bool {
+        self.phi_words.get(to).is_some_and(|&k| k > 0)
+            && self.partition.part_of[to] == self.partition.part_of[from]
     }
 
     /// Whether the jump table's elements need 32 bits: every entry number
@@ -242,10 +250,35 @@ fn phi_words(
     partition: &Partition,
     bounds: &[(i64, i64)],
 ) -> Vec<usize> {
-    (0..a.blocks.len())
+    let n = a.blocks.len();
+    // Blocks a static edge of their own part enters.
+    let mut entered_inside = vec![false; n];
+    for b in (0..n).filter(|&b| a.blocks[b].reachable) {
+        for s in a.static_successors(b) {
+            entered_inside[s] |= partition.part_of[s] == partition.part_of[b];
+        }
+    }
+    (0..n)
         .map(|b| {
-            let static_only = a.blocks[b].reachable && preds[b].is_none() && !partition.external[b];
-            match static_only {
+            let blk = &a.blocks[b];
+            let joins = blk.reachable && preds[b].is_none();
+            // A join that other parts also enter (a tail call, its stack in
+            // memory) takes phis from the edges of its part all the same:
+            // its part's entry loads them from memory for the others. Not
+            // the frame's entry, a resume point or a dynamic-jump target,
+            // which the entry and the dispatch enter with the stack in
+            // memory.
+            let takes = match partition.external[b] {
+                false => joins,
+                true => {
+                    joins
+                        && entered_inside[b]
+                        && b != 0
+                        && !blk.is_resume
+                        && !a.is_dynamic_target(b)
+                }
+            };
+            match takes {
                 true => bounds[b].0.clamp(0, MAX_PHI_WORDS) as usize,
                 false => 0,
             }

@@ -5,6 +5,12 @@ fn analyze(hex_code: &str) -> Analysis {
     Analysis::new(&hex::decode(hex_code).unwrap())
 }
 
+/// Without the copies of call paths, which resolve the returns of these
+/// small programs statically.
+fn analyze_uncopied(hex_code: &str) -> Analysis {
+    Analysis::without_copies(&hex::decode(hex_code).unwrap())
+}
+
 #[test]
 fn jumpdest_inside_push_data_is_not_a_destination() {
     // PUSH2 0x5b5b JUMPDEST
@@ -114,7 +120,7 @@ fn unpushed_jumpdests_start_blocks_only_when_a_jump_may_compute_them() {
     // A return through the stack is dynamic but not computed:
     // 0: PUSH1 7 PUSH1 9 JUMP ; 5: JUMPDEST STOP (unpushed)
     // 7: JUMPDEST STOP ; 9: JUMPDEST JUMP (returns to what it was handed)
-    let a = analyze("60076009565b005b005b56");
+    let a = analyze_uncopied("60076009565b005b005b56");
     assert!(a.has_dynamic_jumps);
     assert_eq!(
         a.dynamic_targets.iter().copied().collect::<Vec<_>>(),
@@ -193,7 +199,7 @@ fn returns_are_guessed_from_the_continuation_of_their_caller() {
     // 10 F:    JUMPDEST PUSH1 g1 PUSH1 G JUMP            (G with [r1, g1])
     // 16 g1:   JUMPDEST JUMP                             (F returns to r1)
     // 18 G:    JUMPDEST JUMP                             (to r3 or g1)
-    let a = analyze(
+    let a = analyze_uncopied(
         "6005601056 5b600d600d601856 5b5000 5b6016601856 5b56 5b56"
             .replace(' ', "")
             .as_str(),
@@ -344,4 +350,87 @@ fn small_words_a_block_does_not_touch_reach_its_successor_deeper() {
     // JUMPI STOP).
     let a = analyze("5f358051505b5f3560055700");
     assert_eq!(small_at(&a, 5), 0);
+}
+
+/// Main calls F twice; F returns its argument plus one:
+/// 00: PUSH1 r1 PUSH1 42 PUSH1 F JUMP
+/// 07 r1: JUMPDEST PUSH1 r2 SWAP1 PUSH1 F JUMP
+/// 0e r2: JUMPDEST PUSH1 0 MSTORE PUSH1 32 PUSH1 0 RETURN
+/// 17 F:  JUMPDEST PUSH1 1 ADD SWAP1 JUMP
+const TWO_CALLS: &str = "6007602a6017565b600e906017565b60005260206000f35b6001019056";
+
+#[test]
+fn calls_are_copied_with_their_returns_resolved() {
+    let uncopied = analyze_uncopied(TWO_CALLS);
+    assert!(uncopied.has_dynamic_jumps);
+    let a = analyze(TWO_CALLS);
+    // Each call's path is copied: F and the block it returns to, for the
+    // first call on to the second one's. Every return is then a static
+    // jump, the originals of F, r1 and r2 are left unreachable, and with
+    // them every dynamic jump.
+    assert!(!a.has_dynamic_jumps, "{a}");
+    let reachable: Vec<(u32, Option<usize>, Terminator)> = a
+        .blocks
+        .iter()
+        .filter(|b| b.reachable)
+        .map(|b| (b.start_pc, b.clone_of, b.term))
+        .collect();
+    let f = a.jumpdests[&0x17];
+    let (r1, r2) = (a.jumpdests[&0x07], a.jumpdests[&0x0e]);
+    assert_eq!(
+        reachable,
+        vec![
+            (0x00, None, Terminator::Jump(JumpTarget::Static(0x17))),
+            (0x17, Some(f), Terminator::Jump(JumpTarget::Static(0x07))),
+            (0x07, Some(r1), Terminator::Jump(JumpTarget::Static(0x17))),
+            (0x17, Some(f), Terminator::Jump(JumpTarget::Static(0x0e))),
+            (0x0e, Some(r2), Terminator::Exit),
+        ],
+        "{a}"
+    );
+    // Each copy is entered from one block: their stacks flow as values.
+    let preds = a.single_predecessors();
+    for (b, blk) in a
+        .blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.reachable && b.clone_of.is_some())
+    {
+        assert!(preds[b].is_some(), "block {b} @{:#x}", blk.start_pc);
+    }
+    // The constant argument reaches the copies: F's first copy is entered
+    // with 42 on top.
+    let first_f = a.blocks[0].jump_to.unwrap();
+    assert!(a.entry_consts[first_f].contains(&(0, crate::revm_api::U256::from(42u8))));
+}
+
+#[test]
+fn a_pc_is_a_covered_access_only_where_every_copy_proves_the_same_offset() {
+    // 00: MSTORE(0x40, 0x80) (memory every frame has: 0x60)
+    // 05: PUSH1 r1 PUSH1 off1 PUSH1 F JUMP
+    // 0c r1: JUMPDEST POP PUSH1 r2 PUSH1 off2 PUSH1 F JUMP
+    // 15 r2: JUMPDEST STOP
+    // 17 F:  JUMPDEST MLOAD SWAP1 JUMP
+    let program = |off1: u8, off2: u8| {
+        format!("6080604052600c60{off1:02x}6017565b50601560{off2:02x}6017565b005b519056")
+    };
+    // Two offsets at one pc: neither copy's proof may stand for the other.
+    let a = analyze(&program(0x00, 0x40));
+    let copies = a
+        .blocks
+        .iter()
+        .filter(|b| b.reachable && b.start_pc == 0x17)
+        .count();
+    assert_eq!(copies, 2, "{a}");
+    assert!(
+        !a.covered_accesses.contains_key(&0x18),
+        "{:?}",
+        a.covered_accesses
+    );
+    // The same offset from both calls: covered, at that offset.
+    let a = analyze(&program(0x40, 0x40));
+    assert_eq!(a.covered_accesses.get(&0x18), Some(&0x40));
+    // Uncopied, F is entered from two places and knows no offset.
+    let a = analyze_uncopied(&program(0x40, 0x40));
+    assert!(!a.covered_accesses.contains_key(&0x18));
 }

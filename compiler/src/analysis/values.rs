@@ -32,10 +32,15 @@ impl Val {
 
 /// The stack of one block, top at the back; slots below what the block
 /// pushed are [`Val::Entry`], materialised as they are reached.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct BlockStack(VecDeque<Val>);
 
 impl BlockStack {
+    /// The constants it holds, anywhere.
+    pub(super) fn constants(&self) -> impl Iterator<Item = U256> + '_ {
+        self.0.iter().filter_map(|v| v.constant())
+    }
+
     /// The slot `depth` below the top (0 is the top).
     pub(super) fn peek(&self, depth: usize) -> Val {
         let n = self.0.len();
@@ -281,9 +286,12 @@ fn constant_access_end(st: &BlockStack, inst: &Inst) -> Option<u64> {
 /// offset that did not halt leaves at least its end. A walk from the
 /// roots, each block once: linear in the code.
 pub(super) fn covered_accesses(a: &Analysis) -> (u64, BTreeMap<u32, u32>) {
-    let mut covered = BTreeMap::new();
+    // Per pc: its offset and the blocks that proved it. A pc lies in its
+    // block and in every copy of it (`clones`), each walked in its own
+    // context; it is covered when all of them that are reachable prove it.
+    let mut proofs: BTreeMap<u32, (u32, usize)> = BTreeMap::new();
     // The first block is a root and starts with nothing.
-    let floor = covered_in_block(a, 0, 0, &mut covered);
+    let floor = covered_in_block(a, 0, 0, &mut proofs);
     let preds = a.single_predecessors();
     let children = super::plan::children_of(&preds);
     let n = a.blocks.len();
@@ -294,24 +302,49 @@ pub(super) fn covered_accesses(a: &Analysis) -> (u64, BTreeMap<u32, u32>) {
         .chain(children[0].iter().copied())
         .collect();
     while let Some(b) = work.pop() {
-        let end = covered_in_block(a, b, start[b], &mut covered);
+        let end = covered_in_block(a, b, start[b], &mut proofs);
         for &c in &children[b] {
             start[c] = end;
             work.push(c);
         }
     }
+    // Reachable instances of each original block.
+    let mut instances = vec![0usize; n];
+    for (i, b) in a.blocks.iter().enumerate().filter(|(_, b)| b.reachable) {
+        instances[b.clone_of.unwrap_or(i)] += 1;
+    }
+    // Originals are in pc order; copies come after them.
+    let originals = a.blocks.iter().take_while(|b| b.clone_of.is_none()).count();
+    let block_of = |pc: u32| a.blocks[..originals].partition_point(|b| b.start_pc <= pc) - 1;
+    let covered = proofs
+        .into_iter()
+        .filter(|&(pc, (_, proved))| proved == instances[block_of(pc)])
+        .map(|(pc, (offset, _))| (pc, offset))
+        .collect();
     (floor, covered)
 }
 
-/// Adds the accesses of block `b` covered by the `has` bytes it starts
-/// with to `covered`; returns what it leaves.
-fn covered_in_block(a: &Analysis, b: usize, mut has: u64, covered: &mut BTreeMap<u32, u32>) -> u64 {
+/// Records the accesses of block `b` covered by the `has` bytes it starts
+/// with in `proofs` (one more block proving each); returns what it leaves.
+fn covered_in_block(
+    a: &Analysis,
+    b: usize,
+    mut has: u64,
+    proofs: &mut BTreeMap<u32, (u32, usize)>,
+) -> u64 {
     let mut st = BlockStack::entered_with(&a.entry_consts[b]);
     for inst in a.blocks[b].insts(a) {
         if let Some(end) = constant_access_end(&st, inst) {
             if end <= has {
                 let size = if inst.op == op::MSTORE8 { 1 } else { 32 };
-                covered.insert(inst.pc, (end - size) as u32);
+                let offset = (end - size) as u32;
+                let proof = proofs.entry(inst.pc).or_insert((offset, 0));
+                // Copies entered with other constants may access another
+                // offset at the same pc: then no instance is covered.
+                proof.1 = match proof.0 == offset {
+                    true => proof.1.saturating_add(1),
+                    false => usize::MAX,
+                };
             }
             has = has.max(end.div_ceil(32) * 32);
         }

@@ -90,7 +90,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     /// An edge into block `to`, which takes its top words as phis. Its stack
     /// check is done here, before the words are loaded: a failure commits
     /// the stack and deopts at `to`, as its own check would.
-    fn enter_with_phis(&mut self, to: usize, mut vs: VStack<'ctx>) -> R<()> {
+    pub(super) fn enter_with_phis(&mut self, to: usize, mut vs: VStack<'ctx>) -> R<()> {
         let k = self.plan.phi_words[to];
         let len = vs.len(self)?;
         if let Some(bad) = self.check_entry_len(to, len, "edge")? {
@@ -336,10 +336,13 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     fn gen_terminator(&mut self, bi: usize, mut vs: VStack<'ctx>) -> R<()> {
         let blk = &self.a.blocks[bi];
         let last = blk.insts(self.a).last().unwrap();
-        let has_next = self.a.blocks.get(bi + 1).is_some_and(|b| b.reachable);
+        // Copies (`analysis::clones`) fall into and jump to copies: the
+        // successors are the block's own, not the next in pc order.
+        let next = blk.next.filter(|&n| self.a.blocks[n].reachable);
+        let has_next = next.is_some();
         match blk.term {
             Terminator::Fallthrough | Terminator::Suspend => match has_next {
-                true => self.goto_block(bi, bi + 1, vs)?,
+                true => self.goto_block(bi, next.unwrap(), vs)?,
                 false => {
                     // Only reachable if a builtin continued where it should
                     // not have; the interpreter knows what to do there.
@@ -364,19 +367,19 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             Terminator::JumpI(t) => {
                 let target = vs.pop(self)?;
                 let cond = vs.pop(self)?;
-                assert!(has_next, "fallthrough of a reachable JUMPI is reachable");
+                let next = next.expect("fallthrough of a reachable JUMPI is reachable");
                 let c =
                     self.b
                         .build_int_compare(IntPredicate::NE, cond, self.i256.const_zero(), "")?;
                 let taken = self.new_bb("jumpi_taken");
-                let taken_takes = matches!(t, JumpTarget::Static(pc) if self.plan.takes_stack(bi, self.a.jumpdests[&pc]));
-                if !taken_takes && !self.plan.takes_stack(bi, bi + 1) {
+                let taken_takes = matches!(t, JumpTarget::Static(_) if self.plan.takes_stack(bi, self.jump_block(bi)));
+                if !taken_takes && !self.plan.takes_stack(bi, next) {
                     // Both successors read the stack from memory: one store
                     // sequence before the branch.
                     vs.commit(self)?;
-                    let local = self.plan.partition.part_of[bi + 1] == self.part;
+                    let local = self.plan.partition.part_of[next] == self.part;
                     let fall = match local {
-                        true => self.block_bbs[bi + 1].unwrap(),
+                        true => self.block_bbs[next].unwrap(),
                         false => self.new_bb("jumpi_fall"),
                     };
                     self.b.build_conditional_branch(c, taken, fall)?;
@@ -384,7 +387,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                     self.jump_to(bi, t, target)?;
                     if !local {
                         self.b.position_at_end(fall);
-                        self.enter_block(bi + 1)?;
+                        self.enter_block(next)?;
                     }
                 } else {
                     let fall = self.new_bb("jumpi_fall");
@@ -392,11 +395,18 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                     self.b.position_at_end(taken);
                     self.take_jump(bi, t, target, vs.clone())?;
                     self.b.position_at_end(fall);
-                    self.goto_block(bi, bi + 1, vs)?;
+                    self.goto_block(bi, next, vs)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The block the static jump ending block `from` goes to.
+    fn jump_block(&self, from: usize) -> usize {
+        self.a.blocks[from]
+            .jump_to
+            .expect("a static jump has its block")
     }
 
     /// Continues from block `from` into block `to`: with the virtual stack
@@ -407,7 +417,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
             let bb = self.block_bbs[to].expect("an inheriting block is in its parent's part");
             self.b.build_unconditional_branch(bb)?;
             Ok(())
-        } else if self.plan.phi_words[to] > 0 {
+        } else if self.plan.takes_phis(from, to) {
             self.enter_with_phis(to, vs)
         } else {
             vs.commit(self)?;
@@ -423,7 +433,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
         mut vs: VStack<'ctx>,
     ) -> R<()> {
         match t {
-            JumpTarget::Static(pc) => self.goto_block(from, self.a.jumpdests[&pc], vs),
+            JumpTarget::Static(_) => self.goto_block(from, self.jump_block(from), vs),
             // The stack of a halted frame is never read.
             JumpTarget::Invalid => self.jump_to(from, t, target),
             JumpTarget::Dynamic => {
@@ -436,7 +446,7 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     /// Jumps from block `from` to `target`.
     fn jump_to(&self, from: usize, t: JumpTarget, target: IntValue<'ctx>) -> R<()> {
         match t {
-            JumpTarget::Static(dest) => self.enter_block(self.a.jumpdests[&dest])?,
+            JumpTarget::Static(_) => self.enter_block(self.jump_block(from))?,
             JumpTarget::Invalid => {
                 self.b.build_unconditional_branch(self.exits.invalid_jump)?;
             }

@@ -132,13 +132,30 @@ impl<'g, 'a, 'ctx> PartGen<'g, 'a, 'ctx> {
             self.block_bbs[i] = Some(self.new_bb(&name));
         }
         self.dispatch_bb = self.a.has_dynamic_jumps.then(|| self.new_bb("dispatch"));
-        let cases: Vec<_> = members
-            .iter()
-            .filter_map(|&i| {
-                let e = plan.partition.entry_of[i]?;
-                Some((self.const_i64(e as u64), self.block_bbs[i].unwrap()))
-            })
-            .collect();
+        let switch_bb = self.b.get_insert_block().expect("the entry block");
+        let mut cases = Vec::new();
+        for &i in &members {
+            let Some(e) = plan.partition.entry_of[i] else {
+                continue;
+            };
+            let bb = match plan.phi_words[i] {
+                0 => self.block_bbs[i].unwrap(),
+                // A join of this part entered from another: its words are
+                // in memory, its edges here take phis.
+                _ => {
+                    let stub = self.new_bb(&format!("enter_b{i}"));
+                    self.b.position_at_end(stub);
+                    let len = self
+                        .b
+                        .build_load(self.i64, self.len_var, "len")?
+                        .into_int_value();
+                    self.enter_with_phis(i, VStack::new(len))?;
+                    stub
+                }
+            };
+            cases.push((self.const_i64(e as u64), bb));
+        }
+        self.b.position_at_end(switch_bb);
         // Only the entry function and other parts call a part, with the
         // entry number and pc of a block marked external; anything else
         // would be a bug, which the interpreter resolves exactly at `pc`.

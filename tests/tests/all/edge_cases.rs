@@ -1209,3 +1209,73 @@ fn arithmetic_on_words_entered_from_memory_matches_the_interpreter() {
         }
     }
 }
+
+/// Internal functions copied on the paths that call them
+/// (`analysis::clones`): their returns become static jumps and their
+/// stacks flow as values. Each program against the interpreter with
+/// several inputs and with every gas limit up to what it uses, so that
+/// every instruction of every copy runs out of gas once.
+#[test]
+fn copied_call_paths_match_the_interpreter() {
+    let word = |v: U256| v.to_be_bytes::<32>().to_vec();
+    // Name, code, inputs, and whether a call is copied (the loop's
+    // function is longer than a copied path may be: it stays shared).
+    let programs: [(&str, &str, Vec<Vec<u8>>, bool); 3] = [
+        (
+            // F(x) = x + 1, called twice, the second call on the first's
+            // result: PUSH1 r1 PUSH0 CALLDATALOAD PUSH1 F JUMP; r1:
+            // JUMPDEST PUSH1 r2 SWAP1 PUSH1 F JUMP; r2: JUMPDEST PUSH0
+            // MSTORE PUSH1 32 PUSH0 RETURN; F: JUMPDEST PUSH1 1 ADD SWAP1
+            // JUMP.
+            "two calls",
+            "60075f356015565b600e906015565b5f5260205ff35b6001019056",
+            vec![word(U256::ZERO), word(U256::MAX), word(U256::from(41u8))],
+            true,
+        ),
+        (
+            // F(off) = MLOAD(off), called with offsets 0 and 0x40, each
+            // holding a word of the call data: one pc, two offsets.
+            "loads at two offsets",
+            "5f355f5260203560405260105f6024565b601860406024565b60805260605260406060f35b519056",
+            vec![
+                [word(U256::from(7u8)), word(U256::from(9u8))].concat(),
+                [word(U256::MAX), word(U256::ZERO)].concat(),
+            ],
+            true,
+        ),
+        (
+            // F(n) = 1 + ... + n by a loop inside the callee, reverting
+            // past 1,000: called with two words of the call data, the
+            // sums added and returned.
+            "a loop and a revert in the callee",
+            "60075f356018565b60106020356018565b015f5260205ff35b5f905b8015602c578091019060019003601b565b50806103e81060385790565b5f80fd",
+            vec![
+                [word(U256::ZERO), word(U256::from(1u8))].concat(),
+                [word(U256::from(5u8)), word(U256::from(44u8))].concat(),
+                [word(U256::from(45u8)), word(U256::from(3u8))].concat(),
+                [word(U256::from(2u8)), word(U256::from(1u8) << 255)].concat(),
+            ],
+            false,
+        ),
+    ];
+    for (what, hex_code, inputs, copied) in programs {
+        let code = hex::decode(hex_code).unwrap();
+        let analysis = evmc_compiler::analysis::Analysis::new(&code);
+        assert_eq!(
+            analysis
+                .blocks
+                .iter()
+                .any(|b| b.reachable && b.clone_of.is_some()),
+            copied,
+            "{what}\n{analysis}"
+        );
+        for input in &inputs {
+            let full = assert_frame_eq(&code, input, 1_000_000, SpecId::CANCUN);
+            // The endless loop's input runs out of gas: its first 3,000.
+            let used = (1_000_000 - full.gas_remaining).min(3_000);
+            for gas in 0..=used + 1 {
+                assert_frame_eq(&code, input, gas, SpecId::CANCUN);
+            }
+        }
+    }
+}
