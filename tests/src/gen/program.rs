@@ -102,6 +102,9 @@ struct Gen<'a, 'b> {
     n_accounts: usize,
     calls_left: u32,
     in_loop: bool,
+    /// Internal functions called so far, emitted after the program: their
+    /// label and number of arguments.
+    functions: Vec<(usize, usize)>,
 }
 
 impl Gen<'_, '_> {
@@ -417,6 +420,7 @@ impl Gen<'_, '_> {
             if nested { 3 } else { 0 },              // branches yielding a value
             if nested { 3 } else { 0 },              // loop with an accumulator
             if self.depth < 2 { 2 } else { 0 },      // long straight-line run
+            if nested { 4 } else { 0 },              // internal function call
         ];
         match self.weighted(&w) {
             0 => self.value(),
@@ -445,7 +449,8 @@ impl Gen<'_, '_> {
             13 => self.oddity(),
             14 => self.select(),
             15 => self.accumulate(),
-            _ => self.straight_run(),
+            16 => self.straight_run(),
+            _ => self.internal_call(),
         }
         // Keep the stack shallow: deep stacks come from dedicated items.
         if self.h > self.floor + 12 {
@@ -652,6 +657,88 @@ impl Gen<'_, '_> {
         }
         self.pop_to(h0);
         self.floor = floor;
+    }
+
+    /// An internal function called as Solidity calls one: the return
+    /// address, the arguments, a jump to the function, which leaves one
+    /// result where they were and returns with a JUMP to the address (the
+    /// compiler copies such call paths: `analysis::clones`). Half the
+    /// calls go to a function an earlier call of the same arity called,
+    /// so that functions have several callers; bodies follow the program.
+    fn internal_call(&mut self) {
+        let args = self.range(0, 3) as usize;
+        let shared = self
+            .functions
+            .iter()
+            .find(|&&(_, n)| n == args)
+            .map(|&(l, _)| l);
+        let f = match shared {
+            Some(l) if self.chance(1, 2) => l,
+            _ => {
+                let l = self.a.label();
+                self.functions.push((l, args));
+                l
+            }
+        };
+        let ret = self.a.label();
+        self.a.push_label(ret);
+        self.h += 1;
+        for _ in 0..args {
+            self.value();
+        }
+        self.a.push_label(f);
+        self.a.op(op::JUMP);
+        self.a.bind(ret);
+        // The address and the arguments are gone, the result is there.
+        self.h -= args;
+    }
+
+    /// The bodies of the internal functions called (each entered with its
+    /// return address under its arguments), including those their own
+    /// bodies call.
+    fn function_bodies(&mut self) {
+        let mut done = 0;
+        while done < self.functions.len() {
+            let (f, args) = self.functions[done];
+            done += 1;
+            self.a.bind(f);
+            (self.h, self.floor) = (args + 1, args + 1);
+            self.depth = 2;
+            self.calls_left = 0;
+            if args == 0 {
+                self.value();
+            }
+            while self.h > 2 {
+                let o = [op::ADD, op::XOR, op::SUB, op::MUL, op::AND, op::LT]
+                    [self.range(0, 5) as usize];
+                self.op(o);
+            }
+            self.floor = 2;
+            let n = self.range(0, 4) as usize;
+            self.seq(n);
+            if self.chance(1, 4) {
+                // A check that fails to a revert, as checked arithmetic's.
+                let (ok, bound) = (self.a.label(), self.range(0, 1 << 20));
+                self.op(op::DUP1);
+                self.push_u(bound);
+                self.op(op::GT);
+                self.a.push_label(ok);
+                self.h += 1;
+                self.op(op::JUMPI);
+                let h = self.h;
+                self.push_u(0);
+                self.op(op::DUP1);
+                self.a.op(if self.has(op::REVERT) {
+                    op::REVERT
+                } else {
+                    op::INVALID
+                });
+                self.h = h;
+                self.a.bind(ok);
+            }
+            self.op(op::SWAP1);
+            self.a.op(op::JUMP);
+        }
     }
 
     fn if_else(&mut self) {
@@ -1085,6 +1172,7 @@ impl Gen<'_, '_> {
                 self.terminator();
             }
         }
+        self.function_bodies();
     }
 }
 
@@ -1099,6 +1187,7 @@ pub(super) fn structured(u: &mut Unstructured<'_>, spec: SpecId, n_accounts: usi
         n_accounts,
         calls_left: 0,
         in_loop: false,
+        functions: Vec::new(),
     };
     g.program();
     g.a.finish()

@@ -43,6 +43,9 @@ struct Expect {
     /// Runs of memory accesses paid for with one check
     /// (`codegen::memory_run`), in all its codes.
     memory_runs: bool,
+    /// Blocks copied on the path of an internal call (`analysis::clones`),
+    /// in all its codes.
+    copied_blocks: bool,
 }
 
 fn campaign(
@@ -80,6 +83,7 @@ fn campaign(
     // frame has: `Analysis::covered_accesses`), over the distinct codes.
     let covered = Mutex::new(0usize);
     let runs = Mutex::new(0usize);
+    let copies = Mutex::new(0usize);
     let start = Instant::now();
     // EVMC_FUZZ_INPUT=<hex> replays one world (as printed on a failure).
     let inputs = match replay.clone() {
@@ -97,6 +101,11 @@ fn campaign(
             if compiled.lock().unwrap().insert(key) {
                 let analysis = evmc_tests::evmc_compiler::analysis::Analysis::new(code);
                 *covered.lock().unwrap() += analysis.covered_accesses.len();
+                *copies.lock().unwrap() += analysis
+                    .blocks
+                    .iter()
+                    .filter(|b| b.reachable && b.clone_of.is_some())
+                    .count();
                 *runs.lock().unwrap() += memory_runs_in(code, spec);
             }
             native_opt(code, spec, opt)
@@ -105,8 +114,9 @@ fn campaign(
     });
     let covered = *covered.lock().unwrap();
     let runs = *runs.lock().unwrap();
+    let copies = *copies.lock().unwrap();
     log(&format!(
-        "{label}: {} worlds, {} compiles ({covered} unchecked memory accesses, {runs} memory runs), {} in {:.1?} (seed {seed:#x})",
+        "{label}: {} worlds, {} compiles ({covered} unchecked memory accesses, {runs} memory runs, {copies} copied blocks), {} in {:.1?} (seed {seed:#x})",
         runner.config().cases,
         compiled.lock().unwrap().len(),
         stats.summary(),
@@ -136,6 +146,10 @@ fn campaign(
         "{label}: no compiled code had an unchecked memory access"
     );
     assert!(
+        !expect.copied_blocks || copies > 0,
+        "{label}: no compiled code had a copied call path"
+    );
+    assert!(
         !expect.memory_runs || runs > 0,
         "{label}: no compiled code had a run of memory accesses"
     );
@@ -154,6 +168,7 @@ fn generated_contracts_run_natively_exactly_as_interpreted() {
     let expect = Expect {
         covered_accesses: true,
         memory_runs: true,
+        copied_blocks: true,
     };
     campaign(
         "structured worlds",
@@ -179,6 +194,7 @@ fn random_byte_strings_run_natively_exactly_as_interpreted() {
         Expect {
             covered_accesses: false,
             memory_runs: false,
+            copied_blocks: false,
         },
     );
 }
