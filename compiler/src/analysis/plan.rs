@@ -347,6 +347,23 @@ mod tests {
     }
 
     #[test]
+    fn a_loop_header_entered_from_another_part_takes_phis_from_its_own() {
+        // COUNTED_LOOP behind 14 more DUP1 POP in its first block (30
+        // instructions): with parts of 20, that block fills a part, the
+        // loop (its header's tree, 12) takes the next.
+        let code = format!("5f35{}5b8015602b57600190036 01e565b00", "8050".repeat(14));
+        let a = analyze(&code.replace(' ', ""));
+        let plan = Plan::new(&a, 20, 1);
+        assert_eq!(plan.partition.heads, vec![vec![0], vec![1]]);
+        assert!(plan.partition.external[1]);
+        // Its back edge passes the counter as a phi; the edge from the
+        // entry's part goes through memory, and the loop's part entry
+        // loads the word.
+        assert_eq!(plan.phi_words[1], 1);
+        assert!(plan.takes_phis(2, 1) && !plan.takes_phis(0, 1));
+    }
+
+    #[test]
     fn chains_of_single_predecessors_are_cut_at_the_part_size() {
         // JUMPDEST PUSH2 <its pc> POP, 100 times: each JUMPDEST is
         // pushed, so each unit is a block of 3 instructions (the last one
