@@ -39,8 +39,9 @@
 //!   uncopied: the loop body of a callee whose first iteration was
 //!   copied) is not copied: that block would become a join, its stack
 //!   through memory, on every iteration;
-//! - the shortest paths are copied first, up to [`COPIED_SHARE`] of the
-//!   contract's reachable instructions;
+//! - the shortest paths are copied first, then the calls made by the
+//!   copies themselves (a block returned to that calls again), up to
+//!   [`COPIED_SHARE`] of the contract's reachable instructions;
 //! - contracts of more than `plan::LARGE_CONTRACT_INSTS` instructions get
 //!   none.
 
@@ -103,42 +104,52 @@ pub(super) fn copy_call_paths(a: &mut Analysis) -> bool {
         .map(|b| b.end - b.first)
         .sum();
     let mut budget = (reachable_insts * COPIED_SHARE / 100).max(MIN_COPIED);
-    let single = a.single_predecessors();
+    let g = Original {
+        single: a.single_predecessors(),
+        edges: a.blocks.iter().map(|b| (b.next, b.jump_to)).collect(),
+    };
     // Every call's path first, then the cheapest copied first: the small
     // helpers (checked arithmetic, array access) are what loops call.
-    let mut paths: Vec<(usize, usize, Vec<Node>, Vec<bool>)> = (0..originals)
-        .filter_map(|caller| {
-            let (nodes, keep) = call_path(a, &single, caller)?;
-            let size = nodes
-                .iter()
-                .zip(&keep)
-                .filter(|(_, &k)| k)
-                .map(|(n, _)| a.blocks[n.original].end - a.blocks[n.original].first)
-                .sum();
-            Some((size, caller, nodes, keep))
-        })
-        .collect();
-    paths.sort_by_key(|p| (p.0, p.1));
+    // Then the calls that the copies make in turn (a block returned to
+    // that calls again, past the end of its path), round by round.
+    let mut callers = 0..originals;
     let mut copied = false;
-    for (size, caller, nodes, keep) in paths {
-        if size > budget {
-            continue;
-        }
-        budget -= size;
-        copied = true;
-        let mut copy_of_node = vec![usize::MAX; nodes.len()];
-        for (i, node) in nodes.iter().enumerate() {
-            if !keep[i] {
+    while !callers.is_empty() {
+        let mut paths: Vec<(usize, usize, Vec<Node>, Vec<bool>)> = callers
+            .filter_map(|caller| {
+                let (nodes, keep) = call_path(a, &g, caller)?;
+                let size = nodes
+                    .iter()
+                    .zip(&keep)
+                    .filter(|(_, &k)| k)
+                    .map(|(n, _)| a.blocks[n.original].end - a.blocks[n.original].first)
+                    .sum();
+                Some((size, caller, nodes, keep))
+            })
+            .collect();
+        paths.sort_by_key(|p| (p.0, p.1));
+        let made = a.blocks.len();
+        for (size, caller, nodes, keep) in paths {
+            if size > budget {
                 continue;
             }
-            let copy = copy_block(a, node.original, &nodes, i);
-            copy_of_node[i] = copy;
-            let from = node.parent.map_or(caller, |p| copy_of_node[p]);
-            match node.edge {
-                Edge::Next => a.blocks[from].next = Some(copy),
-                Edge::Jump | Edge::Return => a.blocks[from].jump_to = Some(copy),
+            budget -= size;
+            copied = true;
+            let mut copy_of_node = vec![usize::MAX; nodes.len()];
+            for (i, node) in nodes.iter().enumerate() {
+                if !keep[i] {
+                    continue;
+                }
+                let copy = copy_block(a, node.original, &nodes, i);
+                copy_of_node[i] = copy;
+                let from = node.parent.map_or(caller, |p| copy_of_node[p]);
+                match node.edge {
+                    Edge::Next => a.blocks[from].next = Some(copy),
+                    Edge::Jump | Edge::Return => a.blocks[from].jump_to = Some(copy),
+                }
             }
         }
+        callers = made..a.blocks.len();
     }
     copied
 }
@@ -146,11 +157,8 @@ pub(super) fn copy_call_paths(a: &mut Analysis) -> bool {
 /// The path of the call ending block `caller`, if it is one whose callee
 /// returns to where the path knows: its nodes (parents before children)
 /// and which of them to copy.
-fn call_path(
-    a: &Analysis,
-    single: &[Option<usize>],
-    caller: usize,
-) -> Option<(Vec<Node>, Vec<bool>)> {
+fn call_path(a: &Analysis, g: &Original, caller: usize) -> Option<(Vec<Node>, Vec<bool>)> {
+    let single = &g.single;
     let blk = &a.blocks[caller];
     if !blk.reachable || !matches!(blk.term, Terminator::Jump(JumpTarget::Static(_))) {
         return None;
@@ -162,8 +170,11 @@ fn call_path(
     if !holds_return_address(a, &st) {
         return None;
     }
+    // A copy's call whose callee was copied on the copy's own path is
+    // done already.
+    let callee = blk.jump_to.filter(|&f| a.blocks[f].clone_of.is_none())?;
     let mut nodes: Vec<Node> = Vec::new();
-    let mut work = vec![(blk.jump_to?, None, Edge::Jump, st)];
+    let mut work = vec![(callee, None, Edge::Jump, st)];
     let mut left = PATH_INSTS;
     while let Some((original, parent, edge, entry)) = work.pop() {
         let size = a.blocks[original].end - a.blocks[original].first;
@@ -176,7 +187,7 @@ fn call_path(
         }
         left -= size;
         let i = nodes.len();
-        let (resolved, next) = successors(a, single, original, entry);
+        let (resolved, next) = successors(a, g, original, entry);
         nodes.push(Node {
             original,
             returns,
@@ -226,13 +237,37 @@ fn call_path(
                 .iter()
                 .any(|&c| keep[c] && nodes[c].original == s)
         };
-        if a.static_successors(node.original)
+        if g.successors(a, node.original)
             .any(|s| single[s] == Some(node.original) && !copied(s))
         {
             return None;
         }
     }
     Some((nodes, keep))
+}
+
+/// The original blocks' graph, as it was before any edge was rewired to a
+/// copy (a calling block's jump goes to its path's copy): what every path
+/// walks.
+struct Original {
+    /// The only predecessor of each block ([`Analysis::single_predecessors`]).
+    single: Vec<Option<usize>>,
+    /// Each block's `(next, jump_to)`.
+    edges: Vec<(Option<usize>, Option<usize>)>,
+}
+
+impl Original {
+    /// [`Analysis::static_successors`] over these edges.
+    fn successors<'a>(&'a self, a: &'a Analysis, b: usize) -> impl Iterator<Item = usize> + 'a {
+        let (next, jump_to) = self.edges[b];
+        let (fall, jump) = match a.blocks[b].term {
+            Terminator::Fallthrough | Terminator::Suspend => (next, None),
+            Terminator::Jump(_) => (None, jump_to),
+            Terminator::JumpI(_) => (next, jump_to),
+            Terminator::Stop | Terminator::Exit => (None, None),
+        };
+        fall.into_iter().chain(jump)
+    }
 }
 
 /// Appends a copy of the block of node `i`: its original's edges, its
@@ -287,11 +322,12 @@ fn on_path(
 /// path follows, with the stack they are entered with.
 fn successors(
     a: &Analysis,
-    single: &[Option<usize>],
+    g: &Original,
     original: usize,
     mut st: BlockStack,
 ) -> (Option<u32>, Vec<(usize, Edge, BlockStack)>) {
     let blk = &a.blocks[original];
+    let (next, jump_to) = g.edges[original];
     let jumps = matches!(blk.term, Terminator::Jump(_) | Terminator::JumpI(_));
     let insts = blk.insts(a);
     let (body, last) = insts.split_at(insts.len() - jumps as usize);
@@ -315,16 +351,16 @@ fn successors(
     let mut edges = Vec::new();
     if let Some(pc) = resolved {
         edges.push((a.jumpdests[&pc], Edge::Return));
-    } else if let Some(to) = blk.jump_to {
+    } else if let Some(to) = jump_to {
         edges.push((to, Edge::Jump));
     }
     if matches!(blk.term, Terminator::Fallthrough | Terminator::JumpI(_)) {
-        edges.extend(blk.next.map(|to| (to, Edge::Next)));
+        edges.extend(next.map(|to| (to, Edge::Next)));
     }
     let carries = holds_return_address(a, &st);
     let next = edges
         .into_iter()
-        .filter(|&(to, edge)| edge == Edge::Return || carries || single[to] == Some(original))
+        .filter(|&(to, edge)| edge == Edge::Return || carries || g.single[to] == Some(original))
         .map(|(to, edge)| (to, edge, st.clone()))
         .collect();
     (resolved, next)

@@ -434,3 +434,30 @@ fn a_pc_is_a_covered_access_only_where_every_copy_proves_the_same_offset() {
     let a = analyze_uncopied(&program(0x40, 0x40));
     assert!(!a.covered_accesses.contains_key(&0x18));
 }
+
+#[test]
+fn a_call_made_by_a_copy_past_its_path_is_copied_in_turn() {
+    // TWO_CALLS with a longer F (JUMPDEST, four PUSH1/op pairs, SWAP1
+    // JUMP: 11 instructions): the first call's path (F and r1, 16) has
+    // no room left for the second call, which r1's copy then makes.
+    let code = "6007602a6017565b600e906017565b60005260206000f35b6001016002026003186004019056";
+    let a = analyze(code);
+    assert!(!a.has_dynamic_jumps, "{a}");
+    let path: Vec<(u32, bool)> = a
+        .blocks
+        .iter()
+        .filter(|b| b.reachable)
+        .map(|b| (b.start_pc, b.clone_of.is_some()))
+        .collect();
+    assert_eq!(
+        path,
+        vec![
+            (0x00, false),
+            (0x17, true),
+            (0x07, true),
+            (0x17, true),
+            (0x0e, true)
+        ],
+        "{a}"
+    );
+}
