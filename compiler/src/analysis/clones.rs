@@ -24,7 +24,7 @@
 //! like any other (the original's instructions, gas and checks; its own
 //! constants and stack bounds); the originals stay for the calls not
 //! copied and for the dispatch. In burntpix, the snailtracer fixture and
-//! curve this took 13-26% off the native time (benches/README.md, "Call
+//! curve this took a quarter off the native time (benches/README.md, "Call
 //! paths copied").
 //!
 //! What is copied is bounded, so that compile time stays linear:
