@@ -140,7 +140,7 @@ pub(super) fn copy_call_paths(a: &mut Analysis) -> bool {
                 if !keep[i] {
                     continue;
                 }
-                let copy = copy_block(a, node.original, &nodes, i);
+                let copy = copy_block(a, &g, &nodes, i);
                 copy_of_node[i] = copy;
                 let from = node.parent.map_or(caller, |p| copy_of_node[p]);
                 match node.edge {
@@ -231,7 +231,7 @@ fn call_path(a: &Analysis, g: &Original, caller: usize) -> Option<(Vec<Node>, Ve
     // into, left to the original: that block would become a join, for
     // every path into it (in a loop whose first iteration was copied and
     // body not, on each iteration). A path that would do it is not copied.
-    for (_, node) in nodes.iter().enumerate().filter(|&(i, _)| keep[i]) {
+    for (node, _) in nodes.iter().zip(&keep).filter(|(_, &k)| k) {
         let copied = |s: usize| {
             node.children
                 .iter()
@@ -258,31 +258,20 @@ struct Original {
 
 impl Original {
     /// [`Analysis::static_successors`] over these edges.
-    fn successors<'a>(&'a self, a: &'a Analysis, b: usize) -> impl Iterator<Item = usize> + 'a {
+    fn successors(&self, a: &Analysis, b: usize) -> impl Iterator<Item = usize> {
         let (next, jump_to) = self.edges[b];
-        let (fall, jump) = match a.blocks[b].term {
-            Terminator::Fallthrough | Terminator::Suspend => (next, None),
-            Terminator::Jump(_) => (None, jump_to),
-            Terminator::JumpI(_) => (next, jump_to),
-            Terminator::Stop | Terminator::Exit => (None, None),
-        };
-        fall.into_iter().chain(jump)
+        super::successors_by(a.blocks[b].term, next, jump_to)
     }
 }
 
 /// Appends a copy of the block of node `i`: its original's edges, its
 /// resolved return as a static jump to the original continuation (the
 /// edges into copies are set as those are made).
-fn copy_block(a: &mut Analysis, original: usize, nodes: &[Node], i: usize) -> usize {
+fn copy_block(a: &mut Analysis, g: &Original, nodes: &[Node], i: usize) -> usize {
+    let original = nodes[i].original;
     let mut b = a.blocks[original].clone();
-    // An original's `next` is never rewired (only a calling block's jump
-    // is), its jump may be: take the JUMPDEST's block.
-    b.jump_to = match a.blocks[original].term {
-        Terminator::Jump(JumpTarget::Static(pc)) | Terminator::JumpI(JumpTarget::Static(pc)) => {
-            Some(a.jumpdests[&pc])
-        }
-        _ => None,
-    };
+    // The original's edges before a calling block's jump was rewired.
+    (b.next, b.jump_to) = g.edges[original];
     if let Some(pc) = nodes[i].resolved {
         b.term = match b.term {
             Terminator::Jump(_) => Terminator::Jump(JumpTarget::Static(pc)),

@@ -454,14 +454,24 @@ impl Analysis {
     /// resolved at compile time.
     pub fn static_successors(&self, b: usize) -> impl Iterator<Item = usize> + '_ {
         let blk = &self.blocks[b];
-        let (fall, jump) = match blk.term {
-            Terminator::Fallthrough | Terminator::Suspend => (blk.next, None),
-            Terminator::Jump(_) => (None, blk.jump_to),
-            Terminator::JumpI(_) => (blk.next, blk.jump_to),
-            Terminator::Stop | Terminator::Exit => (None, None),
-        };
-        fall.into_iter().chain(jump)
+        successors_by(blk.term, blk.next, blk.jump_to)
     }
+}
+
+/// The blocks a block ending in `term` continues into, given where it
+/// falls (`next`) and where its static jump goes (`jump_to`).
+fn successors_by(
+    term: Terminator,
+    next: Option<usize>,
+    jump_to: Option<usize>,
+) -> impl Iterator<Item = usize> {
+    let (fall, jump) = match term {
+        Terminator::Fallthrough | Terminator::Suspend => (next, None),
+        Terminator::Jump(_) => (None, jump_to),
+        Terminator::JumpI(_) => (next, jump_to),
+        Terminator::Stop | Terminator::Exit => (None, None),
+    };
+    fall.into_iter().chain(jump)
 }
 
 /// Constant propagation over one instruction; unknown values are `None`.
