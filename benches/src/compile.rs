@@ -51,7 +51,7 @@ pub struct Compiled {
 pub enum NotCompiled {
     /// Above the compile limit: stays interpreted, by design.
     TooLarge(String),
-    /// Loop-free and too short for compiled code to pay its entry
+    /// Too short for compiled code to pay its entries
     /// (`evmc_compiler::analysis::too_short`): stays interpreted, by design.
     TooShort(String),
     /// A compile or load failure: a bug to report.
@@ -80,8 +80,9 @@ pub struct CompileSettings {
     /// An artefact cache to take compiled contracts from and publish new
     /// ones into (default: a private one, removed at the end).
     pub cache_dir: Option<PathBuf>,
-    /// Loop-free contracts that run fewer instructions than this per entry
-    /// into compiled code stay interpreted, as where a node picks contracts
+    /// Contracts that run fewer instructions than this per entry into
+    /// compiled code (loop-free, or looping only through CALL/CREATE) stay
+    /// interpreted, as where a node picks contracts
     /// to compile
     /// (`evmc_compiler::analysis::MIN_NATIVE_RUN`); 0 compiles every one.
     pub min_native_run: usize,

@@ -46,9 +46,10 @@ pub(crate) struct Args {
     /// Functions above this many LLVM instructions are compiled at -O0.
     #[arg(long = "opt-budget", default_value_t = evmc_compiler::DEFAULT_OPT_BUDGET)]
     opt_budget: usize,
-    /// Loop-free contracts that run fewer instructions than this per entry
-    /// into compiled code (the frame's start, and each resume after a CALL
-    /// or CREATE) stay interpreted, as in hot-contract compilation: compiled
+    /// Contracts that run fewer instructions than this per entry into
+    /// compiled code (the frame's start, and each resume after a CALL or
+    /// CREATE; loop-free, or looping only through CALL/CREATE) stay
+    /// interpreted, as in hot-contract compilation: compiled
     /// code cannot pay for its entries there (minimal proxies). 0 compiles
     /// every contract.
     #[arg(long = "min-native-run", default_value_t = evmc_compiler::analysis::MIN_NATIVE_RUN)]

@@ -63,9 +63,9 @@ pub(crate) struct Args {
     /// and no safety net), and less so in a single run of each block
     /// (1.17-1.27x against the default's 1.13-1.20x: the first run of each
     /// artefact is slower; benches/README.md, "Real blocks: the first run
-    /// of an artefact"). Loop-free contracts too short to pay for
-    /// compiled code's entry (minimal proxies) stay interpreted too,
-    /// unless this is 0.
+    /// of an artefact"). Contracts too short to pay for compiled code's
+    /// entries (minimal proxies, loops through calls with little between)
+    /// stay interpreted too, unless this is 0.
     #[arg(long = "min-gas", default_value_t = 200_000)]
     min_gas: u64,
     /// interp, native and compare: run each timed block this many times

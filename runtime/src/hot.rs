@@ -303,9 +303,10 @@ pub struct CompilerConfig {
     pub workers: usize,
     /// Larger contracts are not compiled.
     pub max_code_size: usize,
-    /// Loop-free contracts that run fewer instructions than this per entry
-    /// into compiled code (the frame's start and each resume after a CALL
-    /// or CREATE) are not compiled: their compiled code could only be
+    /// Contracts that run fewer instructions than this per entry into
+    /// compiled code (the frame's start and each resume after a CALL or
+    /// CREATE; loop-free, or looping only through CALL/CREATE) are not
+    /// compiled: their compiled code could only be
     /// slower (see `evmc_compiler::analysis::too_short`). 0 compiles every
     /// contract.
     pub min_native_run: usize,
@@ -449,7 +450,7 @@ impl HotCompiler {
 
     /// Asks for `code` (whose hash is `hash`) to run natively. A cached
     /// artifact is registered at once; otherwise the contract is queued for
-    /// compilation unless it is too large, or loop-free and too short to gain.
+    /// compilation unless it is too large, or too short to gain.
     /// Each hash is handled once.
     pub fn submit(&self, hash: B256, code: &[u8]) {
         {
@@ -509,7 +510,7 @@ impl HotCompiler {
         if let Some(run) =
             evmc_compiler::analysis::too_short(code, self.shared.config.min_native_run)
         {
-            tracing::debug!(%hash, instructions = run.instructions, entries = run.entries, "hot contract stays interpreted: loop-free and too short to gain");
+            tracing::debug!(%hash, instructions = run.instructions, entries = run.entries, "hot contract stays interpreted: too short to gain");
             self.shared.stays_interpreted(
                 hash,
                 InterpretReason::TooShort,

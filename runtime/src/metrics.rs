@@ -31,7 +31,7 @@ pub enum InterpretReason {
     SpecMismatch,
     /// The bytecode is over the compile size limit.
     TooLarge,
-    /// Loop-free code too short for compiled code to pay its entry (see
+    /// Code too short for compiled code to pay its entries (see
     /// `evmc_compiler::analysis::too_short`).
     TooShort,
     /// The frame has no code hash to look an artefact up by (init code).

@@ -68,7 +68,7 @@ pub struct ReplayOptions {
     pub max_code_size: usize,
     /// `native` and `compare`: compile only contracts whose own frames
     /// spent at least this much gas in the interpreted reference run, and
-    /// that are not loop-free code too short to gain
+    /// that are not code too short to gain
     /// (`evmc_compiler::analysis::too_short` with `hot.min_native_run`);
     /// 0: every contract the blocks run.
     pub min_gas: u64,
@@ -407,7 +407,7 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
                     if stats.gas < opts.min_gas {
                         continue;
                     }
-                    // Selecting by gas, loop-free code too short to pay
+                    // Selecting by gas, code too short to pay
                     // for compiled code's entry stays interpreted too.
                     let picked = code.get(&hash).filter(|c| {
                         !c.is_empty()

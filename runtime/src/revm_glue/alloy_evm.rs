@@ -252,8 +252,8 @@ pub struct HotOptions {
     pub workers: usize,
     /// Larger contracts stay interpreted.
     pub max_code_size: usize,
-    /// Loop-free contracts that run fewer instructions than this per entry
-    /// into compiled code stay interpreted (see
+    /// Contracts that run fewer instructions than this per entry into
+    /// compiled code stay interpreted (see
     /// [`CompilerConfig::min_native_run`]).
     pub min_native_run: usize,
     /// Compiles taking longer are reported as overruns.
