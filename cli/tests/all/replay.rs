@@ -271,7 +271,8 @@ fn compare_traced_block() {
 #[test]
 fn replay_takes_artefacts_from_the_store() {
     let tmp = tempfile::tempdir().unwrap();
-    let block = mainnet().join("2462997");
+    // Spurious Dragon, 4 transactions, one contract over the selection bar.
+    let block = mainnet().join("2688148");
     let store = format!("file://{}", tmp.path().join("store").display());
     let key = tmp.path().join("publisher.key");
     let run = |args: &[&str]| {
