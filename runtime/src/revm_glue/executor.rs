@@ -12,6 +12,7 @@
 //! exit first hands that growth over (`sync_memory`).
 
 use super::interp_loop::{finish, run_traced};
+use super::keccak::keccak256 as keccak;
 use super::keccak_memo::KeccakMemo;
 use super::sload_memo::{SloadMemo, Word};
 use super::trace::TraceStep;
@@ -26,7 +27,7 @@ use revm::interpreter::{
     interpreter::EthInterpreter, CallInput, GasTable, Host, InstructionContext, InstructionResult,
     InstructionTable, Interpreter, InterpreterAction,
 };
-use revm::primitives::{keccak256 as keccak, Address, KECCAK_EMPTY, U256};
+use revm::primitives::{Address, KECCAK_EMPTY, U256};
 use std::cell::RefCell;
 use std::ffi::c_void;
 use std::mem::MaybeUninit;

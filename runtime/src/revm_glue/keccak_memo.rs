@@ -10,7 +10,8 @@
 //! that its benefit is what one transaction gives, never a warm-up across
 //! a benchmark's repetitions.
 
-use revm::primitives::{keccak256, B256};
+use super::keccak::keccak256;
+use revm::primitives::B256;
 
 /// Inputs longer than this are hashed without the memo (mapping slots are
 /// 64 bytes; nested mappings hash 64 bytes at each level).
@@ -100,6 +101,8 @@ fn index(input: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The reference: revm's own function.
+    use revm::primitives::keccak256;
 
     #[test]
     fn equals_keccak_for_every_length_and_forgets_per_transaction() {

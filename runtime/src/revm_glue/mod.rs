@@ -7,6 +7,7 @@ pub(crate) mod evm;
 pub(crate) mod executor;
 pub(crate) mod inspect;
 mod interp_loop;
+mod keccak;
 mod keccak_memo;
 mod modmul;
 mod sload_memo;
