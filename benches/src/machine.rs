@@ -22,6 +22,9 @@ pub struct Machine {
     /// The instruction-set extensions code generation may use, of those
     /// the CPU has (x86-64-v2/v3/v4 levels and a few more).
     pub flags: Vec<String>,
+    /// The copies of the runtime's CPU-dependent builtins this process
+    /// runs (`evmc_runtime::cpu_builtins`); empty when read from a text.
+    pub builtins: Vec<String>,
 }
 
 /// Extensions worth naming next to a speed figure.
@@ -50,7 +53,10 @@ impl Machine {
     /// read).
     pub fn this() -> Self {
         let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        Self::from_cpuinfo(&text)
+        Self {
+            builtins: evmc_runtime::cpu_builtins(),
+            ..Self::from_cpuinfo(&text)
+        }
     }
 
     /// The first processor of a `/proc/cpuinfo` text.
@@ -80,13 +86,19 @@ impl Machine {
                 .filter(|f| present.iter().any(|p| p == *f))
                 .map(|f| f.to_string())
                 .collect(),
+            builtins: Vec::new(),
         }
     }
 
     /// One line for the head of a table.
     pub fn line(&self) -> String {
+        let builtins = if self.builtins.is_empty() {
+            String::new()
+        } else {
+            format!("; builtins {}", self.builtins.join(" "))
+        };
         format!(
-            "machine: {} ({} family {} model {} stepping {}), {} threads; {}",
+            "machine: {} ({} family {} model {} stepping {}), {} threads; {}{}",
             if self.cpu.is_empty() {
                 "unknown CPU"
             } else {
@@ -97,7 +109,8 @@ impl Machine {
             self.model,
             self.stepping,
             self.threads,
-            self.flags.join(" ")
+            self.flags.join(" "),
+            builtins
         )
     }
 }
@@ -116,5 +129,19 @@ mod tests {
         assert_eq!((m.family, m.model, m.stepping), (6, 207, 2));
         assert_eq!(m.flags, ["sse4_2", "avx2", "bmi2", "adx", "avx512f"]);
         assert!(m.line().contains("family 6 model 207"));
+        assert!(!m.line().contains("builtins"));
+    }
+
+    #[test]
+    fn this_machine_names_its_builtin_copies() {
+        let m = Machine::this();
+        let names: Vec<&str> = m
+            .builtins
+            .iter()
+            .filter_map(|b| b.split_once('='))
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["keccak256", "mulmod"]);
+        assert!(m.line().contains("; builtins keccak256="), "{}", m.line());
     }
 }

@@ -30,6 +30,7 @@ pub use revm_glue::alloy_evm::{
     HotCompile, HotOptions, NativeEthEvm, NativeEthEvmInner, NativeEvmFactory,
 };
 pub use revm_glue::block;
+pub use revm_glue::cpu_builtins;
 pub use revm_glue::evm::NativeEvm;
 pub use revm_glue::executor::{run_native, ROOM_AFTER_GROWS};
 pub use revm_glue::inspect::FrameLevel;
