@@ -257,9 +257,9 @@ mod tests {
     #[test]
     fn loops_through_calls_are_bounded_per_entry() {
         // JUMPDEST, seven zero arguments, CALL, POP, PUSH1 0 JUMP: each
-        // iteration suspends, so every segment is short: 11 instructions
-        // at most (the resume's POP PUSH1 JUMP, then the JUMPDEST and the
-        // call's arguments and CALL).
+        // iteration suspends, so every segment is short: 12 instructions
+        // at most (the resume's POP PUSH1 JUMP, then the JUMPDEST, the
+        // call's seven arguments and CALL).
         let code = bytes(&format!("5b{}f150600056", "5f".repeat(7)));
         let run = Analysis::new(&code).bounded_run().unwrap();
         assert!(run.per_entry);
