@@ -129,8 +129,9 @@ impl Machine {
 /// How many independent 64-bit additions the core retires per cycle, now:
 /// eight independent chains of additions timed against one dependent chain
 /// (one addition a cycle on every x86-64 core), the median of three
-/// tries, about 30 ms in all. A server core alone retires 3–4.5 of them;
-/// when its other hardware thread is busy, about 2. Virtual machines can
+/// tries, about 30 ms in all. The AMD EPYC's core alone retires about 3.5
+/// of them (nine instructions a loop on four adders); when its other
+/// hardware thread is busy, 2.3–2.7. Virtual machines can
 /// hide that sharing: on the AMD EPYC of `benches/README.md` the two vCPUs
 /// are one core's two threads (`lscpu` says one thread per core), and a
 /// busy loop on one took the other from 3.5 to 2.3. Compiled code, which
