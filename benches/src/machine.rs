@@ -140,12 +140,17 @@ impl Machine {
 pub fn independent_adds_per_cycle() -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::time::Instant;
         const N: u64 = 4_000_000;
+        // Seconds per addition of `run`: `adds` additions an iteration, `N`
+        // iterations.
+        let per_add = |adds: u64, run: &dyn Fn()| {
+            let t = std::time::Instant::now();
+            run();
+            t.elapsed().as_secs_f64() / (adds * N) as f64
+        };
+        // SAFETY (both): register arithmetic only.
         let dependent = || {
-            let t = Instant::now();
-            // SAFETY: register arithmetic only.
-            unsafe {
+            per_add(4, &|| unsafe {
                 std::arch::asm!(
                     "2:",
                     "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
@@ -155,13 +160,10 @@ pub fn independent_adds_per_cycle() -> Option<f64> {
                     n = inout(reg) N => _,
                     options(nomem, nostack),
                 );
-            }
-            t.elapsed().as_secs_f64() / (4 * N) as f64
+            })
         };
         let independent = || {
-            let t = Instant::now();
-            // SAFETY: register arithmetic only.
-            unsafe {
+            per_add(8, &|| unsafe {
                 std::arch::asm!(
                     "2:",
                     "add {a}, 1", "add {b}, 1", "add {c}, 1", "add {d}, 1",
@@ -175,8 +177,7 @@ pub fn independent_adds_per_cycle() -> Option<f64> {
                     n = inout(reg) N => _,
                     options(nomem, nostack),
                 );
-            }
-            t.elapsed().as_secs_f64() / (8 * N) as f64
+            })
         };
         let mut tries: Vec<f64> = (0..3).map(|_| dependent() / independent()).collect();
         tries.sort_by(f64::total_cmp);
