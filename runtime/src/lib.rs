@@ -34,6 +34,7 @@ pub use revm_glue::cpu_builtins;
 pub use revm_glue::evm::NativeEvm;
 pub use revm_glue::executor::{run_native, ROOM_AFTER_GROWS};
 pub use revm_glue::inspect::FrameLevel;
+pub use revm_glue::keccak_memo::MemoScope;
 pub use revm_glue::trace::{divergence_report, first_divergence, TraceStep};
 
 #[cfg(feature = "compiler")]

@@ -9,6 +9,7 @@
 
 use super::executor::{run_native_with, Lent, MemoryBuffer, Memos, Tracing};
 use super::interp_loop::run_traced;
+use super::keccak_memo::MemoScope;
 use super::trace::TraceStep;
 use crate::hot::{FrameTally, HotCounters};
 use crate::metrics::{FrameCounts, InterpretReason};
@@ -57,9 +58,11 @@ pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P
     /// Whether compiled frames run natively while inspecting; settable only
     /// for a `FrameLevel` inspector (see [`super::inspect`]).
     pub(super) frame_level_native: bool,
-    /// KECCAK256 results of the current transaction's compiled frames,
-    /// storage words of the current compiled run.
-    memos: Memos,
+    /// KECCAK256 results of the compiled frames of the current block (or
+    /// transaction: `memo_scope`), storage words of the current compiled run.
+    pub(super) memos: Memos,
+    /// How long the KECCAK256 results are kept.
+    memo_scope: MemoScope,
     /// The registry's safety-net switch, read at each transaction boundary.
     net_on: bool,
     /// Random choices of the safety net's samples.
@@ -88,6 +91,7 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
             hot: None,
             frame_level_native: false,
             memos: Memos::default(),
+            memo_scope: MemoScope::default(),
             net_on: false,
             rng: Rng::default(),
         }
@@ -107,6 +111,13 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
         }
     }
 
+    /// Keeps KECCAK256 results for `scope` (a block by default; see
+    /// [`MemoScope`]).
+    pub fn with_memo_scope(mut self, scope: MemoScope) -> Self {
+        self.memo_scope = scope;
+        self
+    }
+
     /// Records an opcode trace of what follows: every step of interpreted
     /// frames, the runtime calls of compiled ones. For diagnosing only.
     pub fn start_trace(&mut self) {
@@ -124,10 +135,12 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
     }
 
     /// Starts a transaction: picks up artifacts registered since the last
-    /// one and empties the KECCAK256 memo.
+    /// one, and empties the KECCAK256 memo if it is kept per transaction.
     #[inline]
     pub fn refresh(&mut self) {
-        self.memos.keccak.next_transaction();
+        if self.memo_scope == MemoScope::Transaction {
+            self.memos.keccak.forget();
+        }
         self.net_on = self.registry.safety_net();
         let seen = self.generation;
         self.registry
@@ -323,6 +336,8 @@ where
 
     #[inline]
     fn set_block(&mut self, block: Self::Block) {
+        // The memo's period ends with its block (`MemoScope::Block`).
+        self.memos.keccak.forget();
         self.inner.ctx.set_block(block);
     }
 
@@ -441,5 +456,31 @@ fn interpret_reason(reasons: &ReasonMap, code_hash: Option<B256>, spec: SpecId) 
             .get(&(hash, spec))
             .copied()
             .unwrap_or(InterpretReason::NotCompiled),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use revm::context::{BlockEnv, Context};
+    use revm::{MainBuilder, MainContext};
+
+    #[test]
+    fn keccak_results_are_kept_for_a_block_or_for_a_transaction() {
+        let slot = [7u8; 64];
+        let evm = || NativeEvm::new(Context::mainnet().build_mainnet(), Registry::new());
+        // By default: across the transactions of a block, not past it.
+        let mut by_block = evm();
+        by_block.memos.keccak.hash(&slot);
+        by_block.refresh();
+        assert!(by_block.memos.keccak.remembers(&slot));
+        by_block.set_block(BlockEnv::default());
+        assert!(!by_block.memos.keccak.remembers(&slot));
+        // Per transaction: forgotten at the next one.
+        let mut by_tx = evm().with_memo_scope(MemoScope::Transaction);
+        by_tx.memos.keccak.hash(&slot);
+        assert!(by_tx.memos.keccak.remembers(&slot));
+        by_tx.refresh();
+        assert!(!by_tx.memos.keccak.remembers(&slot));
     }
 }

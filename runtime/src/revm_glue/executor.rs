@@ -43,7 +43,7 @@ pub(super) struct FrameState<H: Host> {
     /// Where to record the steps handed to the runtime (null: not tracing).
     trace: *mut Vec<TraceStep>,
     depth: usize,
-    /// The transaction's KECCAK256 memo (null: hash every time).
+    /// The block's (or transaction's) KECCAK256 memo (null: hash every time).
     pub(super) memo: *mut KeccakMemo,
     /// The storage words this run has read or written (null: none kept).
     pub(super) sloads: *mut SloadMemo,
@@ -60,7 +60,7 @@ pub(super) struct FrameState<H: Host> {
 pub(crate) type MemoryBuffer = *const RefCell<Vec<u8>>;
 
 /// What compiled runs remember to skip work they did before: KECCAK256
-/// results for the transaction, storage words for the run.
+/// results for the block (or transaction), storage words for the run.
 #[derive(Default)]
 pub(crate) struct Memos {
     pub(super) keccak: KeccakMemo,

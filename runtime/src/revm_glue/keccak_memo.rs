@@ -1,27 +1,48 @@
-//! A memo of KECCAK256 results for one transaction's compiled frames.
+//! A memo of KECCAK256 results for compiled frames, kept for a block.
 //!
 //! Token contracts hash the same mapping slot (`key ‖ slot`, 64 bytes) more
 //! than once per transaction: a balance is read, checked and written back,
-//! each access computing the slot afresh. Keccak is a pure function, so
-//! returning a remembered hash for identical input bytes is exact; only the
-//! cost of Keccak-f[1600] is saved (gas, memory expansion and every check
-//! stay with the caller). The memo is direct-mapped and bounded, compares the
-//! whole input on every hit, and forgets everything at each transaction so
-//! that its benefit is what one transaction gives, never a warm-up across
-//! a benchmark's repetitions.
+//! each access computing the slot afresh. The transactions of a block do it
+//! again: every swap in a block hashes the pool's balance slot in both
+//! tokens, every transfer from a busy address its balance slot. Keccak is a
+//! pure function, so returning a remembered hash for identical input bytes
+//! is exact; only the cost of Keccak-f[1600] is saved (gas, memory expansion
+//! and every check stay with the caller). The memo is direct-mapped and
+//! bounded and compares the whole input on every hit.
+//!
+//! What it remembers lives for a block by default ([`MemoScope`]): a node's
+//! EVM is made for each block, and `NativeEvm` forgets at `set_block`. A
+//! benchmark that times one transaction again and again on one EVM takes
+//! [`MemoScope::Transaction`], so that its figure is what one transaction
+//! gets, never hits left by the previous repetition.
 
 use super::keccak::keccak256;
 use revm::primitives::B256;
 
+/// How long [`crate::NativeEvm`] remembers KECCAK256 results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MemoScope {
+    /// Until the block changes (`set_block`) or the EVM is dropped.
+    #[default]
+    Block,
+    /// Until the transaction ends: what a benchmark timing one transaction
+    /// on a reused EVM needs.
+    Transaction,
+}
+
 /// Inputs longer than this are hashed without the memo (mapping slots are
 /// 64 bytes; nested mappings hash 64 bytes at each level).
 const MAX_INPUT: usize = 64;
-/// Number of slots (a power of two).
-const SLOTS: usize = 64;
+/// Number of slots (a power of two): room for the mapping slots of a
+/// block (500 WETH transfers hash at most 1,000 distinct ones), at 112 KB.
+/// The 64 slots of a memo kept for a transaction thrashed when kept for a
+/// block.
+const SLOTS: usize = 1024;
 
 #[derive(Clone, Copy)]
 struct Slot {
-    /// The transaction the slot was written in; 0 never matches.
+    /// The period (block or transaction) the slot was written in; 0 never
+    /// matches.
     generation: u32,
     len: u32,
     input: [u8; MAX_INPUT],
@@ -38,35 +59,47 @@ const EMPTY: Slot = Slot {
 /// See the module documentation.
 pub(crate) struct KeccakMemo {
     generation: u32,
-    slots: Box<[Slot; SLOTS]>,
+    /// Made at the first hash of at most [`MAX_INPUT`] bytes, so that an
+    /// EVM made for one call that hashes nothing does not zero it.
+    slots: Option<Box<[Slot; SLOTS]>>,
 }
 
 impl Default for KeccakMemo {
     fn default() -> Self {
         Self {
             generation: 1,
-            slots: Box::new([EMPTY; SLOTS]),
+            slots: None,
         }
     }
 }
 
 impl KeccakMemo {
-    /// Forgets every remembered hash (called at each transaction start).
-    pub(crate) fn next_transaction(&mut self) {
+    /// Forgets every remembered hash (at each block, or each transaction).
+    pub(crate) fn forget(&mut self) {
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
-            // After 2^32 transactions the stamps would repeat.
-            self.slots.fill(EMPTY);
+            // After 2^32 periods the stamps would repeat.
+            if let Some(slots) = self.slots.as_mut() {
+                slots.fill(EMPTY);
+            }
             self.generation = 1;
         }
     }
 
-    /// Keccak-256 of `input`, remembered for the rest of the transaction.
+    /// Keccak-256 of `input`, remembered until [`Self::forget`].
     pub(crate) fn hash(&mut self, input: &[u8]) -> B256 {
         if input.len() > MAX_INPUT {
             return keccak256(input);
         }
-        let slot = &mut self.slots[index(input)];
+        // Made on the heap directly: 112 KB would be a large temporary on
+        // the stack of a node's small-stack thread.
+        let slots = self.slots.get_or_insert_with(|| {
+            vec![EMPTY; SLOTS]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("SLOTS long"))
+        });
+        let slot = &mut slots[index(input)];
         if slot.generation == self.generation
             && slot.len as usize == input.len()
             && slot.input[..input.len()] == *input
@@ -79,6 +112,15 @@ impl KeccakMemo {
         slot.input[..input.len()].copy_from_slice(input);
         slot.hash = hash;
         hash
+    }
+
+    /// Whether a hash of `input` is remembered (for tests).
+    #[cfg(test)]
+    pub(crate) fn remembers(&self, input: &[u8]) -> bool {
+        self.slots.as_ref().is_some_and(|slots| {
+            let slot = &slots[index(input)];
+            slot.generation == self.generation && slot.input[..slot.len as usize] == *input
+        })
     }
 }
 
@@ -105,7 +147,7 @@ mod tests {
     use revm::primitives::keccak256;
 
     #[test]
-    fn equals_keccak_for_every_length_and_forgets_per_transaction() {
+    fn equals_keccak_for_every_length_and_forgets_when_told() {
         let mut memo = KeccakMemo::default();
         let data: Vec<u8> = (0..200u32).map(|i| (i * 7 + 3) as u8).collect();
         for round in 0..3 {
@@ -122,8 +164,9 @@ mod tests {
             if round == 1 {
                 memo.generation = u32::MAX;
             }
-            memo.next_transaction();
-            assert!(memo.slots.iter().all(|s| s.generation != memo.generation));
+            memo.forget();
+            let slots = memo.slots.as_ref().expect("made at the first hash");
+            assert!(slots.iter().all(|s| s.generation != memo.generation));
         }
     }
 

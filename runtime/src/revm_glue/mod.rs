@@ -8,7 +8,7 @@ pub(crate) mod executor;
 pub(crate) mod inspect;
 mod interp_loop;
 mod keccak;
-mod keccak_memo;
+pub(crate) mod keccak_memo;
 mod modmul;
 mod sload_memo;
 pub(crate) mod trace;
