@@ -33,11 +33,14 @@ pub enum MemoScope {
 /// Inputs longer than this are hashed without the memo (mapping slots are
 /// 64 bytes; nested mappings hash 64 bytes at each level).
 const MAX_INPUT: usize = 64;
-/// Number of slots (a power of two): room for the mapping slots of a
-/// block (500 WETH transfers hash at most 1,000 distinct ones), at 112 KB.
-/// The 64 slots of a memo kept for a transaction thrashed when kept for a
-/// block.
-const SLOTS: usize = 1024;
+/// Slots of a new memo (a power of two): what one transaction needs.
+const SMALL: usize = 64;
+/// Slots once a period has stored [`SMALL`] hashes (a power of two): room
+/// for the mapping slots of a block (500 WETH transfers hash at most 1,000
+/// distinct ones), at 112 KB. The 64 slots of a memo kept for a
+/// transaction thrashed when kept for a block; an EVM made for one call
+/// keeps the 7 KB table.
+const LARGE: usize = 1024;
 
 #[derive(Clone, Copy)]
 struct Slot {
@@ -59,16 +62,21 @@ const EMPTY: Slot = Slot {
 /// See the module documentation.
 pub(crate) struct KeccakMemo {
     generation: u32,
-    /// Made at the first hash of at most [`MAX_INPUT`] bytes, so that an
-    /// EVM made for one call that hashes nothing does not zero it.
-    slots: Option<Box<[Slot; SLOTS]>>,
+    /// [`SMALL`] or [`LARGE`] slots, made at the first hash of at most
+    /// [`MAX_INPUT`] bytes, so that an EVM made for one call that hashes
+    /// nothing makes none. On the heap: 112 KB would be a large temporary on
+    /// the stack of a node's small-stack thread.
+    slots: Vec<Slot>,
+    /// Hashes stored since the last [`Self::forget`].
+    stored: usize,
 }
 
 impl Default for KeccakMemo {
     fn default() -> Self {
         Self {
             generation: 1,
-            slots: None,
+            slots: Vec::new(),
+            stored: 0,
         }
     }
 }
@@ -76,12 +84,11 @@ impl Default for KeccakMemo {
 impl KeccakMemo {
     /// Forgets every remembered hash (at each block, or each transaction).
     pub(crate) fn forget(&mut self) {
+        self.stored = 0;
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
             // After 2^32 periods the stamps would repeat.
-            if let Some(slots) = self.slots.as_mut() {
-                slots.fill(EMPTY);
-            }
+            self.slots.fill(EMPTY);
             self.generation = 1;
         }
     }
@@ -91,15 +98,10 @@ impl KeccakMemo {
         if input.len() > MAX_INPUT {
             return keccak256(input);
         }
-        // Made on the heap directly: 112 KB would be a large temporary on
-        // the stack of a node's small-stack thread.
-        let slots = self.slots.get_or_insert_with(|| {
-            vec![EMPTY; SLOTS]
-                .into_boxed_slice()
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("SLOTS long"))
-        });
-        let slot = &mut slots[index(input)];
+        if self.slots.is_empty() {
+            self.slots = vec![EMPTY; SMALL];
+        }
+        let slot = &self.slots[index(input, self.slots.len())];
         if slot.generation == self.generation
             && slot.len as usize == input.len()
             && slot.input[..input.len()] == *input
@@ -107,27 +109,51 @@ impl KeccakMemo {
             return slot.hash;
         }
         let hash = keccak256(input);
-        slot.generation = self.generation;
-        slot.len = input.len() as u32;
-        slot.input[..input.len()].copy_from_slice(input);
-        slot.hash = hash;
+        if self.stored == SMALL && self.slots.len() == SMALL {
+            self.grow();
+        }
+        self.stored += 1;
+        let at = index(input, self.slots.len());
+        self.slots[at] = Slot {
+            generation: self.generation,
+            len: input.len() as u32,
+            input: {
+                let mut bytes = [0; MAX_INPUT];
+                bytes[..input.len()].copy_from_slice(input);
+                bytes
+            },
+            hash,
+        };
         hash
+    }
+
+    /// Moves to [`LARGE`] slots, taking along what this period stored.
+    #[cold]
+    fn grow(&mut self) {
+        let small = std::mem::replace(&mut self.slots, vec![EMPTY; LARGE]);
+        for s in small
+            .into_iter()
+            .filter(|s| s.generation == self.generation)
+        {
+            let at = index(&s.input[..s.len as usize], LARGE);
+            self.slots[at] = s;
+        }
     }
 
     /// Whether a hash of `input` is remembered (for tests).
     #[cfg(test)]
     pub(crate) fn remembers(&self, input: &[u8]) -> bool {
-        self.slots.as_ref().is_some_and(|slots| {
-            let slot = &slots[index(input)];
+        !self.slots.is_empty() && {
+            let slot = &self.slots[index(input, self.slots.len())];
             slot.generation == self.generation && slot.input[..slot.len as usize] == *input
-        })
+        }
     }
 }
 
-/// A slot for `input` (at most [`MAX_INPUT`] bytes): a multiplicative hash
-/// of its 8-byte words, so that two keys of one mapping (same slot number,
-/// different key) land apart.
-fn index(input: &[u8]) -> usize {
+/// One of `slots` (a power of two) for `input` (at most [`MAX_INPUT`]
+/// bytes): a multiplicative hash of its 8-byte words, so that two keys of
+/// one mapping (same slot number, different key) land apart.
+fn index(input: &[u8], slots: usize) -> usize {
     let mut h = input.len() as u64;
     let mut chunks = input.chunks_exact(8);
     for c in &mut chunks {
@@ -137,7 +163,7 @@ fn index(input: &[u8]) -> usize {
     for &b in chunks.remainder() {
         h = (h ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
-    (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros())) as usize
+    (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - slots.trailing_zeros())) as usize
 }
 
 #[cfg(test)]
@@ -165,9 +191,39 @@ mod tests {
                 memo.generation = u32::MAX;
             }
             memo.forget();
-            let slots = memo.slots.as_ref().expect("made at the first hash");
-            assert!(slots.iter().all(|s| s.generation != memo.generation));
+            assert!(memo.slots.iter().all(|s| s.generation != memo.generation));
         }
+    }
+
+    #[test]
+    fn grows_once_a_period_stores_as_many_hashes_as_it_has_slots() {
+        let slot = |n: u32| {
+            let mut b = [0u8; 64];
+            b[..4].copy_from_slice(&n.to_le_bytes());
+            b
+        };
+        let mut memo = KeccakMemo::default();
+        for n in 0..SMALL as u32 {
+            memo.hash(&slot(n));
+        }
+        assert_eq!(memo.slots.len(), SMALL, "an EVM for one call stays small");
+        let kept: Vec<u32> = (0..SMALL as u32)
+            .filter(|&n| memo.remembers(&slot(n)))
+            .collect();
+        memo.hash(&slot(SMALL as u32));
+        assert_eq!(memo.slots.len(), LARGE);
+        // The small table's entries move along (each large slot lies inside
+        // one small slot); the new entry may have replaced one of them.
+        let lost = kept.iter().filter(|&&n| !memo.remembers(&slot(n))).count();
+        assert!(lost <= 1, "{lost} of {} lost in growing", kept.len());
+        assert!(memo.remembers(&slot(SMALL as u32)));
+        for n in 0..4 * SMALL as u32 {
+            assert_eq!(memo.hash(&slot(n)), keccak256(slot(n)));
+        }
+        // The next period starts empty, in the large table.
+        memo.forget();
+        assert!((0..4 * SMALL as u32).all(|n| !memo.remembers(&slot(n))));
+        assert_eq!(memo.slots.len(), LARGE);
     }
 
     #[test]
@@ -177,7 +233,7 @@ mod tests {
             let mut input = [0u8; 64];
             input[31] = key;
             input[63] = 3;
-            used.insert(index(&input));
+            used.insert(index(&input, SMALL));
         }
         assert!(used.len() >= 20, "{} slots for 32 keys", used.len());
     }
