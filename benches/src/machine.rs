@@ -29,6 +29,10 @@ pub struct Machine {
     /// ([`independent_adds_per_cycle`]); `None` when read from a text or
     /// not measurable here.
     pub adds_per_cycle: Option<f64>,
+    /// The same at the end of the run ([`Machine::finish`]): a host whose
+    /// other thread got busy while the run went on shows here, not at the
+    /// start. `None` until measured.
+    pub adds_per_cycle_end: Option<f64>,
 }
 
 /// Extensions worth naming next to a speed figure.
@@ -93,7 +97,25 @@ impl Machine {
                 .collect(),
             builtins: Vec::new(),
             adds_per_cycle: None,
+            adds_per_cycle_end: None,
         }
+    }
+
+    /// Measures the core's width again at the end of a run (where it was
+    /// measured at the start).
+    pub fn finish(&mut self) {
+        if self.adds_per_cycle.is_some() {
+            self.adds_per_cycle_end = independent_adds_per_cycle();
+        }
+    }
+
+    /// The line for the end of a table: the core's width at the end and at
+    /// the start, when both were measured.
+    pub fn end_line(&self) -> Option<String> {
+        let (start, end) = (self.adds_per_cycle?, self.adds_per_cycle_end?);
+        Some(format!(
+            "machine at the end: {end:.1} independent adds a cycle ({start:.1} at the start)"
+        ))
     }
 
     /// One line for the head of a table.
@@ -227,5 +249,30 @@ mod tests {
         // which may preempt a try.
         let adds = independent_adds_per_cycle().unwrap();
         assert!((0.2..16.0).contains(&adds), "{adds}");
+    }
+
+    #[test]
+    fn the_end_of_a_run_reads_the_width_again() {
+        // Not measured at the start (read from a text): no end reading.
+        let mut m = Machine::from_cpuinfo("");
+        m.finish();
+        assert_eq!((m.adds_per_cycle_end, m.end_line()), (None, None));
+        let m = Machine {
+            adds_per_cycle: Some(3.46),
+            adds_per_cycle_end: Some(2.34),
+            ..Machine::default()
+        };
+        assert_eq!(
+            m.end_line().as_deref(),
+            Some("machine at the end: 2.3 independent adds a cycle (3.5 at the start)")
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut m = Machine::this();
+            m.finish();
+            assert!(m
+                .adds_per_cycle_end
+                .is_some_and(|a| (0.2..16.0).contains(&a)));
+        }
     }
 }

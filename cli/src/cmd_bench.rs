@@ -161,7 +161,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         spin.finish_and_clear();
     }
     let table = !args.json;
-    let machine = evmc_benches::Machine::this();
+    let mut machine = evmc_benches::Machine::this();
     if table {
         println!("{}", machine.line());
         print_header();
@@ -184,6 +184,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         reports.push(r);
     }
     pb.finish_and_clear();
+    machine.finish();
     if table {
         println!(
             "(floor: the same transaction with the callee's code replaced by STOP, interpreted: \
@@ -254,6 +255,9 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         }
         print_references(&reports);
         print_summary(&summary);
+        if let Some(line) = machine.end_line() {
+            println!("{line}");
+        }
     }
     for r in &reports {
         if let Some(d) = &r.divergence {

@@ -173,13 +173,14 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         keep_traces: args.json,
     };
     // Ratios move a lot between CPUs: every table names its machine.
-    let machine = evmc_benches::Machine::this();
+    let mut machine = evmc_benches::Machine::this();
     if !args.json {
         println!("{}", machine.line());
     }
     let mut bars = Bars::new(args.json);
     let report = replay(&dirs, &opts, &mut bars);
     bars.finish();
+    machine.finish();
     let fetched = store.as_ref().and_then(|s| s.fetched());
     drop(store);
     drop(temp_cache);
@@ -193,6 +194,9 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         println!("{}", report_json(&report, &run, &machine));
     } else {
         print_summary(&report, &run);
+        if let Some(line) = machine.end_line() {
+            println!("{line}");
+        }
     }
     let failed = report.failed();
     if report.blocks.iter().any(BlockReport::bad_input) {
