@@ -193,10 +193,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
     if args.json {
         println!("{}", report_json(&report, &run, &machine));
     } else {
-        print_summary(&report, &run);
-        if let Some(line) = machine.end_line() {
-            println!("{line}");
-        }
+        print_summary(&report, &run, &machine);
     }
     let failed = report.failed();
     if report.blocks.iter().any(BlockReport::bad_input) {
@@ -388,7 +385,7 @@ fn block_line(r: &BlockReport) -> String {
     format!("{head}{times}  {verdict}")
 }
 
-fn print_summary(report: &ReplayReport, run: &RunInfo<'_>) {
+fn print_summary(report: &ReplayReport, run: &RunInfo<'_>, machine: &evmc_benches::Machine) {
     let mode = run.mode;
     if let Some(c) = &report.compile {
         print_compile(c);
@@ -465,6 +462,10 @@ fn print_summary(report: &ReplayReport, run: &RunInfo<'_>) {
             "traces: built and serialised in {:.3} s (outside the times above)",
             report.trace_build().as_secs_f64()
         );
+    }
+    // The closing line stays `N passed, M failed`.
+    if let Some(line) = machine.end_line() {
+        println!("{line}");
     }
     println!("{} passed, {} failed", report.passed(), report.failed());
 }
