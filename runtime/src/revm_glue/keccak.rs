@@ -21,8 +21,8 @@
 //! checked where AVX-512 is missing too (CI's CPU may lack it), and check
 //! `vpternlogq`'s two immediates against the formulas bit by bit. On
 //! CPUs without AVX-512 the `u64` sponge is not used: it hashes 64 bytes
-//! about 8% slower than revm's assembler (355 against 330 ns on an AMD
-//! EPYC family 25 model 1, a throwaway loop), so revm's stays.
+//! about 10% slower than revm's assembler (benches/README.md, "Keccak-f
+//! without AVX-512, measured and not kept"), so revm's stays.
 
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 

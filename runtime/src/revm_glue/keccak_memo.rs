@@ -101,19 +101,16 @@ impl KeccakMemo {
         if self.slots.is_empty() {
             self.slots = vec![EMPTY; SMALL];
         }
-        let slot = &self.slots[index(input, self.slots.len())];
-        if slot.generation == self.generation
-            && slot.len as usize == input.len()
-            && slot.input[..input.len()] == *input
-        {
-            return slot.hash;
+        let mut at = index(input, self.slots.len());
+        if let Some(hash) = self.remembered(at, input) {
+            return hash;
         }
         let hash = keccak256(input);
         if self.stored == SMALL && self.slots.len() == SMALL {
             self.grow();
+            at = index(input, LARGE);
         }
         self.stored += 1;
-        let at = index(input, self.slots.len());
         self.slots[at] = Slot {
             generation: self.generation,
             len: input.len() as u32,
@@ -140,13 +137,23 @@ impl KeccakMemo {
         }
     }
 
+    /// The hash of `input` if slot `at` holds it from this period.
+    #[inline]
+    fn remembered(&self, at: usize, input: &[u8]) -> Option<B256> {
+        let slot = &self.slots[at];
+        (slot.generation == self.generation
+            && slot.len as usize == input.len()
+            && slot.input[..input.len()] == *input)
+            .then_some(slot.hash)
+    }
+
     /// Whether a hash of `input` is remembered (for tests).
     #[cfg(test)]
     pub(crate) fn remembers(&self, input: &[u8]) -> bool {
-        !self.slots.is_empty() && {
-            let slot = &self.slots[index(input, self.slots.len())];
-            slot.generation == self.generation && slot.input[..slot.len as usize] == *input
-        }
+        !self.slots.is_empty()
+            && self
+                .remembered(index(input, self.slots.len()), input)
+                .is_some()
     }
 }
 
