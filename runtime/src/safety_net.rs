@@ -68,7 +68,9 @@ pub const HYSTERESIS: f64 = 0.05;
 /// A sample's time is clipped to this many times its engine's mean
 /// segment, or its mean time per gas times the sample's gas if more...
 const CLIP_FACTOR: u64 = 16;
-/// ...once the engine has this many samples.
+/// ...once the engine has this many samples. Its first samples are
+/// clipped when there are this many, to the same multiple of their median
+/// (see [`Side::early`]).
 const CLIP_AFTER: u64 = 4;
 
 /// When either engine reaches this many samples, every sum is halved.
@@ -121,6 +123,15 @@ struct Side {
     samples: AtomicU64,
     ticks: AtomicU64,
     gas: AtomicU64,
+    /// `(ticks, gas)` of the samples taken before [`CLIP_AFTER`], which
+    /// no mean can clip yet. When there are [`CLIP_AFTER`] of them, what
+    /// each took beyond [`CLIP_FACTOR`] times their median is taken back
+    /// out of the sums: one of them descheduled for a time slice, or
+    /// waiting on a cold database page, would otherwise stay in the sums
+    /// until they decay ([`DECAY_AT`] samples later) and decide the verdict
+    /// on its own. A median of four is not moved by one such sample. A
+    /// lock, taken only for these first samples of each engine.
+    early: std::sync::Mutex<Vec<(u64, u64)>>,
 }
 
 impl Side {
@@ -137,6 +148,63 @@ impl Side {
             a.store(a.load(Relaxed) / 2, Relaxed);
         }
     }
+
+    /// Adds a sample taken before the side has [`CLIP_AFTER`] (see
+    /// [`Self::early`]); `false` if it has them by now (the caller clips
+    /// the sample against the means instead).
+    fn add_early(&self, ticks: u64, gas: u64) -> bool {
+        let mut early = self.early.lock().unwrap_or_else(|e| e.into_inner());
+        if self.samples.load(Relaxed) >= CLIP_AFTER {
+            return false;
+        }
+        early.push((ticks, gas));
+        self.ticks.fetch_add(ticks, Relaxed);
+        self.gas.fetch_add(gas, Relaxed);
+        self.samples.fetch_add(1, Relaxed);
+        if early.len() as u64 >= CLIP_AFTER {
+            let excess = excess_over_median(&early);
+            // Relaxed atomics: `fetch_update` cannot fail with `Some`.
+            let _ = self
+                .ticks
+                .fetch_update(Relaxed, Relaxed, |t| Some(t.saturating_sub(excess)));
+            *early = Vec::new();
+        }
+        true
+    }
+}
+
+/// What the samples took beyond [`CLIP_FACTOR`] times what their median
+/// predicts: the median segment, or the median time per gas times the
+/// sample's gas if more (the rule [`NetRecord::record`] applies with means).
+fn excess_over_median(samples: &[(u64, u64)]) -> u64 {
+    fn median(mut v: Vec<f64>) -> f64 {
+        if v.is_empty() {
+            return 0.0;
+        }
+        v.sort_by(f64::total_cmp);
+        let m = v.len() / 2;
+        if v.len().is_multiple_of(2) {
+            (v[m - 1] + v[m]) / 2.0
+        } else {
+            v[m]
+        }
+    }
+    let segment = median(samples.iter().map(|&(t, _)| t as f64).collect());
+    let per_gas = median(
+        samples
+            .iter()
+            .filter(|&&(_, g)| g > 0)
+            .map(|&(t, g)| t as f64 / g as f64)
+            .collect(),
+    );
+    samples
+        .iter()
+        .map(|&(t, g)| {
+            let expected = segment.max(per_gas * g as f64);
+            // `as` saturates an out-of-range bound.
+            t.saturating_sub((expected * CLIP_FACTOR as f64) as u64)
+        })
+        .sum()
 }
 
 /// The per-artefact record (kept in [`crate::LoadedArtifact`]). Updates are
@@ -235,26 +303,25 @@ impl NetRecord {
         // A segment the thread was descheduled in, or that took an
         // interrupt, would outweigh hundreds of real ones: clip it to a
         // multiple of what the means predict once there are means to speak
-        // of. The prediction grows with the segment's gas: a contract's
-        // segments range from a few hundred gas between calls to millions
-        // in one loop, and a clip on the mean segment alone cut burntpix's
-        // long interpreted segment to a twentieth, which set the contract
-        // aside though it ran 3.4x faster natively.
-        let (n, t, g) = side.load();
-        let ticks = if n >= CLIP_AFTER {
+        // of (before that, of what the first samples' median predicts:
+        // `Side::early`). The prediction grows with the segment's gas: a
+        // contract's segments range from a few hundred gas between calls
+        // to millions in one loop, and a clip on the mean segment alone cut
+        // burntpix's long interpreted segment to a twentieth, which set the
+        // contract aside though it ran 3.4x faster natively.
+        if side.samples.load(Relaxed) >= CLIP_AFTER || !side.add_early(ticks, gas) {
+            let (n, t, g) = side.load();
             let per_gas = if g > 0 { t as f64 / g as f64 } else { 0.0 };
-            let expected = ((t / n) as f64).max(per_gas * gas as f64);
+            let expected = ((t / n.max(1)) as f64).max(per_gas * gas as f64);
             // `as` saturates an out-of-range bound.
-            ticks.min((expected * CLIP_FACTOR as f64) as u64)
-        } else {
-            ticks
-        };
-        side.ticks.fetch_add(ticks, Relaxed);
-        side.gas.fetch_add(gas, Relaxed);
-        let n = side.samples.fetch_add(1, Relaxed) + 1;
-        if n >= DECAY_AT {
-            self.native.halve();
-            self.interp.halve();
+            let ticks = ticks.min((expected * CLIP_FACTOR as f64) as u64);
+            side.ticks.fetch_add(ticks, Relaxed);
+            side.gas.fetch_add(gas, Relaxed);
+            let n = side.samples.fetch_add(1, Relaxed) + 1;
+            if n >= DECAY_AT {
+                self.native.halve();
+                self.interp.halve();
+            }
         }
         self.probe_mask.store(self.probe_interval() - 1, Relaxed);
         let verdict = match self.speedup() {
@@ -606,6 +673,62 @@ mod tests {
         assert_eq!(r.verdict(), Verdict::Native);
         r.record(true, 1_000_000_000, 100);
         assert_eq!(r.verdict(), Verdict::Native, "{:?}", r.report());
+    }
+
+    /// A segment descheduled for a time slice among an engine's first
+    /// samples, before any mean can clip it: left whole it decided the
+    /// verdict for the next `DECAY_AT` samples, in either direction.
+    #[test]
+    fn an_outlier_among_the_first_samples_is_clipped_to_their_median() {
+        for outlier_native in [true, false] {
+            let r = NetRecord::default();
+            // The engine with the outlier is really the faster one.
+            let (fast, slow) = (100, 200);
+            let (native_cost, interp_cost) = match outlier_native {
+                true => (fast, slow),
+                false => (slow, fast),
+            };
+            for i in 0..20 {
+                let stalled = |cost: u64, outlier: bool| match (i, outlier) {
+                    (2, true) => 3_000_000_000,
+                    _ => cost,
+                };
+                r.record(true, stalled(native_cost, outlier_native), 100);
+                r.record(false, stalled(interp_cost, !outlier_native), 100);
+            }
+            let rep = r.report();
+            let want = match outlier_native {
+                true => Verdict::Native,
+                false => Verdict::Interpreted,
+            };
+            assert_eq!(rep.verdict, want, "{rep:?}");
+            // 19 samples at the cost and one clipped to 16 times it.
+            let s = rep.speedup.unwrap();
+            let expect = match outlier_native {
+                true => 2.0 * 19.0 / (18.0 + 16.0),
+                false => (18.0 + 16.0) / (2.0 * 19.0),
+            };
+            assert!((s - expect).abs() < 0.01, "{s} against {expect}: {rep:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_samples_median_ignores_one_outlier_and_scales_with_gas() {
+        // A long segment among short ones at the same cost per gas: kept.
+        assert_eq!(
+            excess_over_median(&[(300, 300), (300, 300), (1_500_000, 1_500_000), (300, 300)]),
+            0
+        );
+        // One segment 1000 times the others: cut to 16 times their median.
+        assert_eq!(
+            excess_over_median(&[(100, 10), (1_000_000, 10), (100, 10), (120, 10)]),
+            1_000_000 - 16 * 110
+        );
+        // Segments without gas are measured against the median segment.
+        assert_eq!(
+            excess_over_median(&[(10, 0), (10, 0), (10, 0), (1000, 0)]),
+            1000 - 160
+        );
     }
 
     #[test]
