@@ -453,9 +453,10 @@ fn net_notes(registry: &Registry) -> Vec<String> {
         let r = art.safety_net();
         if r.verdict == Verdict::Interpreted {
             notes.push(format!(
-                "safety net: {} runs interpreted (native {:.2}x the interpreter per gas over {} + {} samples)",
+                "safety net: {} runs interpreted (native {:.2}x the interpreter per gas, {:.2}x in the medians, over {} + {} samples)",
                 &format!("{:#x}", art.code_hash())[..20],
                 r.speedup.unwrap_or(0.0),
+                r.median_speedup.unwrap_or(0.0),
                 r.native_samples,
                 r.interp_samples
             ));

@@ -76,6 +76,12 @@ const CLIP_AFTER: u64 = 4;
 /// When either engine reaches this many samples, every sum is halved.
 const DECAY_AT: u64 = 1 << 14;
 
+/// Step of each engine's running median of time per gas, in octaves per
+/// sample (`Side::log_per_gas`): small enough that it stays within a few
+/// percent of the median, large enough to follow it from the first four
+/// samples' median within tens of samples.
+const MEDIAN_STEP: f64 = 1.0 / 16.0;
+
 const UNDECIDED: u8 = 0;
 const NATIVE: u8 = 1;
 const INTERPRETED: u8 = 2;
@@ -115,6 +121,9 @@ pub struct NetReport {
     /// Interpreted time per gas over native time per gas: above 1, native
     /// is faster. `None` until both engines have run a segment with gas.
     pub speedup: Option<f64>,
+    /// The same ratio of the two engines' running medians of time per
+    /// gas; `None` until each has four samples with gas.
+    pub median_speedup: Option<f64>,
 }
 
 /// One engine's sums.
@@ -132,6 +141,11 @@ struct Side {
     /// on its own. A median of four is not moved by one such sample. A
     /// lock, taken only for these first samples of each engine.
     early: std::sync::Mutex<Vec<(u64, u64)>>,
+    /// A running median of the samples' time per gas, as the bits of its
+    /// base-2 logarithm (0: none yet): the median of the first four, then
+    /// a step of [`MEDIAN_STEP`] towards each sample. Outliers move it one
+    /// step each, whatever their size.
+    log_per_gas: AtomicU64,
 }
 
 impl Side {
@@ -149,6 +163,36 @@ impl Side {
         }
     }
 
+    /// The running median of time per gas, once there is one.
+    fn median_per_gas(&self) -> Option<f64> {
+        match self.log_per_gas.load(Relaxed) {
+            0 => None,
+            bits => Some(f64::from_bits(bits).exp2()),
+        }
+    }
+
+    /// Moves the running median a step towards a sample's time per gas.
+    fn step_median(&self, ticks: u64, gas: u64) {
+        let bits = self.log_per_gas.load(Relaxed);
+        if gas == 0 || bits == 0 {
+            return;
+        }
+        let m = f64::from_bits(bits);
+        let x = (ticks.max(1) as f64 / gas as f64).log2();
+        self.set_log_median(if x > m {
+            m + MEDIAN_STEP
+        } else {
+            m - MEDIAN_STEP
+        });
+    }
+
+    fn set_log_median(&self, log2: f64) {
+        // 0.0's bits mean "none": a median of exactly one tick per gas is
+        // kept a hair above.
+        let log2 = if log2 == 0.0 { f64::MIN_POSITIVE } else { log2 };
+        self.log_per_gas.store(log2.to_bits(), Relaxed);
+    }
+
     /// Adds a sample taken before the side has [`CLIP_AFTER`] (see
     /// [`Self::early`]); `false` if it has them by now (the caller clips
     /// the sample against the means instead).
@@ -162,6 +206,9 @@ impl Side {
         self.gas.fetch_add(gas, Relaxed);
         self.samples.fetch_add(1, Relaxed);
         if early.len() as u64 >= CLIP_AFTER {
+            if let Some(m) = median_per_gas(&early) {
+                self.set_log_median(m.log2());
+            }
             let excess = excess_over_median(&early);
             // Relaxed atomics: `fetch_update` cannot fail with `Some`.
             let _ = self
@@ -173,30 +220,35 @@ impl Side {
     }
 }
 
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(match v.len().is_multiple_of(2) {
+        true => (v[m - 1] + v[m]) / 2.0,
+        false => v[m],
+    })
+}
+
+/// The median time per gas of the samples that spent gas.
+fn median_per_gas(samples: &[(u64, u64)]) -> Option<f64> {
+    median(
+        samples
+            .iter()
+            .filter(|&&(_, g)| g > 0)
+            .map(|&(t, g)| t.max(1) as f64 / g as f64)
+            .collect(),
+    )
+}
+
 /// What the samples took beyond [`CLIP_FACTOR`] times what their median
 /// predicts: the median segment, or the median time per gas times the
 /// sample's gas if more (the rule [`NetRecord::record`] applies with means).
 fn excess_over_median(samples: &[(u64, u64)]) -> u64 {
-    fn median(mut v: Vec<f64>) -> f64 {
-        if v.is_empty() {
-            return 0.0;
-        }
-        v.sort_by(f64::total_cmp);
-        let m = v.len() / 2;
-        if v.len().is_multiple_of(2) {
-            (v[m - 1] + v[m]) / 2.0
-        } else {
-            v[m]
-        }
-    }
-    let segment = median(samples.iter().map(|&(t, _)| t as f64).collect());
-    let per_gas = median(
-        samples
-            .iter()
-            .filter(|&&(_, g)| g > 0)
-            .map(|&(t, g)| t as f64 / g as f64)
-            .collect(),
-    );
+    let segment = median(samples.iter().map(|&(t, _)| t as f64).collect()).unwrap_or(0.0);
+    let per_gas = median_per_gas(samples).unwrap_or(0.0);
     samples
         .iter()
         .map(|&(t, g)| {
@@ -310,6 +362,7 @@ impl NetRecord {
         // burntpix's long interpreted segment to a twentieth, which set the
         // contract aside though it ran 3.4x faster natively.
         if side.samples.load(Relaxed) >= CLIP_AFTER || !side.add_early(ticks, gas) {
+            side.step_median(ticks, gas);
             let (n, t, g) = side.load();
             let per_gas = if g > 0 { t as f64 / g as f64 } else { 0.0 };
             let expected = ((t / n.max(1)) as f64).max(per_gas * gas as f64);
@@ -331,7 +384,18 @@ impl NetRecord {
                 // so that noise between near-equal engines does not flip it.
                 let current = self.verdict.load(Relaxed);
                 match self.evidence(n_native, n_interp) {
-                    Evidence::Full if s < 1.0 - HYSTERESIS => INTERPRETED,
+                    // The running medians must agree before a contract
+                    // is set aside: a few interrupted segments, each
+                    // clipped to 16 times the mean, can outweigh the rest
+                    // of 16 samples (a profiler's interrupts did, setting
+                    // aside contracts 2-3x faster natively); they move a
+                    // median a step each.
+                    Evidence::Full
+                        if s < 1.0 - HYSTERESIS
+                            && self.median_speedup().is_none_or(|m| m < 1.0) =>
+                    {
+                        INTERPRETED
+                    }
                     // Few samples only ever keep a contract native (see
                     // `Evidence::Few`).
                     Evidence::Full | Evidence::Few
@@ -339,6 +403,9 @@ impl NetRecord {
                     {
                         NATIVE
                     }
+                    // The means say native loses, the medians that it
+                    // wins: native, as an undecided contract runs.
+                    Evidence::Full if current == UNDECIDED => NATIVE,
                     _ => current,
                 }
             }
@@ -404,10 +471,16 @@ impl NetRecord {
         Some((s, nn, in_))
     }
 
+    /// The interpreter's running median of time per gas over native's.
+    fn median_speedup(&self) -> Option<f64> {
+        Some(self.interp.median_per_gas()? / self.native.median_per_gas()?)
+    }
+
     /// What has been measured so far.
     pub fn report(&self) -> NetReport {
         let s = self.speedup();
         NetReport {
+            median_speedup: self.median_speedup(),
             verdict: self.verdict(),
             native_samples: self.native.samples.load(Relaxed),
             interp_samples: self.interp.samples.load(Relaxed),
@@ -710,6 +783,35 @@ mod tests {
             };
             assert!((s - expect).abs() < 0.01, "{s} against {expect}: {rep:?}");
         }
+    }
+
+    /// A profiler's sampling interrupts (about 15 µs each in a VM) hit
+    /// one frame of 1 µs in twenty: one engine can draw several of them
+    /// among the 16 samples of a verdict, and the clipped means then say
+    /// native loses. The running medians do not.
+    #[test]
+    fn frequent_interrupts_in_one_engine_do_not_set_a_faster_contract_aside() {
+        let r = NetRecord::default();
+        for i in 0..40u64 {
+            // Native 2x faster; every fourth native sample interrupted
+            // after the first four.
+            let interrupted = i > 5 && i % 4 == 0;
+            r.record(true, if interrupted { 15_000 } else { 1_000 }, 1_000);
+            r.record(false, 2_000, 1_000);
+        }
+        let rep = r.report();
+        assert!(
+            rep.speedup.unwrap() < 0.95,
+            "the means alone would set it aside: {rep:?}"
+        );
+        assert!(rep.median_speedup.unwrap() > 1.5, "{rep:?}");
+        assert_eq!(rep.verdict, Verdict::Native, "{rep:?}");
+        // A contract slower natively in every segment is still set aside.
+        let r = NetRecord::default();
+        feed(&r, 3, 2, 40);
+        let rep = r.report();
+        assert!(rep.median_speedup.unwrap() < 0.8, "{rep:?}");
+        assert_eq!(rep.verdict, Verdict::Interpreted, "{rep:?}");
     }
 
     #[test]
