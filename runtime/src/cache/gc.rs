@@ -5,7 +5,7 @@
 use super::manifest::{Manifest, MANIFEST_FILE, MAX_MANIFEST_SIZE};
 use super::owner;
 use super::rejection::Rejection;
-use super::store::{now_unix, EntryError, Layout};
+use super::store::{self, now_unix, EntryError, Layout};
 use super::{validate_entry, CacheError};
 use crate::loader::read_regular_file;
 use serde::Serialize;
@@ -183,7 +183,11 @@ pub(super) fn verify(layout: &Layout, writable: bool) -> Result<VerifyReport, Ca
                 report.checked -= 1;
                 continue;
             }
-            Ok(Some((m, file))) => {
+            Ok(Some(store::Entry {
+                manifest: m,
+                artifact: file,
+                ..
+            })) => {
                 report.bytes_hashed += file.len();
                 if let Some(p) = layout.untrusted_dirs() {
                     Some((p, false))

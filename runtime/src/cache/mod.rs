@@ -325,7 +325,11 @@ impl ArtifactCache {
     /// [`Self::get`] for any key (e.g. artifacts built for another CPU).
     pub fn get_key(&self, key: &CacheKey) -> Result<Option<Arc<LoadedArtifact>>, CacheError> {
         let dir = self.layout.entry_dir(&key.digest_hex());
-        let (manifest, artifact) = match self.layout.read_entry(&dir) {
+        let store::Entry {
+            manifest,
+            artifact,
+            last_used,
+        } = match self.layout.read_entry(&dir) {
             Ok(None) => return Ok(None),
             Ok(Some(e)) => e,
             Err(EntryError::Transient(e)) => return Err(e),
@@ -345,7 +349,7 @@ impl ArtifactCache {
         let path = dir.join(ARTIFACT_FILE);
         match load_entry(&manifest, artifact) {
             Ok(art) => {
-                store::touch(&dir);
+                store::touch_unless_recent(&dir, last_used);
                 Ok(Some(Arc::new(art)))
             }
             // The process is in trouble (no memory or descriptors, no room

@@ -205,10 +205,7 @@ impl Layout {
     /// Reads an entry's manifest and opens its artifact. Checks that they
     /// are regular files and that the manifest belongs under this name; the
     /// artifact's content is read and checked by the loader.
-    pub(super) fn read_entry(
-        &self,
-        dir: &Path,
-    ) -> Result<Option<(Manifest, OpenedArtifact)>, EntryError> {
+    pub(super) fn read_entry(&self, dir: &Path) -> Result<Option<Entry>, EntryError> {
         let md = match std::fs::symlink_metadata(dir) {
             Ok(md) => md,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -249,7 +246,11 @@ impl Layout {
         let artifact = open_artifact(&dir.join(ARTIFACT_FILE))
             .map_err(entry_error(ARTIFACT_FILE))?
             .never_rewritten();
-        Ok(Some((manifest, artifact)))
+        Ok(Some(Entry {
+            manifest,
+            artifact,
+            last_used: md.modified().ok(),
+        }))
     }
 
     /// Moves `entry` (whatever it is) into `quarantine/` with a reason file.
@@ -354,6 +355,30 @@ impl Layout {
 /// Loader errors start with the path, which the caller already names.
 fn strip_path(msg: &str) -> &str {
     msg.split_once(": ").map(|(_, r)| r).unwrap_or(msg)
+}
+
+/// An entry as [`Layout::read_entry`] found it.
+pub(super) struct Entry {
+    pub manifest: Manifest,
+    pub artifact: OpenedArtifact,
+    /// The entry directory's modification time: its last hit (see [`touch`]).
+    pub last_used: Option<SystemTime>,
+}
+
+/// A hit records itself in its entry at most this often. gc orders entries
+/// by their last hit, to the second, to evict the least recently used; the
+/// system call took 5 µs of every 80–190 µs hit on an AMD EPYC VM.
+pub(super) const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// [`touch`]es an entry last used `last_used` unless that was less than
+/// [`TOUCH_EVERY`] ago.
+pub(super) fn touch_unless_recent(path: &Path, last_used: Option<SystemTime>) {
+    let recent = last_used
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age < TOUCH_EVERY);
+    if !recent {
+        touch(path);
+    }
 }
 
 /// Sets an entry's modification time to now: gc evicts the least recently
