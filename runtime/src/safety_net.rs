@@ -251,12 +251,16 @@ fn excess_over_median(samples: &[(u64, u64)]) -> u64 {
     let per_gas = median_per_gas(samples).unwrap_or(0.0);
     samples
         .iter()
-        .map(|&(t, g)| {
-            let expected = segment.max(per_gas * g as f64);
-            // `as` saturates an out-of-range bound.
-            t.saturating_sub((expected * CLIP_FACTOR as f64) as u64)
-        })
+        .map(|&(t, g)| t.saturating_sub(clip_bound(segment, per_gas, g)))
         .sum()
+}
+
+/// Most ticks a sample of `gas` counts for: [`CLIP_FACTOR`] times what a
+/// segment (`segment` ticks) or its gas at `per_gas` ticks each predicts,
+/// whichever is more.
+fn clip_bound(segment: f64, per_gas: f64, gas: u64) -> u64 {
+    // `as` saturates an out-of-range bound.
+    (segment.max(per_gas * gas as f64) * CLIP_FACTOR as f64) as u64
 }
 
 /// The per-artefact record (kept in [`crate::LoadedArtifact`]). Updates are
@@ -365,9 +369,7 @@ impl NetRecord {
             side.step_median(ticks, gas);
             let (n, t, g) = side.load();
             let per_gas = if g > 0 { t as f64 / g as f64 } else { 0.0 };
-            let expected = ((t / n.max(1)) as f64).max(per_gas * gas as f64);
-            // `as` saturates an out-of-range bound.
-            let ticks = ticks.min((expected * CLIP_FACTOR as f64) as u64);
+            let ticks = ticks.min(clip_bound((t / n.max(1)) as f64, per_gas, gas));
             side.ticks.fetch_add(ticks, Relaxed);
             side.gas.fetch_add(gas, Relaxed);
             let n = side.samples.fetch_add(1, Relaxed) + 1;
@@ -785,7 +787,7 @@ mod tests {
         }
     }
 
-    /// A profiler's sampling interrupts (about 15 µs each in a VM) hit
+    /// A profiler's sampling interrupts (about 20 µs each in a VM) hit
     /// one frame of 1 µs in twenty: one engine can draw several of them
     /// among the 16 samples of a verdict, and the clipped means then say
     /// native loses. The running medians do not.
