@@ -2,7 +2,7 @@
 //! devices), of bounded size, read through the one descriptor that is
 //! later loaded, and whether that descriptor may be loaded in place.
 
-use super::mapping::{Bytes, Mapping, MAP_MIN_LEN};
+use super::mapping::{Bytes, Mapping};
 use super::{invalid, LoadError, MAX_ARTIFACT_SIZE};
 use std::fs::File;
 use std::io::Read;
@@ -262,7 +262,7 @@ impl OpenedArtifact {
 
     /// Marks the file as one that is never rewritten in place (a cache
     /// entry: published read-only by rename). When it may also be loaded
-    /// in place, a large one is then mapped rather than copied when read.
+    /// in place, it is then mapped rather than copied when read.
     pub(crate) fn never_rewritten(mut self) -> Self {
         self.never_rewritten = true;
         self
@@ -277,7 +277,7 @@ impl OpenedArtifact {
     /// [`Self::read`], feeding `hasher` as the bytes arrive.
     pub(super) fn read_hashed(
         self,
-        mut hasher: Option<&mut xxhash_rust::xxh3::Xxh3>,
+        mut hasher: Option<&mut twox_hash::XxHash3_128>,
     ) -> Result<ArtifactFile, LoadError> {
         let path = &self.path;
         let io = |source: std::io::Error| LoadError::Io {
@@ -293,7 +293,7 @@ impl OpenedArtifact {
                 ),
             )
         };
-        if self.never_rewritten && self.in_place && len >= MAP_MIN_LEN {
+        if self.never_rewritten && self.in_place && len > 0 {
             let map = Mapping::new(&self.file, len).map_err(io)?;
             // Mapped at the size it was opened with; refused if it changed
             // since, before a byte of it is read.
@@ -301,7 +301,7 @@ impl OpenedArtifact {
                 return Err(changed());
             }
             if let Some(h) = hasher {
-                h.update(map.as_slice());
+                h.write(map.as_slice());
             }
             return Ok(ArtifactFile {
                 path: self.path,
@@ -335,7 +335,7 @@ impl OpenedArtifact {
             // SAFETY: `read` initialised `n <= want` bytes past the length.
             unsafe { bytes.set_len(start + n as usize) };
             if let Some(h) = hasher.as_deref_mut() {
-                h.update(&bytes[start..]);
+                h.write(&bytes[start..]);
             }
         }
         let grew = bytes.len() == len && {
@@ -400,22 +400,38 @@ mod tests {
         if never_rewritten {
             opened = opened.never_rewritten();
         }
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut h = twox_hash::XxHash3_128::new();
         let file = opened.read_hashed(Some(&mut h)).unwrap();
-        (file, h.digest128())
+        (file, h.finish_128())
+    }
+
+    /// Manifests already written pin XXH3-128 values: whichever crate
+    /// computes them must give the same, on the short path and on the long
+    /// one (AVX2 where the CPU has it), at once and in pieces.
+    #[test]
+    fn the_checksum_is_xxh3_128() {
+        let long: Vec<u8> = (0..300_007u32).map(|i| (i * 7 + i / 4093) as u8).collect();
+        for (bytes, want) in [
+            (&b"evmc-native"[..], 0xfbb8536eef123affc8f36ad1f96d5e6c_u128),
+            (&long[..], 0x81227204a4d531134dcab7cd9946508f),
+        ] {
+            assert_eq!(crate::loader::content_hash(bytes), want);
+            let mut h = twox_hash::XxHash3_128::new();
+            for piece in bytes.chunks(READ_CHUNK / 3) {
+                h.write(piece);
+            }
+            assert_eq!(h.finish_128(), want);
+        }
     }
 
     #[test]
-    fn large_entries_are_mapped_and_read_the_same_as_copies() {
-        for len in [MAP_MIN_LEN - 1, MAP_MIN_LEN, 3 * MAP_MIN_LEN + 123] {
+    fn entries_are_mapped_and_read_the_same_as_copies() {
+        for len in [0, 1, 4095, 4096, 768 << 10 | 123] {
             let (_dir, path, bytes) = entry_like(len);
             let (mapped, mapped_hash) = read(&path, true);
             let (copied, copied_hash) = read(&path, false);
-            assert_eq!(
-                matches!(mapped.bytes, Bytes::Mapped(_)),
-                len >= MAP_MIN_LEN,
-                "{len}"
-            );
+            // An empty file cannot be mapped (and is no artefact).
+            assert_eq!(matches!(mapped.bytes, Bytes::Mapped(_)), len > 0, "{len}");
             assert!(matches!(copied.bytes, Bytes::Read(_)));
             assert_eq!(mapped.bytes(), &bytes[..]);
             assert_eq!(copied.bytes(), &bytes[..]);
@@ -426,14 +442,14 @@ mod tests {
 
     #[test]
     fn an_entry_that_changed_size_after_opening_is_refused_before_it_is_mapped_and_read() {
-        let (_dir, path, _) = entry_like(2 * MAP_MIN_LEN);
+        let (_dir, path, _) = entry_like(512 << 10);
         let opened = open_artifact(&path).unwrap().never_rewritten();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
             .unwrap()
-            .set_len(MAP_MIN_LEN as u64)
+            .set_len(256 << 10)
             .unwrap();
         let err = opened.read_hashed(None).unwrap_err().to_string();
         assert!(err.contains("changed size while being read"), "{err}");

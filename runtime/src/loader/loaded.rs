@@ -11,6 +11,7 @@ mod private_copy;
 use super::elf::Validated;
 use super::file::ArtifactFile;
 use super::image::Image;
+use super::mapping::Bytes;
 use super::{invalid, LoadError};
 use crate::safety_net::{NetRecord, NetReport};
 use evmc_compiler::B256;
@@ -104,11 +105,19 @@ const DLOPEN_FLAGS: std::ffi::c_int =
 /// else a private copy of its bytes.
 pub(super) fn load_file(file: ArtifactFile, v: Validated) -> Result<LoadedArtifact, LoadError> {
     if let Some(layout) = &v.layout {
-        let image = match file.in_place {
-            true => Image::map_file(&file.file, layout),
-            false => Image::map_bytes(&file.bytes, layout, &v.metadata.code_hash),
+        let ArtifactFile {
+            path,
+            file,
+            bytes,
+            in_place,
+            ..
+        } = file;
+        let image = match (in_place, bytes) {
+            (true, Bytes::Mapped(map)) if layout.maps_as_file() => Image::adopt(map, layout),
+            (true, _) => Image::map_file(&file, layout),
+            (false, bytes) => Image::map_bytes(&bytes, layout, &v.metadata.code_hash),
         };
-        return finish_mapped(&file.path, image, file.in_place, v);
+        return finish_mapped(&path, image, in_place, v);
     }
     if file.in_place && in_place::proc_fd_works() {
         let ArtifactFile {
