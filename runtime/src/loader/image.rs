@@ -45,6 +45,19 @@ pub(super) struct Segment {
     writable: bool,
 }
 
+impl Segment {
+    /// The whole pages it occupies: where they start from the base, how
+    /// many bytes, and the file offset of the first.
+    fn pages(&self) -> (usize, usize, libc::off_t) {
+        let delta = self.vaddr % PAGE;
+        (
+            (self.vaddr - delta) as usize,
+            (self.len + delta) as usize,
+            (self.offset - delta) as libc::off_t,
+        )
+    }
+}
+
 /// Where an artefact's segments go, when it can be mapped directly.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Layout {
@@ -168,18 +181,18 @@ impl Image {
     pub(super) fn map_file(file: &File, layout: &Layout) -> std::io::Result<Image> {
         let image = Image::reserve(layout)?;
         for s in &layout.segments {
-            let delta = s.vaddr % PAGE;
+            let (at, len, offset) = s.pages();
             // SAFETY: a fixed mapping inside the reservation this value
             // owns (the layout keeps segments inside `span` and pages
             // apart), of a descriptor valid for the call.
             let p = unsafe {
                 libc::mmap(
-                    image.base.add((s.vaddr - delta) as usize).cast(),
-                    (s.len + delta) as usize,
+                    image.base.add(at).cast(),
+                    len,
                     prot(s),
                     libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_POPULATE,
                     file.as_raw_fd(),
-                    (s.offset - delta) as libc::off_t,
+                    offset,
                 )
             };
             if p == libc::MAP_FAILED {
@@ -211,16 +224,10 @@ impl Image {
             span,
         };
         for s in layout.segments.iter().filter(|s| s.exec && !s.writable) {
-            let delta = s.vaddr % PAGE;
+            let (at, len, _) = s.pages();
             // SAFETY: pages of the mapping this value now owns (the layout
             // keeps segments within the file, which the mapping covers).
-            let r = unsafe {
-                libc::mprotect(
-                    image.base.add((s.vaddr - delta) as usize).cast(),
-                    (s.len + delta) as usize,
-                    prot(s),
-                )
-            };
+            let r = unsafe { libc::mprotect(image.base.add(at).cast(), len, prot(s)) };
             if r != 0 {
                 return Err(std::io::Error::last_os_error());
             }
