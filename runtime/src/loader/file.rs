@@ -293,8 +293,14 @@ impl OpenedArtifact {
                 ),
             )
         };
-        if self.never_rewritten && self.in_place && len > 0 {
-            let map = Mapping::new(&self.file, len).map_err(io)?;
+        // A file system that cannot map files (some FUSE ones) is read
+        // instead: the entry is sound, only the way to it differs.
+        let map = if self.never_rewritten && self.in_place && len > 0 {
+            Mapping::new(&self.file, len).ok()
+        } else {
+            None
+        };
+        if let Some(map) = map {
             // Mapped at the size it was opened with; refused if it changed
             // since, before a byte of it is read.
             if self.file.metadata().map_err(io)?.len() != self.len {
