@@ -318,6 +318,46 @@ fn cache_hits_load_read_only_entries_in_place() {
     assert!(cache.take_rejections().is_empty());
 }
 
+/// A cache hit maps the entry's file once: that mapping is hashed, checked
+/// and then made the image (`loader::image::Image::adopt`), so every
+/// mapping of the file in the process lies at its own file offset from
+/// one base, code included. Mapped segment by segment, the dynamic
+/// table's page would sit a page away from its offset.
+#[test]
+fn a_cache_hit_maps_its_file_once_and_runs_it_there() {
+    let _s = serial();
+    let (_d, cache) = cache_with_contract();
+    let art = cache.get(code_hash(), SPEC, OPT).unwrap().unwrap();
+    assert!(art.loaded_in_place() && art.mapped_directly());
+    let inode = mapped_inode(&art);
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mine: Vec<(usize, usize, &str)> = maps
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() > 4 && f[4].parse::<u64>().ok() == Some(inode)).then(|| {
+                let lo = usize::from_str_radix(f[0].split_once('-').unwrap().0, 16).unwrap();
+                (lo, usize::from_str_radix(f[2], 16).unwrap(), f[1])
+            })
+        })
+        .collect();
+    let bases: std::collections::HashSet<usize> =
+        mine.iter().map(|(lo, off, _)| lo - off).collect();
+    assert_eq!(bases.len(), 1, "mapped more than once: {mine:x?}");
+    assert!(mine.iter().any(|(_, off, _)| *off == 0), "{mine:x?}");
+    let exec: Vec<_> = mine
+        .iter()
+        .filter(|(_, _, perms)| perms.contains('x'))
+        .collect();
+    assert_eq!(exec.len(), 1, "{mine:x?}");
+    assert!(
+        !mine.iter().any(|(_, _, perms)| perms.contains('w')),
+        "{mine:x?}"
+    );
+    drop(art);
+    assert!(run_through_cache(&cache) > 0, "compiled code ran");
+}
+
 #[test]
 fn a_removed_and_recreated_entry_is_a_new_inode() {
     let _s = serial();
