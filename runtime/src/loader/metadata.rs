@@ -122,12 +122,6 @@ pub(super) fn check_pinned(
             return Err(mismatch(what, found.to_string(), want));
         }
     }
-    let feature_set = |s: &str| -> std::collections::BTreeSet<String> {
-        s.split(',')
-            .filter(|f| !f.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
     let found = ArtifactMetadata::str_field(&m.cpu_features);
     if feature_set(found) != feature_set(pinned.cpu_features) {
         return Err(mismatch(
@@ -137,4 +131,66 @@ pub(super) fn check_pinned(
         ));
     }
     Ok(())
+}
+
+/// A comma-separated feature list as a set: sorted, without repeats or
+/// empty names. Slices of the string rather than owned copies: it runs
+/// twice at every cache hit, and LLVM lists some forty features.
+fn feature_set(s: &str) -> Vec<&str> {
+    let mut v: Vec<&str> = s.split(',').filter(|f| !f.is_empty()).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pinned(cpu_features: &str) -> Pinned<'_> {
+        Pinned {
+            content_hash: 0,
+            size: 0,
+            opt_level: 2,
+            compiler_version: "evmc-test",
+            target_cpu: "znver3",
+            cpu_features,
+        }
+    }
+
+    /// The manifest and the artefact name the same CPU features in any
+    /// order; one more or one less is a mismatch.
+    #[test]
+    fn pinned_cpu_features_compare_as_sets() {
+        let mut m = ArtifactMetadata::empty();
+        m.opt_level = 2;
+        assert!(ArtifactMetadata::set_str(
+            &mut m.compiler_version,
+            "evmc-test"
+        ));
+        assert!(ArtifactMetadata::set_str(&mut m.target_cpu, "znver3"));
+        assert!(ArtifactMetadata::set_str(
+            &mut m.cpu_features,
+            "+avx2,+bmi2,,+adx"
+        ));
+        let path = Path::new("artifact.so");
+        for same in [
+            "+adx,+avx2,+bmi2",
+            "+bmi2,+adx,+avx2,+adx",
+            ",+avx2,+adx,+bmi2,",
+        ] {
+            assert!(check_pinned(path, &m, &pinned(same)).is_ok(), "{same}");
+        }
+        for other in [
+            "+adx,+avx2",
+            "+adx,+avx2,+bmi2,+sha",
+            "+adx,+avx2,-bmi2",
+            "",
+        ] {
+            let e = check_pinned(path, &m, &pinned(other))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("CPU feature set"), "{other}: {e}");
+        }
+    }
 }
