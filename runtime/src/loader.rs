@@ -163,7 +163,7 @@ pub struct Pinned<'a> {
 /// `twox-hash` computes it: it picks AVX2 when the CPU has it, at run
 /// time, where `xxhash-rust` (used before, same values) fixes SSE2 at
 /// build time for a binary that runs on any x86-64: 13-30 µs against
-/// 27-60 over a 592 KiB artefact on that CPU.
+/// 27-62 over a 592 KiB artefact on that CPU.
 pub fn content_hash(bytes: &[u8]) -> u128 {
     twox_hash::XxHash3_128::oneshot(bytes)
 }

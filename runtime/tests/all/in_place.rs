@@ -75,19 +75,40 @@ fn inode(path: &Path) -> u64 {
 /// Inode of the file mapped at the artifact's entry point.
 fn mapped_inode(art: &LoadedArtifact) -> u64 {
     let addr = art.entry() as usize;
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    for line in maps.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (lo, hi) = f[0].split_once('-').unwrap();
-        let (lo, hi) = (
-            usize::from_str_radix(lo, 16).unwrap(),
-            usize::from_str_radix(hi, 16).unwrap(),
-        );
-        if (lo..hi).contains(&addr) {
-            return f[4].parse().unwrap();
-        }
+    match maps().into_iter().find(|r| (r.lo..r.hi).contains(&addr)) {
+        Some(r) => r.inode,
+        None => panic!("entry point {addr:#x} not mapped"),
     }
-    panic!("entry point {addr:#x} not mapped");
+}
+
+/// One line of `/proc/self/maps`.
+#[derive(Debug)]
+struct Region {
+    lo: usize,
+    hi: usize,
+    perms: String,
+    offset: usize,
+    inode: u64,
+}
+
+/// The process's mappings now.
+fn maps() -> Vec<Region> {
+    let hex = |s: &str| usize::from_str_radix(s, 16).unwrap();
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (lo, hi) = f[0].split_once('-').unwrap();
+            Region {
+                lo: hex(lo),
+                hi: hex(hi),
+                perms: f[1].to_string(),
+                offset: hex(f[2]),
+                inode: f[4].parse().unwrap(),
+            }
+        })
+        .collect()
 }
 
 /// A private directory (0700) of ours.
@@ -330,30 +351,13 @@ fn a_cache_hit_maps_its_file_once_and_runs_it_there() {
     let art = cache.get(code_hash(), SPEC, OPT).unwrap().unwrap();
     assert!(art.loaded_in_place() && art.mapped_directly());
     let inode = mapped_inode(&art);
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let mine: Vec<(usize, usize, &str)> = maps
-        .lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            (f.len() > 4 && f[4].parse::<u64>().ok() == Some(inode)).then(|| {
-                let lo = usize::from_str_radix(f[0].split_once('-').unwrap().0, 16).unwrap();
-                (lo, usize::from_str_radix(f[2], 16).unwrap(), f[1])
-            })
-        })
-        .collect();
-    let bases: std::collections::HashSet<usize> =
-        mine.iter().map(|(lo, off, _)| lo - off).collect();
+    let mine: Vec<Region> = maps().into_iter().filter(|r| r.inode == inode).collect();
+    let bases: std::collections::HashSet<usize> = mine.iter().map(|r| r.lo - r.offset).collect();
     assert_eq!(bases.len(), 1, "mapped more than once: {mine:x?}");
-    assert!(mine.iter().any(|(_, off, _)| *off == 0), "{mine:x?}");
-    let exec: Vec<_> = mine
-        .iter()
-        .filter(|(_, _, perms)| perms.contains('x'))
-        .collect();
+    assert!(mine.iter().any(|r| r.offset == 0), "{mine:x?}");
+    let exec: Vec<_> = mine.iter().filter(|r| r.perms.contains('x')).collect();
     assert_eq!(exec.len(), 1, "{mine:x?}");
-    assert!(
-        !mine.iter().any(|(_, _, perms)| perms.contains('w')),
-        "{mine:x?}"
-    );
+    assert!(!mine.iter().any(|r| r.perms.contains('w')), "{mine:x?}");
     drop(art);
     assert!(run_through_cache(&cache) > 0, "compiled code ran");
 }
