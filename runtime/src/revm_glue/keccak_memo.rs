@@ -8,7 +8,10 @@
 //! pure function, so returning a remembered hash for identical input bytes
 //! is exact; only the cost of Keccak-f[1600] is saved (gas, memory expansion
 //! and every check stay with the caller). The memo is direct-mapped and
-//! bounded and compares the whole input on every hit.
+//! bounded and compares the whole input on every hit. A contract that
+//! hashes fresh data every time (a hash chain) would pay a lookup and a
+//! store per hash for nothing, so a window of lookups that hardly hits
+//! turns the memo off for a while ([`MIN_HITS`]).
 //!
 //! What it remembers lives for a block by default ([`MemoScope`]): a node's
 //! EVM is made for each block, and `NativeEvm` forgets at `set_block`. A
