@@ -150,13 +150,11 @@ impl KeccakMemo {
         }
         let m = mix(input);
         let mut at = index(m, self.tags.len());
-        self.looked += 1;
-        if let Some(hash) = self.remembered(at, m, input) {
-            self.hits += 1;
-            self.end_window();
+        let found = self.remembered(at, m, input);
+        self.count_lookup(found.is_some());
+        if let Some(hash) = found {
             return hash;
         }
-        self.end_window();
         let hash = keccak256(input);
         if self.stored == SMALL && self.tags.len() == SMALL {
             self.grow();
@@ -174,9 +172,12 @@ impl KeccakMemo {
         hash
     }
 
-    /// At the end of a window, turns the memo off if it hit too little.
+    /// Counts a lookup; at the end of a window, turns the memo off if it
+    /// hit too little.
     #[inline]
-    fn end_window(&mut self) {
+    fn count_lookup(&mut self, hit: bool) {
+        self.looked += 1;
+        self.hits += hit as u32;
         if self.looked == WINDOW {
             if self.hits < MIN_HITS {
                 self.off_for = OFF_FOR;
