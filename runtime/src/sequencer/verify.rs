@@ -45,7 +45,12 @@ pub fn block_difference(a: &BlockOutput, b: &BlockOutput) -> Option<String> {
 
 fn diff_difference(a: &StateDiff, b: &StateDiff) -> Option<String> {
     let empty = AccountDiff::default();
-    for address in a.keys().chain(b.keys()) {
+    // In address order, so that the first difference is the same in every
+    // run (the maps' own order depends on their hasher's seed).
+    let mut addresses: Vec<_> = a.keys().chain(b.keys()).collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    for address in addresses {
         let (x, y) = match (a.get(address), b.get(address)) {
             (Some(x), Some(y)) => (x, y),
             (Some(_), None) => return Some(format!("account {address} changed only in the first")),
@@ -63,7 +68,9 @@ fn diff_difference(a: &StateDiff, b: &StateDiff) -> Option<String> {
                 x.balance, x.nonce, x.code_hash, y.balance, y.nonce, y.code_hash
             ));
         }
-        for key in x.storage.keys().chain(y.storage.keys()) {
+        let mut keys: Vec<_> = x.storage.keys().chain(y.storage.keys()).collect();
+        keys.sort_unstable();
+        for key in keys {
             let (u, v) = (x.storage.get(key), y.storage.get(key));
             if u != v {
                 return Some(format!("account {address} slot {key:#x}: {u:?} vs {v:?}"));
