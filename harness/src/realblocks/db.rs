@@ -6,9 +6,8 @@
 //! invented data.
 
 use revm::database_interface::{DBErrorMarker, DatabaseRef};
-use revm::primitives::{Address, B256, U256};
+use revm::primitives::{Address, AddressMap, B256Map, HashMap, StorageKeyMap, B256, U256};
 use revm::state::{AccountInfo, Bytecode};
-use std::collections::HashMap;
 
 /// What a block's execution asked for and its folder lacks.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -23,11 +22,16 @@ impl DBErrorMarker for MissingData {}
 
 /// Accounts, storage, code and block hashes before a block. Accounts it
 /// does not hold are empty (the block only pays them).
+///
+/// The maps are alloy's, whose hashers are cheaper than std's SipHash on
+/// these keys: every first read of an account or a slot in a block run
+/// comes here, inside the time both modes are measured in (0.6% fewer
+/// instructions in block execution, counted with callgrind).
 #[derive(Clone, Debug, Default)]
 pub struct PreStateDb {
-    pub accounts: HashMap<Address, AccountInfo>,
-    pub storage: HashMap<Address, HashMap<U256, U256>>,
-    pub contracts: HashMap<B256, Bytecode>,
+    pub accounts: AddressMap<AccountInfo>,
+    pub storage: AddressMap<StorageKeyMap<U256>>,
+    pub contracts: B256Map<Bytecode>,
     pub block_hashes: HashMap<u64, B256>,
 }
 
