@@ -45,12 +45,7 @@ pub fn block_difference(a: &BlockOutput, b: &BlockOutput) -> Option<String> {
 
 fn diff_difference(a: &StateDiff, b: &StateDiff) -> Option<String> {
     let empty = AccountDiff::default();
-    // In address order, so that the first difference is the same in every
-    // run (the maps' own order depends on their hasher's seed).
-    let mut addresses: Vec<_> = a.keys().chain(b.keys()).collect();
-    addresses.sort_unstable();
-    addresses.dedup();
-    for address in addresses {
+    for address in sorted_union(a.keys(), b.keys()) {
         let (x, y) = match (a.get(address), b.get(address)) {
             (Some(x), Some(y)) => (x, y),
             (Some(_), None) => return Some(format!("account {address} changed only in the first")),
@@ -68,9 +63,7 @@ fn diff_difference(a: &StateDiff, b: &StateDiff) -> Option<String> {
                 x.balance, x.nonce, x.code_hash, y.balance, y.nonce, y.code_hash
             ));
         }
-        let mut keys: Vec<_> = x.storage.keys().chain(y.storage.keys()).collect();
-        keys.sort_unstable();
-        for key in keys {
+        for key in sorted_union(x.storage.keys(), y.storage.keys()) {
             let (u, v) = (x.storage.get(key), y.storage.get(key));
             if u != v {
                 return Some(format!("account {address} slot {key:#x}: {u:?} vs {v:?}"));
@@ -82,6 +75,19 @@ fn diff_difference(a: &StateDiff, b: &StateDiff) -> Option<String> {
         ));
     }
     None
+}
+
+/// The keys of two maps, each once, in order: the first difference is
+/// then the same in every run (a map's own order depends on its hasher's
+/// seed).
+fn sorted_union<'a, K: Ord + 'a>(
+    a: impl Iterator<Item = &'a K>,
+    b: impl Iterator<Item = &'a K>,
+) -> Vec<&'a K> {
+    let mut keys: Vec<_> = a.chain(b).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 #[cfg(test)]
