@@ -18,7 +18,7 @@
 use alloy_evm::block::{BlockExecutor, BlockExecutorFactory};
 use alloy_evm::eth::receipt_builder::AlloyReceiptBuilder;
 use alloy_evm::eth::spec::EthSpec;
-use alloy_evm::eth::{EthBlockExecutionCtx, EthBlockExecutorFactory, EthEvmFactory};
+use alloy_evm::eth::{EthBlockExecutorFactory, EthEvmFactory};
 use alloy_evm::{Evm, EvmFactory};
 use evmc_harness::realblocks::{find_block_dirs, load_block};
 use revm::database::State;
@@ -27,7 +27,6 @@ use revm::interpreter::interpreter_types::Jumps;
 use revm::interpreter::Interpreter;
 use revm::primitives::B256;
 use revm::Inspector;
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::error::Error;
 
@@ -90,16 +89,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             block.env.clone(),
             std::mem::take(&mut coverage),
         );
-        let ctx = EthBlockExecutionCtx {
-            parent_hash: block.header.parent_hash,
-            parent_beacon_block_root: block.header.parent_beacon_block_root,
-            ommers: &[],
-            withdrawals: block.withdrawals.as_deref().map(Cow::Borrowed),
-            extra_data: block.header.extra_data.clone(),
-            tx_count_hint: Some(block.transactions.len()),
-            slot_number: None,
-        };
-        let mut executor = executors.create_executor(evm, ctx);
+        let mut executor = executors.create_executor(evm, block.execution_ctx());
         executor.apply_pre_execution_changes()?;
         for tx in &block.transactions {
             executor.execute_transaction(tx.as_recovered_ref())?;

@@ -13,13 +13,12 @@ use alloy_consensus::proofs::calculate_receipt_root;
 use alloy_evm::block::{BlockExecutor, BlockExecutorFactory};
 use alloy_evm::eth::receipt_builder::AlloyReceiptBuilder;
 use alloy_evm::eth::spec::EthSpec;
-use alloy_evm::eth::{EthBlockExecutionCtx, EthBlockExecutorFactory};
+use alloy_evm::eth::EthBlockExecutorFactory;
 use alloy_evm::EvmFactory;
 use evmc_harness::realblocks::{load_block, BYZANTIUM_BLOCK};
 use evmc_runtime::{ArtifactCache, NativeEvmFactory, Registry};
 use rayon::prelude::*;
 use revm::database::State;
-use std::borrow::Cow;
 use std::error::Error;
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -65,17 +64,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let evm = executors
         .evm_factory()
         .create_evm(&mut state, block.env.clone());
-    let ctx = EthBlockExecutionCtx {
-        parent_hash: block.header.parent_hash,
-        parent_beacon_block_root: block.header.parent_beacon_block_root,
-        ommers: &[],
-        withdrawals: block.withdrawals.as_deref().map(Cow::Borrowed),
-        extra_data: block.header.extra_data.clone(),
-        tx_count_hint: Some(block.transactions.len()),
-        slot_number: None,
-    };
+    // Parent hash, beacon root, withdrawals, extra data.
     let result = executors
-        .create_executor(evm, ctx)
+        .create_executor(evm, block.execution_ctx())
         .execute_block(block.transactions.iter().map(|tx| tx.as_recovered_ref()))?;
 
     let root = calculate_receipt_root(&result.receipts);

@@ -14,7 +14,7 @@ use alloy_consensus::{ReceiptEnvelope, Transaction, TxReceipt};
 use alloy_evm::block::TxResult;
 use alloy_evm::block::{BlockExecutor, BlockExecutorFactory};
 use alloy_evm::eth::spec::EthSpec;
-use alloy_evm::eth::{EthBlockExecutionCtx, EthBlockExecutorFactory};
+use alloy_evm::eth::EthBlockExecutorFactory;
 use alloy_evm::{EthEvmFactory, Evm, EvmFactory};
 use alloy_primitives::Bloom;
 use alloy_rpc_types_eth::TransactionInfo;
@@ -28,7 +28,6 @@ use revm::inspector::NoOpInspector;
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::{Address, Bytes, Log, B256, U256};
 use revm::Inspector;
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -217,16 +216,7 @@ where
 {
     let number = block.number();
     let mut trace_build = Duration::ZERO;
-    let ctx = EthBlockExecutionCtx {
-        parent_hash: block.header.parent_hash,
-        parent_beacon_block_root: block.header.parent_beacon_block_root,
-        ommers: &[],
-        withdrawals: block.withdrawals.as_deref().map(Cow::Borrowed),
-        extra_data: block.header.extra_data.clone(),
-        tx_count_hint: Some(block.transactions.len()),
-        slot_number: None,
-    };
-    let mut executor = executors.create_executor(evm, ctx);
+    let mut executor = executors.create_executor(evm, block.execution_ctx());
     executor
         .apply_pre_execution_changes()
         .map_err(|e| classify(number, format!("system calls before the transactions: {e}")))?;

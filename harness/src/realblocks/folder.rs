@@ -8,6 +8,7 @@ use super::BlockError;
 use alloy_consensus::transaction::Recovered;
 use alloy_consensus::{Header, TxEnvelope, Typed2718 as _};
 use alloy_eips::eip4895::Withdrawal;
+use alloy_evm::eth::EthBlockExecutionCtx;
 use alloy_evm::EvmEnv;
 use alloy_rpc_types_eth::{Block, BlockTransactions};
 use revm::primitives::hardfork::SpecId;
@@ -15,6 +16,7 @@ use revm::primitives::{keccak256, Address, Bytes, B256, KECCAK_EMPTY, U256};
 use revm::state::{AccountInfo, Bytecode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -53,6 +55,21 @@ impl RealBlock {
             .contracts
             .get(&hash)
             .map(|c| c.original_bytes())
+    }
+
+    /// What alloy-evm's block executor takes of the block besides its
+    /// environment. No ommers: a folder has the uncles' hashes, not their
+    /// headers, so their rewards are left out.
+    pub fn execution_ctx(&self) -> EthBlockExecutionCtx<'_> {
+        EthBlockExecutionCtx {
+            parent_hash: self.header.parent_hash,
+            parent_beacon_block_root: self.header.parent_beacon_block_root,
+            ommers: &[],
+            withdrawals: self.withdrawals.as_deref().map(Cow::Borrowed),
+            extra_data: self.header.extra_data.clone(),
+            tx_count_hint: Some(self.transactions.len()),
+            slot_number: None,
+        }
     }
 }
 
