@@ -20,6 +20,7 @@ use alloy_evm::eth::receipt_builder::AlloyReceiptBuilder;
 use alloy_evm::eth::spec::EthSpec;
 use alloy_evm::eth::{EthBlockExecutorFactory, EthEvmFactory};
 use alloy_evm::{Evm, EvmFactory};
+use evmc_compiler::analysis::decode;
 use evmc_harness::realblocks::{find_block_dirs, load_block};
 use revm::database::State;
 use revm::interpreter::interpreter::EthInterpreter;
@@ -30,41 +31,30 @@ use revm::Inspector;
 use std::collections::{HashMap, HashSet};
 use std::error::Error;
 
+/// What ran of one bytecode.
+struct Seen {
+    code: Vec<u8>,
+    /// Positions of the instructions executed.
+    positions: HashSet<usize>,
+    /// Instructions executed.
+    steps: u64,
+}
+
 /// What ran of each bytecode, by code hash.
 #[derive(Default)]
-struct Coverage {
-    positions: HashMap<B256, HashSet<usize>>,
-    steps: HashMap<B256, u64>,
-    code: HashMap<B256, Vec<u8>>,
-}
+struct Coverage(HashMap<B256, Seen>);
 
 impl<CTX> Inspector<CTX, EthInterpreter> for Coverage {
     fn step(&mut self, interp: &mut Interpreter<EthInterpreter>, _: &mut CTX) {
         let hash = interp.bytecode.get_or_calculate_hash();
-        self.positions
-            .entry(hash)
-            .or_default()
-            .insert(interp.bytecode.pc());
-        *self.steps.entry(hash).or_default() += 1;
-        self.code
-            .entry(hash)
-            .or_insert_with(|| interp.bytecode.original_byte_slice().to_vec());
+        let seen = self.0.entry(hash).or_insert_with(|| Seen {
+            code: interp.bytecode.original_byte_slice().to_vec(),
+            positions: HashSet::new(),
+            steps: 0,
+        });
+        seen.positions.insert(interp.bytecode.pc());
+        seen.steps += 1;
     }
-}
-
-/// Instructions in `code`, PUSH data skipped.
-fn instructions(code: &[u8]) -> usize {
-    let (mut n, mut i) = (0, 0);
-    while i < code.len() {
-        let op = code[i];
-        i += 1 + if (0x60..=0x7f).contains(&op) {
-            (op - 0x5f) as usize
-        } else {
-            0
-        };
-        n += 1;
-    }
-    n
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -100,13 +90,12 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // (steps, instructions, distinct executed) per bytecode, busiest first.
     let mut rows: Vec<(u64, usize, usize)> = Vec::new();
-    for (hash, code) in &coverage.code {
-        let (insts, hit, steps) = (
-            instructions(code),
-            coverage.positions[hash].len(),
-            coverage.steps[hash],
-        );
-        println!("{hash} {} {insts} {hit} {steps}", code.len());
+    for (hash, seen) in &coverage.0 {
+        // `decode` appends the STOP the interpreter runs past the end; the
+        // count is of the code's own instructions.
+        let insts = decode(&seen.code).len() - 1;
+        let (hit, steps) = (seen.positions.len(), seen.steps);
+        println!("{hash} {} {insts} {hit} {steps}", seen.code.len());
         rows.push((steps, insts, hit));
     }
     rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
