@@ -11,6 +11,7 @@ use evmc_harness::realblocks::replay::{
     Throughput,
 };
 use evmc_harness::realblocks::{find_block_dirs, fork_name, TraceKind, TxTraces};
+use evmc_runtime::cache::Source;
 use evmc_runtime::hot::{CacheBackend, CompileBackend, CompileState, Thresholds};
 use evmc_runtime::{ArtifactCache, CompileLimits, HotOptions, LoadedArtifact};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -53,21 +54,24 @@ pub(crate) struct Args {
     opt_level: u8,
     /// Native and compare modes: compile only contracts whose own frames
     /// spent at least this much gas in the interpreted reference run; 0
-    /// compiles every contract the blocks run. The default keeps the first
-    /// run's compile short: on the shared blocks it picks 142 of 2,027
-    /// contracts (61.5% of their frames' gas, about 90 s of compiling on
-    /// two cores); every contract (0) takes 15 minutes to compile the
-    /// first time and runs the blocks fastest once their code is warm
-    /// (AMD EPYC, `--repeat 10`: 1.21-1.23x at the default, 1.20-1.40x
-    /// with every contract (median 1.33x), 1.36-1.44x with every contract
-    /// and no safety net), and less so in a single run of each block
-    /// (1.17-1.27x against the default's 1.13-1.20x: the first run of each
-    /// artefact is slower; benches/README.md, "Real blocks: the first run
-    /// of an artefact"). Contracts too short to pay for compiled code's
-    /// entries (minimal proxies, loops through calls with little between)
-    /// stay interpreted too, unless this is 0.
-    #[arg(long = "min-gas", default_value_t = 200_000)]
+    /// compiles every contract the blocks run. Of each, only the blocks the
+    /// reference run entered are compiled (see --whole-contracts). The
+    /// default keeps the first run's compile to about two minutes on two
+    /// cores: on the shared blocks it picks 578 of 2,027 contracts (84% of
+    /// their frames' gas), 1.25-1.30x on an AMD EPYC (1.32-1.33x with
+    /// `--repeat 3`; benches/README.md, "Compiling what ran"). Contracts
+    /// too short to pay for compiled code's entries (minimal proxies, loops
+    /// through calls with little between) stay interpreted too, unless
+    /// this is 0.
+    #[arg(long = "min-gas", default_value_t = 50_000)]
     min_gas: u64,
+    /// native and compare: compile each selected contract whole. By
+    /// default only the blocks the interpreted reference run entered are
+    /// compiled, and a frame that reaches any other block goes on in the
+    /// interpreter from there (same results; a third of the compile time
+    /// on the shared blocks).
+    #[arg(long = "whole-contracts")]
+    whole_contracts: bool,
     /// interp, native and compare: run each timed block this many times
     /// (alternating interpreter and native in compare) and report the
     /// median time; only the first run is checked.
@@ -158,6 +162,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         jobs: args.jobs.unwrap_or(cores).max(1),
         max_code_size: evmc_compiler::DEFAULT_MAX_CODE_SIZE,
         min_gas: args.min_gas,
+        whole_contracts: args.whole_contracts,
         repeat: args.repeat as usize,
         safety_net: !args.no_safety_net,
         hot: HotOptions {
@@ -343,6 +348,20 @@ impl CompileBackend for StoreFirst {
 
     fn compile(&self, code: &[u8], spec: SpecId) -> Result<Arc<LoadedArtifact>, String> {
         self.inner.compile(code, spec)
+    }
+
+    fn compile_ran(
+        &self,
+        code: &[u8],
+        spec: SpecId,
+        ran: &evmc_compiler::RanPcs,
+    ) -> Result<(Arc<LoadedArtifact>, bool), String> {
+        // The cache looks in its store before it compiles.
+        let (art, source) = self.inner.ran_artifact(code, spec, ran)?;
+        if matches!(source, Source::Fetched) {
+            self.fetched.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok((art, !matches!(source, Source::Compiled(_))))
     }
 }
 

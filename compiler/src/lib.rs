@@ -14,6 +14,7 @@ pub mod analysis;
 pub mod backend;
 #[cfg(feature = "llvm")]
 pub mod codegen;
+pub mod profile;
 pub mod revm_api;
 
 #[cfg(feature = "llvm")]
@@ -28,6 +29,7 @@ use evmc_interface::ArtifactMetadata;
 use inkwell::context::Context;
 #[cfg(feature = "llvm")]
 use inkwell::targets::FileType;
+pub use profile::RanPcs;
 pub use revm_api::{parse_spec, spec_name, SpecId, B256};
 #[cfg(feature = "llvm")]
 use std::path::Path;
@@ -131,6 +133,10 @@ pub struct CompileOptions {
     /// blocks go into one part, so a part can be larger. A large value
     /// compiles a contract as one function.
     pub part_insts: usize,
+    /// Compile only the blocks whose first instruction a profile saw run;
+    /// every other block hands the frame to the interpreter (see
+    /// [`profile`]). `None` (the default): the whole contract.
+    pub ran: Option<std::sync::Arc<RanPcs>>,
 }
 
 /// Default [`CompileOptions::opt_budget`]: every contract of `benchdata`
@@ -194,6 +200,7 @@ impl CompileOptions {
             threads: default_threads(),
             max_shards: DEFAULT_MAX_SHARDS,
             part_insts: DEFAULT_PART_INSTS,
+            ran: None,
         }
     }
 
@@ -203,10 +210,14 @@ impl CompileOptions {
     /// specs and targets produce the same file. `max_code_size` only
     /// decides whether a compile happens, so it is not part of it.
     pub fn codegen_fingerprint(&self) -> String {
-        format!(
+        let mut f = format!(
             "opt={} opt_budget={} max_shards={} part_insts={}",
             self.opt_level, self.opt_budget, self.max_shards, self.part_insts
-        )
+        );
+        if let Some(ran) = &self.ran {
+            f.push_str(&format!(" ran={:x}", ran.digest()));
+        }
+        f
     }
 }
 
@@ -307,9 +318,20 @@ pub fn compile_emit(
 ) -> Result<(Vec<u8>, Timings), CompileError> {
     check(code, opts)?;
     let start = Instant::now();
-    let analysis = Analysis::new(code);
+    let analysis = analysed(code, opts);
     let plan = Plan::new(&analysis, opts.part_insts, 1);
     emit_whole(&plan, code, opts, what, start.elapsed())
+}
+
+/// The analysis `opts` compiles: the whole contract, or what its profile
+/// saw run ([`CompileOptions::ran`]).
+#[cfg(feature = "llvm")]
+fn analysed(code: &[u8], opts: &CompileOptions) -> Analysis {
+    let mut a = Analysis::new(code);
+    if let Some(ran) = &opts.ran {
+        a.keep_ran(ran);
+    }
+    a
 }
 
 /// [`compile_emit`] after the analysis: the contract as one module.
@@ -401,7 +423,7 @@ fn lower(
 pub fn compile_object(code: &[u8], opts: &CompileOptions) -> Result<CompiledObject, CompileError> {
     check(code, opts)?;
     let start = Instant::now();
-    let analysis = Analysis::new(code);
+    let analysis = analysed(code, opts);
     let plan = Plan::new(&analysis, opts.part_insts, opts.max_shards);
     let analysis_time = start.elapsed();
     let objects_and_times = if plan.shards() == 1 {

@@ -49,11 +49,12 @@ pub mod exit {
     pub const BUILTIN: u32 = 1;
     /// A dynamic jump to something that is not a JUMPDEST.
     pub const INVALID_JUMP: u32 = 2;
-    /// A block-entry check (gas, stack bounds) failed, or the requested resume
-    /// point is unknown: the runtime must continue this frame in the
-    /// interpreter at `ExecCtx::resume_pc`, with the state exactly as the
-    /// interpreter would have it there. Taken only on paths that are about to
-    /// halt, so its cost does not matter; its exactness does.
+    /// A block-entry check (gas, stack bounds) failed, the requested resume
+    /// point is unknown, or the block was left out of a compile from a
+    /// profile: the runtime must continue this frame in the interpreter at
+    /// `ExecCtx::resume_pc`, with the state exactly as the interpreter would
+    /// have it there. Mostly taken on paths about to halt; its exactness
+    /// matters everywhere.
     pub const DEOPT: u32 = 3;
     /// The static gas of the instructions up to the next one with dynamic gas
     /// (or the block end) is not available: the interpreter would halt with

@@ -229,6 +229,10 @@ pub struct Request {
     pub target_cpu: String,
     /// LLVM feature string.
     pub target_features: String,
+    /// [`evmc_compiler::CompileOptions::ran`]: the pcs a profile saw run,
+    /// when only those blocks are compiled.
+    #[serde(default)]
+    pub ran: Option<Vec<u32>>,
     /// Where to write the `.so`.
     pub out: PathBuf,
 }
@@ -447,6 +451,7 @@ fn compile_in_worker(
         target_triple: opts.target.triple.clone(),
         target_cpu: opts.target.cpu.clone(),
         target_features: opts.target.features.clone(),
+        ran: opts.ran.as_ref().map(|r| r.pcs().to_vec()),
         out: out.to_path_buf(),
     };
     let spawn_err = |reason: String| CompileFailure::Spawn {
@@ -646,5 +651,9 @@ fn decode_request(r: &Request) -> Result<(Vec<u8>, CompileOptions), String> {
     opts.max_shards = r.max_shards;
     opts.part_insts = r.part_insts;
     opts.max_code_size = r.max_code_size;
+    opts.ran = r
+        .ran
+        .as_ref()
+        .map(|pcs| std::sync::Arc::new(evmc_compiler::RanPcs::new(pcs.iter().copied())));
     Ok((code, opts))
 }

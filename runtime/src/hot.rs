@@ -61,6 +61,9 @@ const SHARDS: usize = 16;
 /// Totals per code hash, shared by every EVM of a process.
 pub struct HotCounters {
     shards: [Mutex<HashKeyed<CodeStats>>; SHARDS],
+    /// When profiling (see [`HotCounters::with_profiles`]): per code hash,
+    /// a bitmap of the pcs interpreted frames ran.
+    ran: Option<Mutex<HashKeyed<Vec<u64>>>>,
     thresholds: Thresholds,
     newly_hot: Mutex<Vec<B256>>,
     /// Lets [`HotCounters::take_newly_hot`] return without locking when
@@ -79,12 +82,53 @@ impl std::fmt::Debug for HotCounters {
 impl HotCounters {
     /// Empty counters with these thresholds.
     pub fn new(thresholds: Thresholds) -> Arc<Self> {
+        Self::build(thresholds, false)
+    }
+
+    fn build(thresholds: Thresholds, profiles: bool) -> Arc<Self> {
         Arc::new(Self {
             shards: Default::default(),
+            ran: profiles.then(Mutex::default),
             thresholds,
             newly_hot: Mutex::new(Vec::new()),
             has_new: AtomicBool::new(false),
         })
+    }
+
+    /// Counters that also record which pcs interpreted frames run, per
+    /// code hash ([`HotCounters::ran`]): what a compile of only the code
+    /// that ran needs (`evmc_compiler::profile`). Every interpreted frame
+    /// then runs a stepping loop that marks each pc, slower than the
+    /// interpreter's own.
+    pub fn with_profiles(thresholds: Thresholds) -> Arc<Self> {
+        Self::build(thresholds, true)
+    }
+
+    /// Whether these counters record the pcs that run.
+    pub fn profiling(&self) -> bool {
+        self.ran.is_some()
+    }
+
+    /// The pcs interpreted frames of the code with hash `hash` ran, when
+    /// profiling and any ran.
+    pub fn ran(&self, hash: B256) -> Option<evmc_compiler::RanPcs> {
+        let ran = self.ran.as_ref()?.lock().unwrap_or_else(|e| e.into_inner());
+        ran.get(&hash)
+            .map(|words| evmc_compiler::RanPcs::from_bitmap(words))
+    }
+
+    fn merge_ran(&self, local: &mut HashKeyed<Vec<u64>>) {
+        let Some(ran) = &self.ran else {
+            return;
+        };
+        let mut ran = ran.lock().unwrap_or_else(|e| e.into_inner());
+        for (hash, words) in local.drain() {
+            let all = ran.entry(hash).or_default();
+            if all.len() < words.len() {
+                all.resize(words.len(), 0);
+            }
+            all.iter_mut().zip(&words).for_each(|(a, w)| *a |= w);
+        }
     }
 
     /// The thresholds in use.
@@ -158,6 +202,8 @@ impl HotCounters {
 pub struct FrameTally {
     counters: Arc<HotCounters>,
     local: HashKeyed<CodeStats>,
+    /// The pcs run since the last flush, when the counters profile.
+    ran: Option<HashKeyed<Vec<u64>>>,
     /// Inclusive gas of finished frames per depth, not yet taken by their
     /// parent.
     child_gas: Vec<u64>,
@@ -167,10 +213,18 @@ impl FrameTally {
     /// A tally for one transaction, adding up into `counters`.
     pub fn new(counters: Arc<HotCounters>) -> Self {
         Self {
+            ran: counters.profiling().then(HashKeyed::default),
             counters,
             local: HashKeyed::default(),
             child_gas: Vec::new(),
         }
+    }
+
+    /// Where an interpreted frame of `hash` marks the pcs it runs (bit
+    /// `pc % 64` of word `pc / 64`), when profiling.
+    #[inline]
+    pub fn ran_bitmap(&mut self, hash: Option<B256>) -> Option<&mut Vec<u64>> {
+        Some(self.ran.as_mut()?.entry(hash?).or_default())
     }
 
     /// A frame at `depth` finished having spent `spent` gas including its
@@ -196,6 +250,9 @@ impl FrameTally {
         for (hash, delta) in self.local.drain() {
             self.counters.add(hash, delta);
         }
+        if let Some(ran) = &mut self.ran {
+            self.counters.merge_ran(ran);
+        }
     }
 }
 
@@ -205,6 +262,23 @@ pub trait CompileBackend: Send + Sync {
     fn lookup(&self, code_hash: B256, spec: SpecId) -> Option<Arc<LoadedArtifact>>;
     /// Compiles `code` for `spec` and loads it.
     fn compile(&self, code: &[u8], spec: SpecId) -> Result<Arc<LoadedArtifact>, String>;
+    /// The artefact of only the blocks of `code` whose first pc is in
+    /// `ran` (`evmc_compiler::profile`), compiled unless the backend has
+    /// it; with whether it had it. A backend without profiles compiles the
+    /// whole contract (the results are the same).
+    fn compile_ran(
+        &self,
+        code: &[u8],
+        spec: SpecId,
+        ran: &evmc_compiler::RanPcs,
+    ) -> Result<(Arc<LoadedArtifact>, bool), String> {
+        let _ = ran;
+        let hash = evmc_compiler::code_hash(code);
+        match self.lookup(hash, spec) {
+            Some(art) => Ok((art, true)),
+            None => Ok((self.compile(code, spec)?, false)),
+        }
+    }
 }
 
 /// The on-disk artifact cache as a compile backend: a restart finds what
@@ -247,6 +321,36 @@ impl CompileBackend for CacheBackend {
         opts.opt_level = self.opt_level;
         self.cache
             .get_or_compile(code, &opts)
+            .map_err(|e| e.to_string())
+    }
+
+    fn compile_ran(
+        &self,
+        code: &[u8],
+        spec: SpecId,
+        ran: &evmc_compiler::RanPcs,
+    ) -> Result<(Arc<LoadedArtifact>, bool), String> {
+        let (art, source) = self.ran_artifact(code, spec, ran)?;
+        Ok((art, !matches!(source, crate::cache::Source::Compiled(_))))
+    }
+}
+
+#[cfg(feature = "compiler")]
+impl CacheBackend {
+    /// The artefact of the blocks of `code` that `ran` names, at this
+    /// backend's level, and where it came from: the cache, the cache's
+    /// store, or a compile now.
+    pub fn ran_artifact(
+        &self,
+        code: &[u8],
+        spec: SpecId,
+        ran: &evmc_compiler::RanPcs,
+    ) -> Result<(Arc<LoadedArtifact>, crate::cache::Source), String> {
+        let mut opts = evmc_compiler::CompileOptions::new(spec);
+        opts.opt_level = self.opt_level;
+        opts.ran = Some(Arc::new(ran.clone()));
+        self.cache
+            .lookup_or_compile(code, &opts)
             .map_err(|e| e.to_string())
     }
 }
@@ -705,6 +809,28 @@ fn worker(shared: &Shared, rx: &Mutex<mpsc::Receiver<Job>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profiles_gather_the_pcs_of_every_tally() {
+        let counters = HotCounters::with_profiles(Thresholds::default());
+        let (a, b) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        let mut one = FrameTally::new(counters.clone());
+        let mut two = FrameTally::new(counters.clone());
+        one.ran_bitmap(Some(a)).unwrap().extend([0b101, 0, 1]);
+        two.ran_bitmap(Some(a)).unwrap().push(0b10);
+        two.ran_bitmap(Some(b)).unwrap().push(1 << 63);
+        // Init code has no hash: nothing to profile.
+        assert!(two.ran_bitmap(None).is_none());
+        assert_eq!(counters.ran(a), None, "nothing before a flush");
+        one.flush();
+        two.flush();
+        assert_eq!(counters.ran(a).unwrap().pcs(), &[0, 1, 2, 128]);
+        assert_eq!(counters.ran(b).unwrap().pcs(), &[63]);
+        // Counters that do not profile record nothing.
+        let plain = HotCounters::new(Thresholds::default());
+        assert!(!plain.profiling());
+        assert!(FrameTally::new(plain.clone()).ran_bitmap(Some(a)).is_none());
+    }
 
     #[test]
     fn frames_are_charged_their_own_gas_only() {

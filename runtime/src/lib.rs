@@ -72,20 +72,28 @@ pub fn compile_and_load(
 ) -> Result<Arc<LoadedArtifact>, Error> {
     let mut opts = CompileOptions::new(spec);
     opts.opt_level = opt_level;
+    compile_and_load_with(code, &opts, dir)
+}
+
+/// [`compile_and_load`] with any options: the artefact is named after the
+/// code hash, the spec and a digest of the options that change its bytes.
+#[cfg(feature = "compiler")]
+pub fn compile_and_load_with(
+    code: &[u8],
+    opts: &CompileOptions,
+    dir: &Path,
+) -> Result<Arc<LoadedArtifact>, Error> {
     let hash = evmc_compiler::code_hash(code);
+    let options = evmc_compiler::code_hash(opts.codegen_fingerprint().as_bytes());
     let path = dir.join(format!(
-        "{hash:x}-{}-O{opt_level}.so",
-        evmc_compiler::spec_name(spec)
+        "{hash:x}-{}-{}.so",
+        evmc_compiler::spec_name(opts.spec),
+        &hex::encode(options)[..16]
     ));
-    compile_worker::compile_on_thread(
-        code,
-        &opts,
-        &path,
-        compile_worker::DEFAULT_COMPILE_TIMEOUT,
-    )??;
+    compile_worker::compile_on_thread(code, opts, &path, compile_worker::DEFAULT_COMPILE_TIMEOUT)??;
     let art = Loader::new(Expect {
         code_hash: hash,
-        spec: evmc_compiler::spec_name(spec).to_string(),
+        spec: evmc_compiler::spec_name(opts.spec).to_string(),
     })
     .load(&path)?;
     Ok(Arc::new(art))

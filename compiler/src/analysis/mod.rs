@@ -165,6 +165,10 @@ pub struct Analysis {
     /// No bounds check, no expansion, no halt, so they do not end a gas
     /// segment.
     pub covered_accesses: BTreeMap<u32, u32>,
+    /// Blocks a profile saw no frame enter (see [`Analysis::keep_ran`]):
+    /// code generation leaves each for the interpreter at its start.
+    /// Empty when the contract is compiled whole.
+    pub cold: Vec<bool>,
 }
 
 fn is_suspending(opcode: u8) -> bool {
@@ -290,6 +294,7 @@ impl Analysis {
             entry_small: Vec::new(),
             memory_floor: 0,
             covered_accesses: BTreeMap::new(),
+            cold: Vec::new(),
         };
         a.resolve_jumps();
         a.mark_reachable();
@@ -406,6 +411,42 @@ impl Analysis {
 }
 
 impl Analysis {
+    /// Compiles only the blocks whose first instruction is in `ran` (the
+    /// pcs a profile saw executed): every other block becomes cold, an
+    /// exit to the interpreter at its start with the state it has there
+    /// (see [`crate::profile`]). Copies of a block share its start, and so
+    /// its temperature.
+    pub fn keep_ran(&mut self, ran: &crate::RanPcs) {
+        self.cold = self
+            .blocks
+            .iter()
+            .map(|b| !ran.contains(b.start_pc))
+            .collect();
+    }
+
+    /// Whether block `b` is left to the interpreter (see [`Analysis::keep_ran`]).
+    pub fn is_cold(&self, b: usize) -> bool {
+        self.cold.get(b).copied().unwrap_or(false)
+    }
+
+    /// What block `b` weighs in the cut into parts and shards: its
+    /// instructions, or one for a cold block (a store and an exit).
+    pub(crate) fn weight(&self, b: usize) -> usize {
+        if self.is_cold(b) {
+            1
+        } else {
+            self.blocks[b].end - self.blocks[b].first
+        }
+    }
+
+    /// The sum of every block's [`Analysis::weight`].
+    pub(crate) fn weighted_len(&self) -> usize {
+        if self.cold.is_empty() {
+            return self.insts.len();
+        }
+        (0..self.blocks.len()).map(|b| self.weight(b)).sum()
+    }
+
     /// For each block, the block it can only be entered from, if there is
     /// exactly one such static edge: not the entry block, not a resume point
     /// (entered from the runtime), not a JUMPDEST that a dynamic jump may

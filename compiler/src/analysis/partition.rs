@@ -51,7 +51,7 @@ impl Partition {
             let mut todo = vec![h];
             while let Some(b) = todo.pop() {
                 tree_of[b] = t;
-                size[t] += a.blocks[b].end - a.blocks[b].first;
+                size[t] += a.weight(b);
                 todo.extend(children[b].iter().copied());
             }
         }
@@ -118,7 +118,7 @@ impl Partition {
         let mut sizes = vec![0usize; self.heads.len()];
         for (b, &k) in self.part_of.iter().enumerate() {
             if let Some(s) = sizes.get_mut(k) {
-                *s += a.blocks[b].end - a.blocks[b].first;
+                *s += a.weight(b);
             }
         }
         let total: usize = sizes.iter().sum::<usize>().max(1);

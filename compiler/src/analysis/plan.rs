@@ -37,7 +37,7 @@ pub const LARGE_CONTRACT_INSTS: usize = 10_000;
 /// the compile time is the problem, take small parts (benches/README.md,
 /// "Part size of large contracts").
 pub fn part_size(analysis: &Analysis, part_insts: usize) -> usize {
-    let size = if analysis.insts.len() > LARGE_CONTRACT_INSTS {
+    let size = if analysis.weighted_len() > LARGE_CONTRACT_INSTS {
         part_insts / 4
     } else {
         part_insts
@@ -159,7 +159,7 @@ impl<'a> Plan<'a> {
 /// wanted, and the split is then made for that count; should that split
 /// leave a shard empty in turn, the count shrinks again.
 fn shards(a: &Analysis, partition: &Partition, max_shards: usize) -> (Vec<usize>, usize) {
-    let wanted = (a.insts.len() / SHARD_INSTS).clamp(1, max_shards.max(1));
+    let wanted = (a.weighted_len() / SHARD_INSTS).clamp(1, max_shards.max(1));
     if wanted == 1 {
         return (vec![0; partition.heads.len()], 1);
     }
@@ -191,7 +191,7 @@ fn cap_trees(a: &Analysis, preds: &mut [Option<usize>], budget: usize) {
         // (block, root of its tree)
         let mut todo = vec![(h, h)];
         while let Some((b, mut root)) = todo.pop() {
-            let size = a.blocks[b].end - a.blocks[b].first;
+            let size = a.weight(b);
             if b != root && tree_size[root] + size > budget {
                 preds[b] = None;
                 root = b;

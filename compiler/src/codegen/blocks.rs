@@ -181,6 +181,12 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
 
     fn gen_block_body(&mut self, bi: usize, mut vs: VStack<'ctx>) -> R<()> {
         let blk: &Block = &self.a.blocks[bi];
+        if self.a.is_cold(bi) {
+            // Left to the interpreter, from the block's start.
+            let committed = vs.flush(self)?;
+            self.b.build_store(self.len_var, committed)?;
+            return self.deopt_at(blk.start_pc as u64);
+        }
         let insts = blk.insts(self.a);
         let n = insts.len();
         let splits_after = |i: usize| (i + 1).is_multiple_of(SPLIT_EVERY) && i + 2 < n;

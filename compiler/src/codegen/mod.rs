@@ -22,6 +22,9 @@
 //!   the frame, in exactly the interpreter's state at the block start, to the
 //!   interpreter (`exit::DEOPT`), which then reports the same halt reason and
 //!   gas it always would;
+//! - a block left out by a profile (`Analysis::is_cold`, see
+//!   [`crate::profile`]) is only that hand-over: the stack committed and
+//!   `exit::DEOPT` at its first pc;
 //! - a failed gas check is an out-of-gas halt (`exit::OUT_OF_GAS`): a segment
 //!   ends at the first instruction with dynamic gas or effects, so the
 //!   interpreter would run out of gas at one of its static charges, and no

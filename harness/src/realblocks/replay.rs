@@ -19,6 +19,7 @@ use super::folder::{load_block, RealBlock};
 use super::trace::{trace_difference, TraceKind, TxTraces};
 use super::{BlockError, ErrorKind};
 use alloy_evm::EthEvmFactory;
+use evmc_compiler::RanPcs;
 use evmc_runtime::hot::{CodeStats, CompileBackend, CompileState};
 use evmc_runtime::safety_net::Verdict;
 use evmc_runtime::{HotCompile, HotOptions, NativeEvmFactory, Registry};
@@ -72,6 +73,11 @@ pub struct ReplayOptions {
     /// (`evmc_compiler::analysis::too_short` with `hot.min_native_run`);
     /// 0: every contract the blocks run.
     pub min_gas: u64,
+    /// `native` and `compare`: compile each selected contract whole
+    /// instead of only the blocks the reference run entered (the rest of
+    /// a profiled contract hands its frames to the interpreter:
+    /// `evmc_compiler::profile`).
+    pub whole_contracts: bool,
     /// Thresholds and workers of `hot`.
     pub hot: HotOptions,
     /// Trace every transaction with these tracers (none: untraced). In
@@ -374,8 +380,13 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
             let registry = Registry::new();
             registry.set_safety_net(opts.safety_net);
             let native = NativeEvmFactory::new(registry).with_backend(backend);
-            // The reference: interpreted, counting which contracts run.
-            let counting = NativeEvmFactory::default().with_frame_counting();
+            // The reference: interpreted, counting which contracts run and,
+            // unless they are compiled whole, which of their pcs.
+            let counting = if opts.whole_contracts {
+                NativeEvmFactory::default().with_frame_counting()
+            } else {
+                NativeEvmFactory::default().with_run_profiles()
+            };
             progress.phase("reference", blocks.len());
             let mut reference: Vec<Option<BlockRun>> = Vec::with_capacity(blocks.len());
             let mut code: HashMap<B256, Bytes> = HashMap::new();
@@ -392,9 +403,18 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
                     Some(run)
                 });
                 // Native mode's interpreted time, unless the native run is
-                // traced (an untraced time beside it would mislead).
+                // traced (an untraced time beside it would mislead). A
+                // profiling reference run steps slower than the
+                // interpreter's own loop: the block runs again for the time.
                 if opts.mode == Mode::Native && opts.trace.is_empty() {
-                    report.interp = run.as_ref().map(|r| r.time);
+                    report.interp = match (&run, block) {
+                        (Some(_), Some(b)) if !opts.whole_contracts => {
+                            execute_block(b, EthEvmFactory::default())
+                                .ok()
+                                .map(|r| r.time)
+                        }
+                        (run, _) => run.as_ref().map(|r| r.time),
+                    };
                 }
                 reference.push(run);
                 progress.tick();
@@ -422,6 +442,7 @@ pub fn replay(dirs: &[PathBuf], opts: &ReplayOptions, progress: &mut dyn Progres
                             spec,
                             code: c.clone(),
                             stats,
+                            ran: counting.ran(spec, hash),
                         });
                     }
                 }
@@ -705,6 +726,8 @@ struct CompileJob {
     spec: SpecId,
     code: Bytes,
     stats: CodeStats,
+    /// The pcs the reference run entered, when only those are compiled.
+    ran: Option<RanPcs>,
 }
 
 /// Compiles `jobs` in parallel on `opts.jobs` threads through `factory`'s
@@ -730,12 +753,17 @@ fn compile_all(
             spec,
             code,
             stats,
+            ran,
         } = job;
         let t = Instant::now();
         let (status, error) = if code.len() > opts.max_code_size {
             ("interpreted", None)
         } else {
-            match factory.ensure_native(code, *spec) {
+            let made = match ran {
+                Some(ran) => factory.ensure_native_ran(code, *spec, ran),
+                None => factory.ensure_native(code, *spec),
+            };
+            match made {
                 Ok(true) => ("cached", None),
                 Ok(false) => ("compiled", None),
                 Err(e) => ("failed", Some(e)),

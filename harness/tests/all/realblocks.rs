@@ -55,8 +55,11 @@ fn compiled() -> &'static Compiled {
     static COMPILED: OnceLock<Compiled> = OnceLock::new();
     COMPILED.get_or_init(|| {
         let blocks = mainnet_blocks();
-        // Which contracts the blocks run, per spec.
-        let counting = NativeEvmFactory::default().with_frame_counting();
+        // Which contracts the blocks run, per spec, and which of their pcs:
+        // each is compiled as `replay` compiles it by default, only the
+        // blocks that ran (`evmc_compiler::profile`). The profiling loop
+        // must not change a result either.
+        let counting = NativeEvmFactory::default().with_run_profiles();
         let mut reference = Vec::new();
         for b in &blocks {
             let run = execute_block(b, EthEvmFactory::default()).unwrap_or_else(|e| panic!("{e}"));
@@ -81,7 +84,10 @@ fn compiled() -> &'static Compiled {
                 let code = blocks.iter().find_map(|b| b.code(hash));
                 if let Some(code) = code.filter(|c| c.len() <= evmc_compiler::DEFAULT_MAX_CODE_SIZE)
                 {
-                    jobs.push((spec, code));
+                    let ran = counting
+                        .ran(spec, hash)
+                        .expect("a profile of every contract run");
+                    jobs.push((spec, code, ran));
                 }
             }
         }
@@ -93,7 +99,7 @@ fn compiled() -> &'static Compiled {
         let failed: Vec<String> = pool.install(|| {
             use rayon::prelude::*;
             jobs.par_iter()
-                .filter_map(|(spec, code)| native.ensure_native(code, *spec).err())
+                .filter_map(|(spec, code, ran)| native.ensure_native_ran(code, *spec, ran).err())
                 .collect()
         });
         assert!(failed.is_empty(), "compile failures: {failed:?}");

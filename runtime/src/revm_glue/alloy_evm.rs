@@ -284,6 +284,9 @@ struct SpecHot {
 /// What every EVM of a factory shares for hot-contract detection.
 struct HotState {
     options: HotOptions,
+    /// Record the pcs interpreted frames run (see
+    /// [`NativeEvmFactory::with_run_profiles`]).
+    profiles: bool,
     /// `None`: count frames only (see [`NativeEvmFactory::with_frame_counting`]).
     backend: Option<Arc<dyn CompileBackend>>,
     per_spec: Mutex<HashMap<SpecId, Arc<SpecHot>>>,
@@ -305,10 +308,12 @@ impl HotState {
                     };
                     HotCompiler::new(config, backend.clone(), registry.clone())
                 });
-                Arc::new(SpecHot {
-                    counters: HotCounters::new(self.options.thresholds),
-                    compiler,
-                })
+                let counters = if self.profiles {
+                    HotCounters::with_profiles(self.options.thresholds)
+                } else {
+                    HotCounters::new(self.options.thresholds)
+                };
+                Arc::new(SpecHot { counters, compiler })
             })
             .clone()
     }
@@ -433,6 +438,7 @@ impl NativeEvmFactory {
         self.hot = Some(Arc::new(HotState {
             options,
             backend: Some(backend),
+            profiles: false,
             per_spec: Mutex::default(),
         }));
         Ok(self)
@@ -451,9 +457,33 @@ impl NativeEvmFactory {
                 ..HotOptions::default()
             },
             backend: None,
+            profiles: false,
             per_spec: Mutex::default(),
         }));
         self
+    }
+
+    /// [`NativeEvmFactory::with_frame_counting`], and the pcs interpreted
+    /// frames run per (code hash, spec): [`NativeEvmFactory::ran`] is then
+    /// the profile a compile of only that code takes
+    /// ([`NativeEvmFactory::ensure_native_ran`]). Interpreted frames run a
+    /// stepping loop that marks each pc, slower than the interpreter's own:
+    /// for a reference run, not for timing.
+    pub fn with_run_profiles(self) -> Self {
+        let mut counting = self.with_frame_counting();
+        if let Some(hot) = counting.hot.as_mut().and_then(Arc::get_mut) {
+            hot.profiles = true;
+        }
+        counting
+    }
+
+    /// The pcs interpreted frames of the code with hash `hash` ran under
+    /// `spec`, when the factory records them
+    /// ([`NativeEvmFactory::with_run_profiles`]).
+    pub fn ran(&self, spec: SpecId, hash: B256) -> Option<evmc_compiler::RanPcs> {
+        let hot = self.hot.as_ref()?;
+        let per_spec = hot.per_spec.lock().unwrap_or_else(|e| e.into_inner());
+        per_spec.get(&spec)?.counters.ran(hash)
     }
 
     /// Frames run natively by the EVMs of this factory (and its clones) in
@@ -527,6 +557,31 @@ impl NativeEvmFactory {
             Some(art) => (art, true),
             None => (backend.compile(code, spec)?, false),
         };
+        self.registry
+            .register(spec, art)
+            .map_err(|e| e.to_string())?;
+        Ok(cached)
+    }
+
+    /// [`NativeEvmFactory::ensure_native`] for the blocks a profile saw
+    /// run (`ran`): the backend's artefact of that profile, compiled first
+    /// when it has none. Every other block of the code hands its frames to
+    /// the interpreter (`evmc_compiler::profile`).
+    pub fn ensure_native_ran(
+        &self,
+        code: &[u8],
+        spec: SpecId,
+        ran: &evmc_compiler::RanPcs,
+    ) -> Result<bool, String> {
+        let backend = self
+            .backend
+            .as_ref()
+            .ok_or("the factory has no artifact cache or compile backend")?;
+        let hash = evmc_compiler::code_hash(code);
+        if self.registry.get(hash, spec).is_some() {
+            return Ok(true);
+        }
+        let (art, cached) = backend.compile_ran(code, spec, ran)?;
         self.registry
             .register(spec, art)
             .map_err(|e| e.to_string())?;

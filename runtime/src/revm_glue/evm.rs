@@ -8,7 +8,7 @@
 //! ones, without recursion on the native stack.
 
 use super::executor::{run_native_with, Lent, MemoryBuffer, Memos, Tracing};
-use super::interp_loop::run_traced;
+use super::interp_loop::{run_profiled, run_traced};
 use super::keccak_memo::MemoScope;
 use super::trace::TraceStep;
 use crate::hot::{FrameTally, HotCounters};
@@ -261,7 +261,12 @@ where
                 if artifact.is_some() {
                     self.frames.interpreted(InterpretReason::SafetyNet);
                 }
-                frame.interpreter.run_plain(table, gas_table, context)
+                match self.hot.as_mut().and_then(|t| t.ran_bitmap(code_hash)) {
+                    Some(ran) => {
+                        run_profiled(&mut frame.interpreter, table, gas_table, context, ran)
+                    }
+                    None => frame.interpreter.run_plain(table, gas_table, context),
+                }
             }
         };
         if let (Some((native, gas_before, start)), Some(art)) = (sample, artifact) {

@@ -12,7 +12,7 @@
 //! the one world input a failure printed.
 
 use evmc_tests::gen::{check_world, Stats, World};
-use evmc_tests::{memory_runs_in, native_opt};
+use evmc_tests::{memory_runs_in, native_in_part, native_opt};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
@@ -55,6 +55,7 @@ fn campaign(
     variants: u64,
     seed_salt: u64,
     expect: Expect,
+    in_part: bool,
 ) {
     let variants = variants as usize;
     let gas_points = env_or("EVMC_FUZZ_GAS_POINTS", 3) as usize;
@@ -108,7 +109,11 @@ fn campaign(
                     .count();
                 *runs.lock().unwrap() += memory_runs_in(code, spec);
             }
-            native_opt(code, spec, opt)
+            if in_part {
+                native_in_part(code, spec, seed)
+            } else {
+                native_opt(code, spec, opt)
+            }
         });
         check_world(&world, &registry, variants, gas_points, &stats).map_err(TestCaseError::fail)
     });
@@ -177,6 +182,7 @@ fn generated_contracts_run_natively_exactly_as_interpreted() {
         variants,
         0,
         expect,
+        false,
     );
 }
 
@@ -196,5 +202,30 @@ fn random_byte_strings_run_natively_exactly_as_interpreted() {
             memory_runs: false,
             copied_blocks: false,
         },
+        false,
+    );
+}
+
+/// The structured worlds with a third of each contract's blocks left out
+/// of its compile, as a profile that never saw them run would leave them
+/// (`evmc_compiler::profile`): frames go on in the interpreter from the
+/// start of any such block, in any state, and must end exactly as
+/// interpreted.
+#[test]
+fn contracts_compiled_in_part_run_exactly_as_interpreted() {
+    let worlds = env_or("EVMC_FUZZ_PART_WORLDS", 48);
+    let variants = env_or("EVMC_FUZZ_VARIANTS", 120);
+    campaign(
+        "worlds compiled in part",
+        World::decode,
+        worlds,
+        variants,
+        2,
+        Expect {
+            covered_accesses: true,
+            memory_runs: true,
+            copied_blocks: true,
+        },
+        true,
     );
 }

@@ -13,4 +13,5 @@ mod narrow_counters;
 mod oog_sweep;
 mod opcodes;
 mod parts;
+mod profile;
 mod smoke;
