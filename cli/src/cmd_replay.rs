@@ -68,7 +68,7 @@ pub(crate) struct Args {
     /// native and compare: compile each selected contract whole. By
     /// default only the blocks the interpreted reference run entered are
     /// compiled, and a frame that reaches any other block goes on in the
-    /// interpreter from there (same results; a third of the compile time
+    /// interpreter from there (same results, about half the compile time
     /// on the shared blocks).
     #[arg(long = "whole-contracts")]
     whole_contracts: bool,

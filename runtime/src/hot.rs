@@ -273,11 +273,20 @@ pub trait CompileBackend: Send + Sync {
         ran: &evmc_compiler::RanPcs,
     ) -> Result<(Arc<LoadedArtifact>, bool), String> {
         let _ = ran;
-        let hash = evmc_compiler::code_hash(code);
-        match self.lookup(hash, spec) {
-            Some(art) => Ok((art, true)),
-            None => Ok((self.compile(code, spec)?, false)),
-        }
+        lookup_or_compile(self, code, spec)
+    }
+}
+
+/// The whole contract's artefact from `backend`: its own, else a compile
+/// now; with whether it was its own.
+pub(crate) fn lookup_or_compile<B: CompileBackend + ?Sized>(
+    backend: &B,
+    code: &[u8],
+    spec: SpecId,
+) -> Result<(Arc<LoadedArtifact>, bool), String> {
+    match backend.lookup(evmc_compiler::code_hash(code), spec) {
+        Some(art) => Ok((art, true)),
+        None => Ok((backend.compile(code, spec)?, false)),
     }
 }
 

@@ -545,22 +545,7 @@ impl NativeEvmFactory {
     /// artifact, compiling it first when the backend has none. Returns
     /// whether it came from the backend's store without compiling.
     pub fn ensure_native(&self, code: &[u8], spec: SpecId) -> Result<bool, String> {
-        let backend = self
-            .backend
-            .as_ref()
-            .ok_or("the factory has no artifact cache or compile backend")?;
-        let hash = evmc_compiler::code_hash(code);
-        if self.registry.get(hash, spec).is_some() {
-            return Ok(true);
-        }
-        let (art, cached) = match backend.lookup(hash, spec) {
-            Some(art) => (art, true),
-            None => (backend.compile(code, spec)?, false),
-        };
-        self.registry
-            .register(spec, art)
-            .map_err(|e| e.to_string())?;
-        Ok(cached)
+        self.ensure(code, spec, None)
     }
 
     /// [`NativeEvmFactory::ensure_native`] for the blocks a profile saw
@@ -573,15 +558,30 @@ impl NativeEvmFactory {
         spec: SpecId,
         ran: &evmc_compiler::RanPcs,
     ) -> Result<bool, String> {
+        self.ensure(code, spec, Some(ran))
+    }
+
+    fn ensure(
+        &self,
+        code: &[u8],
+        spec: SpecId,
+        ran: Option<&evmc_compiler::RanPcs>,
+    ) -> Result<bool, String> {
         let backend = self
             .backend
             .as_ref()
             .ok_or("the factory has no artifact cache or compile backend")?;
-        let hash = evmc_compiler::code_hash(code);
-        if self.registry.get(hash, spec).is_some() {
+        if self
+            .registry
+            .get(evmc_compiler::code_hash(code), spec)
+            .is_some()
+        {
             return Ok(true);
         }
-        let (art, cached) = backend.compile_ran(code, spec, ran)?;
+        let (art, cached) = match ran {
+            Some(ran) => backend.compile_ran(code, spec, ran)?,
+            None => crate::hot::lookup_or_compile(&**backend, code, spec)?,
+        };
         self.registry
             .register(spec, art)
             .map_err(|e| e.to_string())?;
