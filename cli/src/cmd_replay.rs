@@ -552,7 +552,7 @@ fn report_json(report: &ReplayReport, run: &RunInfo<'_>, machine: &evmc_benches:
             "opt_level": opt_level,
             "contracts": c.contracts.iter().map(|x| json!({
                 "code_hash": x.code_hash, "spec": fork_name(x.spec), "code_size": x.code_size,
-                "gas": x.gas, "frames": x.frames, "status": x.status, "secs": x.secs, "error": x.error,
+                "gas": x.gas, "frames": x.frames, "status": x.status, "secs": x.secs, "error": x.error, "ran_pcs": x.ran_pcs,
             })).collect::<Vec<_>>(),
         })
     });

@@ -317,6 +317,7 @@ fn replay_takes_artefacts_from_the_store() {
     // the reference run entered, named by that profile.)
     for c in contracts {
         assert!(c["gas"].as_u64().unwrap() >= 50_000, "{c}");
+        assert!(c["ran_pcs"].as_u64().unwrap() > 0, "{c}");
         assert!(c["frames"].as_u64().unwrap() >= 1, "{c}");
     }
     assert_eq!(a["store_fetched"], 0, "{a}");

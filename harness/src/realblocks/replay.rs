@@ -186,6 +186,9 @@ pub struct CompiledContract {
     pub status: &'static str,
     pub secs: f64,
     pub error: Option<String>,
+    /// Pcs of the reference run's profile its compile took (only the
+    /// blocks they start are compiled); `None` when compiled whole.
+    pub ran_pcs: Option<usize>,
 }
 
 /// The compile phase of `native` and `compare`.
@@ -778,6 +781,7 @@ fn compile_all(
             status,
             secs: t.elapsed().as_secs_f64(),
             error,
+            ran_pcs: ran.as_ref().map(RanPcs::len),
         }
     };
     let (tx, rx) = std::sync::mpsc::channel();
