@@ -1,6 +1,8 @@
-//! Replaying block folders in one mode: interpreted, native (everything the
-//! blocks execute compiled first), hot (compiled as contracts get hot), or
-//! interpreter and native alternately, block by block.
+//! Replaying block folders in one mode: interpreted, native (the contracts
+//! the blocks spend their gas in compiled first, from what an interpreted
+//! reference run saw of them: [`ReplayOptions::min_gas`],
+//! [`ReplayOptions::whole_contracts`]), hot (compiled as contracts get
+//! hot), or interpreter and native alternately, block by block.
 //!
 //! Every block is checked against its header; every mode but `interp` is
 //! also checked against an interpreted run of the same block, transaction
