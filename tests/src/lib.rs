@@ -60,28 +60,9 @@ pub fn native(code: &[u8], spec: SpecId) -> Arc<LoadedArtifact> {
 }
 
 pub fn native_opt(code: &[u8], spec: SpecId, opt: u8) -> Arc<LoadedArtifact> {
-    type Cache = Mutex<HashMap<(B256, SpecId, u8), Arc<LoadedArtifact>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
-    let key = (evmc_compiler::code_hash(code), spec, opt);
-    if let Some(a) = CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap()
-        .get(&key)
-    {
-        return a.clone();
-    }
-    let art = evmc_runtime::compile_and_load(code, spec, opt, dir.path())
-        .unwrap_or_else(|e| panic!("compiling {} for {spec:?}: {e}", hex::encode(code)));
-    CACHE
-        .get()
-        .unwrap()
-        .lock()
-        .unwrap()
-        .insert(key, art.clone());
-    art
+    let mut opts = evmc_compiler::CompileOptions::new(spec);
+    opts.opt_level = opt;
+    native_with(code, &opts)
 }
 
 /// Compiles only part of `code` (once per code, spec and `salt`): a block
@@ -89,24 +70,40 @@ pub fn native_opt(code: &[u8], spec: SpecId, opt: u8) -> Arc<LoadedArtifact> {
 /// first pc, the code and `salt` is a multiple of three; the rest compile as
 /// if a profile had seen them run (`evmc_compiler::profile`).
 pub fn native_in_part(code: &[u8], spec: SpecId, salt: u64) -> Arc<LoadedArtifact> {
-    type Cache = Mutex<HashMap<(B256, SpecId, u64), Arc<LoadedArtifact>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
     let hash = evmc_compiler::code_hash(code);
-    let key = (hash, spec, salt);
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(a) = cache.lock().unwrap().get(&key) {
-        return a.clone();
-    }
     let mix = u64::from_le_bytes(hash[..8].try_into().unwrap()) ^ salt;
     let ran = (0..=code.len() as u32).filter(|&pc| {
         !((u64::from(pc) ^ mix).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32).is_multiple_of(3)
     });
     let mut opts = evmc_compiler::CompileOptions::new(spec);
     opts.ran = Some(Arc::new(evmc_compiler::RanPcs::new(ran)));
-    let art = evmc_runtime::compile_and_load_with(code, &opts, dir.path())
-        .unwrap_or_else(|e| panic!("compiling part of {} for {spec:?}: {e}", hex::encode(code)));
+    native_with(code, &opts)
+}
+
+/// Compiles through the real path with `opts`, once per (code, spec,
+/// options that change the artefact) in this process.
+fn native_with(code: &[u8], opts: &evmc_compiler::CompileOptions) -> Arc<LoadedArtifact> {
+    type Cache = Mutex<HashMap<(B256, SpecId, String), Arc<LoadedArtifact>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+    let key = (
+        evmc_compiler::code_hash(code),
+        opts.spec,
+        opts.codegen_fingerprint(),
+    );
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(a) = cache.lock().unwrap().get(&key) {
+        return a.clone();
+    }
+    let art = evmc_runtime::compile_and_load_with(code, opts, dir.path()).unwrap_or_else(|e| {
+        panic!(
+            "compiling {} for {:?} ({}): {e}",
+            hex::encode(code),
+            opts.spec,
+            key.2
+        )
+    });
     cache.lock().unwrap().insert(key, art.clone());
     art
 }

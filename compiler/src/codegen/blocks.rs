@@ -44,6 +44,12 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
                 vs.small = self.a.entry_small[bi].checked_shr(n).unwrap_or(0);
                 vs
             }
+            // A cold block entered with its stack in memory: the length is
+            // in its local already, so the hand-over needs no entry check
+            // (whose failure would hand over at the same pc).
+            None if self.a.is_cold(bi) => {
+                return self.deopt_at(self.a.blocks[bi].start_pc as u64);
+            }
             None => {
                 let mut vs = self.enter_from_memory(bi)?;
                 self.know_entry_constants(bi, &mut vs);
@@ -182,7 +188,8 @@ impl<'ctx> PartGen<'_, '_, 'ctx> {
     fn gen_block_body(&mut self, bi: usize, mut vs: VStack<'ctx>) -> R<()> {
         let blk: &Block = &self.a.blocks[bi];
         if self.a.is_cold(bi) {
-            // Left to the interpreter, from the block's start.
+            // Left to the interpreter, from the block's start, with the
+            // words it was handed (inherited or phis) committed.
             let committed = vs.flush(self)?;
             self.b.build_store(self.len_var, committed)?;
             return self.deopt_at(blk.start_pc as u64);

@@ -447,7 +447,12 @@ impl NativeEvmFactory {
     /// Counts every frame's own gas per (code hash, spec) without compiling
     /// anything: [`NativeEvmFactory::counters`] then says which contracts
     /// ran and how much.
-    pub fn with_frame_counting(mut self) -> Self {
+    pub fn with_frame_counting(self) -> Self {
+        self.counting(false)
+    }
+
+    /// Frame counting, with the pcs of interpreted frames when `profiles`.
+    fn counting(mut self, profiles: bool) -> Self {
         self.hot = Some(Arc::new(HotState {
             options: HotOptions {
                 thresholds: Thresholds {
@@ -457,7 +462,7 @@ impl NativeEvmFactory {
                 ..HotOptions::default()
             },
             backend: None,
-            profiles: false,
+            profiles,
             per_spec: Mutex::default(),
         }));
         self
@@ -470,11 +475,7 @@ impl NativeEvmFactory {
     /// stepping loop that marks each pc, slower than the interpreter's own:
     /// for a reference run, not for timing.
     pub fn with_run_profiles(self) -> Self {
-        let mut counting = self.with_frame_counting();
-        if let Some(hot) = counting.hot.as_mut().and_then(Arc::get_mut) {
-            hot.profiles = true;
-        }
-        counting
+        self.counting(true)
     }
 
     /// The pcs interpreted frames of the code with hash `hash` ran under
