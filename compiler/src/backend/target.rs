@@ -65,6 +65,15 @@ fn init() {
 /// Both options are process-wide: they apply to level 3's `default<O3>`
 /// too.
 ///
+/// `-post-RA-scheduler=false` turns off the list scheduler that runs
+/// after register allocation, which the Zen scheduling models (and
+/// others) enable: it took 10% of `llc` on Seaport's IR on an AMD EPYC
+/// family 26 (Zen 5), and the out-of-order cores the artefacts run on
+/// gain nothing from it (`bench` A/B of two caches, eight alternating
+/// runs: geomean of the speedups 1.003× and 1.006×, every case within
+/// ±3%; compile time of the large benchdata contracts −10–13%;
+/// benches/README.md, "No scheduling after register allocation").
+///
 /// `EVMC_LLVM_ARGS` adds options (space-separated, as for `llc`), for
 /// experiments; one named there replaces the default above.
 fn set_llvm_options() {
@@ -95,6 +104,7 @@ fn llvm_args(extra: Option<&str>) -> Vec<String> {
         "-disable-x86-domain-reassignment",
         "-unroll-count=2",
         "-unroll-max-count=2",
+        "-post-RA-scheduler=false",
     ]
     .map(str::to_string)
     .to_vec();
