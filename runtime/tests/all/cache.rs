@@ -777,3 +777,83 @@ fn compile_workers_run_without_transparent_huge_pages() {
     };
     assert!(stderr.contains("THP_enabled:\t0"), "{err}");
 }
+
+/// The stand-in worker's pid in a compile failure it answered with.
+fn answering_pid(err: &CacheError) -> u32 {
+    let CacheError::Compile(CompileFailure::Compile(msg)) = err else {
+        panic!("expected the stand-in worker's answer: {err}");
+    };
+    msg.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// A stand-in worker that answers every request line with a compile error
+/// naming its pid, and the cache that compiles through it.
+fn answering_cache(script: &str) -> (tempfile::TempDir, ArtifactCache) {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = evmc_runtime::WorkerCommand::new("sh", ["-c", script]);
+    let cache = ArtifactCache::open(dir.path())
+        .unwrap()
+        .with_worker(worker, CompileLimits::default());
+    (dir, cache)
+}
+
+/// `PUSH1 n PUSH1 0 SSTORE STOP`: a distinct contract per `n`, so that no
+/// compile is answered from what the cache recorded of another.
+fn distinct_contract(n: u8) -> Vec<u8> {
+    vec![0x60, n, 0x60, 0x00, 0x55, 0x00]
+}
+
+/// A thread keeps its compile worker for its next compile (starting one
+/// cost more than a small compile); another thread has its own, and a
+/// thread's worker ends with the thread.
+#[test]
+fn a_thread_keeps_its_compile_worker_and_it_ends_with_the_thread() {
+    let (_dir, cache) =
+        answering_cache(r#"while read -r line; do echo "{\"Err\":\"answered by $$\"}"; done"#);
+    let cache = Arc::new(cache);
+    let pids = |cache: &ArtifactCache, from: u8| -> Vec<u32> {
+        (from..from + 3)
+            .map(|n| {
+                answering_pid(
+                    &cache
+                        .get_or_compile(&distinct_contract(n), &opts())
+                        .unwrap_err(),
+                )
+            })
+            .collect()
+    };
+    let here = pids(&cache, 1);
+    assert!(here.iter().all(|&p| p == here[0]), "{here:?}");
+    let theirs = {
+        let cache = Arc::clone(&cache);
+        std::thread::spawn(move || pids(&cache, 10)).join().unwrap()
+    };
+    assert!(theirs.iter().all(|&p| p == theirs[0]), "{theirs:?}");
+    assert_ne!(here[0], theirs[0], "each thread has a worker of its own");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", theirs[0])).exists(),
+        "the worker of a thread that ended is still alive"
+    );
+}
+
+/// A worker that dies after answering is replaced by a fresh one, and the
+/// compile it failed is decided there: its death is never the contract's
+/// failure.
+#[test]
+fn a_compile_worker_that_died_after_answering_is_replaced() {
+    // Answers one request, then reads the next and dies without a word.
+    let (_dir, cache) = answering_cache(
+        r#"read -r line; echo "{\"Err\":\"answered by $$\"}"; read -r line; exit 3"#,
+    );
+    let first = answering_pid(
+        &cache
+            .get_or_compile(&distinct_contract(1), &opts())
+            .unwrap_err(),
+    );
+    let second = answering_pid(
+        &cache
+            .get_or_compile(&distinct_contract(2), &opts())
+            .unwrap_err(),
+    );
+    assert_ne!(first, second);
+}

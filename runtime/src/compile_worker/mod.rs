@@ -6,27 +6,27 @@
 //! take the host down with it.
 //!
 //! The worker is any program that runs [`worker_main`] (the CLI's hidden
-//! `__compile-worker` subcommand). It reads one JSON [`Request`] on stdin,
-//! writes the shared object to the requested path and one JSON
-//! [`Response`] on stdout.
-
+//! `__compile-worker` subcommand). It reads one JSON [`Request`] per line
+//! on stdin, writes each shared object to the requested path and answers
+//! each request with one JSON [`Response`] line on stdout, until its stdin
+//! ends. A compiling thread keeps its worker for the next compile
+//! ([`process`]).
 //!
 //! Without the `compiler` feature only the types remain (the cache's
 //! errors and results name them); nothing is compiled.
 
 #[cfg(feature = "compiler")]
-use evmc_compiler::{
-    compile_to_file, parse_spec, spec_name, CompileError, CompileOptions, TargetSpec,
-};
+mod process;
+
+#[cfg(feature = "compiler")]
+use evmc_compiler::{compile_to_file, parse_spec, CompileError, CompileOptions, TargetSpec};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 #[cfg(feature = "compiler")]
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 #[cfg(feature = "compiler")]
 use std::path::Path;
 use std::path::PathBuf;
-#[cfg(feature = "compiler")]
-use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 #[cfg(feature = "compiler")]
 use std::time::Instant;
@@ -278,7 +278,7 @@ pub fn compile_to_path(
             Response::TooLarge { size, limit } => Err(CompileFailure::TooLarge { size, limit }),
             Response::Err(e) => Err(CompileFailure::Compile(e)),
         },
-        Some(w) => compile_in_worker(code, &opts, out, w, limits),
+        Some(w) => process::compile_in_worker(code, &opts, out, w, limits),
     }
 }
 
@@ -429,210 +429,51 @@ const THREAD_START_FAILED: &str = "cannot start the compile thread";
 const STDERR_KEEP: u64 = 16 * 1024;
 
 #[cfg(feature = "compiler")]
-fn compile_in_worker(
-    code: &[u8],
-    opts: &CompileOptions,
-    out: &Path,
-    worker: &WorkerCommand,
-    limits: &CompileLimits,
-) -> Result<CompiledFile, CompileFailure> {
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
-    use wait_timeout::ChildExt;
-
-    let request = Request {
-        code_hex: hex::encode(code),
-        spec: spec_name(opts.spec).to_string(),
-        opt_level: opts.opt_level,
-        opt_budget: opts.opt_budget,
-        threads: opts.threads,
-        max_shards: opts.max_shards,
-        part_insts: opts.part_insts,
-        max_code_size: opts.max_code_size,
-        target_triple: opts.target.triple.clone(),
-        target_cpu: opts.target.cpu.clone(),
-        target_features: opts.target.features.clone(),
-        ran: opts.ran.as_ref().map(|r| r.pcs().to_vec()),
-        out: out.to_path_buf(),
-    };
-    let spawn_err = |reason: String| CompileFailure::Spawn {
-        program: worker.program.display().to_string(),
-        reason,
-    };
-    let mut cmd = Command::new(&worker.program);
-    cmd.args(&worker.args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let max_memory = limits.max_memory;
-    // SAFETY: only async-signal-safe calls (setpgid, prctl, setrlimit)
-    // between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Own process group, so a kill also reaches the linker it runs.
-            libc::setpgid(0, 0);
-            // Die with the parent instead of compiling for nobody.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            // No transparent huge pages (the flag survives exec), whatever
-            // the worker's allocator: a worker is a fresh process, and the
-            // kernel zeroes all 2 MiB of a huge page at its first touch. With
-            // mimalloc's (which asks for them) that was a third of a small
-            // compile; without, the benchdata contracts compiled 9-10%
-            // faster (benches/README.md, "Allocator").
-            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-            let no_core = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-            if max_memory > 0 {
-                let cap = libc::rlimit {
-                    rlim_cur: max_memory,
-                    rlim_max: max_memory,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &cap) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|e| spawn_err(e.to_string()))?;
-    let start = Instant::now();
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut stdout = child.stdout.take().expect("piped");
-    let stderr = child.stderr.take().expect("piped");
-    let body = serde_json::to_vec(&request).expect("request serialises");
-    let (out_bytes, err_bytes, status) = std::thread::scope(|s| {
-        // The worker may die before reading its request: a write error
-        // then is reported through its exit status, not here.
-        s.spawn(move || {
-            block_sigpipe_in_this_thread();
-            let _ = stdin.write_all(&body);
-        });
-        let out_reader = s.spawn(move || {
-            let mut v = Vec::new();
-            let _ = stdout.read_to_end(&mut v);
-            v
-        });
-        let err_reader = s.spawn(move || {
-            let mut stderr = stderr;
-            let mut v = Vec::new();
-            let _ = (&mut stderr).take(STDERR_KEEP).read_to_end(&mut v);
-            // Keep draining: a worker blocked on a full pipe would look
-            // like one that ran out of time.
-            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
-            v
-        });
-        // Waits in short slices so that a cancel (shutdown) kills the
-        // worker promptly instead of at the end of its compile.
-        let deadline = start + limits.timeout;
-        let status = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                kill_group(&mut child);
-                break Err(CompileFailure::Timeout(limits.timeout));
-            }
-            if cancel_requested() {
-                kill_group(&mut child);
-                break Err(CompileFailure::Cancelled);
-            }
-            match child.wait_timeout(left.min(CANCEL_POLL)) {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) => {}
-                Err(e) => {
-                    kill_group(&mut child);
-                    break Err(spawn_err(format!("waiting for it: {e}")));
-                }
-            }
-        };
-        (
-            out_reader.join().unwrap_or_default(),
-            err_reader.join().unwrap_or_default(),
-            status,
-        )
-    });
-    let status: ExitStatus = status?;
-    let elapsed = start.elapsed();
-    if let Ok(response) = serde_json::from_slice::<Response>(&out_bytes) {
-        return match response {
-            Response::Ok(mut f) => {
-                f.compile_ms = elapsed.as_secs_f64() * 1e3;
-                Ok(f)
-            }
-            Response::TooLarge { size, limit } => Err(CompileFailure::TooLarge { size, limit }),
-            Response::Err(e) if max_memory > 0 && e.starts_with(THREAD_START_FAILED) => Err(
-                CompileFailure::Compile(format!("{e}{}", memory_hint(max_memory))),
-            ),
-            Response::Err(e) => Err(CompileFailure::Compile(e)),
-        };
-    }
-    let stderr = String::from_utf8_lossy(&err_bytes).trim().to_string();
-    let memory_hint = max_memory > 0
-        && (status.signal().is_some()
-            || stderr.contains("alloc")
-            || stderr.contains("memory")
-            || stderr.contains("failed to map"));
-    Err(CompileFailure::WorkerDied {
-        status: match status.signal() {
-            Some(sig) => format!("killed by signal {sig}"),
-            None => format!("exited with {status} without a result"),
-        },
-        hint: if memory_hint {
-            self::memory_hint(max_memory)
-        } else {
-            String::new()
-        },
-        stderr: if stderr.is_empty() {
-            String::new()
-        } else {
-            format!(": {stderr}")
-        },
-    })
-}
-
-#[cfg(feature = "compiler")]
 fn memory_hint(max_memory: u64) -> String {
     format!(" (the memory cap of {max_memory} bytes may have been reached)")
 }
 
 #[cfg(feature = "compiler")]
-fn kill_group(child: &mut std::process::Child) {
-    // SAFETY: plain syscall; the group id is the child's pid (setpgid above).
-    unsafe {
-        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-#[cfg(feature = "compiler")]
-/// Entry point of a compile worker process: one request from stdin, one
-/// response on stdout. Returns the process exit code (2: unusable request).
+/// Entry point of a compile worker process: one response line on stdout
+/// for each request line on stdin, until stdin ends. Returns the process
+/// exit code: 0 at the end of stdin, 2 on a line that is no request (the
+/// worker then ends, as no answer could be trusted to match).
 pub fn worker_main() -> i32 {
-    let mut input = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
-        eprintln!("compile worker: reading the request: {e}");
-        return 2;
-    }
-    let request: Request = match serde_json::from_slice(&input) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("compile worker: not a compile request: {e}");
+    let mut stdin = std::io::stdin().lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match stdin.read_until(b'\n', &mut line) {
+            Ok(0) => return 0,
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("compile worker: reading a request: {e}");
+                return 2;
+            }
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let request: Request = match serde_json::from_slice(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("compile worker: not a compile request: {e}");
+                return 2;
+            }
+        };
+        let response = match decode_request(&request) {
+            // The parent kills a worker past its time: no deadline here.
+            Ok((code, opts)) => compile_here(&code, &opts, &request.out, Duration::MAX)
+                .unwrap_or_else(|f| Response::Err(f.to_string())),
+            Err(e) => Response::Err(e),
+        };
+        let mut body = serde_json::to_vec(&response).expect("response serialises");
+        body.push(b'\n');
+        let mut out = std::io::stdout().lock();
+        if out.write_all(&body).and_then(|_| out.flush()).is_err() {
             return 2;
         }
-    };
-    let response = match decode_request(&request) {
-        // The parent kills a worker past its time: no deadline here.
-        Ok((code, opts)) => compile_here(&code, &opts, &request.out, Duration::MAX)
-            .unwrap_or_else(|f| Response::Err(f.to_string())),
-        Err(e) => Response::Err(e),
-    };
-    let body = serde_json::to_vec(&response).expect("response serialises");
-    let mut out = std::io::stdout().lock();
-    if out.write_all(&body).and_then(|_| out.flush()).is_err() {
-        return 2;
     }
-    0
 }
 
 #[cfg(feature = "compiler")]
