@@ -252,3 +252,68 @@ fn a_memory_cap_that_refuses_some_compile_threads_never_hangs() {
         assert!(!err.contains("did not finish"), "cap {cap}: {err}");
     }
 }
+
+/// The real worker answers one line per request line, as many as it is
+/// sent (a compiling thread keeps its worker), and exits by itself after
+/// `WORKER_IDLE_EXIT` without a request, so that an idle node holds no
+/// compiler's heap.
+#[test]
+fn a_worker_answers_each_request_and_exits_when_idle() {
+    use evmc_runtime::compile_worker::{Request, Response, WORKER_IDLE_EXIT};
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut worker = bin()
+        .arg("__compile-worker")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = worker.stdin.take().unwrap();
+    let mut answers = BufReader::new(worker.stdout.take().unwrap());
+    let defaults = evmc_compiler::CompileOptions::new(evmc_compiler::SpecId::OSAKA);
+    for n in 1..=2u8 {
+        let out = dir.path().join(format!("{n}.so"));
+        let request = Request {
+            // PUSH1 n PUSH1 0 SSTORE STOP
+            code_hex: hex::encode([0x60, n, 0x60, 0x00, 0x55, 0x00]),
+            spec: evmc_compiler::spec_name(defaults.spec).into(),
+            opt_level: defaults.opt_level,
+            opt_budget: defaults.opt_budget,
+            threads: 1,
+            max_shards: defaults.max_shards,
+            part_insts: defaults.part_insts,
+            max_code_size: MAX,
+            target_triple: defaults.target.triple.clone(),
+            target_cpu: defaults.target.cpu.clone(),
+            target_features: defaults.target.features.clone(),
+            ran: None,
+            out: out.clone(),
+        };
+        let mut line = serde_json::to_vec(&request).unwrap();
+        line.push(b'\n');
+        stdin.write_all(&line).unwrap();
+        let mut answer = String::new();
+        answers.read_line(&mut answer).unwrap();
+        let response: Response = serde_json::from_str(&answer).unwrap();
+        assert!(matches!(response, Response::Ok(_)), "request {n}: {answer}");
+        assert!(out.exists(), "request {n} wrote no artefact");
+    }
+    let idle_from = std::time::Instant::now();
+    let end = idle_from + WORKER_IDLE_EXIT * 3;
+    let status = loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > end {
+            let _ = worker.kill();
+            panic!(
+                "the worker did not exit after {:?} idle",
+                WORKER_IDLE_EXIT * 3
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(idle_from.elapsed() >= WORKER_IDLE_EXIT - std::time::Duration::from_millis(100));
+    drop(stdin);
+}

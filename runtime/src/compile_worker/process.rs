@@ -18,7 +18,10 @@
 //! could not start its threads) runs once more in a fresh worker: whether
 //! a contract compiles under the cap is decided as if every compile had
 //! a process of its own. A worker also retires after [`MAX_SERVED`]
-//! compiles, so that what it kept does not grow without bound.
+//! compiles, so that what it kept does not grow without bound, and exits
+//! by itself after [`super::WORKER_IDLE_EXIT`] without a request, so that
+//! an idle host holds no compiler's heap; the next compile finds it gone
+//! and starts another.
 //!
 //! Each worker belongs to the thread that started it: Linux sends
 //! `PR_SET_PDEATHSIG` when the *thread* that forked ends, so a worker
