@@ -385,10 +385,22 @@ pub(super) fn compile_in_worker(
                 let elapsed = start.elapsed();
                 let Ok(response) = serde_json::from_slice::<Response>(&line) else {
                     // Not the worker this crate runs: not to be trusted
-                    // with another request.
+                    // with another request, nor waited for.
                     w.kill();
-                    let (status, stderr) = w.ended();
-                    return Err(died(&key, status, stderr, "answered with something else"));
+                    let (_, stderr) = w.ended();
+                    let shown = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
+                    return Err(CompileFailure::WorkerDied {
+                        status: format!(
+                            "answered with something else than a compile response: {}",
+                            shown.trim()
+                        ),
+                        hint: String::new(),
+                        stderr: if stderr.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {stderr}")
+                        },
+                    });
                 };
                 w.served += 1;
                 match response {
@@ -425,19 +437,14 @@ pub(super) fn compile_in_worker(
                 if reused {
                     continue;
                 }
-                return Err(died(&key, status, stderr, "without a result"));
+                return Err(died(&key, status, stderr));
             }
         }
     }
 }
 
 /// The failure of a worker that ended without a usable answer.
-fn died(
-    key: &WorkerKey,
-    status: std::io::Result<ExitStatus>,
-    stderr: String,
-    what: &str,
-) -> CompileFailure {
+fn died(key: &WorkerKey, status: std::io::Result<ExitStatus>, stderr: String) -> CompileFailure {
     let status = match status {
         Ok(s) => s,
         Err(e) => return spawn_failure(key, format!("waiting for it: {e}")),
@@ -451,7 +458,7 @@ fn died(
     CompileFailure::WorkerDied {
         status: match status.signal() {
             Some(sig) => format!("killed by signal {sig}"),
-            None => format!("exited with {status} {what}"),
+            None => format!("exited with {status} without a result"),
         },
         hint: if memory_hint {
             self::memory_hint(max_memory)

@@ -857,3 +857,25 @@ fn a_compile_worker_that_died_after_answering_is_replaced() {
     );
     assert_ne!(first, second);
 }
+
+/// A worker whose answer is no compile response is killed, never asked
+/// again, and the failure says what it answered.
+#[test]
+fn a_compile_worker_answering_something_else_is_not_trusted_again() {
+    let (_dir, cache) = answering_cache(r#"while read -r line; do echo "hello from $$"; done"#);
+    let err = cache
+        .get_or_compile(&distinct_contract(1), &opts())
+        .unwrap_err();
+    let CacheError::Compile(CompileFailure::WorkerDied { status, .. }) = &err else {
+        panic!("expected a worker failure: {err}");
+    };
+    assert!(
+        status.contains("something else") && status.contains("hello from"),
+        "{err}"
+    );
+    let pid: u32 = status.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the worker {pid} that answered something else is still alive"
+    );
+}
