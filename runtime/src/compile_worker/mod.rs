@@ -102,14 +102,16 @@ pub enum CompileFailure {
     /// [`compile_on_thread`]): left to finish on its thread, unused.
     #[error("compile did not finish within {0:?}; left to finish on its thread, unused")]
     TimeoutInProcess(Duration),
-    /// The worker ended without an answer (killed, crashed, out of memory).
+    /// The worker ended without an answer (killed, crashed, out of
+    /// memory), or answered something that is no compile response.
     #[error("compile worker {status}{hint}{stderr}")]
     WorkerDied {
-        /// Its exit status.
+        /// Its exit status, or what it answered.
         status: String,
         /// A likely cause, when one is known.
         hint: String,
-        /// The end of what it wrote on stderr.
+        /// What it wrote on stderr for this compile (the first
+        /// `STDERR_KEEP` bytes).
         stderr: String,
     },
     /// The worker could not be started.
