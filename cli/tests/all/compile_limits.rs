@@ -270,27 +270,12 @@ fn a_worker_answers_each_request_and_exits_when_idle() {
         .unwrap();
     let mut stdin = worker.stdin.take().unwrap();
     let mut answers = BufReader::new(worker.stdout.take().unwrap());
-    let defaults = evmc_compiler::CompileOptions::new(evmc_compiler::SpecId::OSAKA);
+    let mut opts = evmc_compiler::CompileOptions::new(evmc_compiler::SpecId::OSAKA);
+    opts.threads = 1;
     for n in 1..=2u8 {
         let out = dir.path().join(format!("{n}.so"));
-        let request = Request {
-            // PUSH1 n PUSH1 0 SSTORE STOP
-            code_hex: hex::encode([0x60, n, 0x60, 0x00, 0x55, 0x00]),
-            spec: evmc_compiler::spec_name(defaults.spec).into(),
-            opt_level: defaults.opt_level,
-            opt_budget: defaults.opt_budget,
-            threads: 1,
-            max_shards: defaults.max_shards,
-            part_insts: defaults.part_insts,
-            max_code_size: MAX,
-            target_triple: defaults.target.triple.clone(),
-            target_cpu: defaults.target.cpu.clone(),
-            target_features: defaults.target.features.clone(),
-            ran: None,
-            out: out.clone(),
-        };
-        let mut line = serde_json::to_vec(&request).unwrap();
-        line.push(b'\n');
+        // PUSH1 n PUSH1 0 SSTORE STOP
+        let line = Request::new(&[0x60, n, 0x60, 0x00, 0x55, 0x00], &opts, &out).to_line();
         stdin.write_all(&line).unwrap();
         let mut answer = String::new();
         answers.read_line(&mut answer).unwrap();

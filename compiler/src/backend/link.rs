@@ -24,8 +24,8 @@ const LD_FLAGS: [&str; 7] = [
 /// `ld` runs directly: through `cc` a link started the compiler driver and
 /// `collect2` before `ld`, 6.6 ms against 3.3 ms for a small contract (a
 /// sixth of its whole compile in a worker that had started already), for
-/// the same bytes (`benches/README.md`, "Compile workers kept by their
-/// thread"). `$EVMC_NATIVE_LINKER` names a compiler driver to use instead
+/// the same bytes (`benches/README.md`, "A Zen 5, and compiling
+/// faster"). `$EVMC_NATIVE_LINKER` names a compiler driver to use instead
 /// (it gets `-shared -nostdlib` and the flags as `-Wl,`); without `ld` on
 /// the `PATH`, `cc` is that driver.
 pub fn link_shared_object(objs: &[&Path], out: &Path) -> Result<(), CompileError> {

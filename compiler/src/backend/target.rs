@@ -69,10 +69,11 @@ fn init() {
 /// after register allocation, which the Zen scheduling models (and
 /// others) enable: it took 10% of `llc` on Seaport's IR on an AMD EPYC
 /// family 26 (Zen 5), and the out-of-order cores the artefacts run on
-/// gain nothing from it (`bench` A/B of two caches, eight alternating
-/// runs: geomean of the speedups 1.003× and 1.006×, every case within
-/// ±3%; compile time of the large benchdata contracts −10–13%;
-/// benches/README.md, "No scheduling after register allocation").
+/// gain nothing from it (`bench` A/B of two caches, two sets of
+/// alternating runs: geomean of the speedups 1.003× and 1.006×, no case
+/// beyond the runs' spread; compile time of the large benchdata
+/// contracts −10–13%; benches/README.md, "A Zen 5, and compiling
+/// faster").
 ///
 /// `EVMC_LLVM_ARGS` adds options (space-separated, as for `llc`), for
 /// experiments; one named there replaces the default above.

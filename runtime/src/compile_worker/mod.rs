@@ -239,6 +239,37 @@ pub struct Request {
     pub out: PathBuf,
 }
 
+#[cfg(feature = "compiler")]
+impl Request {
+    /// The request to compile `code` with `opts` into `out`: every option
+    /// that changes the artefact's bytes, so that the worker builds what
+    /// the caller's cache key names.
+    pub fn new(code: &[u8], opts: &CompileOptions, out: &Path) -> Self {
+        Self {
+            code_hex: hex::encode(code),
+            spec: evmc_compiler::spec_name(opts.spec).to_string(),
+            opt_level: opts.opt_level,
+            opt_budget: opts.opt_budget,
+            threads: opts.threads,
+            max_shards: opts.max_shards,
+            part_insts: opts.part_insts,
+            max_code_size: opts.max_code_size,
+            target_triple: opts.target.triple.clone(),
+            target_cpu: opts.target.cpu.clone(),
+            target_features: opts.target.features.clone(),
+            ran: opts.ran.as_ref().map(|r| r.pcs().to_vec()),
+            out: out.to_path_buf(),
+        }
+    }
+
+    /// The request as the worker reads it: one JSON line.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).expect("request serialises");
+        line.push(b'\n');
+        line
+    }
+}
+
 /// A worker's answer, on its stdout as JSON.
 #[derive(Serialize, Deserialize)]
 pub enum Response {

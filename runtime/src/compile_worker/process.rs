@@ -32,7 +32,7 @@ use super::{
     block_sigpipe_in_this_thread, cancel_requested, memory_hint, CompileFailure, CompileLimits,
     CompiledFile, Request, Response, WorkerCommand, CANCEL_POLL, STDERR_KEEP, THREAD_START_FAILED,
 };
-use evmc_compiler::{spec_name, CompileOptions};
+use evmc_compiler::CompileOptions;
 use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -353,23 +353,7 @@ pub(super) fn compile_in_worker(
     worker: &WorkerCommand,
     limits: &CompileLimits,
 ) -> Result<CompiledFile, CompileFailure> {
-    let request = Request {
-        code_hex: hex::encode(code),
-        spec: spec_name(opts.spec).to_string(),
-        opt_level: opts.opt_level,
-        opt_budget: opts.opt_budget,
-        threads: opts.threads,
-        max_shards: opts.max_shards,
-        part_insts: opts.part_insts,
-        max_code_size: opts.max_code_size,
-        target_triple: opts.target.triple.clone(),
-        target_cpu: opts.target.cpu.clone(),
-        target_features: opts.target.features.clone(),
-        ran: opts.ran.as_ref().map(|r| r.pcs().to_vec()),
-        out: out.to_path_buf(),
-    };
-    let mut body = serde_json::to_vec(&request).expect("request serialises");
-    body.push(b'\n');
+    let body = Request::new(code, opts, out).to_line();
     let key = WorkerKey {
         program: worker.program.clone(),
         args: worker.args.clone(),
