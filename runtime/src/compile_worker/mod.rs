@@ -10,7 +10,7 @@
 //! on stdin, writes each shared object to the requested path and answers
 //! each request with one JSON [`Response`] line on stdout, until its stdin
 //! ends. A compiling thread keeps its worker for the next compile
-//! ([`process`]).
+//! (`compile_worker/process.rs`).
 //!
 //! Without the `compiler` feature only the types remain (the cache's
 //! errors and results name them); nothing is compiled.
