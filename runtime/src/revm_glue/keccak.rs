@@ -9,8 +9,8 @@
 //! lives in an `xmm` register of its own (AVX-512 has 32): a round's
 //! five-way column parities take two `vpternlogq` a column and χ one a
 //! lane, every rotation is one `vprolq`, and π only renames registers, so
-//! a round is about 95 vector operations with no shuffle and (but for two
-//! spills) no memory access. Only the
+//! a round is about 95 vector operations with no shuffle and (but for a
+//! few spills) no memory access. Only the
 //! results matter (they are Keccak's, checked against revm's for every
 //! length around the block size); the interpreter keeps revm's function.
 //!
@@ -131,40 +131,59 @@ impl Lane for u64 {
     }
 }
 
-/// Keccak-f[1600] on the lanes `a[x + 5y]`. The loops have constant
-/// bounds: LLVM unrolls a round completely and, with AVX-512's lanes, keeps
-/// all 25 of them (and the 25 of π's output) in registers.
+/// Keccak-f[1600] on the lanes `a[x + 5y]`. The loops in a round have
+/// constant bounds: LLVM unrolls it completely and, with AVX-512's lanes,
+/// keeps the state in registers. The 24 rounds stay a loop: written out for
+/// the last block (about 18 KB of code), they hashed 64 bytes 4% faster
+/// alone but made weth's and Seaport's calls 8–10% slower.
 #[inline(always)]
 fn permute<L: Lane>(a: &mut [L; 25]) {
     for rc in ROUND_CONSTANTS {
-        // θ: the column parities (two three-way XORs a column).
-        let mut c = [L::word(0); 5];
-        for (x, c) in c.iter_mut().enumerate() {
-            let t = L::xor3(a[x], a[x + 5], a[x + 10]);
-            *c = L::xor3(t, a[x + 15], a[x + 20]);
-        }
-        // ρ and π: lane (x, y) rotated into (y, 2x + 3y). The two
-        // parities are combined once per column and applied with a plain
-        // XOR: Zen 4 issues `vpxor` to all four vector pipes and
-        // `vpternlogq` to two, and a throwaway loop hashed 64 bytes 6%
-        // faster so than with a three-way XOR per lane.
-        let mut b = [L::word(0); 25];
-        for x in 0..5 {
-            let d = L::xor(c[(x + 4) % 5], L::rol(c[(x + 1) % 5], 1));
-            for y in 0..5 {
-                let lane = L::xor(a[x + 5 * y], d);
-                b[y + 5 * ((2 * x + 3 * y) % 5)] = L::rol(lane, RHO[x + 5 * y]);
-            }
-        }
-        // χ along each row.
-        for y in 0..5 {
-            for x in 0..5 {
-                a[x + 5 * y] = L::chi(b[x + 5 * y], b[(x + 1) % 5 + 5 * y], b[(x + 2) % 5 + 5 * y]);
-            }
-        }
-        // ι.
-        a[0] = L::xor(a[0], L::word(rc));
+        round(a, rc);
     }
+}
+
+/// One round of Keccak-f[1600] with its round constant `rc`.
+#[inline(always)]
+fn round<L: Lane>(a: &mut [L; 25], rc: u64) {
+    // θ: the column parities (two three-way XORs a column), then the
+    // value each column's lanes take up. The two parities are combined
+    // once per column and applied with a plain XOR: Zen 4 issues `vpxor`
+    // to all four vector pipes and `vpternlogq` to two, and a throwaway
+    // loop hashed 64 bytes 6% faster so than with a three-way XOR per
+    // lane (still slower on a Zen 5, by 1–18% in the variants tried).
+    let mut c = [L::word(0); 5];
+    for (x, c) in c.iter_mut().enumerate() {
+        let t = L::xor3(a[x], a[x + 5], a[x + 10]);
+        *c = L::xor3(t, a[x + 15], a[x + 20]);
+    }
+    let mut d = [L::word(0); 5];
+    for (x, d) in d.iter_mut().enumerate() {
+        *d = L::xor(c[(x + 4) % 5], L::rol(c[(x + 1) % 5], 1));
+    }
+    // ρ, π and χ one output row at a time: π moves lane (x, y) to
+    // (y, 2x + 3y), so the lane landing at (X, Y) is (x, y) with y = X and
+    // x = 3(Y − 3X) mod 5. On a Zen 5 this order hashed 64 bytes 9–13%
+    // faster than computing all of π before any of χ, with a few more
+    // copies and spills in the round (22 and 7 against 18 and 3): the
+    // order of the code is what the core issues from, and there every
+    // vector operation takes two cycles, so χ's results (which the next
+    // round's θ waits for) are better made along the way than all at the
+    // end (benches/README.md, "Keccak-f row by row").
+    let old = *a;
+    for row in 0..5 {
+        let mut b = [L::word(0); 5];
+        for (col, b) in b.iter_mut().enumerate() {
+            // (15 keeps the difference positive.)
+            let (x, y) = ((3 * (row + 15 - 3 * col)) % 5, col);
+            *b = L::rol(L::xor(old[x + 5 * y], d[x]), RHO[x + 5 * y]);
+        }
+        for col in 0..5 {
+            a[col + 5 * row] = L::chi(b[col], b[(col + 1) % 5], b[(col + 2) % 5]);
+        }
+    }
+    // ι.
+    a[0] = L::xor(a[0], L::word(rc));
 }
 
 /// XORs the `RATE` bytes of `block` into the first 17 lanes.
