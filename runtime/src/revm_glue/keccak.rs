@@ -7,12 +7,13 @@
 //! CRYPTOGAMS scalar assembler) keeps the 25 lanes in 16 general registers
 //! and memory and spends some 130 scalar operations a round. Here each lane
 //! lives in an `xmm` register of its own (AVX-512 has 32): a round's
-//! five-way column parities take two `vpternlogq` a column and χ one a
-//! lane, every rotation is one `vprolq`, and π only renames registers, so
-//! a round is about 95 vector operations with no shuffle and (but for a
-//! few spills) no memory access. Only the
-//! results matter (they are Keccak's, checked against revm's for every
-//! length around the block size); the interpreter keeps revm's function.
+//! five-way column parities take three operations a column (made as χ's
+//! rows come) and χ one `vpternlogq` a lane, every rotation is one
+//! `vprolq`, and π only renames registers, so a round is about 100 vector
+//! operations with no shuffle and (but for a few spills) no memory access.
+//! Only the results matter (they are Keccak's, checked against revm's for
+//! every length around the block size); the interpreter keeps revm's
+//! function.
 //!
 //! The sponge and the permutation are written once, over a [`Lane`] type:
 //! the AVX-512 lanes map each operation to its instruction, plain `u64`
@@ -138,40 +139,45 @@ impl Lane for u64 {
 /// alone but made weth's and Seaport's calls 8–10% slower.
 #[inline(always)]
 fn permute<L: Lane>(a: &mut [L; 25]) {
-    for rc in ROUND_CONSTANTS {
-        round(a, rc);
-    }
-}
-
-/// One round of Keccak-f[1600] with its round constant `rc`.
-#[inline(always)]
-fn round<L: Lane>(a: &mut [L; 25], rc: u64) {
-    // θ: the column parities (two three-way XORs a column), then the
-    // value each column's lanes take up. The two parities are combined
-    // once per column and applied with a plain XOR: Zen 4 issues `vpxor`
-    // to all four vector pipes and `vpternlogq` to two, and a throwaway
-    // loop hashed 64 bytes 6% faster so than with a three-way XOR per
-    // lane (still slower on a Zen 5, by 1–18% in the variants tried).
+    // θ's column parities (two three-way XORs a column); each round
+    // leaves those of the next.
     let mut c = [L::word(0); 5];
     for (x, c) in c.iter_mut().enumerate() {
         let t = L::xor3(a[x], a[x + 5], a[x + 10]);
         *c = L::xor3(t, a[x + 15], a[x + 20]);
     }
+    for rc in ROUND_CONSTANTS {
+        round(a, &mut c, rc);
+    }
+}
+
+/// One round of Keccak-f[1600] with its round constant `rc`, on the state
+/// `a` whose column parities are `c`; leaves the new state's in `c`.
+#[inline(always)]
+fn round<L: Lane>(a: &mut [L; 25], c: &mut [L; 5], rc: u64) {
+    // θ: the value each column's lanes take up. The two parities are
+    // combined once per column and applied with a plain XOR: Zen 4 issues
+    // `vpxor` to all four vector pipes and `vpternlogq` to two, and a
+    // throwaway loop hashed 64 bytes 6% faster so than with a three-way XOR
+    // per lane (still slower on a Zen 5, by 1–18% in the variants tried).
     let mut d = [L::word(0); 5];
     for (x, d) in d.iter_mut().enumerate() {
         *d = L::xor(c[(x + 4) % 5], L::rol(c[(x + 1) % 5], 1));
     }
-    // ρ, π and χ one output row at a time: π moves lane (x, y) to
+    // ρ, π, χ and ι one output row at a time: π moves lane (x, y) to
     // (y, 2x + 3y), so the lane landing at (X, Y) is (x, y) with y = X and
-    // x = 3(Y − 3X) mod 5. On a Zen 5 this order hashed 64 bytes 9–13%
-    // faster than computing all of π before any of χ, with a few more
-    // copies and spills in the round (22 and 7 against 18 and 3): the
-    // order of the code is what the core issues from, and there every
-    // vector operation takes two cycles, so χ's results (which the next
-    // round's θ waits for) are better made along the way than all at the
-    // end (benches/README.md, "Keccak-f row by row").
+    // x = 3(Y − 3X) mod 5. The order of the code is what the core issues
+    // from, and on a Zen 5 every vector operation takes two cycles: making
+    // χ's results row by row hashed 64 bytes 11–12% faster than computing
+    // all of π before any of χ (with a few more copies and spills in the
+    // round), and making the next round's parities from them as they come
+    // (four rows are folded in before the last is done; five operations
+    // more a round) another 2–3% (1,000 bytes, whose hashing is bound by
+    // throughput, 2% slower: most of the EVM's hashes are of one block;
+    // benches/README.md, "Keccak-f row by row").
     let old = *a;
-    for row in 0..5 {
+    let mut next = [L::word(0); 5];
+    for (i, row) in (0..5).rev().enumerate() {
         let mut b = [L::word(0); 5];
         for (col, b) in b.iter_mut().enumerate() {
             // (15 keeps the difference positive.)
@@ -179,11 +185,22 @@ fn round<L: Lane>(a: &mut [L; 25], rc: u64) {
             *b = L::rol(L::xor(old[x + 5 * y], d[x]), RHO[x + 5 * y]);
         }
         for col in 0..5 {
-            a[col + 5 * row] = L::chi(b[col], b[(col + 1) % 5], b[(col + 2) % 5]);
+            let mut lane = L::chi(b[col], b[(col + 1) % 5], b[(col + 2) % 5]);
+            if row == 0 && col == 0 {
+                lane = L::xor(lane, L::word(rc));
+            }
+            a[col + 5 * row] = lane;
+            // Rows 4 and 3 with a XOR, 2 and 1 with a three-way XOR once
+            // row 1 is done, row 0 with a XOR.
+            next[col] = match i {
+                0 => lane,
+                2 => next[col],
+                3 => L::xor3(next[col], a[col + 5 * 2], lane),
+                _ => L::xor(next[col], lane),
+            };
         }
     }
-    // ι.
-    a[0] = L::xor(a[0], L::word(rc));
+    *c = next;
 }
 
 /// XORs the `RATE` bytes of `block` into the first 17 lanes.
