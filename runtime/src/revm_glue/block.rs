@@ -6,6 +6,7 @@
 //! the executor, so their outputs can be compared field by field.
 
 use super::evm::NativeEvm;
+use super::keccak_memo::MemoScope;
 use crate::hot::HotCounters;
 use crate::registry::Registry;
 use evmc_compiler::SpecId;
@@ -208,7 +209,9 @@ impl BlockExecutor {
         cfg.tx_gas_limit_cap = Some(u64::MAX);
         let chain_id = cfg.chain_id;
         let ctx = Context::mainnet().with_cfg(cfg).with_db(db);
-        let mut evm = NativeEvm::new(ctx.build_mainnet(), registry);
+        // One EVM runs every block: its KECCAK256 memo keeps the slots of
+        // the chain's hot accounts from block to block (`MemoScope::Evm`).
+        let mut evm = NativeEvm::new(ctx.build_mainnet(), registry).with_memo_scope(MemoScope::Evm);
         if let Some(counters) = hot {
             evm = evm.with_hot_counters(counters);
         }

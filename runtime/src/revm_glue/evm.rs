@@ -115,6 +115,7 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
     /// [`MemoScope`]).
     pub fn with_memo_scope(mut self, scope: MemoScope) -> Self {
         self.memo_scope = scope;
+        self.memos.keccak.set_scope(scope);
         self
     }
 
@@ -341,8 +342,11 @@ where
 
     #[inline]
     fn set_block(&mut self, block: Self::Block) {
-        // The memo's period ends with its block (`MemoScope::Block`).
-        self.memos.keccak.forget();
+        // The memo's period ends with its block (`MemoScope::Block`; a
+        // memo kept per transaction forgets at each anyway).
+        if self.memo_scope != MemoScope::Evm {
+            self.memos.keccak.forget();
+        }
         self.inner.ctx.set_block(block);
     }
 
@@ -471,7 +475,7 @@ mod tests {
     use revm::{MainBuilder, MainContext};
 
     #[test]
-    fn keccak_results_are_kept_for_a_block_or_for_a_transaction() {
+    fn keccak_results_are_kept_for_a_block_a_transaction_or_the_evm() {
         let slot = [7u8; 64];
         let evm = || NativeEvm::new(Context::mainnet().build_mainnet(), Registry::new());
         // By default: across the transactions of a block, not past it.
@@ -487,5 +491,12 @@ mod tests {
         assert!(by_tx.memos.keccak.remembers(&slot));
         by_tx.refresh();
         assert!(!by_tx.memos.keccak.remembers(&slot));
+        // For the EVM's life: across transactions and blocks.
+        let mut by_evm = evm().with_memo_scope(MemoScope::Evm);
+        by_evm.memos.keccak.hash(&slot);
+        by_evm.refresh();
+        by_evm.set_block(BlockEnv::default());
+        by_evm.refresh();
+        assert!(by_evm.memos.keccak.remembers(&slot));
     }
 }
