@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 /// compiler driver) keeps start files (and with them `_init`/`.init_array`)
 /// out of the artifact: it must not run code when loaded. The few libc
 /// symbols LLVM may call (memcpy, memset) resolve against the host process
-/// at load time.
-const LD_FLAGS: [&str; 7] = [
+/// at load time. `-s` leaves the symbol table out.
+const LD_FLAGS: [&str; 8] = [
     "-shared",
     "-z",
     "now",
@@ -17,6 +17,7 @@ const LD_FLAGS: [&str; 7] = [
     "relro",
     "--hash-style=gnu",
     "--build-id=none",
+    "-s",
 ];
 
 /// Links the objects `objs` (one per shard) into the shared object `out`.
@@ -42,7 +43,6 @@ pub fn link_shared_object(objs: &[&Path], out: &Path) -> Result<(), CompileError
 fn link_direct(objs: &[&Path], out: &Path) -> std::io::Result<Output> {
     Command::new("ld")
         .args(LD_FLAGS)
-        .arg("-s")
         .arg("-o")
         .arg(out)
         .args(objs)
@@ -51,8 +51,9 @@ fn link_direct(objs: &[&Path], out: &Path) -> std::io::Result<Output> {
 
 /// Links through a compiler driver (`cc`).
 fn link_with_driver(driver: &str, objs: &[&Path], out: &Path) -> Result<(), CompileError> {
+    // The driver takes `-shared` itself (LD_FLAGS[0]); `-z now` and the
+    // others go to the linker as one `-Wl,` argument each.
     let mut flags = vec!["-shared".to_string(), "-nostdlib".to_string()];
-    // `-z now` and the like go to the linker as one `-Wl,` argument each.
     let mut rest = LD_FLAGS[1..].iter();
     while let Some(flag) = rest.next() {
         match *flag {
@@ -60,7 +61,6 @@ fn link_with_driver(driver: &str, objs: &[&Path], out: &Path) -> Result<(), Comp
             other => flags.push(format!("-Wl,{other}")),
         }
     }
-    flags.push("-Wl,-s".to_string());
     let output = Command::new(driver)
         .args(&flags)
         .arg("-o")

@@ -379,11 +379,7 @@ pub(super) fn compile_in_worker(
                             shown.trim()
                         ),
                         hint: String::new(),
-                        stderr: if stderr.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {stderr}")
-                        },
+                        stderr: stderr_suffix(stderr),
                     });
                 };
                 w.served += 1;
@@ -449,10 +445,15 @@ fn died(key: &WorkerKey, status: std::io::Result<ExitStatus>, stderr: String) ->
         } else {
             String::new()
         },
-        stderr: if stderr.is_empty() {
-            String::new()
-        } else {
-            format!(": {stderr}")
-        },
+        stderr: stderr_suffix(stderr),
+    }
+}
+
+/// What a worker wrote on stderr, as the end of a failure's message.
+fn stderr_suffix(stderr: String) -> String {
+    if stderr.is_empty() {
+        stderr
+    } else {
+        format!(": {stderr}")
     }
 }

@@ -59,10 +59,9 @@ pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P
     /// for a `FrameLevel` inspector (see [`super::inspect`]).
     pub(super) frame_level_native: bool,
     /// KECCAK256 results of the compiled frames of the current block (or
-    /// transaction: `memo_scope`), storage words of the current compiled run.
+    /// transaction, or the EVM's life: [`MemoScope`]), storage words of the
+    /// current compiled run.
     pub(super) memos: Memos,
-    /// How long the KECCAK256 results are kept.
-    memo_scope: MemoScope,
     /// The registry's safety-net switch, read at each transaction boundary.
     net_on: bool,
     /// Random choices of the safety net's samples.
@@ -91,7 +90,6 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
             hot: None,
             frame_level_native: false,
             memos: Memos::default(),
-            memo_scope: MemoScope::default(),
             net_on: false,
             rng: Rng::default(),
         }
@@ -114,7 +112,6 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
     /// Keeps KECCAK256 results for `scope` (a block by default; see
     /// [`MemoScope`]).
     pub fn with_memo_scope(mut self, scope: MemoScope) -> Self {
-        self.memo_scope = scope;
         self.memos.keccak.set_scope(scope);
         self
     }
@@ -139,9 +136,7 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
     /// one, and empties the KECCAK256 memo if it is kept per transaction.
     #[inline]
     pub fn refresh(&mut self) {
-        if self.memo_scope == MemoScope::Transaction {
-            self.memos.keccak.forget();
-        }
+        self.memos.keccak.transaction_starts();
         self.net_on = self.registry.safety_net();
         let seen = self.generation;
         self.registry
@@ -342,11 +337,7 @@ where
 
     #[inline]
     fn set_block(&mut self, block: Self::Block) {
-        // The memo's period ends with its block (`MemoScope::Block`; a
-        // memo kept per transaction forgets at each anyway).
-        if self.memo_scope != MemoScope::Evm {
-            self.memos.keccak.forget();
-        }
+        self.memos.keccak.block_starts();
         self.inner.ctx.set_block(block);
     }
 

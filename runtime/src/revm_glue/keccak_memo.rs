@@ -36,7 +36,7 @@ pub enum MemoScope {
     Transaction,
     /// For the EVM's whole life, across blocks: for an EVM that executes
     /// block after block, as the sequencer's `BlockExecutor` does. The
-    /// table grows on to [`HUGE`] slots (about 900 KB).
+    /// table grows on to 8,192 slots (about 900 KB).
     Evm,
 }
 
@@ -118,9 +118,9 @@ pub(crate) struct KeccakMemo {
     hits: u32,
     /// Hashes still to compute without the memo (see [`OFF_FOR`]).
     off_for: u32,
-    /// The most slots the table grows to: [`LARGE`], or [`HUGE`] for
-    /// [`MemoScope::Evm`].
-    max_slots: usize,
+    /// How long it remembers; also how far its table grows ([`LARGE`], or
+    /// [`HUGE`] for [`MemoScope::Evm`]).
+    scope: MemoScope,
 }
 
 impl Default for KeccakMemo {
@@ -133,15 +133,31 @@ impl Default for KeccakMemo {
             looked: 0,
             hits: 0,
             off_for: 0,
-            max_slots: LARGE,
+            scope: MemoScope::default(),
         }
     }
 }
 
 impl KeccakMemo {
-    /// Sets how far the table may grow, for `scope`.
+    /// Sets how long the memo remembers (see [`MemoScope`]).
     pub(crate) fn set_scope(&mut self, scope: MemoScope) {
-        self.max_slots = if scope == MemoScope::Evm { HUGE } else { LARGE };
+        self.scope = scope;
+    }
+
+    /// A transaction starts: a memo kept per transaction forgets.
+    #[inline]
+    pub(crate) fn transaction_starts(&mut self) {
+        if self.scope == MemoScope::Transaction {
+            self.forget();
+        }
+    }
+
+    /// A block starts: every memo but one kept for the EVM's life forgets.
+    #[inline]
+    pub(crate) fn block_starts(&mut self) {
+        if self.scope != MemoScope::Evm {
+            self.forget();
+        }
     }
 
     /// Forgets every remembered hash (at each block, or each transaction).
@@ -182,7 +198,12 @@ impl KeccakMemo {
         // A table grows once a period has stored as many hashes as it has
         // slots: 64 → 1,024, and for an EVM's life on to 8,192.
         let slots = self.tags.len();
-        if self.stored == slots && slots < self.max_slots {
+        let max_slots = if self.scope == MemoScope::Evm {
+            HUGE
+        } else {
+            LARGE
+        };
+        if self.stored == slots && slots < max_slots {
             self.grow(if slots == SMALL { LARGE } else { HUGE });
             at = index(m, self.tags.len());
         }
