@@ -25,7 +25,9 @@
 //!   artefact this compiler builds), else `dlopen`; either from the file
 //!   itself through its descriptor or from a private copy of the checked
 //!   bytes (see [`open_artifact`] for which and why), then the loaded entry
-//!   and metadata checked against the validated ones.
+//!   and metadata checked against the validated ones;
+//! - `warm`: fetching an artefact's code into the cache before its first
+//!   frame of a block.
 
 mod dynamic;
 mod elf;
@@ -35,6 +37,7 @@ mod image;
 mod loaded;
 mod mapping;
 mod metadata;
+pub(crate) mod warm;
 
 pub use file::{open_artifact, read_regular_file, trust_problem, ArtifactFile, OpenedArtifact};
 pub use loaded::LoadedArtifact;

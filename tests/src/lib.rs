@@ -318,6 +318,32 @@ pub fn state_summary(state: &revm::state::EvmState) -> String {
     accounts.join("\n")
 }
 
+/// `NativeEvm` over a state in which `TARGET` holds `code`, with
+/// `artifacts` registered for `spec`.
+pub fn native_evm(
+    code: &[u8],
+    spec: SpecId,
+    artifacts: &[Arc<LoadedArtifact>],
+) -> NativeEvm<TestCtx> {
+    let registry = Registry::new();
+    for a in artifacts {
+        registry.register(spec, a.clone()).unwrap();
+    }
+    NativeEvm::new(test_ctx(spec, code).build_mainnet(), registry)
+}
+
+/// A call from `CALLER` to `TARGET` with `input`.
+pub fn call_tx(input: &[u8], gas_limit: u64) -> TxEnv {
+    TxEnv::builder()
+        .caller(CALLER)
+        .kind(TxKind::Call(TARGET))
+        .data(Bytes::copy_from_slice(input))
+        .gas_limit(gas_limit)
+        .gas_price(10)
+        .build()
+        .unwrap()
+}
+
 /// Executes a call to `TARGET` (holding `code`) as a full transaction,
 /// natively when `artifacts` is non-empty.
 pub fn run_tx(
@@ -327,21 +353,8 @@ pub fn run_tx(
     spec: SpecId,
     artifacts: &[Arc<LoadedArtifact>],
 ) -> (TxOutcome, u64) {
-    let ctx = test_ctx(spec, code);
-    let tx = TxEnv::builder()
-        .caller(CALLER)
-        .kind(TxKind::Call(TARGET))
-        .data(Bytes::copy_from_slice(input))
-        .gas_limit(gas_limit)
-        .gas_price(10)
-        .build()
-        .unwrap();
-    let registry = Registry::new();
-    for a in artifacts {
-        registry.register(spec, a.clone()).unwrap();
-    }
-    let mut evm = NativeEvm::new(ctx.build_mainnet(), registry);
-    let out = evm.transact(tx);
+    let mut evm = native_evm(code, spec, artifacts);
+    let out = evm.transact(call_tx(input, gas_limit));
     let native_frames = evm.native_frames;
     let desc = match out {
         Ok(r) => TxOutcome {

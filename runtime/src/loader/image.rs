@@ -153,6 +153,23 @@ impl Layout {
     pub(super) fn maps_as_file(&self) -> bool {
         self.as_file
     }
+
+    /// Where the code and the read-only tables after it lie, from the
+    /// base, and their length: what runs and what it reads (jump tables,
+    /// constants), without the header page before the code.
+    pub(super) fn code_and_tables(&self) -> (usize, usize) {
+        let Some(start) = self.segments.iter().find(|s| s.exec).map(|s| s.vaddr) else {
+            return (0, 0);
+        };
+        let end = self
+            .segments
+            .iter()
+            .filter(|s| s.vaddr >= start && !s.writable)
+            .map(|s| s.vaddr + s.len)
+            .max()
+            .unwrap_or(start);
+        (start as usize, (end - start) as usize)
+    }
 }
 
 /// An artefact mapped by [`Image::map_file`] or [`Image::map_bytes`]; its
@@ -366,6 +383,14 @@ mod tests {
         assert_eq!(l.span, 0xb000);
         assert_eq!(l.segments.len(), 4);
         assert!(l.segments[1].exec && !l.segments[3].exec);
+    }
+
+    #[test]
+    fn the_code_and_its_tables_are_what_is_fetched_before_a_run() {
+        // From the code to the end of the constants: not the header page
+        // before them, nor the dynamic table after.
+        let l = layout(&artefact(), true).unwrap();
+        assert_eq!(l.code_and_tables(), (0x1000, 0x8000 + 0x1e80 - 0x1000));
     }
 
     #[test]

@@ -10,8 +10,9 @@ mod private_copy;
 
 use super::elf::Validated;
 use super::file::ArtifactFile;
-use super::image::Image;
+use super::image::{Image, Layout};
 use super::mapping::Bytes;
+use super::warm::Warmth;
 use super::{invalid, LoadError};
 use crate::safety_net::{NetRecord, NetReport};
 use evmc_compiler::B256;
@@ -31,6 +32,8 @@ pub struct LoadedArtifact {
     in_place: bool,
     /// How its frames ran against the interpreter (see [`crate::safety_net`]).
     pub(crate) net: NetRecord,
+    /// Its code and tables, fetched before its first frame of a block.
+    pub(crate) warmth: Warmth,
 }
 
 /// What keeps the code mapped.
@@ -68,6 +71,18 @@ impl LoadedArtifact {
     /// safety net is on).
     pub fn safety_net(&self) -> NetReport {
         self.net.report()
+    }
+    /// Bytes of its code and tables fetched into the cache before its
+    /// first frame of a block (0 when the dynamic loader placed it); for
+    /// tests.
+    #[doc(hidden)]
+    pub fn code_fetch_bytes(&self) -> usize {
+        self.warmth.len()
+    }
+    /// Times its code was fetched so far; for tests.
+    #[doc(hidden)]
+    pub fn code_fetches(&self) -> u64 {
+        self.warmth.fetches()
     }
     /// Keccak-256 of the bytecode it implements.
     pub fn code_hash(&self) -> B256 {
@@ -185,6 +200,8 @@ fn finish_mapped(
     // SAFETY: the validated entry symbol's address in the mapped image: the
     // code generated with our ABI.
     let entry: EntryFn = unsafe { std::mem::transmute::<usize, EntryFn>(entry_at) };
+    let (code_at, code_len) = v.layout.as_ref().map_or((0, 0), Layout::code_and_tables);
+    let warmth = Warmth::new(image.base().wrapping_add(code_at), code_len);
     Ok(LoadedArtifact {
         entry,
         metadata: v.metadata,
@@ -192,6 +209,7 @@ fn finish_mapped(
         object: Object::Mapped { _image: image },
         in_place,
         net: NetRecord::default(),
+        warmth,
     })
 }
 
@@ -215,6 +233,9 @@ fn finish_load(
                     _in_place: in_place,
                 },
                 net: NetRecord::default(),
+                // Where `ld.so` put the code is not tracked: such an
+                // artefact (not one this compiler builds) is not fetched.
+                warmth: Warmth::default(),
             })
         }
         Err(e) => {

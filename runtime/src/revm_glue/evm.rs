@@ -12,6 +12,7 @@ use super::interp_loop::{run_profiled, run_traced};
 use super::keccak_memo::MemoScope;
 use super::trace::TraceStep;
 use crate::hot::{FrameTally, HotCounters};
+use crate::loader::warm::next_epoch;
 use crate::metrics::{FrameCounts, InterpretReason};
 use crate::registry::{ArtifactMap, ReasonMap, Registry};
 use crate::safety_net::{ticks, Choice, Rng};
@@ -66,6 +67,9 @@ pub struct NativeEvm<CTX, INSP = (), I = EthInstructions<EthInterpreter, CTX>, P
     net_on: bool,
     /// Random choices of the safety net's samples.
     rng: Rng,
+    /// This EVM's current block, as an epoch of `loader::warm`: an
+    /// artefact's code is fetched at its first native frame of each.
+    pub(super) epoch: u64,
 }
 
 impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
@@ -92,6 +96,7 @@ impl<CTX, INSP, I, P> NativeEvm<CTX, INSP, I, P> {
             memos: Memos::default(),
             net_on: false,
             rng: Rng::default(),
+            epoch: next_epoch(),
         }
     }
 
@@ -224,6 +229,7 @@ where
         };
         let action = match (artifact.filter(|_| native), self.trace.as_mut()) {
             (Some(art), steps) => {
+                art.warmth.warm_for(self.epoch);
                 self.native_frames += 1;
                 self.frames.native();
                 let tracing = steps.map(|steps| Tracing { depth, steps });
@@ -338,6 +344,7 @@ where
     #[inline]
     fn set_block(&mut self, block: Self::Block) {
         self.memos.keccak.block_starts();
+        self.epoch = next_epoch();
         self.inner.ctx.set_block(block);
     }
 

@@ -120,6 +120,7 @@ where
         let gas_table = instructions.gas_table();
         let action = match artifact {
             Some(art) => {
+                art.warmth.warm_for(self.epoch);
                 self.native_frames += 1;
                 // SAFETY: the artifact was validated for this code hash and spec.
                 unsafe {
