@@ -12,8 +12,8 @@
 use alloy_consensus::{Eip658Value, ReceiptEnvelope, ReceiptWithBloom, TxEnvelope, TxType};
 use alloy_evm::eth::receipt_builder::{ReceiptBuilder, ReceiptBuilderCtx};
 use alloy_evm::Evm;
-use alloy_primitives::{keccak256, Address, Bloom, Log, B256};
-use std::collections::HashMap;
+use alloy_primitives::map::{AddressMap, B256Map, HashMap};
+use alloy_primitives::{keccak256, Bloom, Log, B256};
 use std::sync::Mutex;
 
 /// Distinct addresses and topics remembered per map; beyond it the map
@@ -28,13 +28,15 @@ pub(crate) struct MemoReceiptBuilder {
     memo: Mutex<BloomMemo>,
 }
 
-/// Keccak-256 of the log addresses and topics seen so far. The maps use
-/// std's randomly keyed hasher: topics are chosen by contracts, so a
-/// cheaper hasher of their first bytes could be made to collide.
+/// Keccak-256 of the log addresses and topics seen so far. Topics are
+/// chosen by contracts, so the maps' hasher is keyed at random, as revm's
+/// own maps of accounts and storage slots (foldhash, through alloy's maps
+/// of fixed-size bytes): std's SipHash, keyed too, was two fifths of the
+/// bloom's time, as much as the Keccak of the values first seen.
 #[derive(Debug, Default)]
 struct BloomMemo {
-    addresses: HashMap<Address, B256>,
-    topics: HashMap<B256, B256>,
+    addresses: AddressMap<B256>,
+    topics: B256Map<B256>,
 }
 
 impl BloomMemo {
@@ -50,9 +52,10 @@ impl BloomMemo {
     }
 }
 
-fn remembered<K>(map: &mut HashMap<K, B256>, key: K) -> B256
+fn remembered<K, S>(map: &mut HashMap<K, B256, S>, key: K) -> B256
 where
     K: AsRef<[u8]> + Eq + std::hash::Hash + Copy,
+    S: std::hash::BuildHasher,
 {
     if let Some(hash) = map.get(&key) {
         return *hash;
@@ -96,7 +99,7 @@ impl ReceiptBuilder for MemoReceiptBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_primitives::{Bytes, LogData};
+    use alloy_primitives::{Address, Bytes, LogData};
 
     fn log(address: u8, topics: &[u64]) -> Log {
         let topics = topics
