@@ -57,13 +57,15 @@ pub(crate) struct Args {
     /// compiles every contract the blocks run. Of each, only the blocks the
     /// reference run entered are compiled (see --whole-contracts). The
     /// default keeps the first run's compile to about two minutes on two
-    /// cores: on the shared blocks it picks 578 of 2,027 contracts (84% of
-    /// their frames' gas), 1.25-1.30x on an AMD EPYC (1.32-1.33x with
-    /// `--repeat 3`; benches/README.md, "Compiling what ran"). Contracts
-    /// too short to pay for compiled code's entries (minimal proxies, loops
-    /// through calls with little between) stay interpreted too, unless
-    /// this is 0.
-    #[arg(long = "min-gas", default_value_t = 50_000)]
+    /// cores: on the shared blocks it picks 1,224 of 2,027 contracts (96%
+    /// of their frames' gas, 80 s on an AMD EPYC); with their code fetched
+    /// before its first run this pays over 50,000 (578 contracts), 1.34x
+    /// against 1.31x in the medians of ten alternating pairs
+    /// (benches/README.md, "Compiling more, now that first runs pay").
+    /// Contracts too short to pay for compiled code's entries (minimal
+    /// proxies, loops through calls with little between) stay interpreted
+    /// too, unless this is 0.
+    #[arg(long = "min-gas", default_value_t = 20_000)]
     min_gas: u64,
     /// native and compare: compile each selected contract whole. By
     /// default only the blocks the interpreted reference run entered are
