@@ -46,10 +46,11 @@ pub const UNDECIDED_INTERP_EVERY: u64 = 16;
 /// sampled. Most contracts of real blocks run fewer segments there than a
 /// verdict needs, so their interpreted samples bought nothing and cost
 /// their speed: on the shared mainnet blocks at the default selection, 811
-/// of 15,011 compiled segments ran interpreted as samples, and the net cost
-/// 1.5-6% of the native run in single runs (benches/README.md, "The
-/// safety net's first segments"). A contract the net would set aside
-/// loses these segments too, as it would lose while undecided.
+/// of 15,011 compiled segments ran interpreted as samples (447 with this),
+/// and `--no-safety-net` read 1-6% faster in single runs
+/// (benches/README.md, "The safety net's first segments"). A contract the
+/// net would set aside loses these segments too, as it would while
+/// undecided; `bench`'s warm-up runs them before its verdicts.
 pub const QUIET_SEGMENTS: u8 = 32;
 
 /// Gas each engine's samples must hold to keep a contract native on fewer
