@@ -18,6 +18,7 @@ mod db;
 mod env;
 mod execute;
 mod folder;
+mod keccak_lanes;
 mod receipts;
 pub mod replay;
 pub mod trace;

@@ -9,11 +9,12 @@
 //! bloom bit for bit; the header check (receipts root, logs bloom) still
 //! judges the result.
 
+use super::keccak_lanes::keccak256_each;
 use alloy_consensus::{Eip658Value, ReceiptEnvelope, ReceiptWithBloom, TxEnvelope, TxType};
 use alloy_evm::eth::receipt_builder::{ReceiptBuilder, ReceiptBuilderCtx};
 use alloy_evm::Evm;
 use alloy_primitives::map::{AddressMap, B256Map, HashMap};
-use alloy_primitives::{keccak256, Bloom, Log, B256};
+use alloy_primitives::{keccak256, Address, Bloom, Log, B256};
 use std::sync::Mutex;
 
 /// Distinct addresses and topics remembered per map; beyond it the map
@@ -42,6 +43,7 @@ struct BloomMemo {
 
 impl BloomMemo {
     fn logs_bloom(&mut self, logs: &[Log]) -> Bloom {
+        self.learn(logs);
         let mut bloom = Bloom::ZERO;
         for log in logs {
             bloom.m3_2048_hashed(&remembered(&mut self.addresses, log.address));
@@ -50,6 +52,67 @@ impl BloomMemo {
             }
         }
         bloom
+    }
+
+    /// Hashes the addresses and topics of `logs` not remembered yet eight
+    /// at a time (`keccak_lanes`: on AVX-512 eight cost about one scalar
+    /// hash) and remembers them; a last single one is left to
+    /// [`remembered`].
+    fn learn(&mut self, logs: &[Log]) {
+        let mut pending: Vec<Value> = Vec::with_capacity(LANES);
+        let values = logs.iter().flat_map(|log| {
+            std::iter::once(Value::Address(log.address))
+                .chain(log.topics().iter().map(|t| Value::Topic(*t)))
+        });
+        for value in values {
+            let known = match &value {
+                Value::Address(a) => self.addresses.contains_key(a),
+                Value::Topic(t) => self.topics.contains_key(t),
+            };
+            if known || pending.contains(&value) {
+                continue;
+            }
+            pending.push(value);
+            if pending.len() == LANES {
+                self.hash_all(&mut pending);
+            }
+        }
+        if pending.len() > 1 {
+            self.hash_all(&mut pending);
+        }
+    }
+
+    /// Hashes and remembers every value of `pending`, and empties it.
+    fn hash_all(&mut self, pending: &mut Vec<Value>) {
+        let inputs: Vec<&[u8]> = pending.iter().map(Value::bytes).collect();
+        let mut hashes = [B256::ZERO; LANES];
+        let hashes = &mut hashes[..inputs.len()];
+        keccak256_each(&inputs, hashes);
+        for (value, hash) in pending.drain(..).zip(hashes.iter()) {
+            match value {
+                Value::Address(a) => remember(&mut self.addresses, a, *hash),
+                Value::Topic(t) => remember(&mut self.topics, t, *hash),
+            }
+        }
+    }
+}
+
+/// Values hashed together at most.
+const LANES: usize = 8;
+
+/// A log address or topic not remembered yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Value {
+    Address(Address),
+    Topic(B256),
+}
+
+impl Value {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Value::Address(a) => a.as_slice(),
+            Value::Topic(t) => t.as_slice(),
+        }
     }
 }
 
@@ -61,12 +124,21 @@ where
     if let Some(hash) = map.get(&key) {
         return *hash;
     }
+    let hash = keccak256(key.as_ref());
+    remember(map, key, hash);
+    hash
+}
+
+/// Puts `key` and its `hash` into `map`, which starts again when full.
+fn remember<K, S>(map: &mut HashMap<K, B256, S>, key: K, hash: B256)
+where
+    K: Eq + std::hash::Hash,
+    S: std::hash::BuildHasher,
+{
     if map.len() >= MEMO_CAPACITY {
         map.clear();
     }
-    let hash = keccak256(key.as_ref());
     map.insert(key, hash);
-    hash
 }
 
 impl ReceiptBuilder for MemoReceiptBuilder {
@@ -100,7 +172,7 @@ impl ReceiptBuilder for MemoReceiptBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_primitives::{Address, Bytes, LogData};
+    use alloy_primitives::{Bytes, LogData};
 
     fn log(address: u8, topics: &[u64]) -> Log {
         let topics = topics
@@ -137,5 +209,18 @@ mod tests {
         expected.accrue_logs(&logs);
         assert_eq!(memo.logs_bloom(&logs), expected);
         assert!(memo.topics.len() <= 2, "the full map started again");
+    }
+
+    /// A receipt of many logs, as an airdrop's: one sender in every log,
+    /// new recipients, hashed eight at a time across logs.
+    #[test]
+    fn many_new_values_in_one_receipt_give_alloys_bloom() {
+        let mut memo = BloomMemo::default();
+        let logs: Vec<Log> = (0..37u64).map(|i| log(9, &[1, 2, 100 + i])).collect();
+        let mut expected = Bloom::ZERO;
+        expected.accrue_logs(&logs);
+        assert_eq!(memo.logs_bloom(&logs), expected);
+        assert_eq!(memo.topics.len(), 2 + 37, "each topic remembered once");
+        assert_eq!(memo.addresses.len(), 1);
     }
 }
