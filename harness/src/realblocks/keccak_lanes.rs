@@ -4,11 +4,16 @@
 //! A receipt's logs bloom hashes each log's address and topics, and most
 //! of what it hashes for the first time (the senders and recipients in a
 //! Transfer's topics) comes several to a receipt. Eight lanes take about
-//! 1.2 times one scalar hash (keccak-asm's): 40-45 ns a hash in batches of
-//! eight, 73-75 in fours, 137-142 in pairs, against 233-235 ns one by one
-//! on a Zen 5 (benches/README.md, "Bloom hashes eight at a time").
+//! 1.4-1.5 times one scalar hash (keccak-asm's): 40-45 ns a hash in
+//! batches of eight, 73-75 in fours, 137-142 in pairs, against 233-235 ns
+//! one by one on a Zen 5 (benches/README.md, "Bloom hashes eight at a
+//! time").
 
 use alloy_primitives::{keccak256, B256};
+
+/// Inputs hashed together at most: one per 64-bit lane of a `zmm`
+/// register.
+pub(crate) const LANES: usize = 8;
 
 /// Longest input hashed in one block: Keccak-256's rate (136 bytes) less
 /// the padding's last byte. Log addresses (20 bytes) and topics (32) fit.
@@ -20,7 +25,7 @@ pub(crate) fn keccak256_each(inputs: &[&[u8]], out: &mut [B256]) {
     assert_eq!(inputs.len(), out.len());
     #[cfg(target_arch = "x86_64")]
     if inputs.len() > 1 && std::arch::is_x86_feature_detected!("avx512f") {
-        for (inputs, out) in inputs.chunks(8).zip(out.chunks_mut(8)) {
+        for (inputs, out) in inputs.chunks(LANES).zip(out.chunks_mut(LANES)) {
             // SAFETY: the CPU has AVX-512F, checked above.
             unsafe { x86::keccak256_x8(inputs, out) };
         }
@@ -33,7 +38,7 @@ pub(crate) fn keccak256_each(inputs: &[&[u8]], out: &mut [B256]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::MAX_LEN;
+    use super::{LANES, MAX_LEN};
     use alloy_primitives::B256;
     use std::arch::x86_64::*;
 
@@ -65,14 +70,14 @@ mod x86 {
         0x8000000080008008,
     ];
 
-    /// Hashes up to eight inputs, one per lane; unused lanes hash nothing
+    /// Hashes up to [`LANES`] inputs, one per lane; unused lanes hash nothing
     /// anyone reads.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn keccak256_x8(inputs: &[&[u8]], out: &mut [B256]) {
-        debug_assert!(inputs.len() <= 8 && inputs.len() == out.len());
+        debug_assert!(inputs.len() <= LANES && inputs.len() == out.len());
         // The padded block of each input, word by word: `words[w][j]` is
         // word `w` of input `j`, so that each word is one register.
-        let mut words = [[0u64; 8]; 17];
+        let mut words = [[0u64; LANES]; 17];
         for (j, input) in inputs.iter().enumerate() {
             assert!(input.len() <= MAX_LEN, "one block only");
             let mut block = [0u8; 136];
@@ -90,7 +95,7 @@ mod x86 {
         for rc in RC {
             round(&mut a, rc);
         }
-        let mut digest = [[0u64; 8]; 4];
+        let mut digest = [[0u64; LANES]; 4];
         for (w, lane) in digest.iter_mut().zip(&a) {
             _mm512_storeu_si512(w.as_mut_ptr().cast(), *lane);
         }

@@ -9,12 +9,12 @@
 //! bloom bit for bit; the header check (receipts root, logs bloom) still
 //! judges the result.
 
-use super::keccak_lanes::keccak256_each;
+use super::keccak_lanes::{keccak256_each, LANES};
 use alloy_consensus::{Eip658Value, ReceiptEnvelope, ReceiptWithBloom, TxEnvelope, TxType};
 use alloy_evm::eth::receipt_builder::{ReceiptBuilder, ReceiptBuilderCtx};
 use alloy_evm::Evm;
 use alloy_primitives::map::{AddressMap, B256Map, HashMap};
-use alloy_primitives::{keccak256, Address, Bloom, Log, B256};
+use alloy_primitives::{Address, Bloom, Log, B256};
 use std::sync::Mutex;
 
 /// Distinct addresses and topics remembered per map; beyond it the map
@@ -42,23 +42,13 @@ struct BloomMemo {
 }
 
 impl BloomMemo {
+    /// The bloom of `logs`: remembered hashes are used as found; the
+    /// others are hashed up to [`LANES`] at a time (`keccak_lanes`: eight
+    /// on AVX-512 cost about one and a half scalar hashes), without
+    /// repeats, and remembered. A bloom is an OR, so the order in which
+    /// values reach it does not matter.
     fn logs_bloom(&mut self, logs: &[Log]) -> Bloom {
-        self.learn(logs);
         let mut bloom = Bloom::ZERO;
-        for log in logs {
-            bloom.m3_2048_hashed(&remembered(&mut self.addresses, log.address));
-            for topic in log.topics() {
-                bloom.m3_2048_hashed(&remembered(&mut self.topics, *topic));
-            }
-        }
-        bloom
-    }
-
-    /// Hashes the addresses and topics of `logs` not remembered yet eight
-    /// at a time (`keccak_lanes`: on AVX-512 eight cost about one scalar
-    /// hash) and remembers them; a last single one is left to
-    /// [`remembered`].
-    fn learn(&mut self, logs: &[Log]) {
         let mut pending: Vec<Value> = Vec::with_capacity(LANES);
         let values = logs.iter().flat_map(|log| {
             std::iter::once(Value::Address(log.address))
@@ -66,39 +56,44 @@ impl BloomMemo {
         });
         for value in values {
             let known = match &value {
-                Value::Address(a) => self.addresses.contains_key(a),
-                Value::Topic(t) => self.topics.contains_key(t),
+                Value::Address(a) => self.addresses.get(a),
+                Value::Topic(t) => self.topics.get(t),
             };
-            if known || pending.contains(&value) {
-                continue;
-            }
-            pending.push(value);
-            if pending.len() == LANES {
-                self.hash_all(&mut pending);
+            match known {
+                Some(hash) => bloom.m3_2048_hashed(hash),
+                // Its bits go in with the first one's.
+                None if pending.contains(&value) => {}
+                None => {
+                    pending.push(value);
+                    if pending.len() == LANES {
+                        self.hash_all(&mut pending, &mut bloom);
+                    }
+                }
             }
         }
-        if pending.len() > 1 {
-            self.hash_all(&mut pending);
-        }
+        self.hash_all(&mut pending, &mut bloom);
+        bloom
     }
 
-    /// Hashes and remembers every value of `pending`, and empties it.
-    fn hash_all(&mut self, pending: &mut Vec<Value>) {
-        let inputs: Vec<&[u8]> = pending.iter().map(Value::bytes).collect();
+    /// Hashes every value of `pending` into `bloom`, remembers it, and
+    /// empties `pending`.
+    fn hash_all(&mut self, pending: &mut Vec<Value>, bloom: &mut Bloom) {
+        let mut inputs: [&[u8]; LANES] = [&[]; LANES];
+        for (input, value) in inputs.iter_mut().zip(pending.iter()) {
+            *input = value.bytes();
+        }
         let mut hashes = [B256::ZERO; LANES];
-        let hashes = &mut hashes[..inputs.len()];
-        keccak256_each(&inputs, hashes);
-        for (value, hash) in pending.drain(..).zip(hashes.iter()) {
+        let n = pending.len();
+        keccak256_each(&inputs[..n], &mut hashes[..n]);
+        for (value, hash) in pending.drain(..).zip(hashes) {
+            bloom.m3_2048_hashed(&hash);
             match value {
-                Value::Address(a) => remember(&mut self.addresses, a, *hash),
-                Value::Topic(t) => remember(&mut self.topics, t, *hash),
+                Value::Address(a) => remember(&mut self.addresses, a, hash),
+                Value::Topic(t) => remember(&mut self.topics, t, hash),
             }
         }
     }
 }
-
-/// Values hashed together at most.
-const LANES: usize = 8;
 
 /// A log address or topic not remembered yet.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -114,19 +109,6 @@ impl Value {
             Value::Topic(t) => t.as_slice(),
         }
     }
-}
-
-fn remembered<K, S>(map: &mut HashMap<K, B256, S>, key: K) -> B256
-where
-    K: AsRef<[u8]> + Eq + std::hash::Hash + Copy,
-    S: std::hash::BuildHasher,
-{
-    if let Some(hash) = map.get(&key) {
-        return *hash;
-    }
-    let hash = keccak256(key.as_ref());
-    remember(map, key, hash);
-    hash
 }
 
 /// Puts `key` and its `hash` into `map`, which starts again when full.
@@ -172,7 +154,7 @@ impl ReceiptBuilder for MemoReceiptBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_primitives::{Bytes, LogData};
+    use alloy_primitives::{keccak256, Bytes, LogData};
 
     fn log(address: u8, topics: &[u64]) -> Log {
         let topics = topics
